@@ -1,0 +1,90 @@
+"""The frame loop shared by training, render and live: features in, frames out.
+
+Every frame's base image is a blend of the previous output and a fixed, seeded pattern:
+`base = feedback * previous + (1 - feedback) * pattern`. The generator paints the
+current sound onto it. Render and live run this same loop, so a render shows what the
+daemon would show for the same audio.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synd.bundle import ModelBundle
+from synd.model import make_coords
+from synd.presets import Look
+
+
+def smooth_pattern(n: int, height: int, width: int, generator: torch.Generator,
+                   cells: int = 4) -> torch.Tensor:
+    """Seeded, smooth random colour fields in [0, 1], shape (n, 3, height, width)."""
+    grid = torch.randn(n, 3, cells, cells, generator=generator) * 1.5
+    up = F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)
+    return torch.sigmoid(up)
+
+
+def hue_rotation(turns: float) -> torch.Tensor:
+    """3x3 matrix rotating RGB colours about the grey axis by `turns` of a full circle."""
+    a = 2.0 * math.pi * turns
+    c, s = math.cos(a), math.sin(a)
+    k = 1.0 / 3.0
+    r = math.sqrt(k)
+    return torch.tensor([
+        [c + (1 - c) * k, k * (1 - c) - r * s, k * (1 - c) + r * s],
+        [k * (1 - c) + r * s, c + k * (1 - c), k * (1 - c) - r * s],
+        [k * (1 - c) - r * s, k * (1 - c) + r * s, c + k * (1 - c)],
+    ], dtype=torch.float32)
+
+
+def to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB, the one conversion."""
+    if frame.dim() == 4:
+        frame = frame[0]
+    return (frame.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+class FrameLoop:
+    """Turns a stream of raw feature vectors into a chain of frames with feedback."""
+
+    def __init__(self, bundle: ModelBundle, height: int, width: int, look: Look | None = None,
+                 seed: int = 0, device: str | torch.device = "cpu"):
+        self.bundle = bundle
+        self.look = look or Look()
+        self.device = torch.device(device)
+        self.height, self.width = height, width
+        g = torch.Generator().manual_seed(seed)
+        self.pattern = smooth_pattern(1, height, width, g).to(self.device)
+        self.coords = make_coords(height, width, bundle.config.native_size).to(self.device)
+        self.previous = self.pattern.clone()
+        self._smoothed: np.ndarray | None = None
+        self._mean = torch.as_tensor(bundle.stats.mean, device=self.device)
+        self._std = torch.as_tensor(bundle.stats.std, device=self.device)
+
+    def condition(self, raw: np.ndarray) -> torch.Tensor:
+        """Normalise, smooth and scale one raw feature vector -> (1, F) tensor."""
+        a = float(self.look.smoothing)
+        raw = np.asarray(raw, dtype=np.float32)
+        self._smoothed = raw if self._smoothed is None else a * self._smoothed + (1 - a) * raw
+        f = (torch.as_tensor(self._smoothed, device=self.device) - self._mean) / self._std
+        return (f * float(self.look.intensity)).unsqueeze(0)
+
+    @torch.inference_mode()
+    def step(self, raw: np.ndarray) -> torch.Tensor:
+        """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
+        fb = float(self.look.feedback)
+        base = fb * self.previous + (1.0 - fb) * self.pattern
+        frame = self.bundle.generator(base, self.condition(raw), self.coords)
+        self.previous = frame
+        if self.look.hue:
+            m = hue_rotation(self.look.hue).to(self.device)
+            frame = torch.einsum("ij,bjhw->bihw", m, frame).clamp(0, 1)
+        return frame
+
+    def run(self, features: np.ndarray):
+        """Yield one frame per row of `features` (n, F)."""
+        for row in features:
+            yield self.step(row)

@@ -1,0 +1,87 @@
+"""`synd info`: what synd finds on this machine."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from synd.bridges.registry import output_status
+from synd.checkpoint import CheckpointError, read_checkpoint
+from synd.paths import search_dirs
+from synd.presets import list_presets
+
+
+def list_models() -> list[dict]:
+    """Model files in the search folders, with the summary their metadata carries."""
+    models, seen = [], set()
+    for folder in search_dirs("models"):
+        for path in sorted(folder.glob("*.safetensors")):
+            if path.stem in seen or path.name.endswith(".train.safetensors"):
+                continue
+            seen.add(path.stem)
+            entry = {"name": path.stem, "path": str(path), "bytes": path.stat().st_size}
+            try:
+                _, meta = read_checkpoint(path)
+                summary = meta.get("summary", {})
+                entry.update(preset=meta.get("preset", {}).get("name"), steps=summary.get("steps"),
+                             heldout_r2=meta.get("card", {}).get("heldout_r2"))
+            except CheckpointError as e:
+                entry["error"] = str(e)
+            models.append(entry)
+    return models
+
+
+def audio_devices() -> dict:
+    """Input devices PortAudio sees, or why it cannot be asked."""
+    try:
+        import sounddevice as sd
+    except ImportError:
+        return {"error": "sounddevice is not installed (pip install 'synethesia[live]')"}
+    except OSError as e:  # PortAudio library missing
+        return {"error": f"PortAudio is not available ({e})"}
+    try:
+        devices = sd.query_devices()
+    except Exception as e:  # noqa: BLE001 - PortAudio reports many kinds of failure
+        return {"error": f"cannot list audio devices ({e})"}
+    return {"inputs": [{"index": i, "name": d["name"], "channels": d["max_input_channels"],
+                        "rate": d["default_samplerate"]}
+                       for i, d in enumerate(devices) if d["max_input_channels"] > 0]}
+
+
+def gather_info() -> dict:
+    """Everything `synd info` reports, as JSON-able data."""
+    return {
+        "platform": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        "torch": torch.__version__,
+        "devices": ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+                   + (["mps"] if torch.backends.mps.is_available() else []),
+        "models": list_models(),
+        "presets": [{"name": p.name, "model": p.model, "description": p.description}
+                    for p in list_presets()],
+        "audio": audio_devices(),
+        "outputs": {name: ("available" if reason is None else f"unavailable: {reason}")
+                    for name, reason in output_status().items()},
+    }
+
+
+def format_info(info: dict) -> str:
+    """The human-readable version."""
+    lines = [f"synd on {info['platform']}, torch {info['torch']} ({', '.join(info['devices'])})", "",
+             "models:"]
+    for m in info["models"] or [{"name": "(none)"}]:
+        detail = m.get("error") or ", ".join(
+            f"{k} {m[k]}" for k in ("preset", "steps", "heldout_r2") if m.get(k) is not None)
+        lines.append(f"  {m['name']:<12} {detail}")
+    lines += ["", "presets:"]
+    lines += [f"  {p['name']:<12} {p['description']}" for p in info["presets"]]
+    lines += ["", "audio inputs:"]
+    audio = info["audio"]
+    if "error" in audio:
+        lines.append(f"  {audio['error']}")
+    else:
+        lines += [f"  [{d['index']}] {d['name']} ({d['channels']} ch)" for d in audio["inputs"]] \
+            or ["  (none found)"]
+    lines += ["", "outputs:"]
+    lines += [f"  {name:<11} {status}" for name, status in info["outputs"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Training losses. Each takes images in [0, 1] shaped (batch, 3, height, width).
+
+Weights come from the preset's [loss] table; a weight of 0 switches a term off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """How much each term counts; stored in the checkpoint."""
+
+    sound: float = 1.0           # decoder must read the features back out of the picture
+    image: float = 0.5           # stay near the base image (hinged), as the original
+    noise: float = 0.0           # total variation: flat regions, sharp edges
+    colorfulness: float = 0.0    # soft-histogram entropy: many different colours
+    color_variance: float = 0.0  # spread within each colour channel
+    temporal: float = 0.0        # frame-to-frame consistency (penalises change)
+    motion: float = 0.0          # rewards frame-to-frame change up to `motion_target`
+    image_hinge: float = 0.2
+    motion_target: float = 0.08
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LossWeights":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown loss terms: {sorted(unknown)}")
+        return cls(**{k: float(v) for k, v in d.items()})
+
+
+def sound_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the decoded and the true (normalised) features."""
+    return F.mse_loss(predicted, target)
+
+
+def image_loss(image: torch.Tensor, base: torch.Tensor, hinge: float = 0.2) -> torch.Tensor:
+    """Squared distance to the base image beyond a per-pixel allowance of `hinge`."""
+    return F.relu((image - base).abs() - hinge).pow(2).mean()
+
+
+def noise_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation: mean absolute difference between neighbouring pixels."""
+    dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+    dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
+    return dx + dy
+
+
+def soft_color_histogram(image: torch.Tensor, bins: int = 4, stride: int = 4,
+                         sharpness: float = 2.0) -> torch.Tensor:
+    """Differentiable RGB histogram with bins**3 cells, one per image (rows sum to 1).
+
+    Each pixel spreads its weight over nearby cells with a Gaussian kernel, so moving a
+    colour changes the histogram smoothly. Only every `stride`-th pixel is used: the
+    full-resolution version costs as much as the generator step.
+    """
+    pixels = image[..., ::stride, ::stride].flatten(2)                    # (B, 3, N)
+    centres = (torch.arange(bins, device=image.device, dtype=image.dtype) + 0.5) / bins
+    # Per-channel memberships (B, 3, N, bins), combined into (B, N, bins^3).
+    d = (pixels.unsqueeze(-1) - centres) * bins
+    member = torch.softmax(-sharpness * d * d, dim=-1)
+    r, g, b = member[:, 0], member[:, 1], member[:, 2]
+    joint = (r.unsqueeze(-1).unsqueeze(-1) * g.unsqueeze(-2).unsqueeze(-1)
+             * b.unsqueeze(-2).unsqueeze(-2)).flatten(2)                  # (B, N, bins^3)
+    return joint.mean(dim=1)
+
+
+def colorfulness_loss(image: torch.Tensor, bins: int = 4) -> torch.Tensor:
+    """Negative normalised entropy of the colour histogram: lower when more colours are used.
+
+    Ranges from -1 (every colour cell equally used) to 0 (a single colour).
+    """
+    hist = soft_color_histogram(image, bins=bins)
+    entropy = -(hist * torch.log(hist + 1e-8)).sum(dim=1)
+    return -(entropy / torch.log(torch.tensor(float(bins ** 3)))).mean()
+
+
+def color_variance_loss(image: torch.Tensor) -> torch.Tensor:
+    """Negative standard deviation of each colour channel over the image."""
+    return -image.flatten(2).std(dim=2).mean()
+
+
+def temporal_loss(image: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """Frame-to-frame consistency: mean squared change from the previous frame."""
+    return F.mse_loss(image, previous)
+
+
+def motion_loss(image: torch.Tensor, previous: torch.Tensor, target: float = 0.08) -> torch.Tensor:
+    """Rewards mean absolute frame-to-frame change up to `target` (the original's
+    'consecutive change' loss, capped so that it cannot ask for pure noise)."""
+    return F.relu(target - (image - previous).abs().mean())

@@ -1,0 +1,24 @@
+"""Numbers that say how well a model sees the sound."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def r2_score(target: np.ndarray, predicted: np.ndarray) -> float:
+    """Coefficient of determination, averaged uniformly over feature columns.
+
+    1.0 is a perfect read-out, 0.0 is no better than always guessing each feature's mean.
+    Columns that do not vary in `target` are left out.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    if target.shape != predicted.shape or target.ndim != 2:
+        raise ValueError(f"r2_score needs two (n, d) arrays of one shape, got "
+                         f"{target.shape} and {predicted.shape}")
+    residual = ((target - predicted) ** 2).sum(axis=0)
+    total = ((target - target.mean(axis=0)) ** 2).sum(axis=0)
+    varying = total > 1e-12
+    if not varying.any():
+        raise ValueError("r2_score: the target does not vary")
+    return float(np.mean(1.0 - residual[varying] / total[varying]))

@@ -1,0 +1,185 @@
+"""The two networks: a generator that paints the sound and a decoder that hears it back.
+
+Generator: (base image, sound features) -> RGB image in [0, 1]. A small U-Net whose every
+stage is modulated by the sound (FiLM: per-channel scale and shift computed from the
+features), so sound shapes the picture at several scales, not only as extra input
+channels. It also sees three coordinate channels (x, y, radius) scaled so that the short
+side of a frame spans [-1, 1] at `native_size` pixels: that lets a fully convolutional net
+compose a picture, and lets training on small crops of a virtual native-size frame
+transfer to full frames. There is no normalisation layer, so nothing depends on batch
+statistics at inference.
+
+Decoder: image -> sound features. Strided convolutions and a global mean, so it reads
+the sound from any crop of any size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a generator/decoder pair; stored in every checkpoint."""
+
+    feature_dim: int
+    width: int = 12          # channels at half resolution; deeper stages use 2x and 4x
+    res_blocks: int = 2      # residual blocks at 1/8 resolution
+    cond_dim: int = 64       # hidden size of the features -> FiLM network
+    decoder_width: int = 24
+    native_size: int = 256   # short side (pixels) over which coordinates span [-1, 1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        cfg = cls(**d)
+        for f in fields(cls):
+            value = getattr(cfg, f.name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"model config {f.name} must be a positive integer, got {value!r}")
+        return cfg
+
+
+def make_coords(height: int, width: int, native_size: int, top: float = 0.0, left: float = 0.0,
+                frame: tuple[int, int] | None = None) -> torch.Tensor:
+    """Coordinate channels (x, y, radius), shape (1, 3, height, width).
+
+    The pixels are the window at (top, left) of a frame of size `frame` (default: the
+    window itself). Coordinates are centred on the frame and scaled by its short side,
+    so that the short side spans [-1, 1] whatever the size; `native_size` only matters
+    for crops of a virtual frame, where `frame` is (native_size, native_size).
+    """
+    fh, fw = frame if frame is not None else (height, width)
+    half = min(fh, fw) / 2.0
+    ys = (torch.arange(height, dtype=torch.float32) + top + 0.5 - fh / 2.0) / half
+    xs = (torch.arange(width, dtype=torch.float32) + left + 0.5 - fw / 2.0) / half
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    r = torch.sqrt(x * x + y * y)
+    return torch.stack([x, y, r]).unsqueeze(0)
+
+
+class FiLMConv(nn.Module):
+    """3x3 convolution whose output channels are scaled and shifted by the sound."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+        self.channels = cout
+
+    def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+        gamma, beta = film.unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return F.leaky_relu(self.conv(x) * (1.0 + gamma) + beta, 0.2)
+
+
+class Generator(nn.Module):
+    """(base image, features, coordinates) -> image; see the module docstring."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.width
+        stem_in = 3 + 3  # base RGB + coordinates
+        self.down1 = FiLMConv(stem_in, c, stride=2)
+        self.down2 = FiLMConv(c, 2 * c, stride=2)
+        self.down3 = FiLMConv(2 * c, 4 * c, stride=2)
+        self.res = nn.ModuleList(
+            FiLMConv(4 * c, 4 * c) for _ in range(2 * cfg.res_blocks)
+        )
+        self.up2 = FiLMConv(4 * c + 2 * c, 2 * c)
+        self.up1 = FiLMConv(2 * c + c, c)
+        self.to_rgb = nn.Conv2d(c + stem_in, 3, 3, padding=1)
+        self.film_layers = [self.down1, self.down2, self.down3, *self.res, self.up2, self.up1]
+        film_size = sum(2 * layer.channels for layer in self.film_layers)
+        self.cond = nn.Sequential(
+            nn.Linear(cfg.feature_dim, cfg.cond_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(cfg.cond_dim, cfg.cond_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(cfg.cond_dim, film_size),
+        )
+        # Start as a gentle modulation so early training is stable.
+        nn.init.normal_(self.cond[-1].weight, std=0.01)
+        nn.init.zeros_(self.cond[-1].bias)
+
+    def film(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """Per-layer FiLM parameters (batch, 2 * channels) from the features."""
+        sizes = [2 * layer.channels for layer in self.film_layers]
+        return list(self.cond(features).split(sizes, dim=1))
+
+    def forward(self, base: torch.Tensor, features: torch.Tensor,
+                coords: torch.Tensor) -> torch.Tensor:
+        films = self.film(features)
+        if coords.shape[0] != base.shape[0]:
+            coords = coords.expand(base.shape[0], -1, -1, -1)
+        x0 = torch.cat([base * 2.0 - 1.0, coords], dim=1)
+        e1 = self.down1(x0, films[0])
+        e2 = self.down2(e1, films[1])
+        h = self.down3(e2, films[2])
+        k = 3
+        for i in range(0, len(self.res), 2):
+            r = self.res[i](h, films[k])
+            h = h + self.res[i + 1](r, films[k + 1])
+            k += 2
+        h = F.interpolate(h, size=e2.shape[-2:], mode="bilinear", align_corners=False)
+        h = self.up2(torch.cat([h, e2], dim=1), films[k])
+        h = F.interpolate(h, size=e1.shape[-2:], mode="bilinear", align_corners=False)
+        h = self.up1(torch.cat([h, e1], dim=1), films[k + 1])
+        h = F.interpolate(h, size=x0.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(self.to_rgb(torch.cat([h, x0], dim=1)))
+
+
+class SoundDecoder(nn.Module):
+    """Image (any size) -> sound features: strided convolutions and a global mean."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.decoder_width
+        self.body = nn.Sequential(
+            nn.Conv2d(3, d, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(d, 2 * d, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * d, 4 * d, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * d, 4 * d, 3, padding=1), nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Linear(8 * d, cfg.feature_dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.body(image * 2.0 - 1.0)
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
+        return self.head(pooled)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def generator_macs(cfg: ModelConfig, height: int, width: int) -> int:
+    """Multiply-accumulates of one generator frame (convolutions only; the rest is small)."""
+    gen = Generator(cfg)
+    total = 0
+    hooks = []
+
+    def count(module: nn.Conv2d, _inputs, output):
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total += output.numel() * module.in_channels * k // module.groups
+
+    for m in gen.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(count))
+    with torch.no_grad():
+        gen(torch.zeros(1, 3, height, width), torch.zeros(1, cfg.feature_dim),
+            make_coords(height, width, cfg.native_size))
+    for h in hooks:
+        h.remove()
+    return total

@@ -1,0 +1,134 @@
+"""Presets: TOML files that define a look (training recipe + live look parameters).
+
+A preset names its model, the features it hears, the network size, the loss weights it
+was trained with, the look applied at render/live time and the training settings.
+Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from synd.features import FeatureConfig
+from synd.losses import LossWeights
+from synd.paths import resolve, search_dirs
+
+DEFAULT_PRESET = "prism"
+
+
+class PresetError(Exception):
+    """A preset that cannot be used; one line naming the file and problem."""
+
+
+@dataclass(frozen=True)
+class Look:
+    """How frames are made at render and live time."""
+
+    feedback: float = 0.85   # share of the previous frame in the next base image (0-1)
+    intensity: float = 1.0   # how strongly the sound drives the picture (0-1, headroom above)
+    hue: float = 0.0         # hue rotation in turns (0-1)
+    smoothing: float = 0.3   # feature smoothing between frames (0 = none, 0.9 = very slow)
+
+    def __post_init__(self):
+        for name, lo, hi in (("feedback", 0.0, 1.0), ("intensity", 0.0, 4.0),
+                             ("hue", -1.0, 1.0), ("smoothing", 0.0, 0.99)):
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise ValueError(f"look.{name} must be in [{lo}, {hi}], got {value}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Defaults for `synd train` with this preset (flags override them)."""
+
+    steps: int = 3000
+    size: int = 64          # generator crop (pixels) of a virtual native-size frame
+    batch: int = 16
+    unroll: int = 4         # consecutive frames per sequence, previous output fed back
+    lr: float = 2e-3
+    min_crop: float = 0.5   # the decoder's crop decays from the whole frame to this fraction
+    feedback_min: float = 0.5
+    pool: int = 256         # persistent chains: long feedback histories without long unrolls
+    reset_prob: float = 0.1
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named look; see the module docstring."""
+
+    name: str
+    description: str
+    model: str
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    architecture: dict = field(default_factory=dict)
+    loss: LossWeights = field(default_factory=LossWeights)
+    look: Look = field(default_factory=Look)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    path: Path | None = None
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "description": self.description, "model": self.model,
+             "features": self.features.to_dict(), "architecture": dict(self.architecture),
+             "loss": self.loss.to_dict(), "look": asdict(self.look), "train": asdict(self.train)}
+        return d
+
+
+def _typed(cls, table: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(table) - set(known)
+    if unknown:
+        raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
+    return cls(**table)
+
+
+def parse_preset(text: str, path: Path) -> Preset:
+    """Parse preset TOML text; raises PresetError naming the file and the problem."""
+    where = f"preset '{path}'"
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PresetError(f"{where}: invalid TOML ({e})") from None
+    allowed = {"name", "description", "model", "features", "architecture", "loss", "look", "train"}
+    unknown = set(doc) - allowed
+    if unknown:
+        raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
+    try:
+        name = str(doc.get("name", path.stem))
+        return Preset(
+            name=name,
+            description=str(doc.get("description", "")),
+            model=str(doc.get("model", name)),
+            features=FeatureConfig.from_dict(doc.get("features", {})),
+            architecture=dict(doc.get("architecture", {})),
+            loss=LossWeights.from_dict(doc.get("loss", {})),
+            look=_typed(Look, doc.get("look", {}), f"{where} [look]"),
+            train=_typed(TrainSettings, doc.get("train", {}), f"{where} [train]"),
+            path=path,
+        )
+    except PresetError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise PresetError(f"{where}: {e}") from None
+
+
+def load_preset(name: str, allow_paths: bool = True) -> Preset:
+    """Load a preset by bare name (user folder first, then shipped) or by file path."""
+    try:
+        path = resolve("presets", name, ".toml", allow_paths=allow_paths)
+    except FileNotFoundError as e:
+        raise PresetError(str(e)) from None
+    return parse_preset(path.read_text(encoding="utf-8"), path)
+
+
+def list_presets() -> list[Preset]:
+    """All presets found, user presets shadowing shipped ones of the same name."""
+    found: dict[str, Preset] = {}
+    for folder in reversed(search_dirs("presets")):
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                found[path.stem] = parse_preset(path.read_text(encoding="utf-8"), path)
+            except PresetError:
+                continue  # `synd presets` reports broken files separately
+    return sorted(found.values(), key=lambda p: p.name)

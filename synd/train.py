@@ -1,0 +1,498 @@
+"""`synd train`: learn a look from your own music.
+
+The generator paints sequences of consecutive frames of real audio, each frame's base
+image blended from its previous output (exactly as `synd.frameloop` does at render and
+live time), and the decoder reads the sound back from a random crop whose size decays
+during training. Sequences continue across steps from a pool of persistent chains, so
+the generator learns to live with its own feedback over long stretches without long,
+costly unrolls; every so often a chain restarts from a fresh pattern.
+
+Runs unchanged under `torchrun --nproc_per_node N -m synd train ...`
+(DistributedDataParallel; gloo on CPU, NCCL on CUDA): each process draws its own
+batches and pool, gradients are averaged, and rank 0 writes checkpoints and sheets.
+
+Resume is exact for `--steps`: every random draw of step k comes from a generator seeded
+by (seed, step, rank), and the checkpoint holds weights, optimizer state and the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from synd import losses as L
+from synd.audio import AudioError, load_audio
+from synd.bundle import ModelBundle, bundle_from_checkpoint
+from synd.checkpoint import CheckpointError, read_checkpoint
+from synd.features import FeatureExtractor, FeatureStats
+from synd.frameloop import FrameLoop, smooth_pattern, to_rgb_uint8
+from synd.metrics import r2_score
+from synd.model import Generator, ModelConfig, SoundDecoder, make_coords
+from synd.presets import Preset, TrainSettings
+from synd.sheets import save_contact_sheet
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".flac", ".mp3", ".ogg", ".opus", ".wav", ".m4a", ".aac", ".aiff", ".aif",
+                  ".wma", ".mp4", ".mkv", ".webm", ".mov"}
+
+
+class TrainError(Exception):
+    """Training cannot start; one line saying why."""
+
+
+@dataclass
+class TrainOptions:
+    """Everything `synd train` was asked to do."""
+
+    inputs: list[Path]
+    preset: Preset
+    out: Path
+    steps: int | None = None
+    minutes: float | None = None
+    resume: bool = False
+    device: str = "auto"
+    seed: int = 0
+    holdout: float = 0.1
+    eval_every: int = 250
+    sample_every: int = 500
+    checkpoint_every: int = 250
+    progress: bool = True
+
+
+def find_audio(inputs: list[Path]) -> list[Path]:
+    """Audio files among `inputs`, folders searched recursively, in a stable order."""
+    files: list[Path] = []
+    for p in inputs:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise TrainError(f"no such file or folder: '{p}'")
+    if not files:
+        raise TrainError(f"no audio files in {', '.join(map(str, inputs))}")
+    return files
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Corpus:
+    """Raw features of the training and held-out audio."""
+
+    train: list[np.ndarray]
+    holdout: list[np.ndarray]
+    summary: dict
+
+
+def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: bool) -> Corpus:
+    """Decode every file, extract features, split off held-out audio."""
+    from tqdm import tqdm
+
+    extractor = FeatureExtractor(preset.features)
+    feats, names, seconds = [], [], []
+    for f in tqdm(files, desc="features", unit="file", disable=not progress, leave=False):
+        try:
+            samples = load_audio(f, preset.features.sample_rate)
+        except AudioError as e:
+            log.warning("skipping: %s", e)
+            continue
+        feats.append(extractor.offline(samples))
+        names.append(f.name)
+        seconds.append(len(samples) / preset.features.sample_rate)
+    if not feats:
+        raise TrainError("none of the audio files could be read")
+    train, held = [], []
+    every = max(2, round(1 / holdout)) if holdout > 0 else 0
+    for i, x in enumerate(feats):
+        (held if every and len(feats) >= 2 and i % every == every - 1 else train).append(x)
+    if holdout > 0 and not held:  # a single file: hold out its last part
+        x = train.pop()
+        cut = int(len(x) * (1 - holdout))
+        train.append(x[:cut])
+        held.append(x[cut:])
+    if not train:
+        raise TrainError("nothing left to train on after the held-out split")
+    summary = {"files": len(feats), "names": names[:50], "seconds": round(sum(seconds), 1),
+               "train_frames": int(sum(len(x) for x in train)),
+               "holdout_frames": int(sum(len(x) for x in held))}
+    return Corpus(train, held, summary)
+
+
+class UnrolledStep(nn.Module):
+    """One training step's forward pass: T frames with feedback, all losses.
+
+    Wrapping generator and decoder in one module gives DistributedDataParallel exactly
+    one forward per backward, however many frames are unrolled.
+    """
+
+    def __init__(self, generator: Generator, decoder: SoundDecoder, weights: L.LossWeights):
+        super().__init__()
+        self.generator = generator
+        self.decoder = decoder
+        self.weights = weights
+
+    def forward(self, previous, pattern, feedback, coords, features, crops):
+        w = self.weights
+        terms = {k: previous.new_zeros(()) for k in
+                 ("sound", "image", "noise", "colorfulness", "color_variance", "temporal", "motion")}
+        fb = feedback.view(-1, 1, 1, 1)
+        for t in range(features.shape[0]):
+            base = fb * previous + (1.0 - fb) * pattern
+            frame = self.generator(base, features[t], coords)
+            top, left, size = crops[t]
+            terms["sound"] = terms["sound"] + L.sound_loss(
+                self.decoder(frame[..., top:top + size, left:left + size]), features[t])
+            if w.image:
+                terms["image"] = terms["image"] + L.image_loss(frame, base, w.image_hinge)
+            if w.noise:
+                terms["noise"] = terms["noise"] + L.noise_loss(frame)
+            if w.colorfulness:
+                terms["colorfulness"] = terms["colorfulness"] + L.colorfulness_loss(frame)
+            if w.color_variance:
+                terms["color_variance"] = terms["color_variance"] + L.color_variance_loss(frame)
+            if w.temporal:
+                terms["temporal"] = terms["temporal"] + L.temporal_loss(frame, previous)
+            if w.motion:
+                terms["motion"] = terms["motion"] + L.motion_loss(frame, previous, w.motion_target)
+            previous = frame
+        n = features.shape[0]
+        terms = {k: v / n for k, v in terms.items()}
+        total = sum(getattr(w, k) * v for k, v in terms.items())
+        return total, terms, previous
+
+
+class ChainPool:
+    """Persistent feedback chains: crop position, feedback amount, place in the audio, image."""
+
+    FIELDS = ("previous", "pattern", "track", "frame", "top", "left", "feedback")
+
+    def __init__(self, size: int, crop: int, native: int, tracks: list[torch.Tensor],
+                 settings: TrainSettings):
+        self.size, self.crop, self.native = size, crop, native
+        self.tracks = tracks
+        self.lengths = torch.tensor([len(t) for t in tracks], dtype=torch.float64)
+        self.settings = settings
+        self.previous = torch.zeros(size, 3, crop, crop)
+        self.pattern = torch.zeros(size, 3, crop, crop)
+        self.track = torch.zeros(size, dtype=torch.long)
+        self.frame = torch.full((size,), -1, dtype=torch.long)  # -1: needs a reset
+        self.top = torch.zeros(size, dtype=torch.long)
+        self.left = torch.zeros(size, dtype=torch.long)
+        self.feedback = torch.zeros(size)
+
+    def reset(self, idx: torch.Tensor, unroll: int, g: torch.Generator) -> None:
+        """Start fresh chains at random tracks, places, crops and feedback amounts."""
+        k = len(idx)
+        if k == 0:
+            return
+        self.track[idx] = torch.multinomial(self.lengths, k, replacement=True, generator=g)
+        room = (self.lengths[self.track[idx]] - unroll).clamp(min=1)
+        self.frame[idx] = (torch.rand(k, generator=g, dtype=torch.float64) * room).long()
+        span = self.native - self.crop + 1
+        self.top[idx] = torch.randint(0, span, (k,), generator=g)
+        self.left[idx] = torch.randint(0, span, (k,), generator=g)
+        lo = self.settings.feedback_min
+        self.feedback[idx] = lo + (1 - lo) * torch.rand(k, generator=g)
+        full = smooth_pattern(k, self.native, self.native, g)
+        for j, i in enumerate(idx.tolist()):
+            t, l = int(self.top[i]), int(self.left[i])
+            self.pattern[i] = full[j, :, t:t + self.crop, l:l + self.crop]
+        self.previous[idx] = self.pattern[idx]
+
+    def draw(self, batch: int, unroll: int, g: torch.Generator):
+        """Pick chains for one step (resetting finished or unlucky ones); returns indices
+        and their features (unroll, batch, F)."""
+        idx = torch.randperm(self.size, generator=g)[:batch]
+        ends = self.frame[idx] + unroll
+        done = (self.frame[idx] < 0) | (ends > self.lengths[self.track[idx]].long())
+        done |= torch.rand(len(idx), generator=g) < self.settings.reset_prob
+        self.reset(idx[done], unroll, g)
+        feats = torch.stack([self.tracks[int(self.track[i])][int(self.frame[i]):int(self.frame[i]) + unroll]
+                             for i in idx.tolist()], dim=1)
+        return idx, feats
+
+    def coords(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.cat([make_coords(self.crop, self.crop, self.native, int(self.top[i]),
+                                      int(self.left[i]), frame=(self.native, self.native))
+                          for i in idx.tolist()])
+
+    def advance(self, idx: torch.Tensor, last: torch.Tensor, unroll: int) -> None:
+        self.previous[idx] = last.detach().to(self.previous.device)
+        self.frame[idx] += unroll
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f: getattr(self, f).clone() for f in self.FIELDS}
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        for f in self.FIELDS:
+            getattr(self, f).copy_(tensors[f])
+
+
+def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63))
+
+
+def _lr(settings: TrainSettings, step: int, total: float | None) -> float:
+    warm = min(1.0, (step + 1) / 100)
+    if not total:
+        return settings.lr * warm
+    progress = min(1.0, step / total)
+    return settings.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def decoder_crop(settings: TrainSettings, step: int, total: float | None) -> int:
+    """Decoder crop side in pixels: the whole frame at first, decaying to `min_crop`."""
+    progress = min(1.0, step / (0.7 * total)) if total else min(1.0, step / 2000)
+    frac = 1.0 - (1.0 - settings.min_crop) * progress
+    return max(16, int(round(settings.size * frac / 8)) * 8)
+
+
+@torch.no_grad()
+def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Tensor],
+             settings: TrainSettings, native: int, chains: int = 16, frames: int = 120,
+             seed: int = 1234) -> float:
+    """Held-out R^2: fixed chains of crops run through unseen audio with feedback."""
+    g = torch.Generator().manual_seed(seed)
+    pool = ChainPool(chains, settings.size, native, holdout, replace(settings, reset_prob=0.0))
+    length = min(frames, int(min(len(t) for t in holdout)))
+    idx = torch.arange(chains)
+    pool.reset(idx, length, g)
+    feats = torch.stack([holdout[int(pool.track[i])][int(pool.frame[i]):int(pool.frame[i]) + length]
+                         for i in idx.tolist()], dim=1)
+    device = next(generator.parameters()).device
+    coords = pool.coords(idx).to(device)
+    prev, pattern = pool.previous.to(device), pool.pattern.to(device)
+    fb = pool.feedback.to(device).view(-1, 1, 1, 1)
+    preds, targets = [], []
+    for t in range(length):
+        frame = generator(fb * prev + (1 - fb) * pattern, feats[t].to(device), coords)
+        if t >= 8:
+            preds.append(decoder(frame).cpu())
+            targets.append(feats[t])
+        prev = frame
+    return r2_score(torch.cat(targets).numpy(), torch.cat(preds).numpy())
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, state in sd["state"].items():
+        for k, v in state.items():
+            tensors[f"optim.{idx}.{k}"] = torch.as_tensor(v)
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, v in tensors.items():
+        if name.startswith("optim."):
+            _, idx, k = name.split(".", 2)
+            state.setdefault(int(idx), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def state_path(out: Path) -> Path:
+    """The resumable training state beside the model file."""
+    return out.with_name(out.stem + ".train.safetensors")
+
+
+def train(opts: TrainOptions) -> dict:
+    """Train a model as `opts` says; returns the final metrics (rank 0's)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = pick_device(opts.device)
+    if distributed:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    main = rank == 0
+    try:
+        return _train(opts, device, rank, world, main)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main: bool) -> dict:
+    from tqdm import tqdm
+
+    preset, settings = opts.preset, opts.preset.train
+    if opts.steps is None and opts.minutes is None:
+        opts.steps = settings.steps
+    files = find_audio(opts.inputs)
+    corpus = prepare_corpus(files, preset, opts.holdout, opts.progress and main)
+    stats = FeatureStats.fit(np.concatenate(corpus.train))
+    tracks = [torch.from_numpy(stats.normalize(x)) for x in corpus.train]
+    holdout = [torch.from_numpy(stats.normalize(x)) for x in corpus.holdout]
+    if min(len(t) for t in tracks) <= settings.unroll:
+        raise TrainError(f"audio too short: need more than {settings.unroll} frames per file")
+
+    config = ModelConfig(feature_dim=preset.features.dim, **preset.architecture)
+    torch.manual_seed(opts.seed)
+    bundle = ModelBundle.new(config, preset.features, stats, meta={
+        "name": opts.out.stem, "preset": preset.to_dict(), "loss_weights": preset.loss.to_dict(),
+        "data": corpus.summary})
+    pool = ChainPool(settings.pool, settings.size, config.native_size, tracks, settings)
+    step_module = UnrolledStep(bundle.generator, bundle.decoder, preset.loss).to(device)
+    params = list(bundle.generator.parameters()) + list(bundle.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=settings.lr)
+    step, wall, history = 0, 0.0, []
+
+    spath = state_path(opts.out)
+    if opts.resume:
+        if not spath.exists():
+            raise TrainError(f"nothing to resume: no training state at '{spath}'")
+        tensors, meta = read_checkpoint(spath)
+        restored = bundle_from_checkpoint(tensors, meta, spath)
+        bundle.generator.load_state_dict(restored.generator.state_dict())
+        bundle.decoder.load_state_dict(restored.decoder.state_dict())
+        bundle.stats = restored.stats
+        _load_optimizer(opt, tensors, meta["training"]["optimizer"])
+        tr = meta["training"]
+        step, wall, history = tr["step"], tr["wall_seconds"], tr["history"]
+        pool_t = {k[len("pool."):]: v for k, v in tensors.items() if k.startswith("pool.")}
+        if tr.get("world", 1) == world:
+            pool.load({k: v[rank * settings.pool:(rank + 1) * settings.pool] for k, v in pool_t.items()})
+        elif main:
+            log.warning("resuming with %d processes instead of %d: chains restart", world, tr["world"])
+        if main:
+            log.info("resumed '%s' at step %d", spath, step)
+
+    model = step_module
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    total_steps = opts.steps
+    budget = opts.minutes * 60.0 if opts.minutes else None
+    bar = tqdm(total=total_steps if total_steps else round(budget), initial=step if total_steps else 0,
+               unit="step" if total_steps else "s", desc=f"train {opts.out.stem}",
+               disable=not (opts.progress and main), dynamic_ncols=True)
+    started = time.monotonic() - wall
+    first_r2_target = next((h["minutes"] for h in history if h.get("r2", 0) >= 0.9), None)
+    sheet_dir = opts.out.with_name(opts.out.stem + ".samples")
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
+    def finished() -> bool:
+        if total_steps is not None:
+            return step >= total_steps
+        stop = torch.tensor([1.0 if elapsed() >= budget else 0.0])
+        if world > 1:
+            dist.broadcast(stop, 0)  # every rank stops at the same step
+        return bool(stop.item())
+
+    def checkpoint(metrics: dict) -> None:
+        nonlocal wall
+        wall = elapsed()
+        pool_t = pool.tensors()
+        if world > 1:
+            gathered = {}
+            for k, v in pool_t.items():
+                parts = [torch.empty_like(v) for _ in range(world)]
+                dist.all_gather(parts, v)
+                gathered[k] = torch.cat(parts)
+            pool_t = gathered
+        if not main:
+            return
+        opt_t, opt_meta = _optimizer_tensors(opt)
+        training = {"step": step, "wall_seconds": round(wall, 2), "seed": opts.seed,
+                    "world": world, "history": history, "optimizer": opt_meta,
+                    "settings": asdict(settings)}
+        summary = {"steps": step, "wall_seconds": round(wall, 1), "metrics": metrics,
+                   "processes": world, "device": device.type}
+        extra = {**opt_t, **{f"pool.{k}": v for k, v in pool_t.items()}}
+        bundle.save(spath, extra=extra, extra_meta={"training": training, "summary": summary})
+        bundle.save(opts.out, extra_meta={"summary": summary})
+
+    metrics: dict = {}
+    tick = time.monotonic()
+    if total_steps is not None and step >= total_steps:
+        raise TrainError(f"'{spath}' is already at step {step} of {total_steps}; ask for more --steps")
+    while True:
+        g = _step_generator(opts.seed, step, rank)
+        lr = _lr(settings, step, total_steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx, feats = pool.draw(settings.batch, settings.unroll, g)
+        crop = decoder_crop(settings, step, total_steps)
+        crops = [(int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)),
+                  int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)), crop)
+                 for _ in range(settings.unroll)]
+        loss, terms, last = model(pool.previous[idx].to(device), pool.pattern[idx].to(device),
+                                  pool.feedback[idx].to(device), pool.coords(idx).to(device),
+                                  feats.to(device), crops)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        pool.advance(idx, last, settings.unroll)
+        step += 1
+
+        if main:
+            bar.set_postfix({k: f"{v.item():.3f}" for k, v in terms.items()
+                             if getattr(preset.loss, k)}, refresh=False)
+            if total_steps:
+                bar.update(1)
+            else:
+                now = time.monotonic()
+                bar.update(round(now - tick))
+                tick += round(now - tick)
+        last_step = finished()
+        if step % opts.eval_every == 0 or last_step:
+            r2 = validate(bundle.generator, bundle.decoder, holdout, settings,
+                          config.native_size) if main and holdout else None
+            entry = {"step": step, "minutes": round(elapsed() / 60, 2), "loss": round(loss.item(), 5)}
+            if r2 is not None:
+                entry["r2"] = round(r2, 4)
+                if r2 >= 0.9 and first_r2_target is None:
+                    first_r2_target = entry["minutes"]
+            history.append(entry)
+            metrics = {"holdout_r2_crops": entry.get("r2"), "minutes_to_r2_0.9": first_r2_target,
+                       **{f"loss_{k}": round(v.item(), 5) for k, v in terms.items()}}
+            if main:
+                bar.write(f"step {step}: loss {loss.item():.4f}"
+                          + (f", held-out R^2 {r2:.3f}" if r2 is not None else ""))
+        if main and (step % opts.sample_every == 0 or last_step) and holdout:
+            write_sample_sheet(bundle, holdout, stats, preset, sheet_dir / f"step_{step:06d}.png")
+        if step % opts.checkpoint_every == 0 or last_step:
+            checkpoint(metrics)
+        if last_step:
+            break
+    bar.close()
+    return {"steps": step, "wall_seconds": round(elapsed(), 1), **metrics}
+
+
+def write_sample_sheet(bundle: ModelBundle, holdout: list[torch.Tensor], stats: FeatureStats,
+                       preset: Preset, path: Path, size: int = 128, count: int = 16) -> None:
+    """Frames of held-out audio, run through the real frame loop, as one PNG."""
+    feats = holdout[0][: count * 6].numpy() * stats.std + stats.mean  # back to raw features
+    loop = FrameLoop(bundle, size, size, look=replace(preset.look, hue=0.0), seed=0,
+                     device=next(bundle.generator.parameters()).device)
+    frames = [to_rgb_uint8(f) for f in loop.run(feats)]
+    save_contact_sheet(frames[::6][:count], path, columns=8,
+                       title=f"{bundle.name}: held-out audio, every 6th frame")

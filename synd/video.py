@@ -1,0 +1,511 @@
+"""Streaming video output: RGB frames go straight into the encoder (PyAV/FFmpeg).
+
+No temporary image files are ever written. The video is encoded into a hidden temporary
+file next to the destination and atomically renamed into place on success, so an
+interrupted or failed render never leaves a truncated video behind and never clobbers an
+existing file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
+
+__all__ = [
+    "CODECS",
+    "VideoError",
+    "VideoWriter",
+    "codec_available",
+    "read_audio",
+    "read_frames",
+    "read_video_info",
+]
+
+#: Short codec names accepted by :class:`VideoWriter` -> FFmpeg encoder.
+CODECS: dict[str, str] = {
+    "h264": "libx264",
+    "hevc": "libx265",
+    "av1": "libsvtav1",
+    "prores": "prores_ks",
+}
+
+# File extension -> FFmpeg muxer. Chosen explicitly because the temporary file name
+# must not decide the container.
+_CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+# Audio codec per container. AAC is what every player expects in MP4/MOV. In Matroska
+# FLAC is used instead: Matroska cannot store AAC's trailing padding, so AAC there would
+# run up to 1024 samples longer than the video; FLAC's last block can be short.
+_AUDIO_CODECS: dict[str, str] = {"mp4": "aac", "mov": "aac", "matroska": "flac"}
+
+# x264/x265 preset names -> SVT-AV1 numeric presets (higher is faster).
+_SVT_PRESETS: dict[str, int] = {
+    "ultrafast": 12,
+    "superfast": 11,
+    "veryfast": 10,
+    "faster": 9,
+    "fast": 8,
+    "medium": 6,
+    "slow": 4,
+    "slower": 3,
+    "veryslow": 2,
+    "placebo": 0,
+}
+
+# NTSC-style rates (24000/1001, 30000/1001, 60000/1001, ...) written as decimals.
+_NTSC_TOLERANCE = 2e-3
+
+
+class VideoError(Exception):
+    """Writing a video failed (disk full, permission denied, encoder error, ...).
+
+    The message is one line naming the destination and the cause.
+    """
+
+
+def codec_available(codec: str) -> bool:
+    """Whether the bundled FFmpeg has an encoder for ``codec`` (short name or encoder name)."""
+    try:
+        av.codec.Codec(CODECS.get(codec, codec), "w")
+    except (av.FFmpegError, ValueError):  # unknown codec names raise one of these
+        return False
+    return True
+
+
+def _frame_rate(fps: float | Fraction) -> Fraction:
+    """Exact rational frame rate; 29.97 becomes 30000/1001, 25 stays 25/1."""
+    if isinstance(fps, Fraction):
+        rate = fps
+    else:
+        fps = float(fps)
+        if not np.isfinite(fps):
+            raise ValueError(f"fps must be finite, got {fps}")
+        ntsc = round(fps * 1.001)
+        if ntsc > 0 and abs(fps - ntsc * 1000 / 1001) < _NTSC_TOLERANCE and ntsc * 1000 / 1001 != ntsc:
+            rate = Fraction(ntsc * 1000, 1001)
+        else:
+            rate = Fraction(fps).limit_denominator(1001)
+    if rate <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return rate
+
+
+def _cause(exc: BaseException) -> str:
+    """Human cause of an OS/FFmpeg error without errno noise or file names."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())  # keep the message on one line
+
+
+class VideoWriter:
+    """Encodes RGB uint8 frames to a video file with PyAV, optionally muxing mono/stereo audio.
+
+    The file is written under a temporary name in the destination folder
+    (``.name.<random>.partial.mp4``: the real extension stays last) and atomically renamed
+    on a successful :meth:`close`. On :meth:`abort`, or on an exception inside the
+    ``with`` block, the temporary file is deleted and the destination is untouched (an
+    existing file there stays as it was).
+
+    Args:
+        path: destination; the container follows the extension (.mp4, .m4v, .mov, .mkv).
+        width, height: frame size in pixels (even where the pixel format subsamples chroma).
+        fps: frame rate; fractional rates are kept exact (29.97 -> 30000/1001).
+        codec: "h264" (libx264), "hevc" (libx265), "av1" (libsvtav1) or "prores"
+            (prores_ks, .mov/.mkv only); an FFmpeg encoder name also works.
+        crf: quality in the encoder's own scale (lower is better); ignored by ProRes.
+        preset: x264-style speed preset; mapped to a numeric preset for SVT-AV1.
+        audio: optional float32 samples, shape (n,) or (n, channels) with 1 or 2 channels,
+            at ``audio_rate``. It is trimmed or zero-padded to the video's duration
+            (frames / fps) and encoded alongside the frames (AAC; FLAC in .mkv).
+        audio_rate: sample rate of ``audio`` in Hz.
+        pix_fmt: encoder pixel format; ProRes defaults to yuv422p10le.
+        threads: encoder threads, 0 lets FFmpeg choose.
+
+    Raises:
+        ValueError: bad size, fps, codec, container or audio.
+        VideoError: the file cannot be created or written.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        width: int,
+        height: int,
+        fps: float | Fraction,
+        codec: str = "h264",
+        crf: int = 20,
+        preset: str = "veryfast",
+        audio: np.ndarray | None = None,
+        audio_rate: int = 48000,
+        pix_fmt: str = "yuv420p",
+        threads: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        self.width = int(width)
+        self.height = int(height)
+        self.rate = _frame_rate(fps)
+        self.n_frames = 0
+        self._container: Any = None
+        self._tmp: Path | None = None  # set once the temporary file exists
+        self._done = True  # nothing to clean up until the file is created
+        self._closed_ok = False
+
+        if self.width <= 0 or self.height <= 0 or self.width != width or self.height != height:
+            raise ValueError(f"video size must be positive integers, got {width}x{height}")
+        fmt = _CONTAINERS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise ValueError(
+                f"unsupported video extension {self.path.suffix!r} for '{self.path}' "
+                f"(use one of {', '.join(sorted(_CONTAINERS))})"
+            )
+        encoder = CODECS.get(codec, codec)
+        if not codec_available(encoder):
+            raise ValueError(f"video codec {codec!r} is not available in this FFmpeg build")
+        if encoder == "prores_ks":
+            if fmt == "mp4":
+                raise ValueError("ProRes needs a .mov or .mkv file, not .mp4")
+            if pix_fmt == "yuv420p":  # the default; ProRes has no 4:2:0 profile
+                pix_fmt = "yuv422p10le"
+        try:
+            vformat = av.VideoFormat(pix_fmt)
+        except (ValueError, av.FFmpegError) as exc:
+            raise ValueError(f"unknown pixel format {pix_fmt!r}") from exc
+        # Chroma subsampling needs sizes divisible by 2 in the subsampled direction(s).
+        sub_w, sub_h = _chroma_subsampling(vformat)
+        if self.width % sub_w or self.height % sub_h:
+            need = "width and height" if sub_w > 1 and sub_h > 1 else "width" if sub_w > 1 else "height"
+            raise ValueError(
+                f"{pix_fmt} video needs an even {need}, got {self.width}x{self.height}"
+            )
+        self.pix_fmt = pix_fmt
+        self._audio = _prepare_audio(audio) if audio is not None else None
+        self.audio_rate = int(audio_rate)
+        if self._audio is not None and self.audio_rate <= 0:
+            raise ValueError(f"audio_rate must be positive, got {audio_rate}")
+        self._audio_pos = 0  # samples already handed to the audio encoder
+
+        tmp = self.path.with_name(
+            f".{self.path.stem}.{secrets.token_hex(4)}.partial{self.path.suffix}"
+        )
+        try:
+            # Create the file now: PyAV opens it lazily at the first packet, and a missing
+            # folder or a read-only disk should fail here rather than mid-render.
+            with open(tmp, "xb"):
+                pass
+            self._tmp, self._done = tmp, False
+            self._container = av.open(str(self._tmp), "w", format=fmt)
+            self._vstream = self._add_video_stream(encoder, crf, preset, threads, fmt)
+            self._astream = None
+            if self._audio is not None:
+                self._astream = self._container.add_stream(_AUDIO_CODECS[fmt], rate=self.audio_rate)
+                self._astream.layout = "mono" if self._audio.shape[0] == 1 else "stereo"
+                self._astream.codec_context.thread_count = max(0, int(threads))
+        except (OSError, av.FFmpegError) as exc:
+            self._fail(exc)
+        except BaseException:
+            self._cleanup()
+            raise
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _add_video_stream(self, encoder: str, crf: int, preset: str, threads: int, fmt: str) -> Any:
+        options: dict[str, str] = {}
+        if encoder in ("libx264", "libx265"):
+            options = {"crf": str(int(crf)), "preset": preset}
+            if encoder == "libx265":
+                options["x265-params"] = "log-level=error"  # x265 is chatty on stderr
+        elif encoder == "libsvtav1":
+            svt = _SVT_PRESETS.get(preset, preset)
+            options = {"crf": str(int(crf)), "preset": str(svt)}
+        elif encoder == "prores_ks":
+            options = {"profile": "4444" if self.pix_fmt.startswith("yuv444") else "hq", "vendor": "apl0"}
+        stream = self._container.add_stream(encoder, rate=self.rate, options=options)
+        stream.width = self.width
+        stream.height = self.height
+        stream.pix_fmt = self.pix_fmt
+        ctx = stream.codec_context
+        ctx.time_base = 1 / self.rate  # one tick per frame: pts = frame index
+        ctx.thread_count = max(0, int(threads))
+        # Frames are converted with BT.709 (the HD standard) and tagged as such, so players
+        # do not guess BT.601 and shift the colours.
+        ctx.colorspace = 1  # AVCOL_SPC_BT709
+        ctx.color_primaries = 1  # AVCOL_PRI_BT709
+        ctx.color_trc = 1  # AVCOL_TRC_BT709
+        ctx.color_range = 1  # AVCOL_RANGE_MPEG (limited)
+        if encoder == "libx265" and fmt in ("mp4", "mov"):
+            ctx.codec_tag = "hvc1"  # Apple players only accept this HEVC tag
+        return stream
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one (height, width, 3) uint8 RGB frame.
+
+        Raises:
+            ValueError: wrong shape/dtype, or the writer is already closed.
+            VideoError: the encoder or the disk failed (the temporary file is removed).
+        """
+        if self._done:
+            raise ValueError(f"VideoWriter for '{self.path}' is already closed")
+        arr = np.asarray(frame)
+        if arr.dtype != np.uint8:
+            raise ValueError(f"frame must be uint8 RGB, got dtype {arr.dtype}")
+        if arr.shape != (self.height, self.width, 3):
+            raise ValueError(
+                f"frame must have shape (height, width, 3) = ({self.height}, {self.width}, 3), "
+                f"got {arr.shape}"
+            )
+        try:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            vf = vf.reformat(format=self.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+            vf.pts = self.n_frames
+            vf.time_base = 1 / self.rate
+            self._container.mux(self._vstream.encode(vf))
+            self.n_frames += 1
+            self._encode_audio_until(self._audio_samples_for(self.n_frames))
+        except (OSError, av.FFmpegError) as exc:
+            self._fail(exc)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _audio_samples_for(self, n_frames: int) -> int:
+        """Audio samples covering exactly ``n_frames`` frames (rounded to the nearest sample)."""
+        return round(Fraction(n_frames) * self.audio_rate / self.rate)
+
+    def _encode_audio_until(self, end: int) -> None:
+        # Audio is fed as the video advances so the muxer can interleave the two streams.
+        if self._astream is None or end <= self._audio_pos:
+            return
+        audio = self._audio
+        assert audio is not None
+        chunk = np.zeros((audio.shape[0], end - self._audio_pos), dtype=np.float32)
+        have = audio[:, self._audio_pos : min(end, audio.shape[1])]
+        chunk[:, : have.shape[1]] = have  # beyond the given audio: silence
+        af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._astream.layout.name)
+        af.sample_rate = self.audio_rate
+        af.pts = self._audio_pos
+        af.time_base = Fraction(1, self.audio_rate)
+        self._container.mux(self._astream.encode(af))
+        self._audio_pos = end
+
+    # -- finishing -----------------------------------------------------------------------
+
+    def close(self) -> Path:
+        """Flush the encoders, finish the audio, and move the file into place.
+
+        Returns:
+            The final path.
+
+        Raises:
+            VideoError: nothing was written, or the disk/encoder failed; the temporary file
+                is removed and the destination left untouched.
+        """
+        if self._done:
+            if self._closed_ok:
+                return self.path
+            raise ValueError(f"VideoWriter for '{self.path}' was aborted")
+        if self.n_frames == 0:
+            self.abort()
+            raise VideoError(f"cannot write '{self.path}': no frames were written")
+        try:
+            self._container.mux(self._vstream.encode(None))
+            if self._astream is not None:
+                self._encode_audio_until(self._audio_samples_for(self.n_frames))
+                self._container.mux(self._astream.encode(None))
+            container, self._container = self._container, None
+            container.close()  # writes the trailer (MP4 index); may hit a full disk too
+            _fsync(self._tmp)
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+        except (OSError, av.FFmpegError) as exc:
+            self._fail(exc)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = self._closed_ok = True
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing and delete the temporary file; the destination is left untouched."""
+        self._done = True
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                # Closing writes a trailer into the file we are about to delete; errors
+                # (e.g. the disk is still full) do not matter any more.
+                container.close()
+            except Exception:
+                pass
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def _fail(self, exc: BaseException) -> None:
+        self.abort()
+        raise VideoError(f"cannot write '{self.path}': {_cause(exc)}") from exc
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._done:  # already closed or aborted inside the block
+            return
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # A writer dropped without close() must not leave a hidden partial file around.
+        if not getattr(self, "_done", True):
+            self.abort()
+
+
+def _chroma_subsampling(vformat: Any) -> tuple[int, int]:
+    """(horizontal, vertical) chroma subsampling factors of a pixel format (2 or 1 each)."""
+    probe = 64
+    return probe // max(1, vformat.chroma_width(probe)), probe // max(1, vformat.chroma_height(probe))
+
+
+def _prepare_audio(audio: np.ndarray) -> np.ndarray:
+    """Validate audio and return it as contiguous float32 (channels, n) in [-1, 1]."""
+    arr = np.asarray(audio, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    elif arr.ndim == 2:
+        arr = arr.T
+    else:
+        raise ValueError(f"audio must have shape (n,) or (n, channels), got {np.shape(audio)}")
+    if arr.shape[0] not in (1, 2):
+        raise ValueError(f"audio must be mono or stereo, got {arr.shape[0]} channels")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("audio contains NaN or infinite samples")
+    return np.ascontiguousarray(np.clip(arr, -1.0, 1.0))
+
+
+def _fsync(path: Path) -> None:
+    """Make sure the data is on disk before the rename publishes it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- reading back ----------------------------------------------------------------------------
+
+
+def read_video_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Describe a video file by demuxing it (no decoding).
+
+    Returns:
+        dict with width, height, fps (float), frame_rate (Fraction), n_frames,
+        video_duration and audio_duration (seconds; audio_duration is None without audio),
+        audio_rate, audio_channels, video_codec, audio_codec, pix_fmt, format.
+    """
+    with av.open(str(path)) as container:
+        info: dict[str, Any] = {"format": container.format.name}
+        vstream = container.streams.video[0] if container.streams.video else None
+        astream = container.streams.audio[0] if container.streams.audio else None
+        if vstream is None:
+            raise ValueError(f"'{path}' has no video stream")
+        rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
+        info.update(
+            width=vstream.codec_context.width,
+            height=vstream.codec_context.height,
+            frame_rate=Fraction(rate) if rate else None,
+            fps=float(rate) if rate else None,
+            video_codec=vstream.codec_context.name,
+            pix_fmt=vstream.codec_context.format.name if vstream.codec_context.format else None,
+            audio_codec=astream.codec_context.name if astream is not None else None,
+            audio_rate=astream.codec_context.sample_rate if astream is not None else None,
+            audio_channels=astream.codec_context.channels if astream is not None else None,
+        )
+        spans: dict[int, list[float]] = {}
+        counts: dict[int, int] = {}
+        streams = [s for s in (vstream, astream) if s is not None]
+        for packet in container.demux(streams):
+            if packet.pts is None or packet.stream is None:
+                continue
+            idx = packet.stream.index
+            tb = packet.time_base
+            start = float(packet.pts * tb)
+            end = float((packet.pts + (packet.duration or 0)) * tb)
+            counts[idx] = counts.get(idx, 0) + 1
+            lo_hi = spans.setdefault(idx, [start, end])
+            lo_hi[0], lo_hi[1] = min(lo_hi[0], start), max(lo_hi[1], end)
+
+        def duration(stream: Any) -> float | None:
+            if stream is None or stream.index not in spans:
+                return None
+            lo, hi = spans[stream.index]
+            # Negative timestamps are encoder priming (AAC) that players skip.
+            return hi - max(lo, 0.0)
+
+        info["n_frames"] = counts.get(vstream.index, 0)
+        info["video_duration"] = duration(vstream)
+        info["audio_duration"] = duration(astream)
+    return info
+
+
+def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
+    """Decode the first video stream of ``path`` into (height, width, 3) uint8 RGB frames."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of ``path``.
+
+    Encoder padding after the end (AAC pads its last frame) is cut off using the packet
+    durations, so the result is as long as the stream's stated duration.
+
+    Returns:
+        (samples, rate): float32 array of shape (n, channels), and the sample rate.
+    """
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError(f"'{path}' has no audio stream")
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        rate, channels = ctx.sample_rate, ctx.channels
+        tick = float(stream.time_base or 0)
+        resampler = av.AudioResampler(format="fltp", layout=ctx.layout, rate=rate)
+        chunks: list[np.ndarray] = []
+        end = 0.0
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+            for frame in packet.decode():
+                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
+        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+    if not chunks:
+        return np.zeros((0, channels), np.float32), rate
+    samples = np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False)
+    keep = round(end * rate)
+    # Coarse time bases (Matroska counts milliseconds) cannot express the exact end:
+    # only cut what is clearly padding, i.e. more than one timestamp tick.
+    if samples.shape[0] - keep > tick * rate:
+        samples = samples[: max(0, keep)]
+    return samples, rate

@@ -1,0 +1,272 @@
+"""Tests for synd.video: real encodes read back with PyAV."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synd.video import (
+    VideoError,
+    VideoWriter,
+    _frame_rate,
+    codec_available,
+    read_audio,
+    read_frames,
+    read_video_info,
+)
+
+W, H = 128, 72
+
+
+def colour(i: int) -> np.ndarray:
+    """A distinct, codec-friendly colour per frame index."""
+    return np.array([(i * 37) % 200 + 28, (i * 91 + 60) % 200 + 28, (255 - i * 23) % 200 + 28], np.uint8)
+
+
+def make_frame(i: int, width: int = W, height: int = H) -> np.ndarray:
+    """Solid colour on the left, a horizontal grey gradient on the right."""
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[:, : width // 2] = colour(i)
+    ramp = np.linspace(16, 235, width - width // 2).astype(np.uint8)
+    frame[:, width // 2 :] = ramp[None, :, None]
+    return frame
+
+
+def files_in(folder: Path) -> list[str]:
+    """Everything in the folder, hidden temporary files included."""
+    return sorted(os.listdir(folder))
+
+
+def write_video(path: Path, n: int, fps: float, codec: str = "h264", audio=None, audio_rate=48000, **kw) -> Path:
+    with VideoWriter(path, W, H, fps, codec=codec, audio=audio, audio_rate=audio_rate, **kw) as writer:
+        for i in range(n):
+            writer.write(make_frame(i))
+    return writer.path
+
+
+def check_frames(path: Path, n: int, tol: float = 6.0) -> None:
+    frames = list(read_frames(path))
+    assert len(frames) == n
+    for i, frame in enumerate(frames):
+        assert frame.shape == (H, W, 3) and frame.dtype == np.uint8
+        err = np.abs(frame.astype(np.int16) - make_frame(i).astype(np.int16)).mean()
+        assert err < tol, f"frame {i}: mean abs error {err:.2f}"
+
+
+def test_h264_roundtrip_with_stereo_audio(tmp_path: Path) -> None:
+    fps, n, rate = 25, 64, 48000
+    t = np.arange(int(3 * rate)) / rate
+    audio = np.zeros((t.size, 2), np.float32)
+    # A tone burst starting exactly at frame 20 lets us check audio/video sync.
+    burst = (t >= 20 / fps) & (t < 30 / fps)
+    audio[burst, 0] = 0.5 * np.sin(2 * np.pi * 440 * t[burst])
+    audio[burst, 1] = 0.25 * np.sin(2 * np.pi * 660 * t[burst])
+    out = write_video(tmp_path / "clip.mp4", n, fps, audio=audio)
+
+    assert out == tmp_path / "clip.mp4"
+    assert files_in(tmp_path) == ["clip.mp4"]
+    info = read_video_info(out)
+    assert (info["width"], info["height"]) == (W, H)
+    assert info["n_frames"] == n
+    assert info["frame_rate"] == 25
+    assert info["video_codec"] == "h264" and info["audio_codec"] == "aac"
+    assert info["audio_rate"] == rate and info["audio_channels"] == 2
+    assert info["video_duration"] == pytest.approx(n / fps, abs=1e-3)
+    assert abs(info["audio_duration"] - n / fps) < 1 / fps
+    check_frames(out, n)
+
+    decoded, got_rate = read_audio(out)
+    assert got_rate == rate and decoded.shape[1] == 2
+    assert abs(decoded.shape[0] / rate - n / fps) < 1 / fps
+    loud = np.flatnonzero(np.abs(decoded[:, 0]) > 0.1)
+    assert abs(loud[0] / rate - 20 / fps) < 1 / fps, "audio is out of sync with the video"
+    assert abs(loud[-1] / rate - 30 / fps) < 1 / fps
+    # Channels stay apart: left is louder than right, as written.
+    assert np.abs(decoded[:, 0]).max() > 1.5 * np.abs(decoded[:, 1]).max()
+
+
+@pytest.mark.parametrize(
+    ("codec", "ext"),
+    [("h264", ".mkv"), ("hevc", ".mp4"), ("av1", ".mkv"), ("av1", ".mp4"), ("prores", ".mov")],
+)
+def test_codecs_roundtrip(tmp_path: Path, codec: str, ext: str) -> None:
+    if not codec_available(codec):
+        pytest.skip(f"{codec} encoder not in this FFmpeg build")
+    fps, n, rate = 29.97, 16, 44100
+    audio = (0.3 * np.sin(2 * np.pi * 330 * np.arange(rate) / rate)).astype(np.float32)  # mono, 1 s
+    out = write_video(tmp_path / f"c{ext}", n, fps, codec=codec, audio=audio, audio_rate=rate)
+    info = read_video_info(out)
+    expected = {"h264": "h264", "hevc": "hevc", "av1": ("av1", "libdav1d", "libaom-av1"), "prores": "prores"}
+    assert info["video_codec"] in expected[codec]
+    assert info["n_frames"] == n and (info["width"], info["height"]) == (W, H)
+    assert info["frame_rate"] == Fraction(30000, 1001)
+    assert info["audio_channels"] == 1
+    assert abs(info["audio_duration"] - info["video_duration"]) < 1 / fps
+    if codec == "prores":
+        assert info["pix_fmt"] == "yuv422p10le"
+    check_frames(out, n)
+    assert files_in(tmp_path) == [f"c{ext}"]
+
+
+@pytest.mark.parametrize("seconds", [0.3, 5.0])
+def test_audio_is_trimmed_or_padded_to_video_length(tmp_path: Path, seconds: float) -> None:
+    fps, n, rate = 24, 30, 48000
+    audio = np.full((int(seconds * rate), 2), 0.2, np.float32)
+    out = write_video(tmp_path / "a.mp4", n, fps, audio=audio, audio_rate=rate)
+    info = read_video_info(out)
+    assert abs(info["audio_duration"] - n / fps) < 1 / fps
+    decoded, _ = read_audio(out)
+    assert abs(decoded.shape[0] - n / fps * rate) < rate / fps
+    if seconds < n / fps:  # the padding is silence
+        assert np.abs(decoded[int(0.6 * rate) :]).max() < 0.01
+    else:
+        assert np.abs(decoded[int(0.6 * rate) : int(1.1 * rate)]).mean() > 0.1
+
+
+def test_video_without_audio(tmp_path: Path) -> None:
+    out = write_video(tmp_path / "silent.mp4", 8, 30)
+    info = read_video_info(out)
+    assert info["audio_codec"] is None and info["audio_duration"] is None
+    assert info["n_frames"] == 8
+
+
+@pytest.mark.parametrize(("fps", "rate"), [(29.97, Fraction(30000, 1001)), (23.976, Fraction(24000, 1001)),
+                                           (59.94, Fraction(60000, 1001)), (25, Fraction(25)),
+                                           (12.5, Fraction(25, 2)), (30.0, Fraction(30))])
+def test_frame_rate_is_exact(fps: float, rate: Fraction) -> None:
+    assert _frame_rate(fps) == rate
+
+
+@pytest.mark.parametrize(("width", "height"), [(127, 72), (128, 71), (0, 72)])
+def test_bad_size_raises_before_creating_anything(tmp_path: Path, width: int, height: int) -> None:
+    with pytest.raises(ValueError, match="even|positive"):
+        VideoWriter(tmp_path / "odd.mp4", width, height, 30)
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [("x.avi", {}, "extension"), ("x.mp4", {"codec": "prores"}, "ProRes"),
+     ("x.mp4", {"codec": "nope"}, "not available"), ("x.mp4", {"fps": 0}, "positive"),
+     ("x.mp4", {"audio": np.zeros((10, 3), np.float32)}, "mono or stereo"),
+     ("x.mp4", {"audio": np.full(10, np.nan, np.float32)}, "NaN")],
+)
+def test_bad_arguments(tmp_path: Path, name: str, kwargs: dict, match: str) -> None:
+    args = {"fps": 30, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        VideoWriter(tmp_path / name, W, H, **args)
+    assert files_in(tmp_path) == []
+
+
+def test_bad_frames_are_rejected_and_writer_stays_usable(tmp_path: Path) -> None:
+    with VideoWriter(tmp_path / "v.mp4", W, H, 30) as writer:
+        with pytest.raises(ValueError, match="shape"):
+            writer.write(np.zeros((W, H, 3), np.uint8))
+        with pytest.raises(ValueError, match="uint8"):
+            writer.write(np.zeros((H, W, 3), np.float32))
+        with pytest.raises(ValueError, match="shape"):
+            writer.write(np.zeros((H, W, 4), np.uint8))
+        for i in range(4):
+            writer.write(make_frame(i))
+    assert read_video_info(tmp_path / "v.mp4")["n_frames"] == 4
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(make_frame(0))
+
+
+def test_exception_in_with_block_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(tmp_path / "out.mp4", W, H, 30, audio=np.zeros(4800, np.float32)) as writer:
+            for i in range(10):
+                writer.write(make_frame(i))
+            assert any(name.endswith(".partial.mp4") for name in files_in(tmp_path))
+            raise RuntimeError("boom")
+    assert files_in(tmp_path) == []
+
+
+def test_existing_destination_survives_failure_and_is_replaced_on_success(tmp_path: Path) -> None:
+    dest = tmp_path / "out.mp4"
+    dest.write_bytes(b"previous render")
+    with pytest.raises(KeyError):
+        with VideoWriter(dest, W, H, 30) as writer:
+            writer.write(make_frame(0))
+            raise KeyError("x")
+    assert dest.read_bytes() == b"previous render"
+
+    writer = VideoWriter(dest, W, H, 30)
+    writer.write(make_frame(0))
+    writer.abort()
+    assert dest.read_bytes() == b"previous render"
+    assert files_in(tmp_path) == ["out.mp4"]
+
+    write_video(dest, 3, 30)
+    assert read_video_info(dest)["n_frames"] == 3
+    assert files_in(tmp_path) == ["out.mp4"]
+
+
+def test_close_without_frames_is_an_error(tmp_path: Path) -> None:
+    writer = VideoWriter(tmp_path / "empty.mp4", W, H, 30)
+    with pytest.raises(VideoError, match="no frames"):
+        writer.close()
+    assert files_in(tmp_path) == []
+
+
+def test_missing_folder_gives_one_line_video_error(tmp_path: Path) -> None:
+    dest = tmp_path / "missing" / "out.mp4"
+    with pytest.raises(VideoError) as info:
+        VideoWriter(dest, W, H, 30)
+    message = str(info.value)
+    assert "\n" not in message and str(dest) in message
+    assert "No such file or directory" in message
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 200 KiB tmpfs, unmounted afterwards; skips when mounting is not permitted."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    try:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount_point)],
+            capture_output=True, text=True, timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot run mount: {exc}")
+    if result.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True, timeout=20)
+
+
+def test_disk_full_raises_video_error_and_cleans_up(tiny_disk: Path) -> None:
+    dest = tiny_disk / "full.mp4"
+    dest.write_bytes(b"old")
+    rng = np.random.default_rng(0)
+    # Noise does not compress: ~20 kB per frame overflows 200 KiB within a few dozen frames.
+    with pytest.raises(VideoError) as info:
+        with VideoWriter(dest, 256, 144, 30, audio=rng.uniform(-0.5, 0.5, 48000 * 4).astype(np.float32)) as writer:
+            for _ in range(120):
+                writer.write(rng.integers(0, 256, (144, 256, 3), dtype=np.uint8))
+    message = str(info.value)
+    assert message == f"cannot write '{dest}': No space left on device"
+    assert files_in(tiny_disk) == ["full.mp4"]
+    assert dest.read_bytes() == b"old"
+
+
+def test_close_and_abort_inside_with_block(tmp_path: Path) -> None:
+    with VideoWriter(tmp_path / "a.mp4", W, H, 30) as writer:
+        writer.write(make_frame(0))
+        assert writer.close() == tmp_path / "a.mp4"
+    assert writer.close() == tmp_path / "a.mp4"  # closing twice is harmless
+    with VideoWriter(tmp_path / "b.mp4", W, H, 30) as writer:
+        writer.write(make_frame(0))
+        writer.abort()
+    assert files_in(tmp_path) == ["a.mp4"]
+    with pytest.raises(ValueError, match="aborted"):
+        writer.close()
