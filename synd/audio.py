@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 # decoded as s32 (left-aligned), so 2**31 is right for them too.
 _INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
-# Half length of resample_poly's default anti-aliasing filter, in input samples per
-# max(up, down) / up; used to decode just enough context around a requested excerpt.
+# resample_poly's default filter has 2 * 10 * max(up, down) + 1 taps at the upsampled
+# rate, i.e. reaches 10 * max(up, down) / up input samples to each side.
 _RESAMPLE_HALF_TAPS = 10
+# Output samples resampled per call: bounds the float64 temporaries for long files.
+_RESAMPLE_CHUNK = 1 << 20
 
 
 class AudioError(Exception):
@@ -64,10 +66,10 @@ def _open(path: str | os.PathLike) -> Any:
         raise AudioError(p, exc.strerror or str(exc)) from exc
     try:
         return av.open(p, mode="r")
+    except OSError as exc:  # includes PyAV's errno errors, e.g. permission denied
+        raise AudioError(p, _ffmpeg_reason(exc)) from exc
     except av.FFmpegError as exc:
         raise AudioError(p, f"not a media file ({_ffmpeg_reason(exc)})") from exc
-    except OSError as exc:
-        raise AudioError(p, exc.strerror or str(exc)) from exc
 
 
 def _audio_stream(container: Any, path: str | os.PathLike) -> Any:
@@ -76,21 +78,58 @@ def _audio_stream(container: Any, path: str | os.PathLike) -> Any:
     return container.streams.audio[0]
 
 
-def _frame_to_channels(frame: Any) -> np.ndarray:
-    """Decoded frame -> float64 array (channels, samples) scaled to [-1, 1]."""
-    fmt = frame.format.name
-    base = fmt.rstrip("p")
-    channels = frame.layout.nb_channels
-    if base not in ("u8", "s16", "s32", "flt", "dbl"):
-        # s64 and exotic formats: let libswresample convert, keeping rate and layout.
-        frame = av.AudioResampler(format="dblp", layout=frame.layout, rate=frame.rate).resample(frame)
-        parts = [f.to_ndarray() for f in frame]
+class _Converter:
+    """Turns decoded frames into float64 arrays (channels, samples) in [-1, 1] at one rate.
+
+    Most frames are converted in numpy. Frames that numpy cannot take safely go through
+    libswresample (to packed double): sample formats PyAV cannot export (s64), planar
+    frames with 8 or more channels (PyAV 18's `AudioFrame.planes` reads past the plane
+    pointers there and crashes), and frames whose rate differs from the stream's first
+    rate (rare, e.g. concatenated files), so that sample positions stay meaningful.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._resamplers: dict[tuple, Any] = {}
+
+    def __call__(self, frame: Any) -> np.ndarray:
+        base = frame.format.name.rstrip("p")
+        channels = frame.layout.nb_channels
+        if (
+            frame.rate == self.rate
+            and base in _NUMPY_FORMATS
+            and not (frame.format.is_planar and channels >= 8)
+        ):
+            return _to_float(frame)
+        key = (frame.format.name, frame.layout.name, channels, frame.rate)
+        if key not in self._resamplers:
+            self._resamplers[key] = av.AudioResampler(format="dbl", rate=self.rate)
+        return self._join(self._resamplers[key].resample(frame), channels)
+
+    def flush(self) -> list[np.ndarray]:
+        """Samples still buffered in the resamplers, at the end of the stream."""
+        out = []
+        for key, resampler in self._resamplers.items():
+            out.append(self._join(resampler.resample(None), key[2]))
+        return [x for x in out if x.shape[1]]
+
+    @staticmethod
+    def _join(frames: list, channels: int) -> np.ndarray:
+        parts = [_to_float(f) for f in frames if f is not None]
         return np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0))
+
+
+_NUMPY_FORMATS = ("u8", "s16", "s32", "flt", "dbl")
+
+
+def _to_float(frame: Any) -> np.ndarray:
+    """Frame in a numpy-exportable format -> float64 (channels, samples) in [-1, 1]."""
+    base = frame.format.name.rstrip("p")
     raw = frame.to_ndarray()
     if not frame.format.is_planar:
         # Packed data comes as one row of interleaved samples: de-interleave it here so
         # the downmix averages channels, not consecutive samples.
-        raw = raw.reshape(-1, channels).T
+        raw = raw.reshape(-1, frame.layout.nb_channels).T
     data = raw.astype(np.float64)
     if base == "u8":
         data = (data - 128.0) / 128.0
@@ -102,6 +141,31 @@ def _frame_to_channels(frame: Any) -> np.ndarray:
 def _rate_ratio(src: int, dst: int) -> tuple[int, int]:
     g = math.gcd(src, dst)
     return dst // g, src // g
+
+
+def _input_span(o0: int, o1: int | None, up: int, down: int) -> tuple[int, int | None]:
+    """Input samples [i0, i1) that resample_poly needs for output samples [o0, o1).
+
+    i0 is a multiple of `down`, so that output k of ``resample_poly(x[i0:i1])`` is
+    output ``k + i0 * up // down`` of ``resample_poly(x)``: excerpts and chunks land on
+    the same grid as the whole signal, with enough context for the filter.
+    """
+    half = math.ceil(_RESAMPLE_HALF_TAPS * max(up, down) / up) + 1
+    i0 = max(0, (o0 * down // up - half) // down * down)
+    return i0, None if o1 is None else -(-o1 * down // up) + half
+
+
+def _resample(x: np.ndarray, up: int, down: int, chunk: int = _RESAMPLE_CHUNK) -> np.ndarray:
+    """``resample_poly(x, up, down)`` as float32, computed in chunks of output samples."""
+    n_out = -(-x.shape[0] * up // down)
+    out = np.empty(n_out, dtype=np.float32)
+    for o0 in range(0, n_out, chunk):
+        o1 = min(o0 + chunk, n_out)
+        i0, i1 = _input_span(o0, o1, up, down)
+        y = resample_poly(x[i0:i1].astype(np.float64), up, down)
+        offset = o0 - i0 * up // down
+        out[o0:o1] = y[offset : offset + o1 - o0]
+    return out
 
 
 def _declared_duration(stream: Any, container: Any) -> float | None:
@@ -118,7 +182,7 @@ def _decode_mono(
     path: str | os.PathLike,
     plan: Callable[[int], tuple[int, int | None]],
 ) -> tuple[np.ndarray, int, int, bool, bool, int]:
-    """Decode part of the stream as float64 mono at its own sample rate.
+    """Decode part of the stream as float32 mono at its own sample rate.
 
     `plan(rate)` is called with the rate of the first decoded frame (headers can be
     wrong, e.g. HE-AAC) and returns the source sample range [first, stop) to keep.
@@ -130,9 +194,25 @@ def _decode_mono(
     pos = 0  # absolute index (source rate) of the next decoded sample
     rate = 0
     first, stop = 0, None
-    resampler = None
+    convert: _Converter | None = None
     errors = nonfinite = 0
     reached_end = True
+
+    def keep(data: np.ndarray, pos: int) -> int:
+        """Downmix (exact channel mean), keep the wanted part; return the next position."""
+        nonlocal nonfinite
+        mono = data.mean(axis=0) if data.shape[0] > 1 else data[0]
+        n = mono.shape[0]
+        lo, hi = max(first - pos, 0), n if stop is None else min(stop - pos, n)
+        if hi > lo:
+            piece = mono[lo:hi]
+            bad = ~np.isfinite(piece)
+            if bad.any():
+                nonfinite += int(bad.sum())
+                piece = np.where(bad, 0.0, piece)
+            pieces.append(piece.astype(np.float32))  # halves memory for long files
+        return pos + n
+
     demux = container.demux(stream)
     while True:
         try:
@@ -153,30 +233,15 @@ def _decode_mono(
             if not rate:
                 rate = frame.rate
                 first, stop = plan(rate)
-            if frame.rate != rate:
-                # Rate change inside a stream (rare, e.g. concatenated files): convert
-                # back to the first rate so sample positions stay meaningful.
-                if resampler is None:
-                    resampler = av.AudioResampler(format="dblp", rate=rate)
-                chans = [_frame_to_channels(f) for f in resampler.resample(frame)]
-                data = np.concatenate(chans, axis=1) if chans else np.zeros((1, 0))
-            else:
-                data = _frame_to_channels(frame)
-            mono = data.mean(axis=0) if data.shape[0] > 1 else data[0]
-            n = mono.shape[0]
-            lo, hi = max(first - pos, 0), n if stop is None else min(stop - pos, n)
-            if hi > lo:
-                piece = mono[lo:hi]
-                bad = ~np.isfinite(piece)
-                if bad.any():
-                    nonfinite += int(bad.sum())
-                    piece = np.where(bad, 0.0, piece)
-                pieces.append(piece)
-            pos += n
+                convert = _Converter(rate)
+            pos = keep(convert(frame), pos)
         if stop is not None and pos >= stop:
             reached_end = False
             break
-    mono = np.concatenate(pieces) if pieces else np.zeros(0)
+    if convert is not None and reached_end:
+        for data in convert.flush():
+            pos = keep(data, pos)
+    mono = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     return mono, rate, first, reached_end, errors > 0, nonfinite
 
 
@@ -209,11 +274,7 @@ def load_audio(
         up, down = _rate_ratio(src_rate, sample_rate)
         if up == down:
             return j0, j1
-        # Decode enough context for the resampling filter, starting on a multiple of
-        # `down` so that the excerpt's output grid coincides with the whole file's.
-        half = math.ceil(_RESAMPLE_HALF_TAPS * max(up, down) / up) + 1
-        first = max(0, (j0 * down // up - half) // down * down)
-        return first, None if j1 is None else -(-j1 * down // up) + half
+        return _input_span(j0, j1, up, down)
 
     container = _open(path)
     try:
@@ -234,14 +295,15 @@ def load_audio(
     if had_errors:
         log.warning("%s: damaged or truncated, decoded %.2f s", name, decoded_s)
     elif reached_end and declared is not None and declared - decoded_s > max(0.5, 0.02 * declared):
-        log.warning("%s: truncated? decoded %.2f s of a declared %.2f s", name, decoded_s, declared)
+        log.warning(
+            "%s: truncated? decoded %.2f s of a declared %.2f s", name, decoded_s, declared
+        )
 
     up, down = _rate_ratio(src_rate, sample_rate)
     if up == down:
         out, offset = mono, j0 - first
     else:
-        out = resample_poly(mono, up, down) if mono.size else mono
-        offset = j0 - first * up // down
+        out, offset = _resample(mono, up, down), j0 - first * up // down
     out = out[offset:] if j1 is None else out[offset : offset + (j1 - j0)]
     if out.size == 0:
         where = f" after {start:g} s" if start > 0 else ""
@@ -284,7 +346,8 @@ def audio_info(path: str | os.PathLike) -> dict:
             "duration": float(duration),
             "sample_rate": rate,
             "channels": int(ctx.channels or stream.layout.nb_channels),
-            "codec": str(ctx.name),
+            # canonical codec name ("mp3"), not the decoder's ("mp3float")
+            "codec": str(getattr(ctx.codec, "canonical_name", None) or ctx.name),
         }
     finally:
         container.close()

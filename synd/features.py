@@ -20,8 +20,10 @@ Values per frame (all computed in float64, returned as float32), in this order:
     segments of (nearly) equal length, each replaced by its mean: a coarse waveform.
 * ``loudness`` (optional): ``10 * log10(mean(window**2) + 1e-10)``, the RMS level in dB.
 * ``onset`` (optional): spectral flux, the mean over the ``bands`` log-mel values of
-  ``max(0, logmel_i - logmel_{i-1})``, always from the log-mel whatever ``kind`` is.
-  Frame 0 is compared with the log-mel of an all-zero window.
+  ``max(0, logmel(window ending at end_i) - logmel(window ending at end_i - n_fft // 2))``,
+  always from the log-mel whatever ``kind`` is. The comparison window lies a fixed time
+  back (not one video frame back), so onset values mean the same at any frame rate; a
+  hit shows in the frames whose window has it in its newest half.
 
 `FeatureExtractor.offline` computes all frames of a signal at once; its
 `StreamingExtractor` produces the same frames from blocks of any size with bounded
@@ -98,6 +100,10 @@ class FeatureConfig:
         for name in ("loudness", "onset"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise bad(name, "must be true or false")
+        # Store plain Python types (numpy scalars are accepted) so to_dict is JSON-able.
+        for name, kind in (("sample_rate", int), ("n_fft", int), ("bands", int), ("fps", float),
+                           ("fmin", float), ("fmax", float), ("loudness", bool), ("onset", bool)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
 
     @property
     def dim(self) -> int:
@@ -198,8 +204,8 @@ class _Kernel:
         bounds = np.rint(np.linspace(0, n, cfg.bands + 1)).astype(np.int64)
         self.wave_starts = bounds[:-1]
         self.wave_sizes = np.diff(bounds).astype(np.float64)
-        # log-mel of an all-zero window: the reference for the onset of frame 0.
-        self.silent_logmel = np.full(cfg.bands, np.log(_EPS))
+        # Onset compares each window with the one ending this many samples earlier.
+        self.lag = n // 2
 
 
 @functools.lru_cache(maxsize=16)
@@ -207,14 +213,17 @@ def _kernel(cfg: FeatureConfig) -> _Kernel:
     return _Kernel(cfg)
 
 
-def _frame_features(
-    kern: _Kernel, windows: np.ndarray, prev_logmel: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features of consecutive frames from their raw windows.
+def _log_mel(kern: _Kernel, windows: np.ndarray) -> np.ndarray:
+    spec = np.fft.rfft(windows * kern.hann, axis=1)
+    return np.log((spec.real**2 + spec.imag**2) @ kern.mel.T + _EPS)
 
-    `windows` is (k, n_fft) float64, `prev_logmel` the log-mel of the frame before the
-    first one. Returns ((k, dim) float32, log-mel of the last frame, for the next call).
-    The single implementation behind both offline and streaming extraction.
+
+def _frame_features(kern: _Kernel, windows: np.ndarray, lagged: np.ndarray) -> np.ndarray:
+    """Features of frames from their raw windows.
+
+    `windows` is (k, n_fft) float64 and `lagged` the windows ending `kern.lag` samples
+    earlier (used for onset only). Returns (k, dim) float32. The single implementation
+    behind both offline and streaming extraction.
     """
     cfg = kern.cfg
     k = windows.shape[0]
@@ -238,10 +247,8 @@ def _frame_features(
         col += 1
     if cfg.onset:
         assert logmel is not None
-        previous = np.vstack([prev_logmel[None, :], logmel[:-1]])
-        out[:, col] = np.maximum(0.0, logmel - previous).mean(axis=1)
-    last = logmel[-1] if logmel is not None and k else prev_logmel
-    return out.astype(np.float32), last
+        out[:, col] = np.maximum(0.0, logmel - _log_mel(kern, lagged)).mean(axis=1)
+    return out.astype(np.float32)
 
 
 def _as_signal(samples: np.ndarray) -> np.ndarray:
@@ -283,10 +290,10 @@ class FeatureExtractor:
         padded = np.concatenate([np.zeros(n), x, np.zeros(n)])
         views = sliding_window_view(padded, n)
         ends = cfg.frame_ends(np.arange(n_frames))
-        prev = self._kern.silent_logmel
+        lag = self._kern.lag
         for lo in range(0, n_frames, _BATCH):
             hi = min(lo + _BATCH, n_frames)
-            out[lo:hi], prev = _frame_features(self._kern, views[ends[lo:hi]], prev)
+            out[lo:hi] = _frame_features(self._kern, views[ends[lo:hi]], views[ends[lo:hi] - lag])
         return out
 
     def stream(self) -> StreamingExtractor:
@@ -298,7 +305,7 @@ class StreamingExtractor:
     """Incremental features: blocks of samples in, completed frames out.
 
     Frame i is complete once ``end_i`` samples have been pushed. Only the last
-    ``n_fft`` samples plus one block piece are kept, so memory stays constant however
+    ``n_fft + n_fft // 2`` samples (a window and the onset lag) plus one block piece are kept, so memory stays constant however
     long the stream runs. ``push`` over a whole signal followed by ``flush`` returns
     exactly the frames of `FeatureExtractor.offline`.
     """
@@ -306,22 +313,22 @@ class StreamingExtractor:
     def __init__(self, cfg: FeatureConfig | None = None) -> None:
         self.cfg = cfg or FeatureConfig()
         self._kern = _kernel(self.cfg)
-        n = self.cfg.n_fft
+        # History: a window plus the onset lag before it.
+        self._history = self.cfg.n_fft + self._kern.lag
         # Large blocks are consumed in pieces of at most `_piece` samples, so the buffer
-        # never grows beyond n_fft of history plus one piece.
-        self._piece = max(n, 4096)
-        self._buf = np.zeros(n + self._piece, dtype=np.float64)
+        # never grows beyond the history plus one piece.
+        self._piece = max(self.cfg.n_fft, 4096)
+        self._buf = np.zeros(self._history + self._piece, dtype=np.float64)
         self._empty = np.zeros((0, self.cfg.dim), dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
         """Forget everything and start a new stream at time 0."""
-        n = self.cfg.n_fft
+        n = self._history
         self._buf[:n] = 0.0  # the zeros before the start of the audio
         self._fill = n  # valid samples in _buf
         self._buf_start = -n  # absolute sample index of _buf[0]
         self._total = 0  # samples pushed so far
-        self._prev = self._kern.silent_logmel
         self._finished = False
         self.frames_emitted = 0
         self._next_end = int(self.cfg.frame_ends(0))
@@ -372,11 +379,11 @@ class StreamingExtractor:
         return out[0] if len(out) == 1 else np.concatenate(out)
 
     def _append(self, piece: np.ndarray) -> None:
-        n = self.cfg.n_fft
+        n = self._history
         m = piece.shape[0]
         if self._fill + m > self._buf.shape[0]:
-            # Frames not emitted yet end after the newest sample, so their windows start
-            # within the last n_fft samples: keep only those.
+            # Frames not emitted yet end after the newest sample, so their windows (and
+            # lagged windows) start within the last `_history` samples: keep only those.
             self._buf[:n] = self._buf[self._fill - n : self._fill]
             self._buf_start += self._fill - n
             self._fill = n
@@ -397,9 +404,8 @@ class StreamingExtractor:
             ends = cfg.frame_ends(np.arange(first, stop))
             ends = ends[ends <= available]
             views = sliding_window_view(self._buf[: self._fill], cfg.n_fft)
-            frames, self._prev = _frame_features(
-                self._kern, views[ends - cfg.n_fft - self._buf_start], self._prev
-            )
+            starts = ends - cfg.n_fft - self._buf_start
+            frames = _frame_features(self._kern, views[starts], views[starts - self._kern.lag])
             out.append(frames)
             self.frames_emitted += ends.shape[0]
             self._next_end = int(cfg.frame_ends(self.frames_emitted))
@@ -424,7 +430,9 @@ class FeatureStats:
         self.mean = np.asarray(self.mean, dtype=np.float32).reshape(-1)
         self.std = np.asarray(self.std, dtype=np.float32).reshape(-1)
         if self.mean.shape != self.std.shape:
-            raise ValueError(f"FeatureStats: mean has {self.mean.size} values, std {self.std.size}")
+            raise ValueError(
+                f"FeatureStats: mean has {self.mean.size} values, std {self.std.size}"
+            )
 
     @classmethod
     def fit(cls, features: np.ndarray) -> FeatureStats:
@@ -438,7 +446,9 @@ class FeatureStats:
         """``(features - mean) / std`` as float32; works on (..., dim) arrays."""
         f = np.asarray(features)
         if f.shape[-1:] != self.mean.shape:
-            raise ValueError(f"FeatureStats.normalize: expected last dim {self.mean.size}, got {f.shape}")
+            raise ValueError(
+                f"FeatureStats.normalize: expected last dim {self.mean.size}, got {f.shape}"
+            )
         return ((f - self.mean) / self.std).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:

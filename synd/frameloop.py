@@ -59,6 +59,8 @@ class FrameLoop:
         g = torch.Generator().manual_seed(seed)
         self.pattern = smooth_pattern(1, height, width, g).to(self.device)
         self.coords = make_coords(height, width, bundle.config.native_size).to(self.device)
+        with torch.inference_mode():
+            self.position = bundle.generator.position_term(self.coords)
         self.previous = self.pattern.clone()
         self._smoothed: np.ndarray | None = None
         self._mean = torch.as_tensor(bundle.stats.mean, device=self.device)
@@ -77,7 +79,7 @@ class FrameLoop:
         """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
         fb = float(self.look.feedback)
         base = fb * self.previous + (1.0 - fb) * self.pattern
-        frame = self.bundle.generator(base, self.condition(raw), self.coords)
+        frame = self.bundle.generator(base, self.condition(raw), self.coords, self.position)
         self.previous = frame
         if self.look.hue:
             m = hue_rotation(self.look.hue).to(self.device)

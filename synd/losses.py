@@ -55,7 +55,7 @@ def noise_loss(image: torch.Tensor) -> torch.Tensor:
 
 
 def soft_color_histogram(image: torch.Tensor, bins: int = 4, stride: int = 4,
-                         sharpness: float = 2.0) -> torch.Tensor:
+                         sharpness: float = 5.0) -> torch.Tensor:
     """Differentiable RGB histogram with bins**3 cells, one per image (rows sum to 1).
 
     Each pixel spreads its weight over nearby cells with a Gaussian kernel, so moving a

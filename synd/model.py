@@ -15,6 +15,7 @@ the sound from any crop of any size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -68,17 +69,42 @@ def make_coords(height: int, width: int, native_size: int, top: float = 0.0, lef
     return torch.stack([x, y, r]).unsqueeze(0)
 
 
-class FiLMConv(nn.Module):
-    """3x3 convolution whose output channels are scaled and shifted by the sound."""
+FOURIER_FREQS = (1.0, 2.0, 4.0)
 
-    def __init__(self, cin: int, cout: int, stride: int = 1):
+
+def fourier_features(coords: torch.Tensor) -> torch.Tensor:
+    """sin/cos of the coordinates at a few frequencies: spatial building blocks (stripes,
+    rings, checkers) that the sound can modulate, as in compositional pattern networks."""
+    waves = [f(math.pi * k * coords) for k in FOURIER_FREQS for f in (torch.sin, torch.cos)]
+    return torch.cat(waves, dim=1)
+
+
+class FiLM(nn.Module):
+    """Per-channel scale and shift computed from the sound, then the nonlinearity."""
+
+    def __init__(self, channels: int):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
-        self.channels = cout
+        self.channels = channels
 
     def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
         gamma, beta = film.unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        return F.leaky_relu(self.conv(x) * (1.0 + gamma) + beta, 0.2)
+        return F.leaky_relu(x * (1.0 + gamma) + beta, 0.2)
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
+    # Replicate padding: zero padding paints a frame around every training crop.
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, padding_mode="replicate", bias=bias)
+
+
+class FiLMConv(FiLM):
+    """3x3 convolution whose output channels are scaled and shifted by the sound."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__(cout)
+        self.conv = conv3x3(cin, cout, stride)
+
+    def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.conv(x), film)
 
 
 class Generator(nn.Module):
@@ -88,8 +114,12 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         c = cfg.width
-        stem_in = 3 + 3  # base RGB + coordinates
-        self.down1 = FiLMConv(stem_in, c, stride=2)
+        # The first convolution is split into an image part and a position part: the
+        # position part depends only on the frame size, so the frame loop computes it
+        # once (`position_term`) instead of every frame.
+        self.stem_image = conv3x3(3, c, stride=2)
+        self.stem_position = conv3x3(3 + 6 * len(FOURIER_FREQS), c, stride=2, bias=False)
+        self.down1 = FiLM(c)
         self.down2 = FiLMConv(c, 2 * c, stride=2)
         self.down3 = FiLMConv(2 * c, 4 * c, stride=2)
         self.res = nn.ModuleList(
@@ -97,7 +127,7 @@ class Generator(nn.Module):
         )
         self.up2 = FiLMConv(4 * c + 2 * c, 2 * c)
         self.up1 = FiLMConv(2 * c + c, c)
-        self.to_rgb = nn.Conv2d(c + stem_in, 3, 3, padding=1)
+        self.to_rgb = conv3x3(c + 6, 3)
         self.film_layers = [self.down1, self.down2, self.down3, *self.res, self.up2, self.up1]
         film_size = sum(2 * layer.channels for layer in self.film_layers)
         self.cond = nn.Sequential(
@@ -116,13 +146,21 @@ class Generator(nn.Module):
         sizes = [2 * layer.channels for layer in self.film_layers]
         return list(self.cond(features).split(sizes, dim=1))
 
-    def forward(self, base: torch.Tensor, features: torch.Tensor,
-                coords: torch.Tensor) -> torch.Tensor:
+    def position_term(self, coords: torch.Tensor) -> torch.Tensor:
+        """The first layer's response to position (coordinates and their Fourier features)."""
+        return self.stem_position(torch.cat([coords, fourier_features(coords)], dim=1))
+
+    def forward(self, base: torch.Tensor, features: torch.Tensor, coords: torch.Tensor,
+                position: torch.Tensor | None = None) -> torch.Tensor:
+        """base (B, 3, H, W) in [0, 1], features (B, F), coords (1 or B, 3, H, W) from
+        `make_coords`; `position` = `position_term(coords)` if already computed."""
         films = self.film(features)
+        if position is None:
+            position = self.position_term(coords)
         if coords.shape[0] != base.shape[0]:
             coords = coords.expand(base.shape[0], -1, -1, -1)
         x0 = torch.cat([base * 2.0 - 1.0, coords], dim=1)
-        e1 = self.down1(x0, films[0])
+        e1 = self.down1(self.stem_image(x0[:, :3]) + position, films[0])
         e2 = self.down2(e1, films[1])
         h = self.down3(e2, films[2])
         k = 3

@@ -1,0 +1,31 @@
+# Two commands do everything: `make run` and `make test` (each sets up first).
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.synd-setup
+DEMO   := demo
+
+.PHONY: setup run test models clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+## run: set up, then make a music video of a synthesized demo song with the default model
+run: setup
+	$(BIN)/python -m synd.corpus --demo $(DEMO)/demo-song.flac
+	$(BIN)/synd render $(DEMO)/demo-song.flac -o $(DEMO)/demo-song.mp4
+	@echo "open $(DEMO)/demo-song.mp4"
+
+## test: set up, then run the whole test suite (a suite that collects no test fails)
+test: setup
+	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+## models: retrain every shipped model from the synthesized corpus (about 10 min each on 2 cores)
+models: setup
+	bash scripts/train_shipped.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info $(DEMO)

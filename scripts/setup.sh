@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One-time set-up for `make run` / `make test` on Debian or Ubuntu:
+# system packages (when root), a virtual environment in .venv, the pinned CPU torch,
+# and synd itself (editable) with its test and live extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+# torch is pinned here, not in pyproject.toml (which allows any torch>=2.4): 2.13.0 is
+# the CPU build this project is measured on, and an unpinned install may pull a
+# multi-GB CUDA build.
+TORCH_PIN=${TORCH_PIN:-torch==2.13.0}
+# Debian packages: PortAudio for audio capture, PulseAudio and JACK servers, sox,
+# and the X/Qt libraries for the preview window and tray tests.
+APT_PACKAGES=(python3-venv libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils sox)
+
+missing=()
+if command -v dpkg-query >/dev/null; then
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+fi
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install these packages first (needs root): ${missing[*]}" >&2
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q "$TORCH_PIN"
+"$VENV/bin/python" -m pip install -q -e '.[dev,live]'
+echo "setup: ready ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))"

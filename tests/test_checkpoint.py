@@ -1,0 +1,145 @@
+"""Checkpoints: round trip, atomic writes, and clear refusals of bad files (never unpickling)."""
+
+import json
+import os
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from synd.bundle import load_model
+from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+
+
+def test_round_trip_keeps_weights_and_metadata(tiny_bundle, tmp_path):
+    path = tmp_path / "m.safetensors"
+    tiny_bundle.save(path, extra_meta={"summary": {"steps": 7}})
+    loaded = load_model(str(path))
+    for a, b in zip(tiny_bundle.generator.state_dict().values(), loaded.generator.state_dict().values()):
+        assert torch.equal(a, b)
+    assert loaded.meta["summary"]["steps"] == 7
+    assert loaded.features == tiny_bundle.features
+    assert (loaded.stats.mean == tiny_bundle.stats.mean).all()
+    assert loaded.config == tiny_bundle.config
+
+
+def test_write_is_atomic_and_leaves_old_file_on_failure(tiny_bundle, tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    tiny_bundle.save(path)
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        tiny_bundle.save(path, extra_meta={"summary": {"steps": 99}})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+class Payload:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_pickled_checkpoint_is_refused_and_payload_never_runs(tmp_path, writer):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.safetensors"
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps({"weights": Payload(str(marker))}, protocol=4))
+    else:
+        torch.save({"weights": Payload(str(marker))}, path)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="pickle.*only loads safetensors"):
+        load_model(str(path))
+    assert not marker.exists()
+
+
+def test_truncated_file(tiny_bundle, tmp_path):
+    path = tmp_path / "m.safetensors"
+    tiny_bundle.save(path)
+    data = path.read_bytes()
+    for cut in (3, 100, len(data) // 2, len(data) - 10):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="m.safetensors.*(truncated|corrupt)"):
+            load_model(str(path))
+
+
+def test_corrupt_header_and_empty_file(tmp_path):
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        read_checkpoint(path)
+    path.write_bytes(struct.pack("<Q", 20) + b"{not json at all....")
+    with pytest.raises(CheckpointError, match="corrupt safetensors header"):
+        read_checkpoint(path)
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError):
+        read_checkpoint(path)
+
+
+def test_foreign_safetensors_file(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match="not a synd model"):
+        load_model(str(path))
+
+
+def test_metadata_that_disagrees_with_tensors(tiny_bundle, tmp_path):
+    path = tmp_path / "m.safetensors"
+    tensors = tiny_bundle.state_tensors()
+    meta = tiny_bundle.metadata()
+    meta["architecture"]["width"] = 6  # tensors were made for width 4
+    save_checkpoint(path, tensors, meta)
+    with pytest.raises(CheckpointError, match="has shape .* the architecture needs"):
+        load_model(str(path))
+    meta = tiny_bundle.metadata()
+    meta["features"]["bands"] = 12
+    save_checkpoint(path, tensors, meta)
+    with pytest.raises(CheckpointError, match="metadata disagrees"):
+        load_model(str(path))
+    tensors.pop(next(iter(tensors)))
+    save_checkpoint(path, tensors, tiny_bundle.metadata())
+    with pytest.raises(CheckpointError, match="missing tensor"):
+        load_model(str(path))
+
+
+def test_non_finite_weights_and_future_versions(tiny_bundle, tmp_path):
+    path = tmp_path / "m.safetensors"
+    tensors = tiny_bundle.state_tensors()
+    key = next(k for k in tensors if k.endswith("weight"))
+    tensors[key] = torch.full_like(tensors[key], float("nan"))
+    save_checkpoint(path, tensors, tiny_bundle.metadata())
+    with pytest.raises(CheckpointError, match="NaN or Inf"):
+        load_model(str(path))
+    save_checkpoint(path, tiny_bundle.state_tensors(), {**tiny_bundle.metadata(), "format_version": 1})
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    doc = json.loads(header["__metadata__"]["synd"])
+    doc["format_version"] = 99
+    header["__metadata__"]["synd"] = json.dumps(doc)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    with pytest.raises(CheckpointError, match="newer than this synd"):
+        load_model(str(path))
+
+
+def test_missing_file_and_names(tmp_path):
+    with pytest.raises(CheckpointError, match="no model"):
+        load_model("no-such-model-name")
+    with pytest.raises(CheckpointError, match="only bare names"):
+        load_model("../../etc/passwd", allow_paths=False)
+    with pytest.raises(CheckpointError, match="only bare names"):
+        load_model("/etc/passwd", allow_paths=False)
