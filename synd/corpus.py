@@ -347,8 +347,19 @@ class _Track:
             self.send[start : start + sound.size] += send * seg
 
 
-def _plan_sections(trk: _Track) -> None:
-    """Lay out sections (in bars) and which layers play in each."""
+# Arrangement of the demo song: every kind of moment early on, in (kind, bars).
+_DEMO_SCRIPT: list[tuple[str, float]] = [
+    ("intro", 1), ("main", 2), ("build", 1), ("silence", 0.25), ("drop", 2), ("breakdown", 1),
+    ("quiet", 0.5), ("build", 1), ("drop", 4), ("sparse", 1), ("main", 2), ("drop", 4),
+]
+
+
+def _plan_sections(trk: _Track, script: Sequence[tuple[str, float]] | None = None) -> None:
+    """Lay out sections (in bars) and which layers play in each.
+
+    Kinds and lengths are drawn at random unless a ``script`` of (kind, bars) is given
+    (after it runs out, main and drop sections alternate).
+    """
     rng = trk.rng
     total_bars = trk.duration / trk.bar
     max_len = max(1, min(8, int(total_bars // 3) or 1))
@@ -363,7 +374,11 @@ def _plan_sections(trk: _Track) -> None:
         return {str(p) for p in rng.choice(pool, size=max(1, k), replace=False)}
 
     while t_bar < total_bars:
-        if not sections:
+        bars = 0.0
+        if script is not None:
+            i = len(sections)
+            kind, bars = script[i] if i < len(script) else (("main", "drop")[i % 2], 2.0)
+        elif not sections:
             kind = str(rng.choice(["intro", "main", "sparse", "quiet"], p=[0.5, 0.3, 0.1, 0.1]))
         elif prev == "build":
             kind = "drop" if rng.random() < 0.8 else "silence"
@@ -375,7 +390,9 @@ def _plan_sections(trk: _Track) -> None:
             if prev in kinds:  # avoid long runs of the same thing
                 weights[kinds.index(prev)] *= 0.0 if prev == "silence" else 0.3
             kind = str(rng.choice(kinds, p=weights / weights.sum()))
-        if kind == "silence":
+        if bars:
+            pass
+        elif kind == "silence":
             bars = float(rng.choice([0.25, 0.5, 1.0]))
         else:
             bars = float(rng.choice(lengths))
@@ -388,7 +405,7 @@ def _plan_sections(trk: _Track) -> None:
         elif kind == "breakdown":
             active, gain = subset(["pad", "lead", "texture", "fx", "bass"], 1, 3), float(rng.uniform(0.3, 0.75))
         elif kind == "build":
-            active = {x for x in layers if x not in ("bass",) and rng.random() < 0.7} | {"roll"}
+            active = {x for x in layers if x != "bass" and rng.random() < 0.7}
             gain = 1.0
         elif kind == "quiet":
             active, gain = subset(layers, 1, 3), float(rng.uniform(0.03, 0.22))
@@ -792,8 +809,9 @@ def _render_fx(trk: _Track) -> None:
                 snd = signal.chirp(t, f0, length, f1, method="logarithmic") * (t / length) ** 2
                 trk.place(trk.music, sec.start, snd, level * 0.5, 0.0)
         elif sec.kind == "drop" and i > 0:
-            boom = _env(int(2.0 * trk.sr), trk.sr, 0.001, 0.6, 0.0, 2.0, 0.1) * \
-                _osc("sine", 45 + 60 * np.exp(-np.arange(int(2.0 * trk.sr)) / (0.1 * trk.sr)), int(2.0 * trk.sr), trk.sr)
+            n = int(2.0 * trk.sr)  # an impact: a long, pitch-dropping sine boom
+            pitch = 45 + 60 * np.exp(-np.arange(n) / (0.1 * trk.sr))
+            boom = _env(n, trk.sr, 0.001, 0.6, 0.0, 2.0, 0.1) * _osc("sine", pitch, n, trk.sr)
             trk.place(trk.drums, sec.start, boom, 0.8, 0.0, send=0.2)
             if rng.random() < 0.6:
                 trk.place(trk.music, sec.start, _riser(trk, min(2.0, length), up=False), level, rng.uniform(-0.5, 0.5),
@@ -810,48 +828,67 @@ def _render_fx(trk: _Track) -> None:
 
 def _render_texture(trk: _Track, chords: list[list[int]]) -> None:
     """Non-rhythmic material: drones, noise beds, chirp swarms, clicks, sine pulses."""
-    rng, sr = trk.rng, trk.sr
     for sec in trk.sections:
-        if "texture" not in sec.layers:
+        if "texture" in sec.layers:
+            _texture(trk, sec, chords, ["drone", "noise", "chirps", "clicks", "pulses"])
+
+
+def _fill_empty_sections(trk: _Track, chords: list[list[int]]) -> None:
+    """Give a drone or noise bed to any section that should sound but got no events.
+
+    Short sections can miss every event of their layers (notes start on bar lines that
+    fall in the neighbouring sections), and a silent track cannot be normalised.
+    """
+    sr = trk.sr
+    for sec in trk.sections:
+        s0, s1 = int(sec.start * sr), min(trk.n, int(sec.end * sr))
+        if sec.kind == "silence" or s1 <= s0:
             continue
-        length = min(sec.end, trk.duration) - sec.start
-        n = int(length * sr)
-        if n < 16:
-            continue
-        kind = str(rng.choice(["drone", "noise", "chirps", "clicks", "pulses"]))
-        t = np.arange(n) / sr
-        if kind == "drone":
-            bar = min(len(chords) - 1, int(sec.start / trk.bar))
-            snd = sum(_osc("sine", float(_midi_hz(trk.note(d, 1))) * (1 + rng.normal(0, 0.002)), n, sr,
-                           float(rng.random())) for d in chords[bar])
-            snd = snd * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.05, 4.0) * t))
-        elif kind == "noise":
-            raw = _pink(n, rng) if rng.random() < 0.5 else rng.standard_normal(n)
-            if rng.random() < 0.3:
-                raw = np.cumsum(raw)  # brown noise
-                raw = _filt(raw - raw.mean(), "highpass", 20, sr)
-            lo, hi = np.exp(rng.uniform(np.log(100), np.log(0.4 * sr), 2))
-            rate = rng.uniform(0.05, 1.0)
-            snd = _tv_filter(raw, sr, lambda tt: lo * (hi / lo) ** (0.5 + 0.5 * np.sin(2 * np.pi * rate * tt)),
-                             str(rng.choice(["lowpass", "bandpass", "highpass"])), rng.uniform(0.5, 3))
-        elif kind == "chirps":
-            snd = np.zeros(n)
-            for _ in range(int(rng.integers(2, 10))):
-                c = _chirp(trk, rng.uniform(0.05, max(0.06, min(2.0, length))))
-                s0 = int(rng.integers(0, max(1, n - c.size)))
-                snd[s0 : s0 + c.size] += c[: n - s0] * rng.uniform(0.3, 1.0)
-        elif kind == "clicks":
-            density = rng.uniform(2, 60)  # per second
-            imp = (rng.random(n) < density / sr) * rng.uniform(-1, 1, n)
-            snd = _filt(imp, "bandpass", sorted(np.exp(rng.uniform(np.log(200), np.log(0.4 * sr), 2))), sr) * 20
-        else:
-            f = float(_midi_hz(trk.note(int(rng.integers(0, 8)), int(rng.integers(1, 4)))))
-            rate = rng.uniform(1, 12)
-            snd = _osc("sine", f, n, sr) * (np.sin(2 * np.pi * rate * t) > rng.uniform(-0.5, 0.8))
-            snd = _filt(snd, "lowpass", 6000, sr)
-        snd = snd / (np.abs(snd).max() + 1e-12)
-        fade = np.minimum(1.0, np.minimum(t, length - t) / min(0.05, length / 4))
-        trk.place(trk.music, sec.start, snd * fade, rng.uniform(0.15, 0.45), rng.uniform(-0.7, 0.7), send=0.5)
+        energy = np.sum(trk.drums[s0:s1] ** 2) + np.sum(trk.music[s0:s1] ** 2)
+        if energy <= 1e-6 * (s1 - s0):
+            _texture(trk, sec, chords, ["drone", "noise"])
+
+
+def _texture(trk: _Track, sec: _Section, chords: list[list[int]], kinds: list[str]) -> None:
+    rng, sr = trk.rng, trk.sr
+    length = min(sec.end, trk.duration) - sec.start
+    n = int(length * sr)
+    if n < 16:
+        return
+    kind = str(rng.choice(kinds))
+    t = np.arange(n) / sr
+    if kind == "drone":
+        bar = min(len(chords) - 1, int(sec.start / trk.bar))
+        snd = sum(_osc("sine", float(_midi_hz(trk.note(d, 1))) * (1 + rng.normal(0, 0.002)), n, sr,
+                       float(rng.random())) for d in chords[bar])
+        snd = snd * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.05, 4.0) * t))
+    elif kind == "noise":
+        raw = _pink(n, rng) if rng.random() < 0.5 else rng.standard_normal(n)
+        if rng.random() < 0.3:
+            raw = np.cumsum(raw)  # brown noise
+            raw = _filt(raw - raw.mean(), "highpass", 20, sr)
+        lo, hi = np.exp(rng.uniform(np.log(100), np.log(0.4 * sr), 2))
+        rate = rng.uniform(0.05, 1.0)
+        snd = _tv_filter(raw, sr, lambda tt: lo * (hi / lo) ** (0.5 + 0.5 * np.sin(2 * np.pi * rate * tt)),
+                         str(rng.choice(["lowpass", "bandpass", "highpass"])), rng.uniform(0.5, 3))
+    elif kind == "chirps":
+        snd = np.zeros(n)
+        for _ in range(int(rng.integers(2, 10))):
+            c = _chirp(trk, rng.uniform(0.05, max(0.06, min(2.0, length))))
+            s0 = int(rng.integers(0, max(1, n - c.size)))
+            snd[s0 : s0 + c.size] += c[: n - s0] * rng.uniform(0.3, 1.0)
+    elif kind == "clicks":
+        density = rng.uniform(2, 60)  # per second
+        imp = (rng.random(n) < density / sr) * rng.uniform(-1, 1, n)
+        snd = _filt(imp, "bandpass", sorted(np.exp(rng.uniform(np.log(200), np.log(0.4 * sr), 2))), sr) * 20
+    else:
+        f = float(_midi_hz(trk.note(int(rng.integers(0, 8)), int(rng.integers(1, 4)))))
+        rate = rng.uniform(1, 12)
+        snd = _osc("sine", f, n, sr) * (np.sin(2 * np.pi * rate * t) > rng.uniform(-0.5, 0.8))
+        snd = _filt(snd, "lowpass", 6000, sr)
+    snd = snd / (np.abs(snd).max() + 1e-12)
+    fade = np.minimum(1.0, np.minimum(t, length - t) / min(0.05, length / 4))
+    trk.place(trk.music, sec.start, snd * fade, rng.uniform(0.15, 0.45), rng.uniform(-0.7, 0.7), send=0.5)
 
 
 def _reverb(trk: _Track, x: np.ndarray) -> np.ndarray:
@@ -957,7 +994,8 @@ def _choose_layers(rng: np.random.Generator, style: str) -> set[str]:
     return layers
 
 
-def _render(seed: int, duration: float, sample_rate: int, style: str | None = None) -> tuple[np.ndarray, dict]:
+def _render(seed: int, duration: float, sample_rate: int, style: str | None = None,
+            script: Sequence[tuple[str, float]] | None = None) -> tuple[np.ndarray, dict]:
     """Render one track and describe what was drawn."""
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")
@@ -977,7 +1015,7 @@ def _render(seed: int, duration: float, sample_rate: int, style: str | None = No
     root = int(rng.integers(28, 41))  # E1 .. E2
     n = max(1, int(round(duration * sample_rate)))
     trk = _Track(seed, sample_rate, n, rng, style, bpm, root, scale, swing, _choose_layers(rng, style))
-    _plan_sections(trk)
+    _plan_sections(trk, script)
     chords = _chords(trk)
     if trk.layers & {"kick", "snare", "hat", "perc"}:
         _render_drums(trk)
@@ -991,6 +1029,7 @@ def _render(seed: int, duration: float, sample_rate: int, style: str | None = No
         _render_fx(trk)
     if "texture" in trk.layers:
         _render_texture(trk, chords)
+    _fill_empty_sections(trk, chords)
     wet = rng.uniform(0.1, 0.6)
     mix = trk.drums + trk.music * _duck(trk)[:, None] + wet * _reverb(trk, trk.send)
     # Stereo width from near-mono to extra wide (mid/side).
@@ -1140,7 +1179,7 @@ def demo_clip(path: str | os.PathLike[str], duration: float = 20.0, seed: int = 
     """
     rng = np.random.default_rng(seed)
     style = str(rng.choice(["four_floor", "breakbeat", "hiphop", "rock", "chip"]))
-    audio, _ = _render(int(seed), float(duration), int(sample_rate), style=style)
+    audio, _ = _render(int(seed), float(duration), int(sample_rate), style=style, script=_DEMO_SCRIPT)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_audio(out, audio, int(sample_rate))

@@ -192,7 +192,7 @@ class SoundDecoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h = self.body(image * 2.0 - 1.0)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3), correction=0)], dim=1)
         return self.head(pooled)
 
 

@@ -67,6 +67,7 @@ class TrainOptions:
     sample_every: int = 500
     checkpoint_every: int = 250
     progress: bool = True
+    stop_at: int | None = None  # end this run early at this step, as an interruption would
 
 
 def find_audio(inputs: list[Path]) -> list[Path]:
@@ -399,6 +400,8 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         return time.monotonic() - started
 
     def finished() -> bool:
+        if opts.stop_at is not None and step >= opts.stop_at:
+            return True
         if total_steps is not None:
             return step >= total_steps
         stop = torch.tensor([1.0 if elapsed() >= budget else 0.0])

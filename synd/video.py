@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 __all__ = [
     "CODECS",
@@ -48,12 +48,13 @@ _CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mk
 _AUDIO_CODECS: dict[str, str] = {"mp4": "aac", "mov": "aac", "matroska": "flac"}
 
 # x264/x265 preset names -> SVT-AV1 numeric presets (higher is faster).
+# (SVT-AV1 warns that presets >= 10 may show artifacts, so veryfast stops at 9.)
 _SVT_PRESETS: dict[str, int] = {
     "ultrafast": 12,
-    "superfast": 11,
-    "veryfast": 10,
-    "faster": 9,
-    "fast": 8,
+    "superfast": 10,
+    "veryfast": 9,
+    "faster": 8,
+    "fast": 7,
     "medium": 6,
     "slow": 4,
     "slower": 3,
@@ -191,6 +192,8 @@ class VideoWriter:
         if self._audio is not None and self.audio_rate <= 0:
             raise ValueError(f"audio_rate must be positive, got {audio_rate}")
         self._audio_pos = 0  # samples already handed to the audio encoder
+        # One converter for all frames: it keeps its swscale context between calls.
+        self._reformatter = VideoReformatter()
 
         tmp = self.path.with_name(
             f".{self.path.stem}.{secrets.token_hex(4)}.partial{self.path.suffix}"
@@ -265,7 +268,9 @@ class VideoWriter:
             )
         try:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-            vf = vf.reformat(format=self.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+            vf = self._reformatter.reformat(
+                vf, format=self.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+            )
             vf.pts = self.n_frames
             vf.time_base = 1 / self.rate
             self._container.mux(self._vstream.encode(vf))
@@ -455,12 +460,15 @@ def read_video_info(path: str | os.PathLike[str]) -> dict[str, Any]:
             lo_hi = spans.setdefault(idx, [start, end])
             lo_hi[0], lo_hi[1] = min(lo_hi[0], start), max(lo_hi[1], end)
 
+        # Durations run from the file's start to each stream's end, so a stream that
+        # starts late counts as longer. Negative timestamps are encoder priming (AAC)
+        # that players skip.
+        origin = max(0.0, min((lo for lo, _ in spans.values()), default=0.0))
+
         def duration(stream: Any) -> float | None:
             if stream is None or stream.index not in spans:
                 return None
-            lo, hi = spans[stream.index]
-            # Negative timestamps are encoder priming (AAC) that players skip.
-            return hi - max(lo, 0.0)
+            return spans[stream.index][1] - origin
 
         info["n_frames"] = counts.get(vstream.index, 0)
         info["video_duration"] = duration(vstream)
@@ -476,10 +484,11 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of ``path``.
+    """Decode the first audio stream of ``path``, placed on the file's timeline.
 
-    Encoder padding after the end (AAC pads its last frame) is cut off using the packet
-    durations, so the result is as long as the stream's stated duration.
+    Samples are put where their timestamps say (a stream starting late is preceded by
+    silence, encoder priming before time 0 is dropped), and encoder padding after the
+    end (AAC pads its last frame) is cut off using the packet durations.
 
     Returns:
         (samples, rate): float32 array of shape (n, channels), and the sample rate.
@@ -491,21 +500,38 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         ctx = stream.codec_context
         rate, channels = ctx.sample_rate, ctx.channels
         tick = float(stream.time_base or 0)
-        resampler = av.AudioResampler(format="fltp", layout=ctx.layout, rate=rate)
-        chunks: list[np.ndarray] = []
-        end = 0.0
+        pieces: list[tuple[int, np.ndarray]] = []
+        end, pos = 0.0, 0
         for packet in container.demux(stream):
             if packet.pts is not None:
                 end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
             for frame in packet.decode():
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
-    if not chunks:
-        return np.zeros((0, channels), np.float32), rate
-    samples = np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False)
+                if frame.pts is not None and frame.time_base is not None:
+                    pos = round(float(frame.pts * frame.time_base) * rate)
+                data = _audio_frame_to_float(frame)
+                pieces.append((pos, data))
+                pos += data.shape[0]
+    total = max((start + data.shape[0] for start, data in pieces), default=0)
     keep = round(end * rate)
     # Coarse time bases (Matroska counts milliseconds) cannot express the exact end:
     # only cut what is clearly padding, i.e. more than one timestamp tick.
-    if samples.shape[0] - keep > tick * rate:
-        samples = samples[: max(0, keep)]
+    if total - keep > tick * rate:
+        total = keep
+    samples = np.zeros((max(0, total), channels), np.float32)
+    for start, data in pieces:
+        lo, hi = max(start, 0), min(start + data.shape[0], total)
+        if hi > lo:
+            samples[lo:hi] = data[lo - start : hi - start]
     return samples, rate
+
+
+def _audio_frame_to_float(frame: Any) -> np.ndarray:
+    """Decoded audio frame -> float32 (n, channels) in [-1, 1]."""
+    arr = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    arr = arr.T if frame.format.is_planar else arr.reshape(-1, channels)
+    if arr.dtype.kind == "i":
+        arr = arr / float(2 ** (8 * arr.dtype.itemsize - 1))
+    elif arr.dtype.kind == "u":
+        arr = (arr - 128.0) / 128.0
+    return arr.astype(np.float32, copy=False)

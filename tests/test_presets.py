@@ -1,0 +1,63 @@
+"""Presets: the shipped looks parse and differ; bad files are clear errors; names stay in their folders."""
+
+import pytest
+
+from synd.config import load_config
+from synd.presets import PresetError, list_presets, load_preset
+
+
+def test_shipped_presets_are_four_different_looks():
+    presets = {p.name: p for p in list_presets()}
+    assert {"classic", "sharp", "prism", "drift"} <= set(presets)
+    losses = [tuple(sorted(p.loss.to_dict().items())) for p in presets.values()]
+    assert len(set(losses)) == len(losses)  # no two presets train the same way
+    assert presets["sharp"].loss.noise > 0
+    assert presets["prism"].loss.colorfulness > 0 and presets["prism"].loss.color_variance > 0
+    assert presets["drift"].loss.motion > 0
+    for p in presets.values():
+        assert p.description and p.model == p.name
+
+
+def test_unknown_keys_and_bad_values_are_errors(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('name = "typo"\n[look]\nfeedbak = 0.5\n')
+    with pytest.raises(PresetError, match=r"typo.toml.*unknown keys \['feedbak'\]"):
+        load_preset(str(path))
+    path.write_text('name = "x"\n[look]\nfeedback = 1.5\n')
+    with pytest.raises(PresetError, match="feedback must be in"):
+        load_preset(str(path))
+    path.write_text('name = "x"\n[loss]\nsound = "loud"\n')
+    with pytest.raises(PresetError):
+        load_preset(str(path))
+    path.write_text("name = \n")
+    with pytest.raises(PresetError, match="invalid TOML"):
+        load_preset(str(path))
+
+
+def test_user_presets_shadow_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    folder = tmp_path / "synd" / "presets"
+    folder.mkdir(parents=True)
+    (folder / "prism.toml").write_text('name = "prism"\ndescription = "my own prism"\n')
+    (folder / "mine.toml").write_text('description = "mine"\n[look]\nfeedback = 0.5\n')
+    presets = {p.name: p for p in list_presets()}
+    assert presets["prism"].description == "my own prism"
+    assert presets["mine"].look.feedback == 0.5
+    assert load_preset("mine").model == "mine"
+
+
+def test_names_cannot_leave_the_preset_folders():
+    for name in ("../../etc/passwd", "/etc/passwd", "..", "a/../../b"):
+        with pytest.raises(PresetError):
+            load_preset(name, allow_paths=False)
+
+
+def test_config_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert load_config().preset == "prism"
+    (tmp_path / "synd").mkdir()
+    (tmp_path / "synd" / "config.toml").write_text('preset = "drift"\n')
+    assert load_config().preset == "drift"
+    (tmp_path / "synd" / "config.toml").write_text('presett = "drift"\n')
+    with pytest.raises(ValueError, match="unknown key 'presett'"):
+        load_config()

@@ -1,0 +1,143 @@
+"""`synd train`: real training runs on generated songs, tiny networks so they stay quick."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from synd.bundle import load_model
+from synd.checkpoint import read_checkpoint
+from synd.presets import load_preset, parse_preset
+from synd.train import TrainError, TrainOptions, decoder_crop, state_path, train
+
+TINY = """
+name = "tiny"
+description = "tiny test look"
+[features]
+bands = 8
+[architecture]
+width = 4
+res_blocks = 1
+cond_dim = 16
+decoder_width = 8
+[loss]
+sound = 1.0
+image = 0.5
+colorfulness = 0.1
+temporal = 0.1
+[train]
+size = 32
+batch = 4
+unroll = 2
+pool = 8
+lr = 0.003
+"""
+
+
+@pytest.fixture
+def tiny_preset(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return parse_preset(TINY, path)
+
+
+def options(preset, clip_dir, out, **kw):
+    defaults = dict(inputs=[clip_dir], preset=preset, out=out, steps=6, eval_every=3,
+                    sample_every=6, checkpoint_every=3, progress=False)
+    return TrainOptions(**{**defaults, **kw})
+
+
+def test_training_writes_model_state_and_sample_sheet(tiny_preset, clip_dir, tmp_path):
+    out = tmp_path / "run" / "tiny.safetensors"
+    result = train(options(tiny_preset, clip_dir, out))
+    assert result["steps"] == 6
+    bundle = load_model(str(out))  # the model file loads on its own
+    assert bundle.meta["summary"]["steps"] == 6
+    assert bundle.meta["data"]["files"] == 4 and bundle.meta["data"]["holdout_frames"] > 0
+    assert bundle.meta["loss_weights"]["colorfulness"] == 0.1
+    assert bundle.features.bands == 8
+    _, meta = read_checkpoint(state_path(out))
+    assert meta["training"]["step"] == 6
+    assert [h["step"] for h in meta["training"]["history"]] == [3, 6]
+    sheet = out.with_name("tiny.samples") / "step_000006.png"
+    assert sheet.stat().st_size > 1000
+    assert not [p for p in out.parent.iterdir() if ".partial" in p.name]
+
+
+def test_resume_is_exact(tiny_preset, clip_dir, tmp_path):
+    straight = tmp_path / "a" / "m.safetensors"
+    train(options(tiny_preset, clip_dir, straight, steps=6))
+    split = tmp_path / "b" / "m.safetensors"
+    train(options(tiny_preset, clip_dir, split, steps=6, stop_at=3))  # interrupted at step 3
+    first_half = load_model(str(split)).generator.state_dict()
+    train(options(tiny_preset, clip_dir, split, steps=6, resume=True))
+    a, b = load_model(str(straight)), load_model(str(split))
+    assert b.meta["summary"]["steps"] == 6
+    for k, v in a.generator.state_dict().items():
+        assert torch.equal(v, b.generator.state_dict()[k]), k
+        assert not torch.equal(v, first_half[k]) or v.numel() == 0 or "bias" in k
+    for k, v in a.decoder.state_dict().items():
+        assert torch.equal(v, b.decoder.state_dict()[k]), k
+
+
+def test_resume_needs_state_and_more_steps(tiny_preset, clip_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train(options(tiny_preset, clip_dir, out, resume=True))
+    train(options(tiny_preset, clip_dir, out, steps=3))
+    with pytest.raises(TrainError, match="already at step 3"):
+        train(options(tiny_preset, clip_dir, out, steps=3, resume=True))
+
+
+def test_training_learns_to_hear(tiny_preset, clip_dir, tmp_path):
+    """Held-out R^2 rises well above zero within a couple of hundred tiny steps."""
+    out = tmp_path / "m.safetensors"
+    preset = replace(tiny_preset, train=replace(tiny_preset.train, batch=8))
+    result = train(options(preset, clip_dir, out, steps=200, eval_every=100, sample_every=1000,
+                           checkpoint_every=1000))
+    history = load_model(str(out)).meta["summary"]["metrics"]
+    assert result["holdout_r2_crops"] > 0.3, history
+
+
+def test_crop_decays_from_whole_frame():
+    settings = load_preset("classic").train
+    assert decoder_crop(settings, 0, 1000) == settings.size
+    assert decoder_crop(settings, 1000, 1000) == int(settings.size * settings.min_crop)
+
+
+def test_bad_inputs_are_clear(tiny_preset, tmp_path):
+    with pytest.raises(TrainError, match="no such file or folder"):
+        train(options(tiny_preset, tmp_path / "nope", tmp_path / "m.safetensors"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TrainError, match="no audio files"):
+        train(options(tiny_preset, empty, tmp_path / "m.safetensors"))
+    (empty / "bad.mp3").write_text("not audio")
+    with pytest.raises(TrainError, match="none of the audio files could be read"):
+        train(options(tiny_preset, empty, tmp_path / "m.safetensors"))
+
+
+def test_torchrun_with_two_cpu_processes(tiny_preset, clip_dir, tmp_path):
+    """The same command under torchrun: DistributedDataParallel over gloo, 2 processes."""
+    out = tmp_path / "ddp.safetensors"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "synd", "train",
+         str(clip_dir), "--preset", str(tiny_preset.path), "--out", str(out), "--steps", "4",
+         "--eval-every", "2", "--checkpoint-every", "2", "--sample-every", "4"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tensors, meta = read_checkpoint(state_path(out))
+    assert meta["training"]["world"] == 2
+    assert meta["summary"]["processes"] == 2
+    assert tensors["pool.previous"].shape[0] == 2 * tiny_preset.train.pool  # both ranks' chains
+    # Each rank drew its own batches: the two halves of the pool hold different chains.
+    assert not torch.equal(tensors["pool.frame"][:8], tensors["pool.frame"][8:])
+    assert load_model(str(out)).meta["summary"]["steps"] == 4
+    assert json.loads(json.dumps(meta))  # metadata is plain JSON
