@@ -16,7 +16,7 @@ class LossWeights:
     """How much each term counts; stored in the checkpoint."""
 
     sound: float = 1.0           # decoder must read the features back out of the picture
-    image: float = 0.5           # stay near the base image (hinged), as the original
+    image: float = 0.5           # stay near the seeded base pattern (hinged), as the original
     noise: float = 0.0           # total variation: flat regions, sharp edges
     colorfulness: float = 0.0    # soft-histogram entropy: many different colours
     color_variance: float = 0.0  # spread within each colour channel

@@ -31,7 +31,7 @@ class ModelConfig:
     width: int = 12          # channels at half resolution; deeper stages use 2x and 4x
     res_blocks: int = 2      # residual blocks at 1/8 resolution
     cond_dim: int = 64       # hidden size of the features -> FiLM network
-    decoder_width: int = 24
+    decoder_width: int = 32
     native_size: int = 256   # short side (pixels) over which coordinates span [-1, 1]
 
     def to_dict(self) -> dict:
@@ -69,7 +69,7 @@ def make_coords(height: int, width: int, native_size: int, top: float = 0.0, lef
     return torch.stack([x, y, r]).unsqueeze(0)
 
 
-FOURIER_FREQS = (1.0, 2.0, 4.0)
+FOURIER_FREQS = (0.5, 1.0, 2.0, 4.0)
 
 
 def fourier_features(coords: torch.Tensor) -> torch.Tensor:
@@ -189,6 +189,22 @@ class SoundDecoder(nn.Module):
             nn.Conv2d(4 * d, 4 * d, 3, padding=1), nn.LeakyReLU(0.2),
         )
         self.head = nn.Linear(8 * d, cfg.feature_dim)
+
+    def read(self, image: torch.Tensor, tile: int) -> torch.Tensor:
+        """Features of a large image: the mean reading of its `tile`-pixel tiles.
+
+        The decoder learns on crops of about `tile` pixels; reading a whole 256- or
+        1080-pixel frame in one pass would pool over statistics it never saw.
+        """
+        b, c, h, w = image.shape
+        if h < 2 * tile and w < 2 * tile:
+            return self(image)
+        ny, nx = max(1, h // tile), max(1, w // tile)
+        top, left = (h - ny * tile) // 2, (w - nx * tile) // 2
+        tiles = image[..., top:top + ny * tile, left:left + nx * tile]
+        tiles = tiles.unfold(2, tile, tile).unfold(3, tile, tile)        # b, c, ny, nx, t, t
+        tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(b * ny * nx, c, tile, tile)
+        return self(tiles).view(b, ny * nx, -1).mean(dim=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h = self.body(image * 2.0 - 1.0)

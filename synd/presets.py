@@ -46,12 +46,13 @@ class TrainSettings:
     steps: int = 3000
     size: int = 64          # generator crop (pixels) of a virtual native-size frame
     batch: int = 16
-    unroll: int = 4         # consecutive frames per sequence, previous output fed back
+    unroll: int = 3         # consecutive frames per sequence, previous output fed back
     lr: float = 2e-3
     min_crop: float = 0.5   # the decoder's crop decays from the whole frame to this fraction
     feedback_min: float = 0.5
     pool: int = 256         # persistent chains: long feedback histories without long unrolls
     reset_prob: float = 0.1
+    augment: float = 0.3    # std of random offsets added to the (normalised) features
 
 
 @dataclass(frozen=True)

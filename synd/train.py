@@ -165,7 +165,7 @@ class UnrolledStep(nn.Module):
             terms["sound"] = terms["sound"] + L.sound_loss(
                 self.decoder(frame[..., top:top + size, left:left + size]), features[t])
             if w.image:
-                terms["image"] = terms["image"] + L.image_loss(frame, base, w.image_hinge)
+                terms["image"] = terms["image"] + L.image_loss(frame, pattern, w.image_hinge)
             if w.noise:
                 terms["noise"] = terms["noise"] + L.noise_loss(frame)
             if w.colorfulness:
@@ -231,7 +231,18 @@ class ChainPool:
         self.reset(idx[done], unroll, g)
         feats = torch.stack([self.tracks[int(self.track[i])][int(self.frame[i]):int(self.frame[i]) + unroll]
                              for i in idx.tolist()], dim=1)
-        return idx, feats
+        return idx, self.augment(feats, g)
+
+    def augment(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Shift each sequence by a random offset and add a little noise per frame, so the
+        networks also learn sounds between and around those of the training audio (the
+        generator/decoder pair is an autoencoder: any feature vector is a fair example)."""
+        sigma = self.settings.augment
+        if not sigma:
+            return feats
+        offset = sigma * torch.randn(1, feats.shape[1], feats.shape[2], generator=g)
+        noise = (sigma / 3) * torch.randn(feats.shape, generator=g)
+        return feats + offset + noise
 
     def coords(self, idx: torch.Tensor) -> torch.Tensor:
         return torch.cat([make_coords(self.crop, self.crop, self.native, int(self.top[i]),
@@ -491,11 +502,18 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
 
 
 def write_sample_sheet(bundle: ModelBundle, holdout: list[torch.Tensor], stats: FeatureStats,
-                       preset: Preset, path: Path, size: int = 128, count: int = 16) -> None:
-    """Frames of held-out audio, run through the real frame loop, as one PNG."""
-    feats = holdout[0][: count * 6].numpy() * stats.std + stats.mean  # back to raw features
-    loop = FrameLoop(bundle, size, size, look=replace(preset.look, hue=0.0), seed=0,
+                       preset: Preset, path: Path, count: int = 16, every: int = 6) -> None:
+    """Frames of held-out audio, run through the real frame loop at the model's native
+    scale and shown as thumbnails, as one PNG."""
+    track = max(holdout, key=len)
+    feats = track[: count * every].numpy() * stats.std + stats.mean  # back to raw features
+    native = bundle.config.native_size
+    loop = FrameLoop(bundle, native, native, look=replace(preset.look, hue=0.0), seed=0,
                      device=next(bundle.generator.parameters()).device)
-    frames = [to_rgb_uint8(f) for f in loop.run(feats)]
-    save_contact_sheet(frames[::6][:count], path, columns=8,
-                       title=f"{bundle.name}: held-out audio, every 6th frame")
+    frames = []
+    for i, frame in enumerate(loop.run(feats)):
+        if i % every == 0:
+            thumb = torch.nn.functional.interpolate(frame, size=(128, 128), mode="area")
+            frames.append(to_rgb_uint8(thumb))
+    save_contact_sheet(frames[:count], path, columns=8,
+                       title=f"{bundle.name}: held-out audio, every {every}th frame")

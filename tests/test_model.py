@@ -98,3 +98,13 @@ def test_config_round_trip_and_validation(cfg):
 def test_macs_scale_with_pixels(cfg):
     small, large = generator_macs(cfg, 64, 64), generator_macs(cfg, 128, 128)
     assert 3.5 * small < large < 4.5 * small
+
+
+def test_decoder_reads_large_frames_by_tiles(cfg):
+    torch.manual_seed(5)
+    d = SoundDecoder(cfg).eval()
+    tile = torch.rand(1, 3, 32, 32)
+    mosaic = tile.repeat(1, 1, 3, 4)  # 96 x 128: twelve copies of one tile
+    assert torch.allclose(d.read(mosaic, 32), d(tile), atol=1e-5)
+    small = torch.rand(2, 3, 40, 40)  # smaller than two tiles: read whole
+    assert torch.allclose(d.read(small, 32), d(small))

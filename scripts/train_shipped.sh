@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Retrain every shipped model from scratch, reproducibly: synthesize the corpus, train each
+# preset for its step count, measure it on held-out tracks and write its model card.
+# Usage: scripts/train_shipped.sh [PRESET...]      (default: all shipped presets)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+PRESETS=("$@")
+[ ${#PRESETS[@]} -gt 0 ] || PRESETS=(classic sharp prism drift)
+
+# Training and held-out tracks come from disjoint seeds.
+[ -f data/corpus/corpus.json ] || $BIN/python -m synd.corpus data/corpus --tracks 48 --duration 30 --seed 0
+[ -f data/heldout/corpus.json ] || $BIN/python -m synd.corpus data/heldout --tracks 8 --duration 30 --seed 9000
+
+for preset in "${PRESETS[@]}"; do
+  # Training state and sample sheets stay in runs/; only the model ships.
+  $BIN/synd train data/corpus --preset "$preset" --out "runs/$preset.safetensors"
+  cp "runs/$preset.safetensors" "models/$preset.safetensors"
+  $BIN/python -m synd.modelcard "models/$preset.safetensors" --heldout data/heldout
+done

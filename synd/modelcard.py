@@ -1,0 +1,159 @@
+"""Model cards: measure a trained model and write what a user should know about it.
+
+    python -m synd.modelcard models/prism.safetensors --heldout data/heldout
+
+measures the decoder R^2 on held-out audio (frames chained with feedback at the native
+size, as render and live make them), the generator's speed on this machine, stores the
+numbers in the model's metadata (`card`) and writes NAME.md and a contact sheet NAME.png
+beside the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synd.audio import load_audio
+from synd.bundle import ModelBundle, load_model
+from synd.evaluate import WARMUP_FRAMES, decoded_features
+from synd.features import FeatureExtractor
+from synd.frameloop import FrameLoop, to_rgb_uint8
+from synd.metrics import r2_score
+from synd.model import count_parameters, generator_macs, make_coords
+from synd.presets import Look
+from synd.sheets import save_contact_sheet
+from synd.train import find_audio
+
+
+def generator_fps(bundle: ModelBundle, width: int, height: int, seconds: float = 3.0) -> float:
+    """Median frames/s of the generator alone (batch 1, cached position term)."""
+    gen = bundle.generator.eval()
+    coords = make_coords(height, width, bundle.config.native_size)
+    base = torch.rand(1, 3, height, width)
+    feats = torch.zeros(1, bundle.config.feature_dim)
+    times = []
+    with torch.inference_mode():
+        position = gen.position_term(coords)
+        for _ in range(3):
+            gen(base, feats, coords, position)
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(times) < 5:
+            t = time.perf_counter()
+            gen(base, feats, coords, position)
+            times.append(time.perf_counter() - t)
+    return 1.0 / float(np.median(times))
+
+
+def measure(bundle: ModelBundle, heldout: list[Path], size: int) -> dict:
+    """Held-out R^2 (pooled and per feature) at size x size."""
+    extractor = FeatureExtractor(bundle.features)
+    targets, preds = [], []
+    for f in heldout:
+        t, p = decoded_features(bundle, extractor.offline(load_audio(f, bundle.features.sample_rate)),
+                                (size, size))
+        targets.append(t[WARMUP_FRAMES:])
+        preds.append(p[WARMUP_FRAMES:])
+    t, p = np.concatenate(targets), np.concatenate(preds)
+    per = {name: round(r2_score(t[:, [i]], p[:, [i]]), 3) for i, name in enumerate(bundle.features.names)}
+    return {"heldout_r2": round(r2_score(t, p), 4), "heldout_r2_per_feature": per,
+            "heldout_files": len(heldout), "heldout_seconds": round(sum(len(x) for x in targets)
+                                                                    / bundle.features.fps, 1),
+            "eval_size": f"{size}x{size}"}
+
+
+def sheet(bundle: ModelBundle, song: Path, path: Path, look: Look, count: int = 16) -> None:
+    """Contact sheet: one frame every half second of `song`, at the native size."""
+    raw = FeatureExtractor(bundle.features).offline(load_audio(song, bundle.features.sample_rate))
+    native = bundle.config.native_size
+    every = max(1, int(bundle.features.fps / 2))
+    loop = FrameLoop(bundle, native, native, look=look)
+    frames, labels = [], []
+    for i, frame in enumerate(loop.run(raw[: count * every])):
+        if i % every == 0:
+            thumb = torch.nn.functional.interpolate(frame, size=(128, 128), mode="area")
+            frames.append(to_rgb_uint8(thumb))
+            labels.append(f"{i / bundle.features.fps:.1f} s")
+    save_contact_sheet(frames, path, columns=8, labels=labels,
+                       title=f"{bundle.name} on {song.name} (not in its training data)")
+
+
+def write_card(model: Path, heldout_dir: Path) -> dict:
+    bundle = load_model(str(model))
+    files = find_audio([heldout_dir])
+    card = measure(bundle, files, bundle.config.native_size)
+    card["generator_fps"] = {f"{w}x{h}": round(generator_fps(bundle, w, h), 1)
+                             for w, h in ((256, 256), (456, 256), (1280, 720))}
+    card["generator_gflop_256"] = round(2 * generator_macs(bundle.config, 256, 256) / 1e9, 3)
+    card["parameters"] = {"generator": count_parameters(bundle.generator),
+                          "decoder": count_parameters(bundle.decoder)}
+    card["measured_on"] = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    bundle.meta["card"] = card
+    bundle.save(model)
+    look = Look(**bundle.meta.get("preset", {}).get("look", {}))
+    sheet(bundle, files[0], model.with_suffix(".png"), look)
+    model.with_suffix(".md").write_text(render_markdown(bundle, card), encoding="utf-8")
+    return card
+
+
+def render_markdown(bundle: ModelBundle, card: dict) -> str:
+    meta = bundle.meta
+    preset = meta.get("preset", {})
+    summary = meta.get("summary", {})
+    data = meta.get("data", {})
+    worst = sorted(card["heldout_r2_per_feature"].items(), key=lambda kv: kv[1])[:3]
+    lines = [
+        f"# Model card: {bundle.name}",
+        "",
+        f"Preset `{preset.get('name')}`: {preset.get('description', '')}.",
+        "",
+        f"![contact sheet]({bundle.name}.png)",
+        "",
+        "## Training",
+        f"- Data: {data.get('files')} synthesized tracks ({data.get('seconds')} s) from "
+        "`python -m synd.corpus data/corpus --tracks 48 --duration 30 --seed 0` "
+        "(`scripts/train_shipped.sh`); no recorded music.",
+        f"- Steps: {summary.get('steps')}, wall time {summary.get('wall_seconds')} s on "
+        f"{summary.get('processes', 1)} CPU process(es) ({summary.get('device', 'cpu')}).",
+        f"- Minutes until the held-out R^2 (crops) first reached 0.9: "
+        f"{summary.get('metrics', {}).get('minutes_to_r2_0.9')}.",
+        f"- Loss weights: {json.dumps({k: v for k, v in meta.get('loss_weights', {}).items() if v})}",
+        f"- Features: {bundle.features.kind}, {bundle.features.bands} bands + loudness + onset, "
+        f"{bundle.features.sample_rate} Hz, n_fft {bundle.features.n_fft}.",
+        f"- Architecture: {json.dumps(bundle.config.to_dict())}; "
+        f"{card['parameters']['generator']} generator and {card['parameters']['decoder']} "
+        "decoder parameters.",
+        "",
+        "## Measured",
+        f"- Decoder R^2 on held-out audio ({card['heldout_files']} tracks never seen in training, "
+        f"{card['heldout_seconds']} s, frames chained with feedback at {card['eval_size']}): "
+        f"**{card['heldout_r2']}**.",
+        f"- Hardest features: {', '.join(f'{k} {v}' for k, v in worst)}.",
+        f"- Generator speed ({card['measured_on']}): "
+        + ", ".join(f"{k} {v} fps" for k, v in card["generator_fps"].items())
+        + f"; {card['generator_gflop_256']} GFLOP a frame at 256x256.",
+        "",
+        "Reproduce: `make models` (or `scripts/train_shipped.sh`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m synd.modelcard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--heldout", type=Path, required=True, help="folder of unseen audio")
+    args = parser.parse_args(argv)
+    card = write_card(args.model, args.heldout)
+    print(json.dumps({k: v for k, v in card.items() if k != "heldout_r2_per_feature"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

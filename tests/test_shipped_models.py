@@ -1,0 +1,75 @@
+"""The shipped models: they load, see sound they never heard, and stay alive under feedback."""
+
+import numpy as np
+import pytest
+import torch
+
+from synd.bundle import load_model
+from synd.evaluate import WARMUP_FRAMES, decoded_features
+from synd.features import FeatureExtractor
+from synd.frameloop import FrameLoop
+from synd.metrics import r2_score
+from synd.presets import list_presets
+
+SHIPPED = ["classic", "sharp", "prism", "drift"]
+SR = 24000
+
+
+@pytest.fixture(scope="module")
+def unseen_music():
+    """Music from corpus seeds far from the training (0-47) and card (9000+) seeds."""
+    from synd.corpus import synth_track
+    from scipy.signal import resample_poly
+
+    tracks = [synth_track(seed, duration=12.0, sample_rate=48000).mean(axis=1) for seed in (777, 4242)]
+    return [resample_poly(t, 1, 2).astype(np.float32) for t in tracks]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_reads_back_unseen_music(name, unseen_music):
+    bundle = load_model(name)
+    assert bundle.meta["card"]["heldout_r2"] >= 0.9  # what its model card claims
+    extractor = FeatureExtractor(bundle.features)
+    targets, preds = [], []
+    for samples in unseen_music:
+        t, p = decoded_features(bundle, extractor.offline(samples), (256, 256))
+        targets.append(t[WARMUP_FRAMES:])
+        preds.append(p[WARMUP_FRAMES:])
+    r2 = r2_score(np.concatenate(targets), np.concatenate(preds))
+    assert r2 >= 0.9, f"{name}: decoder R^2 {r2:.3f} on unseen music"
+
+
+def test_every_shipped_preset_has_its_model():
+    for preset in list_presets():
+        if preset.name in SHIPPED:
+            assert load_model(preset.model).meta["preset"]["name"] == preset.name
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_feedback_neither_freezes_nor_explodes(name, unseen_music):
+    """Two minutes of frames chained with the preset's feedback: the picture keeps moving
+    with the music, keeps its structure, and calms down in silence."""
+    bundle = load_model(name)
+    preset = next(p for p in list_presets() if p.name == name)
+    extractor = FeatureExtractor(bundle.features)
+    music = np.concatenate(unseen_music * 5)  # 2 minutes
+    raw = extractor.offline(music)
+    loop = FrameLoop(bundle, 96, 96, look=preset.look)
+    changes, spreads, previous = [], [], None
+    for i, frame in enumerate(loop.run(raw)):
+        assert torch.isfinite(frame).all()
+        if previous is not None:
+            changes.append((frame - previous).abs().mean().item())
+        spreads.append(frame.std().item())
+        previous = frame
+    last_minute = slice(len(changes) // 2, None)
+    assert np.mean(changes[last_minute]) > 0.004, "frozen: the picture stopped following the music"
+    assert np.mean(spreads[len(spreads) // 2:]) > 0.03, "collapsed to a flat colour"
+    saturated = ((previous < 0.01) | (previous > 0.99)).float().mean().item()
+    assert saturated < 0.9, "blown out to pure black/white/primaries"
+    silence = extractor.offline(np.zeros(SR * 5, np.float32))
+    quiet = []
+    for frame in loop.run(silence):
+        quiet.append((frame - previous).abs().mean().item())
+        previous = frame
+    assert np.mean(quiet[-60:]) < 0.5 * np.mean(changes[last_minute]), "flickers in silence"
