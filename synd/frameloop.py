@@ -22,7 +22,7 @@ from synd.presets import Look
 def smooth_pattern(n: int, height: int, width: int, generator: torch.Generator,
                    cells: int = 4) -> torch.Tensor:
     """Seeded, smooth random colour fields in [0, 1], shape (n, 3, height, width)."""
-    grid = torch.randn(n, 3, cells, cells, generator=generator) * 1.5
+    grid = torch.randn(n, 3, cells, cells, generator=generator) * 2.0
     up = F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)
     return torch.sigmoid(up)
 
