@@ -34,9 +34,10 @@ def decoded_features(bundle: ModelBundle, raw: np.ndarray, size: tuple[int, int]
     return bundle.stats.normalize(raw), np.stack(preds)
 
 
-def sound_r2(bundle: ModelBundle, files: list[Path], size: tuple[int, int] = (256, 256),
-             look: Look | None = None, max_seconds: float | None = None) -> float:
-    """Decoder R^2 for the normalised features of `files`, frames chained with feedback."""
+def decode_files(bundle: ModelBundle, files: list[Path], size: tuple[int, int] = (256, 256),
+                 look: Look | None = None, max_seconds: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised targets, decoder reads) of all frames of `files` after the warm-up."""
     extractor = FeatureExtractor(bundle.features)
     targets, preds = [], []
     for f in files:
@@ -44,4 +45,10 @@ def sound_r2(bundle: ModelBundle, files: list[Path], size: tuple[int, int] = (25
         t, p = decoded_features(bundle, extractor.offline(samples), size, look)
         targets.append(t[WARMUP_FRAMES:])
         preds.append(p[WARMUP_FRAMES:])
-    return r2_score(np.concatenate(targets), np.concatenate(preds))
+    return np.concatenate(targets), np.concatenate(preds)
+
+
+def sound_r2(bundle: ModelBundle, files: list[Path], size: tuple[int, int] = (256, 256),
+             look: Look | None = None, max_seconds: float | None = None) -> float:
+    """Decoder R^2 for the normalised features of `files`, frames chained with feedback."""
+    return r2_score(*decode_files(bundle, files, size, look, max_seconds))

@@ -21,13 +21,13 @@ import torch
 
 from synd.audio import load_audio
 from synd.bundle import ModelBundle, load_model
-from synd.evaluate import WARMUP_FRAMES, decoded_features
+from synd.evaluate import decode_files
 from synd.features import FeatureExtractor
-from synd.frameloop import FrameLoop, to_rgb_uint8
+from synd.frameloop import FrameLoop
 from synd.metrics import r2_score
 from synd.model import count_parameters, generator_macs, make_coords
 from synd.presets import Look
-from synd.sheets import save_contact_sheet
+from synd.sheets import loop_thumbnails, save_contact_sheet
 from synd.train import find_audio
 
 
@@ -52,18 +52,10 @@ def generator_fps(bundle: ModelBundle, width: int, height: int, seconds: float =
 
 def measure(bundle: ModelBundle, heldout: list[Path], size: int) -> dict:
     """Held-out R^2 (pooled and per feature) at size x size."""
-    extractor = FeatureExtractor(bundle.features)
-    targets, preds = [], []
-    for f in heldout:
-        t, p = decoded_features(bundle, extractor.offline(load_audio(f, bundle.features.sample_rate)),
-                                (size, size))
-        targets.append(t[WARMUP_FRAMES:])
-        preds.append(p[WARMUP_FRAMES:])
-    t, p = np.concatenate(targets), np.concatenate(preds)
+    t, p = decode_files(bundle, heldout, (size, size))
     per = {name: round(r2_score(t[:, [i]], p[:, [i]]), 3) for i, name in enumerate(bundle.features.names)}
     return {"heldout_r2": round(r2_score(t, p), 4), "heldout_r2_per_feature": per,
-            "heldout_files": len(heldout), "heldout_seconds": round(sum(len(x) for x in targets)
-                                                                    / bundle.features.fps, 1),
+            "heldout_files": len(heldout), "heldout_seconds": round(len(t) / bundle.features.fps, 1),
             "eval_size": f"{size}x{size}"}
 
 
@@ -72,14 +64,9 @@ def sheet(bundle: ModelBundle, song: Path, path: Path, look: Look, count: int = 
     raw = FeatureExtractor(bundle.features).offline(load_audio(song, bundle.features.sample_rate))
     native = bundle.config.native_size
     every = max(1, int(bundle.features.fps / 2))
-    loop = FrameLoop(bundle, native, native, look=look)
-    frames, labels = [], []
-    for i, frame in enumerate(loop.run(raw[: count * every])):
-        if i % every == 0:
-            thumb = torch.nn.functional.interpolate(frame, size=(128, 128), mode="area")
-            frames.append(to_rgb_uint8(thumb))
-            labels.append(f"{i / bundle.features.fps:.1f} s")
-    save_contact_sheet(frames, path, columns=8, labels=labels,
+    thumbs, indices = loop_thumbnails(FrameLoop(bundle, native, native, look=look), raw, every, count)
+    save_contact_sheet(thumbs, path, columns=8,
+                       labels=[f"{i / bundle.features.fps:.1f} s" for i in indices],
                        title=f"{bundle.name} on {song.name} (not in its training data)")
 
 

@@ -39,3 +39,22 @@ def save_contact_sheet(frames: list[np.ndarray], path: str | Path, **kwargs) -> 
     contact_sheet(frames, **kwargs).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+def loop_thumbnails(loop, raw_features: np.ndarray, every: int, count: int,
+                    size: int = 128) -> tuple[list[np.ndarray], list[int]]:
+    """Run raw features through a `FrameLoop`; every `every`-th frame as a thumbnail.
+
+    Returns (thumbnails, frame indices). Frames are made at the loop's own size (the
+    model's native scale), then area-downscaled, so the sheet shows what render shows.
+    """
+    import torch.nn.functional as F
+
+    from synd.frameloop import to_rgb_uint8
+
+    thumbs, indices = [], []
+    for i, frame in enumerate(loop.run(raw_features[: count * every])):
+        if i % every == 0:
+            thumbs.append(to_rgb_uint8(F.interpolate(frame, size=(size, size), mode="area")))
+            indices.append(i)
+    return thumbs, indices

@@ -32,13 +32,13 @@ from torch import nn
 from synd import losses as L
 from synd.audio import AudioError, load_audio
 from synd.bundle import ModelBundle, bundle_from_checkpoint
-from synd.checkpoint import CheckpointError, read_checkpoint
+from synd.checkpoint import read_checkpoint
 from synd.features import FeatureExtractor, FeatureStats
-from synd.frameloop import FrameLoop, smooth_pattern, to_rgb_uint8
+from synd.frameloop import FrameLoop, smooth_pattern
 from synd.metrics import r2_score
 from synd.model import Generator, ModelConfig, SoundDecoder, make_coords
 from synd.presets import Preset, TrainSettings
-from synd.sheets import save_contact_sheet
+from synd.sheets import loop_thumbnails, save_contact_sheet
 
 log = logging.getLogger(__name__)
 
@@ -503,17 +503,12 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
 
 def write_sample_sheet(bundle: ModelBundle, holdout: list[torch.Tensor], stats: FeatureStats,
                        preset: Preset, path: Path, count: int = 16, every: int = 6) -> None:
-    """Frames of held-out audio, run through the real frame loop at the model's native
-    scale and shown as thumbnails, as one PNG."""
+    """Frames of held-out audio through the real frame loop, as one PNG."""
     track = max(holdout, key=len)
-    feats = track[: count * every].numpy() * stats.std + stats.mean  # back to raw features
+    raw = track[: count * every].numpy() * stats.std + stats.mean  # back to raw features
     native = bundle.config.native_size
     loop = FrameLoop(bundle, native, native, look=replace(preset.look, hue=0.0), seed=0,
                      device=next(bundle.generator.parameters()).device)
-    frames = []
-    for i, frame in enumerate(loop.run(feats)):
-        if i % every == 0:
-            thumb = torch.nn.functional.interpolate(frame, size=(128, 128), mode="area")
-            frames.append(to_rgb_uint8(thumb))
-    save_contact_sheet(frames[:count], path, columns=8,
+    thumbs, _ = loop_thumbnails(loop, raw, every, count)
+    save_contact_sheet(thumbs, path, columns=8,
                        title=f"{bundle.name}: held-out audio, every {every}th frame")
