@@ -10,9 +10,10 @@ import sys
 from collections.abc import Callable
 
 
-def _module(name: str, extra: str) -> str | None:
+def _module(name: str, extra: str | None) -> str | None:
     if importlib.util.find_spec(name) is None:
-        return f"Python module '{name}' is not installed (pip install 'synethesia[{extra}]')"
+        hint = f" (pip install 'synethesia[{extra}]')" if extra else ""
+        return f"Python module '{name}' is not installed{hint}"
     return None
 
 
@@ -25,7 +26,7 @@ def _platform(required: str, label: str, module: str, extra: str) -> Callable[[]
 
 
 OUTPUT_CHECKS: dict[str, Callable[[], str | None]] = {
-    "record": lambda: _module("av", "core"),
+    "record": lambda: _module("av", None),
     "preview": lambda: _module("PyQt6", "preview"),
     "ndi": lambda: _module("NDIlib", "ndi"),
     "syphon": _platform("darwin", "Syphon", "syphon", "syphon"),

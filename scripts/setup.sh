@@ -9,11 +9,13 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # torch is pinned here, not in pyproject.toml (which allows any torch>=2.4): 2.13.0 is
 # the CPU build this project is measured on, and an unpinned install may pull a
-# multi-GB CUDA build.
+# multi-GB CUDA build. Where pip has no local CPU wheel, point TORCH_INDEX_URL at
+# PyTorch's CPU package index to get the CPU build instead of the CUDA one.
 TORCH_PIN=${TORCH_PIN:-torch==2.13.0}
+TORCH_INDEX_URL=${TORCH_INDEX_URL:-}
 # Debian packages: PortAudio for audio capture, PulseAudio and JACK servers, sox,
 # and the X/Qt libraries for the preview window and tray tests.
-APT_PACKAGES=(python3-venv libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils sox)
+APT_PACKAGES=(make python3 python3-venv libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils sox)
 
 missing=()
 if command -v dpkg-query >/dev/null; then
@@ -32,11 +34,20 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# A venv left half-made (no pip: python3-venv was missing) is rebuilt.
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  echo "setup: $VENV is broken (no pip); recreating it"
+  rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q "$TORCH_PIN"
+if [ -n "$TORCH_INDEX_URL" ]; then
+  "$VENV/bin/python" -m pip install -q "$TORCH_PIN" --index-url "$TORCH_INDEX_URL"
+else
+  "$VENV/bin/python" -m pip install -q "$TORCH_PIN"
+fi
 "$VENV/bin/python" -m pip install -q -e '.[dev,live]'
 echo "setup: ready ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))"

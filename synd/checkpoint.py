@@ -98,8 +98,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{where}: corrupt safetensors header") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{where}: corrupt safetensors header")
-    meta_raw = (header.get("__metadata__") or {}).get("synd")
-    if meta_raw is None:
+    meta_block = header.get("__metadata__")
+    meta_raw = meta_block.get("synd") if isinstance(meta_block, dict) else None
+    if not isinstance(meta_raw, str):
         raise CheckpointError(f"{where}: a safetensors file, but not a synd model (no synd metadata)")
     try:
         meta = json.loads(meta_raw)
@@ -112,8 +113,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{where}: format version {version!r} is newer than this synd "
                               f"understands ({FORMAT_VERSION}); upgrade synd")
-    end = max((e["data_offsets"][1] for k, e in header.items()
-               if k != "__metadata__" and isinstance(e, dict) and "data_offsets" in e), default=0)
+    try:
+        end = max((int(e["data_offsets"][1]) for k, e in header.items()
+                   if k != "__metadata__" and isinstance(e, dict) and "data_offsets" in e), default=0)
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise CheckpointError(f"{where}: corrupt safetensors header (bad tensor offsets)") from None
     if 8 + header_len + end > len(data):
         raise CheckpointError(f"{where}: file is truncated ({len(data)} bytes, "
                               f"needs {8 + header_len + end})")

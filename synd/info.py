@@ -23,9 +23,10 @@ def list_models() -> list[dict]:
             entry = {"name": path.stem, "path": str(path), "bytes": path.stat().st_size}
             try:
                 _, meta = read_checkpoint(path)
-                summary = meta.get("summary", {})
-                entry.update(preset=meta.get("preset", {}).get("name"), steps=summary.get("steps"),
-                             heldout_r2=meta.get("card", {}).get("heldout_r2"))
+                summary, preset, card = (meta.get(k) if isinstance(meta.get(k), dict) else {}
+                                         for k in ("summary", "preset", "card"))
+                entry.update(preset=preset.get("name"), steps=summary.get("steps"),
+                             heldout_r2=card.get("heldout_r2"))
             except CheckpointError as e:
                 entry["error"] = str(e)
             models.append(entry)

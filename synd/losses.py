@@ -34,7 +34,11 @@ class LossWeights:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown loss terms: {sorted(unknown)}")
-        return cls(**{k: float(v) for k, v in d.items()})
+        try:
+            return cls(**{k: float(v) for k, v in d.items()})
+        except (TypeError, ValueError):
+            bad = next(k for k, v in d.items() if not isinstance(v, (int, float)) or isinstance(v, bool))
+            raise ValueError(f"loss.{bad} must be a number, got {d[bad]!r}") from None
 
 
 def sound_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from synd.audio import load_audio
-from synd.bundle import ModelBundle, load_model
+from synd.bundle import ModelBundle, bundle_from_checkpoint
+from synd.checkpoint import read_checkpoint
 from synd.evaluate import decode_files
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
 from synd.metrics import r2_score
 from synd.model import count_parameters, generator_macs, make_coords
-from synd.presets import Look
+from synd.render import model_look
 from synd.sheets import loop_thumbnails, save_contact_sheet
 from synd.train import find_audio
 
@@ -53,13 +54,18 @@ def generator_fps(bundle: ModelBundle, width: int, height: int, seconds: float =
 def measure(bundle: ModelBundle, heldout: list[Path], size: int) -> dict:
     """Held-out R^2 (pooled and per feature) at size x size."""
     t, p = decode_files(bundle, heldout, (size, size))
-    per = {name: round(r2_score(t[:, [i]], p[:, [i]]), 3) for i, name in enumerate(bundle.features.names)}
+    per = {}
+    for i, name in enumerate(bundle.features.names):
+        try:
+            per[name] = round(r2_score(t[:, [i]], p[:, [i]]), 3)
+        except ValueError:  # a feature that never varies in this audio
+            per[name] = None
     return {"heldout_r2": round(r2_score(t, p), 4), "heldout_r2_per_feature": per,
             "heldout_files": len(heldout), "heldout_seconds": round(len(t) / bundle.features.fps, 1),
             "eval_size": f"{size}x{size}"}
 
 
-def sheet(bundle: ModelBundle, song: Path, path: Path, look: Look, count: int = 16) -> None:
+def sheet(bundle: ModelBundle, song: Path, path: Path, look, count: int = 16) -> None:
     """Contact sheet: one frame every half second of `song`, at the native size."""
     raw = FeatureExtractor(bundle.features).offline(load_audio(song, bundle.features.sample_rate))
     native = bundle.config.native_size
@@ -70,8 +76,8 @@ def sheet(bundle: ModelBundle, song: Path, path: Path, look: Look, count: int = 
                        title=f"{bundle.name} on {song.name} (not in its training data)")
 
 
-def write_card(model: Path, heldout_dir: Path) -> dict:
-    bundle = load_model(str(model))
+def write_card(model: Path, heldout_dir: Path, data_note: str = "", train_note: str = "") -> dict:
+    bundle = bundle_from_checkpoint(*read_checkpoint(model), model)  # this file, not a namesake
     files = find_audio([heldout_dir])
     card = measure(bundle, files, bundle.config.native_size)
     card["generator_fps"] = {f"{w}x{h}": round(generator_fps(bundle, w, h), 1)
@@ -82,18 +88,20 @@ def write_card(model: Path, heldout_dir: Path) -> dict:
     card["measured_on"] = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     bundle.meta["card"] = card
     bundle.save(model)
-    look = Look(**bundle.meta.get("preset", {}).get("look", {}))
+    look = model_look(bundle)
     sheet(bundle, files[0], model.with_suffix(".png"), look)
-    model.with_suffix(".md").write_text(render_markdown(bundle, card), encoding="utf-8")
+    model.with_suffix(".md").write_text(render_markdown(bundle, card, data_note, train_note),
+                                        encoding="utf-8")
     return card
 
 
-def render_markdown(bundle: ModelBundle, card: dict) -> str:
+def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_note: str = "") -> str:
     meta = bundle.meta
     preset = meta.get("preset", {})
     summary = meta.get("summary", {})
     data = meta.get("data", {})
-    worst = sorted(card["heldout_r2_per_feature"].items(), key=lambda kv: kv[1])[:3]
+    worst = sorted(((k, v) for k, v in card["heldout_r2_per_feature"].items() if v is not None),
+                   key=lambda kv: kv[1])[:3]
     lines = [
         f"# Model card: {bundle.name}",
         "",
@@ -102,11 +110,11 @@ def render_markdown(bundle: ModelBundle, card: dict) -> str:
         f"![contact sheet]({bundle.name}.png)",
         "",
         "## Training",
-        f"- Data: {data.get('files')} synthesized tracks ({data.get('seconds')} s) from "
-        "`python -m synd.corpus data/corpus --tracks 48 --duration 30 --seed 0` "
-        "(`scripts/train_shipped.sh`); no recorded music.",
-        f"- Steps: {summary.get('steps')}, wall time {summary.get('wall_seconds')} s on "
-        f"{summary.get('processes', 1)} CPU process(es) ({summary.get('device', 'cpu')}).",
+        f"- Data: {data.get('files')} files, {data.get('seconds')} s of audio"
+        + (f" ({data_note})" if data_note else "") + ".",
+        f"- Steps: {summary.get('steps')}, wall time {summary.get('wall_seconds')} s, "
+        f"{summary.get('processes', 1)} process(es) on {summary.get('device', 'cpu')}"
+        + (f"; {train_note}" if train_note else "") + ".",
         f"- Minutes until the held-out R^2 (crops) first reached 0.9: "
         f"{summary.get('metrics', {}).get('minutes_to_r2_0.9')}.",
         f"- Loss weights: {json.dumps({k: v for k, v in meta.get('loss_weights', {}).items() if v})}",
@@ -125,7 +133,6 @@ def render_markdown(bundle: ModelBundle, card: dict) -> str:
         + ", ".join(f"{k} {v} fps" for k, v in card["generator_fps"].items())
         + f"; {card['generator_gflop_256']} GFLOP a frame at 256x256.",
         "",
-        "Reproduce: `make models` (or `scripts/train_shipped.sh`).",
         "",
     ]
     return "\n".join(lines)
@@ -136,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
     parser.add_argument("--heldout", type=Path, required=True, help="folder of unseen audio")
+    parser.add_argument("--data-note", default="", help="where the training audio came from")
+    parser.add_argument("--train-note", default="", help="how the training ran")
     args = parser.parse_args(argv)
-    card = write_card(args.model, args.heldout)
+    card = write_card(args.model, args.heldout, args.data_note, args.train_note)
     print(json.dumps({k: v for k, v in card.items() if k != "heldout_r2_per_feature"}, indent=2))
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from synd.features import FeatureConfig
 from synd.losses import LossWeights
+from synd.model import ModelConfig
 from synd.paths import resolve, search_dirs
 
 DEFAULT_PRESET = "prism"
@@ -53,6 +54,22 @@ class TrainSettings:
     pool: int = 256         # persistent chains: long feedback histories without long unrolls
     reset_prob: float = 0.1
     augment: float = 0.3    # std of random offsets added to the (normalised) features
+
+    def __post_init__(self):
+        for name, lo, hi in (("steps", 1, 10**9), ("size", 16, 256), ("batch", 1, 4096),
+                             ("unroll", 1, 64), ("pool", 1, 10**6)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ValueError(f"train.{name} must be a whole number in [{lo}, {hi}], got {value!r}")
+        if self.size % 8:
+            raise ValueError(f"train.size must be a multiple of 8, got {self.size}")
+        if self.pool < self.batch:
+            raise ValueError(f"train.pool ({self.pool}) must be at least train.batch ({self.batch})")
+        for name, lo, hi in (("lr", 1e-7, 1.0), ("min_crop", 0.1, 1.0), ("feedback_min", 0.0, 1.0),
+                             ("reset_prob", 0.0, 1.0), ("augment", 0.0, 10.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ValueError(f"train.{name} must be a number in [{lo}, {hi}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -97,11 +114,13 @@ def parse_preset(text: str, path: Path) -> Preset:
         raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
     try:
         name = str(doc.get("name", path.stem))
+        features = FeatureConfig.from_dict(doc.get("features", {}))
+        ModelConfig.from_dict({"feature_dim": features.dim, **doc.get("architecture", {})})
         return Preset(
             name=name,
             description=str(doc.get("description", "")),
             model=str(doc.get("model", name)),
-            features=FeatureConfig.from_dict(doc.get("features", {})),
+            features=features,
             architecture=dict(doc.get("architecture", {})),
             loss=LossWeights.from_dict(doc.get("loss", {})),
             look=_typed(Look, doc.get("look", {}), f"{where} [look]"),
@@ -123,13 +142,19 @@ def load_preset(name: str, allow_paths: bool = True) -> Preset:
     return parse_preset(path.read_text(encoding="utf-8"), path)
 
 
-def list_presets() -> list[Preset]:
-    """All presets found, user presets shadowing shipped ones of the same name."""
-    found: dict[str, Preset] = {}
+def list_presets(errors: list[str] | None = None) -> list[Preset]:
+    """All presets found, user presets shadowing shipped ones of the same name.
+
+    A broken file is left out (and still shadows a shipped preset of its name, as
+    `load_preset` would find it first); its error is appended to `errors` if given.
+    """
+    found: dict[str, Preset | None] = {}
     for folder in reversed(search_dirs("presets")):
         for path in sorted(folder.glob("*.toml")):
             try:
                 found[path.stem] = parse_preset(path.read_text(encoding="utf-8"), path)
-            except PresetError:
-                continue  # `synd presets` reports broken files separately
-    return sorted(found.values(), key=lambda p: p.name)
+            except (PresetError, OSError, UnicodeDecodeError) as e:
+                found[path.stem] = None
+                if errors is not None:
+                    errors.append(str(e))
+    return sorted((p for p in found.values() if p is not None), key=lambda p: p.name)

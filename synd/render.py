@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +27,26 @@ def resolve_look(preset: str | None, model: str | None) -> tuple[ModelBundle, Lo
     """The model and look to use: a preset (its model), or a model (its training preset's look)."""
     if model:
         bundle = load_model(model)
-        look = Look(**bundle.meta.get("preset", {}).get("look", {}))
-        return bundle, look
+        return bundle, model_look(bundle)
     p = load_preset(preset or load_config().preset)
     return load_model(p.model), p.look
+
+
+def model_look(bundle: ModelBundle) -> Look:
+    """The look of the preset a model was trained with (defaults where it has none)."""
+    preset = bundle.meta.get("preset")
+    saved = preset.get("look") if isinstance(preset, dict) else None
+    known = {f.name for f in fields(Look)}
+    try:
+        return Look(**{k: v for k, v in (saved or {}).items() if k in known})
+    except (TypeError, ValueError):
+        return Look()
+
+
+def default_output(song: Path) -> Path:
+    """SONG.mp4 beside the song; SONG.synd.mp4 when the song itself is an .mp4."""
+    out = song.with_suffix(".mp4")
+    return out.with_name(song.stem + ".synd.mp4") if out.resolve() == song.resolve() else out
 
 
 def generation_size(width: int, height: int, short: int = GENERATION_SHORT_SIDE) -> tuple[int, int]:
@@ -57,7 +73,8 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
     audio = load_audio(song, MUX_RATE)
     width, height = size
     gw, gh = generation_size(width, height)
-    loop = FrameLoop(bundle, gh, gw, look=look, seed=seed)
+    loop = FrameLoop(bundle, gh, gw, look=look, seed=seed,
+                     device=next(bundle.generator.parameters()).device)
     log.info("rendering %s: %d frames at %dx%d (generated at %dx%d), %.1f s of audio",
              song.name, len(features), width, height, gw, gh, len(samples) / features_cfg.sample_rate)
     with VideoWriter(out, width, height, fps, audio=audio, audio_rate=MUX_RATE) as writer:

@@ -42,6 +42,7 @@ from synd.sheets import loop_thumbnails, save_contact_sheet
 
 log = logging.getLogger(__name__)
 
+VALIDATION_WARMUP = 8
 AUDIO_SUFFIXES = {".flac", ".mp3", ".ogg", ".opus", ".wav", ".m4a", ".aac", ".aiff", ".aif",
                   ".wma", ".mp4", ".mkv", ".webm", ".mov"}
 
@@ -87,14 +88,23 @@ def find_audio(inputs: list[Path]) -> list[Path]:
 
 
 def pick_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then Apple's MPS, then the CPU."""
+    """`auto` picks CUDA, then Apple's MPS, then the CPU; a named device must exist."""
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
+        return torch.device("mps") if mps else torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but this torch sees no CUDA GPU")
+    if device.type == "mps" and not mps:
+        raise ValueError("device 'mps' asked for, but this machine has no Apple MPS")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device '{name}' (use auto, cpu, cuda, cuda:N or mps)")
+    return device
 
 
 @dataclass
@@ -106,8 +116,11 @@ class Corpus:
     summary: dict
 
 
-def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: bool) -> Corpus:
-    """Decode every file, extract features, split off held-out audio."""
+def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: bool,
+                   min_frames: int = 16) -> Corpus:
+    """Decode every file, extract features, split off held-out audio.
+
+    Unreadable files and files shorter than `min_frames` are skipped with a warning."""
     from tqdm import tqdm
 
     extractor = FeatureExtractor(preset.features)
@@ -118,11 +131,15 @@ def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: 
         except AudioError as e:
             log.warning("skipping: %s", e)
             continue
-        feats.append(extractor.offline(samples))
+        x = extractor.offline(samples)
+        if len(x) < min_frames:
+            log.warning("skipping '%s': only %d frames, need %d", f, len(x), min_frames)
+            continue
+        feats.append(x)
         names.append(f.name)
         seconds.append(len(samples) / preset.features.sample_rate)
     if not feats:
-        raise TrainError("none of the audio files could be read")
+        raise TrainError("none of the audio files could be read (or all were too short)")
     train, held = [], []
     every = max(2, round(1 / holdout)) if holdout > 0 else 0
     for i, x in enumerate(feats):
@@ -208,7 +225,7 @@ class ChainPool:
         if k == 0:
             return
         self.track[idx] = torch.multinomial(self.lengths, k, replacement=True, generator=g)
-        room = (self.lengths[self.track[idx]] - unroll).clamp(min=1)
+        room = (self.lengths[self.track[idx]] - unroll + 1).clamp(min=1)
         self.frame[idx] = (torch.rand(k, generator=g, dtype=torch.float64) * room).long()
         span = self.native - self.crop + 1
         self.top[idx] = torch.randint(0, span, (k,), generator=g)
@@ -277,14 +294,19 @@ def decoder_crop(settings: TrainSettings, step: int, total: float | None) -> int
     """Decoder crop side in pixels: the whole frame at first, decaying to `min_crop`."""
     progress = min(1.0, step / (0.7 * total)) if total else min(1.0, step / 2000)
     frac = 1.0 - (1.0 - settings.min_crop) * progress
-    return max(16, int(round(settings.size * frac / 8)) * 8)
+    return min(settings.size, max(16, int(round(settings.size * frac / 8)) * 8))
 
 
 @torch.no_grad()
 def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Tensor],
              settings: TrainSettings, native: int, chains: int = 16, frames: int = 120,
-             seed: int = 1234) -> float:
-    """Held-out R^2: fixed chains of crops run through unseen audio with feedback."""
+             seed: int = 1234) -> float | None:
+    """Held-out R^2: fixed chains of crops run through unseen audio with feedback.
+
+    None when there is no held-out audio long enough, or it does not vary."""
+    holdout = [t for t in holdout if len(t) >= 2 * VALIDATION_WARMUP]
+    if not holdout:
+        return None
     g = torch.Generator().manual_seed(seed)
     pool = ChainPool(chains, settings.size, native, holdout, replace(settings, reset_prob=0.0))
     length = min(frames, int(min(len(t) for t in holdout)))
@@ -299,11 +321,14 @@ def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Te
     preds, targets = [], []
     for t in range(length):
         frame = generator(fb * prev + (1 - fb) * pattern, feats[t].to(device), coords)
-        if t >= 8:
+        if t >= VALIDATION_WARMUP:
             preds.append(decoder(frame).cpu())
             targets.append(feats[t])
         prev = frame
-    return r2_score(torch.cat(targets).numpy(), torch.cat(preds).numpy())
+    try:
+        return r2_score(torch.cat(targets).numpy(), torch.cat(preds).numpy())
+    except ValueError:  # held-out audio that does not vary (silence)
+        return None
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -329,6 +354,35 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.stem + ".train.safetensors")
 
 
+def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch.Tensor], dict]:
+    """The interrupted run's state, checked against this run's settings."""
+    if not spath.exists():
+        raise TrainError(f"nothing to resume: no training state at '{spath}'")
+    tensors, meta = read_checkpoint(spath)
+    tr = meta.get("training")
+    if not isinstance(tr, dict) or "budget" not in tr:
+        raise TrainError(f"cannot resume '{spath}': it holds no training state")
+    changed = sorted(k for k, v in asdict(opts.preset.train).items() if tr["settings"].get(k) != v)
+    if meta.get("preset", {}).get("name") != opts.preset.name:
+        changed.insert(0, "preset")
+    if tr["seed"] != opts.seed:
+        changed.append("seed")
+    if changed:
+        raise TrainError(f"cannot resume '{spath}': {', '.join(changed)} differ from the "
+                         "interrupted run (resume with the same preset and flags)")
+    return tensors, meta
+
+
+def _check_writable(out: Path) -> None:
+    """Fail now, not after the first 250 steps, when the model cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainError(f"cannot write '{out}': {e.strerror or e}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise TrainError(f"cannot write '{out}': folder '{out.parent}' is not writable")
+
+
 def train(opts: TrainOptions) -> dict:
     """Train a model as `opts` says; returns the final metrics (rank 0's)."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -337,7 +391,13 @@ def train(opts: TrainOptions) -> dict:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # NCCL for the gradients, gloo for the small CPU-side collectives (stop flag, pool).
+            dist.init_process_group("cpu:gloo,cuda:nccl")
+        else:
+            if device.type != "cpu":
+                log.warning("distributed training on %s is not supported; using the CPU", device.type)
+                device = torch.device("cpu")
+            dist.init_process_group("gloo")
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     main = rank == 0
@@ -352,17 +412,32 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     from tqdm import tqdm
 
     preset, settings = opts.preset, opts.preset.train
+    spath = state_path(opts.out)
+    saved = _read_resume_state(spath, opts) if opts.resume else None
+    if saved is not None and opts.steps is None and opts.minutes is None:
+        opts.steps, opts.minutes = saved[1]["training"]["budget"].get("steps"), \
+            saved[1]["training"]["budget"].get("minutes")
     if opts.steps is None and opts.minutes is None:
         opts.steps = settings.steps
+    if main:
+        _check_writable(opts.out)
     files = find_audio(opts.inputs)
-    corpus = prepare_corpus(files, preset, opts.holdout, opts.progress and main)
-    stats = FeatureStats.fit(np.concatenate(corpus.train))
+    corpus = prepare_corpus(files, preset, opts.holdout, opts.progress and main,
+                            min_frames=settings.unroll + 1)
+    if saved is not None:
+        # Same audio, same normalisation as the interrupted run, or the chains make no sense.
+        if saved[1].get("data", {}).get("names") != corpus.summary["names"]:
+            raise TrainError(f"cannot resume '{spath}': the audio differs from the interrupted run")
+        stats = FeatureStats.from_dict(saved[1]["normalization"])
+    else:
+        stats = FeatureStats.fit(np.concatenate(corpus.train))
     tracks = [torch.from_numpy(stats.normalize(x)) for x in corpus.train]
     holdout = [torch.from_numpy(stats.normalize(x)) for x in corpus.holdout]
-    if min(len(t) for t in tracks) <= settings.unroll:
-        raise TrainError(f"audio too short: need more than {settings.unroll} frames per file")
 
-    config = ModelConfig(feature_dim=preset.features.dim, **preset.architecture)
+    try:
+        config = ModelConfig.from_dict({"feature_dim": preset.features.dim, **preset.architecture})
+    except (TypeError, ValueError) as e:
+        raise TrainError(f"preset '{preset.name}' [architecture]: {e}") from None
     torch.manual_seed(opts.seed)
     bundle = ModelBundle.new(config, preset.features, stats, meta={
         "name": opts.out.stem, "preset": preset.to_dict(), "loss_weights": preset.loss.to_dict(),
@@ -373,11 +448,8 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     opt = torch.optim.Adam(params, lr=settings.lr)
     step, wall, history = 0, 0.0, []
 
-    spath = state_path(opts.out)
-    if opts.resume:
-        if not spath.exists():
-            raise TrainError(f"nothing to resume: no training state at '{spath}'")
-        tensors, meta = read_checkpoint(spath)
+    if saved is not None:
+        tensors, meta = saved
         restored = bundle_from_checkpoint(tensors, meta, spath)
         bundle.generator.load_state_dict(restored.generator.state_dict())
         bundle.decoder.load_state_dict(restored.decoder.state_dict())
@@ -436,7 +508,8 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         opt_t, opt_meta = _optimizer_tensors(opt)
         training = {"step": step, "wall_seconds": round(wall, 2), "seed": opts.seed,
                     "world": world, "history": history, "optimizer": opt_meta,
-                    "settings": asdict(settings)}
+                    "settings": asdict(settings),
+                    "budget": {"steps": total_steps} if total_steps else {"minutes": opts.minutes}}
         summary = {"steps": step, "wall_seconds": round(wall, 1), "metrics": metrics,
                    "processes": world, "device": device.type}
         extra = {**opt_t, **{f"pool.{k}": v for k, v in pool_t.items()}}
@@ -447,56 +520,66 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     tick = time.monotonic()
     if total_steps is not None and step >= total_steps:
         raise TrainError(f"'{spath}' is already at step {step} of {total_steps}; ask for more --steps")
-    while True:
-        g = _step_generator(opts.seed, step, rank)
-        lr = _lr(settings, step, total_steps)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        idx, feats = pool.draw(settings.batch, settings.unroll, g)
-        crop = decoder_crop(settings, step, total_steps)
-        crops = [(int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)),
-                  int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)), crop)
-                 for _ in range(settings.unroll)]
-        loss, terms, last = model(pool.previous[idx].to(device), pool.pattern[idx].to(device),
-                                  pool.feedback[idx].to(device), pool.coords(idx).to(device),
-                                  feats.to(device), crops)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        pool.advance(idx, last, settings.unroll)
-        step += 1
+    def _loop() -> None:
+        nonlocal step, metrics, tick, first_r2_target
+        while True:
+            g = _step_generator(opts.seed, step, rank)
+            lr = _lr(settings, step, total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx, feats = pool.draw(settings.batch, settings.unroll, g)
+            crop = decoder_crop(settings, step, total_steps)
+            crops = [(int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)),
+                      int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)), crop)
+                     for _ in range(settings.unroll)]
+            loss, terms, last = model(pool.previous[idx].to(device), pool.pattern[idx].to(device),
+                                      pool.feedback[idx].to(device), pool.coords(idx).to(device),
+                                      feats.to(device), crops)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            pool.advance(idx, last, settings.unroll)
+            step += 1
 
-        if main:
-            bar.set_postfix({k: f"{v.item():.3f}" for k, v in terms.items()
-                             if getattr(preset.loss, k)}, refresh=False)
-            if total_steps:
-                bar.update(1)
-            else:
-                now = time.monotonic()
-                bar.update(round(now - tick))
-                tick += round(now - tick)
-        last_step = finished()
-        if step % opts.eval_every == 0 or last_step:
-            r2 = validate(bundle.generator, bundle.decoder, holdout, settings,
-                          config.native_size) if main and holdout else None
-            entry = {"step": step, "minutes": round(elapsed() / 60, 2), "loss": round(loss.item(), 5)}
-            if r2 is not None:
-                entry["r2"] = round(r2, 4)
-                if r2 >= 0.9 and first_r2_target is None:
-                    first_r2_target = entry["minutes"]
-            history.append(entry)
-            metrics = {"holdout_r2_crops": entry.get("r2"), "minutes_to_r2_0.9": first_r2_target,
-                       **{f"loss_{k}": round(v.item(), 5) for k, v in terms.items()}}
             if main:
-                bar.write(f"step {step}: loss {loss.item():.4f}"
-                          + (f", held-out R^2 {r2:.3f}" if r2 is not None else ""))
-        if main and (step % opts.sample_every == 0 or last_step) and holdout:
-            write_sample_sheet(bundle, holdout, stats, preset, sheet_dir / f"step_{step:06d}.png")
-        if step % opts.checkpoint_every == 0 or last_step:
+                bar.set_postfix({k: f"{v.item():.3f}" for k, v in terms.items()
+                                 if getattr(preset.loss, k)}, refresh=False)
+                if total_steps:
+                    bar.update(1)
+                else:
+                    now = time.monotonic()
+                    bar.update(round(now - tick))
+                    tick += round(now - tick)
+            last_step = finished()
+            if step % opts.eval_every == 0 or last_step:
+                r2 = validate(bundle.generator, bundle.decoder, holdout, settings,
+                              config.native_size) if main and holdout else None
+                entry = {"step": step, "minutes": round(elapsed() / 60, 2), "loss": round(loss.item(), 5)}
+                if r2 is not None:
+                    entry["r2"] = round(r2, 4)
+                    if r2 >= 0.9 and first_r2_target is None:
+                        first_r2_target = entry["minutes"]
+                history.append(entry)
+                metrics = {"holdout_r2_crops": entry.get("r2"), "minutes_to_r2_0.9": first_r2_target,
+                           **{f"loss_{k}": round(v.item(), 5) for k, v in terms.items()}}
+                if main:
+                    bar.write(f"step {step}: loss {loss.item():.4f}"
+                              + (f", held-out R^2 {r2:.3f}" if r2 is not None else ""))
+            if main and (step % opts.sample_every == 0 or last_step) and holdout:
+                write_sample_sheet(bundle, holdout, stats, preset, sheet_dir / f"step_{step:06d}.png")
+            if step % opts.checkpoint_every == 0 or last_step:
+                checkpoint(metrics)
+            if last_step:
+                break
+
+    try:
+        _loop()
+    except KeyboardInterrupt:
+        if world == 1 and step > 0:
             checkpoint(metrics)
-        if last_step:
-            break
+            bar.write(f"interrupted: saved step {step}; --resume continues from there")
+        raise
     bar.close()
     return {"steps": step, "wall_seconds": round(elapsed(), 1), **metrics}
 

@@ -80,3 +80,26 @@ def test_corrupt_model_is_one_clear_line(tmp_path):
 def test_bad_size_flag_is_explained():
     proc = run("render", "x.flac", "--size", "big")
     assert proc.returncode == 2 and "size must look like 1280x720" in proc.stderr
+
+
+def test_render_never_overwrites_the_song(tmp_path, tiny_bundle):
+    song = tmp_path / "clip.mp4"
+    song.write_bytes(b"precious")
+    model = tmp_path / "tiny.safetensors"
+    tiny_bundle.save(model)
+    proc = run("render", str(song), "--model", str(model), "-o", str(song))
+    assert proc.returncode == 1 and "refusing to overwrite the song" in proc.stderr
+    assert song.read_bytes() == b"precious"
+    from synd.render import default_output
+    assert default_output(song).name == "clip.synd.mp4"
+    assert default_output(tmp_path / "a b.flac").name == "a b.mp4"
+
+
+def test_train_flags_are_checked(tmp_path):
+    for flags, match in ((["--steps", "0"], "must be more than 0"),
+                         (["--minutes", "-1"], "must be more than 0"),
+                         (["--eval-every", "0"], "must be more than 0")):
+        proc = run("train", str(tmp_path), "--out", str(tmp_path / "m"), *flags)
+        assert proc.returncode == 2 and match in proc.stderr
+    proc = run("train", str(tmp_path), "--out", str(tmp_path / "m"), "--device", "cuda")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1

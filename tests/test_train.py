@@ -128,7 +128,7 @@ def test_torchrun_with_two_cpu_processes(tiny_preset, clip_dir, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "synd", "train",
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "synd", "train",
          str(clip_dir), "--preset", str(tiny_preset.path), "--out", str(out), "--steps", "4",
          "--eval-every", "2", "--checkpoint-every", "2", "--sample-every", "4"],
         capture_output=True, text=True, env=env, timeout=300)
@@ -141,3 +141,51 @@ def test_torchrun_with_two_cpu_processes(tiny_preset, clip_dir, tmp_path):
     assert not torch.equal(tensors["pool.frame"][:8], tensors["pool.frame"][8:])
     assert load_model(str(out)).meta["summary"]["steps"] == 4
     assert json.loads(json.dumps(meta))  # metadata is plain JSON
+
+
+def test_resume_refuses_changed_settings(tiny_preset, clip_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    train(options(tiny_preset, clip_dir, out, steps=6, stop_at=3))
+    bigger = replace(tiny_preset, train=replace(tiny_preset.train, batch=6))
+    with pytest.raises(TrainError, match="batch differ from the interrupted run"):
+        train(options(bigger, clip_dir, out, steps=6, resume=True))
+    with pytest.raises(TrainError, match="seed differ"):
+        train(options(tiny_preset, clip_dir, out, steps=6, resume=True, seed=5))
+    (clip_dir / "song0.wav").rename(clip_dir / "renamed.wav")
+    with pytest.raises(TrainError, match="audio differs"):
+        train(options(tiny_preset, clip_dir, out, steps=6, resume=True))
+
+
+def test_plain_resume_keeps_the_interrupted_budget(tiny_preset, clip_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    train(options(tiny_preset, clip_dir, out, steps=5, stop_at=2))
+    result = train(options(tiny_preset, clip_dir, out, steps=None, resume=True))
+    assert result["steps"] == 5  # not the preset's default step count
+
+
+def test_short_and_silent_audio_is_skipped_not_fatal(tiny_preset, clip_dir, tmp_path):
+    import numpy as np
+
+    from synd.audio import write_wav
+
+    write_wav(clip_dir / "blip.wav", np.zeros(100, np.float32), 24000)  # 1 frame: skipped
+    write_wav(clip_dir / "zz_silence.wav", np.zeros(24000 * 2, np.float32), 24000)
+    out = tmp_path / "m.safetensors"
+    result = train(options(tiny_preset, clip_dir, out, steps=3, holdout=0.5))
+    assert result["steps"] == 3
+    assert load_model(str(out)).meta["data"]["files"] == 5
+
+
+def test_bad_training_settings_are_clear(tmp_path):
+    from synd.presets import PresetError
+
+    for table, match in (("size = 30", "multiple of 8"), ("size = 512", r"size must be .* \[16, 256\]"),
+                         ("batch = 0", "batch must be"), ("unroll = 0", "unroll must be"),
+                         ("pool = 2\nbatch = 4", "pool .* at least")):
+        path = tmp_path / "bad.toml"
+        path.write_text(f"[train]\n{table}\n")
+        with pytest.raises(PresetError, match=match):
+            load_preset(str(path))
+    path.write_text("[architecture]\nwidht = 4\n")
+    with pytest.raises(PresetError, match="unknown model config keys"):
+        load_preset(str(path))
