@@ -12,11 +12,12 @@ so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from synd.paths import config_dir
 from synd.presets import DEFAULT_PRESET
+from synd.tables import reject_unknown
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,8 @@ def load_config(path: Path | None = None) -> Config:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"config '{path}': invalid TOML ({e})") from None
-    known = {f.name: f for f in fields(Config)}
+    reject_unknown(Config, doc, f"config '{path}'")
     for key, value in doc.items():
-        if key not in known:
-            raise ValueError(f"config '{path}': unknown key '{key}' (known: {', '.join(known)})")
         if not isinstance(value, str):
             raise ValueError(f"config '{path}': '{key}' must be a string")
     return Config(**doc)

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from synd.tables import reject_unknown
 
 __all__ = [
     "FeatureConfig",
@@ -136,10 +138,7 @@ class FeatureConfig:
         """Build from `to_dict` output; unknown keys or bad values raise ValueError."""
         if not isinstance(d, dict):
             raise ValueError(f"FeatureConfig: expected a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known, key=str)
-        if unknown:
-            raise ValueError(f"FeatureConfig: unknown field(s) {', '.join(map(repr, unknown))}")
+        reject_unknown(cls, d, "FeatureConfig")
         values = dict(d)
         for name in ("sample_rate", "n_fft", "bands"):
             # JSON writers may turn 24000 into 24000.0: accept integral floats.

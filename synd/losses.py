@@ -5,10 +5,12 @@ Weights come from the preset's [loss] table; a weight of 0 switches a term off.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+
+from synd.tables import reject_unknown
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,7 @@ class LossWeights:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LossWeights":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown loss terms: {sorted(unknown)}")
+        reject_unknown(cls, d, "loss")
         try:
             return cls(**{k: float(v) for k, v in d.items()})
         except (TypeError, ValueError):

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synd.tables import reject_unknown
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -39,10 +41,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        reject_unknown(cls, d, "model config")
         cfg = cls(**d)
         for f in fields(cls):
             value = getattr(cfg, f.name)

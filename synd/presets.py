@@ -8,13 +8,14 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from synd.features import FeatureConfig
 from synd.losses import LossWeights
 from synd.model import ModelConfig
 from synd.paths import resolve, search_dirs
+from synd.tables import reject_unknown
 
 DEFAULT_PRESET = "prism"
 
@@ -94,10 +95,10 @@ class Preset:
 
 
 def _typed(cls, table: dict, where: str):
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(table) - set(known)
-    if unknown:
-        raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
+    try:
+        reject_unknown(cls, table, where)
+    except ValueError as e:
+        raise PresetError(str(e)) from None
     return cls(**table)
 
 

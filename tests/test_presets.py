@@ -59,5 +59,5 @@ def test_config_file(tmp_path, monkeypatch):
     (tmp_path / "synd" / "config.toml").write_text('preset = "drift"\n')
     assert load_config().preset == "drift"
     (tmp_path / "synd" / "config.toml").write_text('presett = "drift"\n')
-    with pytest.raises(ValueError, match="unknown key 'presett'"):
+    with pytest.raises(ValueError, match=r"unknown keys \['presett'\]"):
         load_config()
