@@ -144,7 +144,9 @@ def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: 
     every = max(2, round(1 / holdout)) if holdout > 0 else 0
     for i, x in enumerate(feats):
         (held if every and len(feats) >= 2 and i % every == every - 1 else train).append(x)
-    if holdout > 0 and not held:  # a single file: hold out its last part
+    if holdout > 0 and not held and len(train) >= 2:  # fewer files than 1/holdout: the last
+        held.append(train.pop())
+    elif holdout > 0 and not held:  # a single file: hold out its last part
         x = train.pop()
         cut = int(len(x) * (1 - holdout))
         train.append(x[:cut])

@@ -98,10 +98,11 @@ def test_training_learns_to_hear(tiny_preset, clip_dir, tmp_path):
     """Held-out R^2 rises well above zero within a couple of hundred tiny steps."""
     out = tmp_path / "m.safetensors"
     preset = replace(tiny_preset, train=replace(tiny_preset.train, batch=8))
-    result = train(options(preset, clip_dir, out, steps=200, eval_every=100, sample_every=1000,
-                           checkpoint_every=1000))
-    history = load_model(str(out)).meta["summary"]["metrics"]
-    assert result["holdout_r2_crops"] > 0.3, history
+    train(options(preset, clip_dir, out, steps=200, eval_every=50, sample_every=1000,
+                  checkpoint_every=1000))
+    _, meta = read_checkpoint(state_path(out))
+    r2 = [h["r2"] for h in meta["training"]["history"]]
+    assert r2[0] < 0.3 < max(r2[1:]), r2  # at step 50 it barely reads the sound; later it does
 
 
 def test_crop_decays_from_whole_frame():
