@@ -188,5 +188,5 @@ def test_bad_training_settings_are_clear(tmp_path):
         with pytest.raises(PresetError, match=match):
             load_preset(str(path))
     path.write_text("[architecture]\nwidht = 4\n")
-    with pytest.raises(PresetError, match="unknown model config keys"):
+    with pytest.raises(PresetError, match=r"model config: unknown keys \[.widht.\]"):
         load_preset(str(path))
