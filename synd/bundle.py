@@ -14,7 +14,7 @@ import torch
 
 from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from synd.features import FeatureConfig, FeatureStats
-from synd.model import Generator, ModelConfig, SoundDecoder
+from synd.model import Generator, ModelConfig, SoundDecoder, crop_side
 from synd.paths import resolve
 
 
@@ -35,6 +35,14 @@ class ModelBundle:
             meta: dict | None = None) -> "ModelBundle":
         """Freshly initialised networks (seed torch first for reproducibility)."""
         return cls(config, features, stats, Generator(config), SoundDecoder(config), meta or {})
+
+    @property
+    def decoder_tile(self) -> int:
+        """Tile side for reading whole frames: the crop the decoder finished training on."""
+        preset = self.meta.get("preset")
+        train = preset.get("train") if isinstance(preset, dict) else None
+        train = train if isinstance(train, dict) else {}
+        return crop_side(int(train.get("size", 64)), float(train.get("min_crop", 0.5)))
 
     @property
     def name(self) -> str:

@@ -29,8 +29,8 @@ def decoded_features(bundle: ModelBundle, raw: np.ndarray, size: tuple[int, int]
     look = replace(look or Look(), smoothing=0.0, intensity=1.0, hue=0.0)
     width, height = size
     loop = FrameLoop(bundle, height, width, look=look, seed=seed)
-    tile = bundle.meta.get("preset", {}).get("train", {}).get("size", 64)
-    preds = [bundle.decoder.read(frame, tile).squeeze(0).numpy() for frame in loop.run(raw)]
+    preds = [bundle.decoder.read(frame, bundle.decoder_tile).squeeze(0).numpy()
+             for frame in loop.run(raw)]
     return bundle.stats.normalize(raw), np.stack(preds)
 
 

@@ -211,6 +211,11 @@ class SoundDecoder(nn.Module):
         return self.head(pooled)
 
 
+def crop_side(size: int, fraction: float) -> int:
+    """A decoder crop of `fraction` of a `size`-pixel training crop: a multiple of 8, >= 16."""
+    return min(size, max(16, int(round(size * fraction / 8)) * 8))
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

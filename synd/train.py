@@ -36,7 +36,7 @@ from synd.checkpoint import read_checkpoint
 from synd.features import FeatureExtractor, FeatureStats
 from synd.frameloop import FrameLoop, smooth_pattern
 from synd.metrics import r2_score
-from synd.model import Generator, ModelConfig, SoundDecoder, make_coords
+from synd.model import Generator, ModelConfig, SoundDecoder, crop_side, make_coords
 from synd.presets import Preset, TrainSettings
 from synd.sheets import loop_thumbnails, save_contact_sheet
 
@@ -295,15 +295,15 @@ def _lr(settings: TrainSettings, step: int, total: float | None) -> float:
 def decoder_crop(settings: TrainSettings, step: int, total: float | None) -> int:
     """Decoder crop side in pixels: the whole frame at first, decaying to `min_crop`."""
     progress = min(1.0, step / (0.7 * total)) if total else min(1.0, step / 2000)
-    frac = 1.0 - (1.0 - settings.min_crop) * progress
-    return min(settings.size, max(16, int(round(settings.size * frac / 8)) * 8))
+    return crop_side(settings.size, 1.0 - (1.0 - settings.min_crop) * progress)
 
 
 @torch.no_grad()
 def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Tensor],
-             settings: TrainSettings, native: int, chains: int = 16, frames: int = 120,
+             settings: TrainSettings, native: int, tile: int, chains: int = 16, frames: int = 120,
              seed: int = 1234) -> float | None:
-    """Held-out R^2: fixed chains of crops run through unseen audio with feedback.
+    """Held-out R^2: fixed chains of crops run through unseen audio with feedback, read
+    by the decoder in `tile`-pixel tiles (the crop size it is training on now).
 
     None when there is no held-out audio long enough, or it does not vary."""
     holdout = [t for t in holdout if len(t) >= 2 * VALIDATION_WARMUP]
@@ -324,7 +324,7 @@ def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Te
     for t in range(length):
         frame = generator(fb * prev + (1 - fb) * pattern, feats[t].to(device), coords)
         if t >= VALIDATION_WARMUP:
-            preds.append(decoder(frame).cpu())
+            preds.append(decoder.read(frame, tile).cpu())
             targets.append(feats[t])
         prev = frame
     try:
@@ -555,8 +555,8 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
                     tick += round(now - tick)
             last_step = finished()
             if step % opts.eval_every == 0 or last_step:
-                r2 = validate(bundle.generator, bundle.decoder, holdout, settings,
-                              config.native_size) if main and holdout else None
+                r2 = validate(bundle.generator, bundle.decoder, holdout, settings, config.native_size,
+                              decoder_crop(settings, step, total_steps)) if main and holdout else None
                 entry = {"step": step, "minutes": round(elapsed() / 60, 2), "loss": round(loss.item(), 5)}
                 if r2 is not None:
                     entry["r2"] = round(r2, 4)
