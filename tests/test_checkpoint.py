@@ -143,3 +143,12 @@ def test_missing_file_and_names(tmp_path):
         load_model("../../etc/passwd", allow_paths=False)
     with pytest.raises(CheckpointError, match="only bare names"):
         load_model("/etc/passwd", allow_paths=False)
+
+
+def test_written_files_get_ordinary_permissions(tiny_bundle, tmp_path):
+    old = os.umask(0o022)
+    try:
+        tiny_bundle.save(tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
