@@ -428,7 +428,8 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
                             min_frames=settings.unroll + 1)
     if saved is not None:
         # Same audio, same normalisation as the interrupted run, or the chains make no sense.
-        if saved[1].get("data", {}).get("names") != corpus.summary["names"]:
+        before = saved[1].get("data", {})
+        if (before.get("names"), before.get("files")) != (corpus.summary["names"], corpus.summary["files"]):
             raise TrainError(f"cannot resume '{spath}': the audio differs from the interrupted run")
         stats = FeatureStats.from_dict(saved[1]["normalization"])
     else:
