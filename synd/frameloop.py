@@ -63,6 +63,7 @@ class FrameLoop:
             self.position = bundle.generator.position_term(self.coords)
         self.previous = self.pattern.clone()
         self._smoothed: np.ndarray | None = None
+        self._hue: tuple[float, torch.Tensor | None] = (0.0, None)
         self._mean = torch.as_tensor(bundle.stats.mean, device=self.device)
         self._std = torch.as_tensor(bundle.stats.std, device=self.device)
 
@@ -82,8 +83,9 @@ class FrameLoop:
         frame = self.bundle.generator(base, self.condition(raw), self.coords, self.position)
         self.previous = frame
         if self.look.hue:
-            m = hue_rotation(self.look.hue).to(self.device)
-            frame = torch.einsum("ij,bjhw->bihw", m, frame).clamp(0, 1)
+            if self._hue[0] != self.look.hue:  # built once per hue value, not per frame
+                self._hue = (self.look.hue, hue_rotation(self.look.hue).to(self.device))
+            frame = torch.einsum("ij,bjhw->bihw", self._hue[1], frame).clamp(0, 1)
         return frame
 
     def run(self, features: np.ndarray):

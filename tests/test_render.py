@@ -48,3 +48,20 @@ def test_generation_size_keeps_aspect_and_native_scale():
     assert generation_size(1920, 1080) == (456, 256)
     assert generation_size(720, 1280) == (256, 456)
     assert generation_size(128, 96) == (128, 96)
+
+
+def test_hue_rotation_turns_colours_and_keeps_grey(tiny_bundle):
+    import torch
+
+    from synd.frameloop import hue_rotation
+
+    red = torch.tensor([1.0, 0.0, 0.0])
+    assert torch.allclose(hue_rotation(1 / 3) @ red, torch.tensor([0.0, 1.0, 0.0]), atol=1e-5)
+    grey = torch.full((3,), 0.4)
+    assert torch.allclose(hue_rotation(0.37) @ grey, grey, atol=1e-6)
+    feats = np.zeros((3, tiny_bundle.features.dim), np.float32)
+    plain = [f.clone() for f in FrameLoop(tiny_bundle, 32, 32).run(feats)]
+    turned = list(FrameLoop(tiny_bundle, 32, 32, look=Look(hue=1 / 3)).run(feats))
+    m = hue_rotation(1 / 3)
+    for a, b in zip(plain, turned):
+        assert torch.allclose(torch.einsum("ij,bjhw->bihw", m, a).clamp(0, 1), b, atol=1e-5)
