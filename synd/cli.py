@@ -14,6 +14,7 @@ EPILOG = """examples:
   synd presets                                   list the looks
   synd render song.flac                          music video song.mp4 with the default look
   synd train ~/music --preset prism --out mine.safetensors --minutes 10
+  synd train ~/music --preset sharp -o loss.noise=1.0 --out sharper.safetensors
   synd info                                      models, presets, audio devices, outputs
 """
 
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=float, default=0.1,
                    help="share of the files held out to measure R^2 (default 0.1)")
+    p.add_argument("-o", "--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                   help="change one preset setting, e.g. -o loss.noise=0.3 -o train.steps=5000 "
+                        "(tables: features, architecture, loss, look, train)")
     p.add_argument("--eval-every", type=_positive(int), default=250, metavar="N")
     p.add_argument("--sample-every", type=_positive(int), default=500, metavar="N")
     p.add_argument("--checkpoint-every", type=_positive(int), default=250, metavar="N")
@@ -90,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=_positive(float), default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default from config: auto)")
+    p.add_argument("--set", action="append", default=[], metavar="look.KEY=VALUE",
+                   help="change the look, e.g. --set look.hue=0.25 --set look.feedback=0.6")
 
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -127,11 +133,11 @@ def cmd_train(args) -> int:
     from dataclasses import replace
 
     from synd.config import load_config
-    from synd.presets import load_preset
+    from synd.presets import apply_overrides, load_preset
     from synd.train import TrainOptions, train
 
     config = load_config()
-    preset = load_preset(args.preset or config.preset)
+    preset = apply_overrides(load_preset(args.preset or config.preset), args.set)
     overrides = {k: v for k, v in (("size", args.size), ("batch", args.batch)) if v is not None}
     if overrides:
         preset = replace(preset, train=replace(preset.train, **overrides))
@@ -147,6 +153,7 @@ def cmd_train(args) -> int:
 
 def cmd_render(args) -> int:
     from synd.config import load_config
+    from synd.presets import Preset, apply_overrides
     from synd.render import default_output, render_song, resolve_look
     from synd.train import pick_device
 
@@ -155,6 +162,10 @@ def cmd_render(args) -> int:
     if out.resolve() == args.song.resolve():
         raise ValueError(f"refusing to overwrite the song '{args.song}' with its video: choose another -o")
     bundle, look = resolve_look(args.preset, args.model)
+    if args.set:
+        if any(not item.startswith("look.") for item in args.set):
+            raise ValueError("render takes only look settings: --set look.KEY=VALUE")
+        look = apply_overrides(Preset(name="render", description="", model="", look=look), args.set).look
     path = render_song(args.song, out, bundle.to(device), look, size=args.size, fps=args.fps,
                        seed=args.seed)
     log.info("wrote %s", path)

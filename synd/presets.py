@@ -113,20 +113,24 @@ def parse_preset(text: str, path: Path) -> Preset:
     unknown = set(doc) - allowed
     if unknown:
         raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
+    name = str(doc.get("name", path.stem))
+    return Preset(name=name, description=str(doc.get("description", "")),
+                  model=str(doc.get("model", name)), path=path,
+                  **parse_preset_tables(doc, path))
+
+
+def parse_preset_tables(doc: dict, path: Path) -> dict:
+    """The typed features/architecture/loss/look/train tables of a preset document."""
+    where = f"preset '{path}'"
     try:
-        name = str(doc.get("name", path.stem))
         features = FeatureConfig.from_dict(doc.get("features", {}))
         ModelConfig.from_dict({"feature_dim": features.dim, **doc.get("architecture", {})})
-        return Preset(
-            name=name,
-            description=str(doc.get("description", "")),
-            model=str(doc.get("model", name)),
+        return dict(
             features=features,
             architecture=dict(doc.get("architecture", {})),
             loss=LossWeights.from_dict(doc.get("loss", {})),
             look=_typed(Look, doc.get("look", {}), f"{where} [look]"),
             train=_typed(TrainSettings, doc.get("train", {}), f"{where} [train]"),
-            path=path,
         )
     except PresetError:
         raise
@@ -159,3 +163,29 @@ def list_presets(errors: list[str] | None = None) -> list[Preset]:
                 if errors is not None:
                     errors.append(str(e))
     return sorted((p for p in found.values() if p is not None), key=lambda p: p.name)
+
+
+def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:
+    """A copy of `preset` with `table.key=value` settings changed, e.g. `loss.noise=0.3`,
+    `look.feedback=0.7`, `train.steps=5000`. Values are TOML (`0.3`, `true`, `"fft"`; a
+    bare word is taken as a string). Every result is validated like a preset file."""
+    from dataclasses import replace
+
+    doc = preset.to_dict()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        table, dot, name = key.strip().partition(".")
+        if not sep or not dot or table not in ("features", "architecture", "loss", "look", "train"):
+            raise PresetError(f"override '{item}': use TABLE.KEY=VALUE with TABLE one of "
+                              "features, architecture, loss, look, train")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        doc[table][name.strip()] = value
+    text_tables = {k: doc[k] for k in ("features", "architecture", "loss", "look", "train")}
+    try:
+        parsed = parse_preset_tables(text_tables, preset.path or Path(preset.name))
+    except PresetError as e:
+        raise PresetError(f"override: {e}") from None
+    return replace(preset, **parsed)

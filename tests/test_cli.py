@@ -103,3 +103,20 @@ def test_train_flags_are_checked(tmp_path):
         assert proc.returncode == 2 and match in proc.stderr
     proc = run("train", str(tmp_path), "--out", str(tmp_path / "m"), "--device", "cuda")
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+
+
+def test_render_look_settings_and_train_overrides(tmp_path, tiny_bundle):
+    from synd.audio import write_wav
+    from conftest import music_clip
+
+    song = tmp_path / "s.wav"
+    write_wav(song, music_clip(1, seconds=0.5), 24000)
+    model = tmp_path / "tiny.safetensors"
+    tiny_bundle.save(model)
+    ok = run("render", str(song), "--model", str(model), "--size", "64x64", "--set", "look.hue=0.5")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "s.mp4").stat().st_size > 0
+    bad = run("render", str(song), "--model", str(model), "--set", "loss.noise=1")
+    assert bad.returncode == 1 and "only look settings" in bad.stderr
+    typo = run("train", str(tmp_path), "--out", str(tmp_path / "m"), "-o", "loss.nosie=1")
+    assert typo.returncode == 1 and "unknown keys ['nosie']" in typo.stderr
