@@ -988,7 +988,8 @@ def _choose_layers(rng: np.random.Generator, style: str) -> set[str]:
         layers |= drums if rng.random() < 0.5 else set()
     else:
         layers = {"kick", "snare", "hat", "bass", "pad", "lead", "fx"}
-        layers = {x for x in layers if x in ("kick", "bass") or rng.random() < 0.85}
+        # sorted: a set iterates in hash order, which changes between processes
+        layers = {x for x in sorted(layers) if x in ("kick", "bass") or rng.random() < 0.85}
         layers |= {"perc"} if rng.random() < 0.5 else set()
         layers |= {"texture"} if rng.random() < 0.3 else set()
     return layers

@@ -205,3 +205,17 @@ def test_command_line(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "synd.corpus"], capture_output=True, text=True,
                             timeout=120, cwd=ROOT, env=env)
     assert result.returncode == 2 and "OUT_DIR" in result.stderr
+
+
+def test_tracks_do_not_depend_on_the_process_hash_seed():
+    """Set iteration order changes with PYTHONHASHSEED; the corpus must not."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from synd.corpus import synth_track; print(hashlib.md5(b''.join("
+            "synth_track(s, duration=3.0, sample_rate=16000).tobytes() for s in range(12))).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in (1, 2, 3)}
+    assert len(digests) == 1
