@@ -12,7 +12,6 @@ from synd.audio import load_audio
 from synd.bundle import ModelBundle
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
-from synd.metrics import r2_score
 from synd.presets import Look
 
 WARMUP_FRAMES = 8
@@ -47,8 +46,3 @@ def decode_files(bundle: ModelBundle, files: list[Path], size: tuple[int, int] =
         preds.append(p[WARMUP_FRAMES:])
     return np.concatenate(targets), np.concatenate(preds)
 
-
-def sound_r2(bundle: ModelBundle, files: list[Path], size: tuple[int, int] = (256, 256),
-             look: Look | None = None, max_seconds: float | None = None) -> float:
-    """Decoder R^2 for the normalised features of `files`, frames chained with feedback."""
-    return r2_score(*decode_files(bundle, files, size, look, max_seconds))

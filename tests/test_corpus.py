@@ -209,7 +209,6 @@ def test_command_line(tmp_path: Path) -> None:
 
 def test_tracks_do_not_depend_on_the_process_hash_seed():
     """Set iteration order changes with PYTHONHASHSEED; the corpus must not."""
-    import hashlib
     import os
     import subprocess
     import sys
