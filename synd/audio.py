@@ -1,10 +1,10 @@
-"""Audio input: decode any file FFmpeg can read (through PyAV) to float32 mono.
+"""Audio input: decode any file FFmpeg can read (through PyAV) to float32 mono (or stereo).
 
 `load_audio` is the single entry point used by training, offline rendering and the
 corpus tools. It decodes the first audio stream of a file (music formats or the
 soundtrack of a video), converts every decoded frame to float64 in [-1, 1] per channel,
 downmixes to mono as the exact mean of the channels and resamples with a polyphase
-filter (`scipy.signal.resample_poly`). Failures raise `AudioError`, whose message is a
+filter (`scipy.signal.resample_poly`); a video's soundtrack can keep stereo. Failures raise `AudioError`, whose message is a
 single line naming the file and the problem.
 """
 
@@ -176,17 +176,21 @@ def _declared_duration(stream: Any, container: Any) -> float | None:
     return None
 
 
-def _decode_mono(
+def _decode(
     container: Any,
     stream: Any,
     path: str | os.PathLike,
     plan: Callable[[int], tuple[int, int | None]],
+    channels: int = 1,
 ) -> tuple[np.ndarray, int, int, bool, bool, int]:
-    """Decode part of the stream as float32 mono at its own sample rate.
+    """Decode part of the stream as float32 (channels, n) at its own sample rate.
+
+    `channels` is 1 (every frame downmixed to mono) or 2 (stereo kept; a mono frame is
+    duplicated and a surround frame downmixed to mono on both sides).
 
     `plan(rate)` is called with the rate of the first decoded frame (headers can be
     wrong, e.g. HE-AAC) and returns the source sample range [first, stop) to keep.
-    Returns (mono, rate, first, reached_end, had_errors, nonfinite_count). Decoding stops
+    Returns (samples, rate, first, reached_end, had_errors, nonfinite_count). Decoding stops
     once `stop` samples are decoded; an error on a packet skips that packet, so a
     damaged file yields whatever is decodable instead of failing or looping.
     """
@@ -201,11 +205,12 @@ def _decode_mono(
     def keep(data: np.ndarray, pos: int) -> int:
         """Downmix (exact channel mean), keep the wanted part; return the next position."""
         nonlocal nonfinite
-        mono = data.mean(axis=0) if data.shape[0] > 1 else data[0]
-        n = mono.shape[0]
+        if data.shape[0] != channels:
+            data = np.repeat(data.mean(axis=0, keepdims=True), channels, axis=0)
+        n = data.shape[1]
         lo, hi = max(first - pos, 0), n if stop is None else min(stop - pos, n)
         if hi > lo:
-            piece = mono[lo:hi]
+            piece = data[:, lo:hi]
             bad = ~np.isfinite(piece)
             if bad.any():
                 nonfinite += int(bad.sum())
@@ -241,8 +246,8 @@ def _decode_mono(
     if convert is not None and reached_end:
         for data in convert.flush():
             pos = keep(data, pos)
-    mono = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    return mono, rate, first, reached_end, errors > 0, nonfinite
+    samples = np.concatenate(pieces, axis=1) if pieces else np.zeros((channels, 0), np.float32)
+    return samples, rate, first, reached_end, errors > 0, nonfinite
 
 
 def load_audio(
@@ -250,8 +255,13 @@ def load_audio(
     sample_rate: int,
     start: float = 0.0,
     duration: float | None = None,
+    stereo: bool = False,
 ) -> np.ndarray:
     """Decode the first audio stream of `path` to float32 mono at `sample_rate`.
+
+    With `stereo`, a stereo stream keeps both channels and the result has shape (n, 2);
+    other streams give (n, 1) (mono; surround is downmixed). That is the form a video's
+    soundtrack wants; the features always use mono.
 
     `start` and `duration` (seconds) select an excerpt; the result equals the same slice
     of the whole decoded file (samples from ``round(start * sample_rate)`` on). Raises
@@ -279,19 +289,20 @@ def load_audio(
     container = _open(path)
     try:
         stream = _audio_stream(container, path)
-        mono, src_rate, first, reached_end, had_errors, nonfinite = _decode_mono(
-            container, stream, path, plan
+        channels = 2 if stereo and stream.codec_context.channels == 2 else 1
+        data, src_rate, first, reached_end, had_errors, nonfinite = _decode(
+            container, stream, path, plan, channels
         )
         declared = _declared_duration(stream, container)
     finally:
         container.close()
 
     name = os.fspath(path)
-    if not src_rate or first + mono.shape[0] == 0:
+    if not src_rate or first + data.shape[1] == 0:
         raise AudioError(path, "no decodable audio samples")
     if nonfinite:
         log.warning("%s: replaced %d NaN/Inf samples by 0", name, nonfinite)
-    decoded_s = (first + mono.shape[0]) / src_rate
+    decoded_s = (first + data.shape[1]) / src_rate
     if had_errors:
         log.warning("%s: damaged or truncated, decoded %.2f s", name, decoded_s)
     elif reached_end and declared is not None and declared - decoded_s > max(0.5, 0.02 * declared):
@@ -301,14 +312,14 @@ def load_audio(
 
     up, down = _rate_ratio(src_rate, sample_rate)
     if up == down:
-        out, offset = mono, j0 - first
+        out, offset = data, j0 - first
     else:
-        out, offset = _resample(mono, up, down), j0 - first * up // down
-    out = out[offset:] if j1 is None else out[offset : offset + (j1 - j0)]
-    if out.size == 0:
+        out, offset = np.stack([_resample(c, up, down) for c in data]), j0 - first * up // down
+    out = out[:, offset:] if j1 is None else out[:, offset : offset + (j1 - j0)]
+    if out.shape[1] == 0:
         where = f" after {start:g} s" if start > 0 else ""
         raise AudioError(path, f"no audio samples{where}")
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return np.ascontiguousarray(out.T if stereo else out[0], dtype=np.float32)
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
@@ -339,9 +350,9 @@ def audio_info(path: str | os.PathLike) -> dict:
         rate = int(stream.rate or ctx.sample_rate or 0)
         duration = _declared_duration(stream, container)
         if duration is None:
-            mono, rate2, *_ = _decode_mono(container, stream, path, lambda r: (0, None))
+            data, rate2, *_ = _decode(container, stream, path, lambda r: (0, None))
             rate = rate2 or rate
-            duration = mono.shape[0] / rate2 if rate2 else 0.0
+            duration = data.shape[1] / rate2 if rate2 else 0.0
         return {
             "duration": float(duration),
             "sample_rate": rate,

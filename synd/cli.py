@@ -42,6 +42,26 @@ def _positive(kind):
     return parse
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _add_look_args(p: argparse.ArgumentParser) -> None:
+    """--preset/--model, --set look.KEY=VALUE and --device: shared by render, eval and listen."""
+    look = p.add_mutually_exclusive_group()
+    look.add_argument("--preset", help="look to use (default from config: prism)")
+    look.add_argument("--model", help="model name or .safetensors file (look from its preset)")
+    p.add_argument("--set", action="append", default=[], metavar="look.KEY=VALUE",
+                   help="change the look, e.g. --set look.hue=0.25 --set look.feedback=0.6")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default from config: auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synd", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -80,22 +100,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=_positive(int), default=500, metavar="N")
     p.add_argument("--checkpoint-every", type=_positive(int), default=250, metavar="N")
 
-    p = sub.add_parser("render", help="make a music video from a song",
-                       description="Render a song to a video with its audio muxed in. The "
-                                   "frames go straight into the encoder; the file appears "
-                                   "only when complete.")
-    p.add_argument("song", type=Path)
-    p.add_argument("-o", "--output", type=Path,
-                   help="video file (default: the song's name with .mp4, beside the song)")
-    look = p.add_mutually_exclusive_group()
-    look.add_argument("--preset", help="look to use (default from config: prism)")
-    look.add_argument("--model", help="model name or .safetensors file (look from its preset)")
+    p = sub.add_parser("render", help="make music videos from songs",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Render songs to videos with their audio muxed in (one video "
+                                   "per song). Frames go straight into the encoder; each file "
+                                   "appears only when complete, so Ctrl-C or a full disk never "
+                                   "leaves a broken video behind.",
+                       epilog="examples:\n"
+                              "  synd render song.flac                      song.mp4 beside the song\n"
+                              "  synd render *.mp3 -o videos/               one video per song\n"
+                              "  synd render live.wav -o set.mov --codec prores --size 1920x1080\n"
+                              "  synd render song.flac --start 60 --duration 15 -o teaser.mp4")
+    p.add_argument("songs", nargs="+", type=Path, metavar="SONG",
+                   help="audio or video files with sound (any format FFmpeg reads)")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT_OR_DIR",
+                   help="video file (one song; .mp4, .mov, .mkv) or folder "
+                        "(default: SONG.mp4 beside each song)")
+    _add_look_args(p)
     p.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
-    p.add_argument("--fps", type=_positive(float), default=30.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default from config: auto)")
-    p.add_argument("--set", action="append", default=[], metavar="look.KEY=VALUE",
-                   help="change the look, e.g. --set look.hue=0.25 --set look.feedback=0.6")
+    p.add_argument("--fps", type=_positive(float), default=30.0, help="frames per second (default 30)")
+    p.add_argument("--codec", choices=["h264", "hevc", "av1", "prores"], default="h264",
+                   help="video codec (default h264; prores needs .mov or .mkv)")
+    p.add_argument("--crf", type=int, default=20,
+                   help="quality, lower is better (default 20; h264/hevc/av1 only)")
+    p.add_argument("--speed", default="superfast",
+                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
+                   help="encoder speed: slower makes smaller files of the same quality "
+                        "(default superfast)")
+    p.add_argument("--start", type=_non_negative, default=0.0, help="start at this second of the song")
+    p.add_argument("--duration", type=_positive(float), help="render only this many seconds")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starting picture (default 0)")
+    p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS",
+                   help="short side at which the pictures are painted before upscaling "
+                        "(default 256, the models' native scale; more is finer and slower)")
 
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -115,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     from synd.video import VideoError
 
     handlers = {"train": cmd_train, "render": cmd_render, "info": cmd_info, "presets": cmd_presets}
+    if args.command in ("train", "render"):
+        _stop_on_sigterm()
     try:
         return handlers[args.command](args) or 0
     except (AudioError, CheckpointError, PresetError, TrainError, VideoError, ValueError) as e:
@@ -127,6 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synd: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (kill, systemd, a closing terminal's HUP) stop a job like Ctrl-C does,
+    so the same clean-up runs: no half-written video, a training checkpoint."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, _interrupt)
 
 
 def cmd_train(args) -> int:
@@ -151,25 +204,50 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_render(args) -> int:
+def _model_and_look(args):
+    """The model (on the chosen device) and look that --preset/--model/--set ask for."""
     from synd.config import load_config
     from synd.presets import Preset, apply_overrides
-    from synd.render import default_output, render_song, resolve_look
+    from synd.render import resolve_look
     from synd.train import pick_device
 
     device = pick_device(args.device or load_config().device)
-    out = args.output or default_output(args.song)
-    if out.resolve() == args.song.resolve():
-        raise ValueError(f"refusing to overwrite the song '{args.song}' with its video: choose another -o")
     bundle, look = resolve_look(args.preset, args.model)
     if args.set:
         if any(not item.startswith("look.") for item in args.set):
-            raise ValueError("render takes only look settings: --set look.KEY=VALUE")
-        look = apply_overrides(Preset(name="render", description="", model="", look=look), args.set).look
-    path = render_song(args.song, out, bundle.to(device), look, size=args.size, fps=args.fps,
-                       seed=args.seed)
-    log.info("wrote %s", path)
-    return 0
+            raise ValueError("only look settings can be changed here: --set look.KEY=VALUE")
+        look = apply_overrides(Preset(name="cli", description="", model="", look=look), args.set).look
+    return bundle.to(device), look
+
+
+def cmd_render(args) -> int:
+    from synd.audio import AudioError
+    from synd.render import RenderOptions, output_paths, render_song
+    from synd.video import VideoError
+
+    outs = output_paths(args.songs, args.output, args.codec)
+    for song, out in zip(args.songs, outs):
+        if out.resolve() == song.resolve():
+            raise ValueError(f"refusing to overwrite the song '{song}' with its video: choose another -o")
+    bundle, look = _model_and_look(args)
+    if args.output is not None and len(outs) > 1:
+        args.output.mkdir(parents=True, exist_ok=True)
+    options = RenderOptions(size=args.size, fps=args.fps, codec=args.codec, crf=args.crf,
+                            speed=args.speed, start=args.start, duration=args.duration,
+                            seed=args.seed, detail=args.detail, progress=sys.stderr.isatty())
+    failed = 0
+    for song, out in zip(args.songs, outs):
+        try:
+            result = render_song(song, out, bundle, look, options)
+        except (AudioError, VideoError) as e:  # one bad song does not stop the others
+            print(f"synd: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        log.info("wrote %s (%d frames, %.1f s, %.2fx real time)", result.path, result.frames,
+                 result.seconds_of_audio, result.speed)
+    if failed and len(outs) > 1:
+        log.info("%d of %d songs failed", failed, len(outs))
+    return 1 if failed else 0
 
 
 def cmd_presets(args) -> int:

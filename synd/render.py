@@ -1,13 +1,25 @@
-"""`synd render`: a song in, a music video out, through the shared frame loop."""
+"""`synd render`: songs in, music videos out, through the shared frame loop.
+
+Each song's frames come from the same `FrameLoop` the live daemon runs (features,
+generator with feedback), so a render shows what the daemon would show for the same
+audio. Generation and encoding overlap: this thread generates while an encoder thread
+scales the frames to the video size and encodes them (the generator's and the encoder's
+native code both run without the GIL). The video is written under a temporary name and
+appears at its destination only when complete.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import fields, replace
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from synd.audio import load_audio
 from synd.bundle import ModelBundle, load_model
@@ -21,6 +33,40 @@ log = logging.getLogger(__name__)
 
 GENERATION_SHORT_SIDE = 256
 MUX_RATE = 48000
+CONTAINER_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How to render: output size, frame rate, encoding and which part of the song."""
+
+    size: tuple[int, int] = (1280, 720)
+    fps: float = 30.0
+    codec: str = "h264"
+    crf: int = 20
+    # x264's "superfast" keeps 1080p encoding faster than real time on two cores; the
+    # quality is set by crf, slower presets only make the file smaller.
+    speed: str = "superfast"
+    start: float = 0.0
+    duration: float | None = None
+    seed: int = 0
+    detail: int = GENERATION_SHORT_SIDE
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render produced, and how fast."""
+
+    path: Path
+    frames: int
+    seconds_of_audio: float
+    seconds_taken: float
+
+    @property
+    def speed(self) -> float:
+        """Multiple of real time (2.0 = a 3-minute song takes 1.5 minutes)."""
+        return self.seconds_of_audio / max(self.seconds_taken, 1e-9)
 
 
 def resolve_look(preset: str | None, model: str | None) -> tuple[ModelBundle, Look]:
@@ -43,10 +89,44 @@ def model_look(bundle: ModelBundle) -> Look:
         return Look()
 
 
-def default_output(song: Path) -> Path:
-    """SONG.mp4 beside the song; SONG.synd.mp4 when the song itself is an .mp4."""
-    out = song.with_suffix(".mp4")
-    return out.with_name(song.stem + ".synd.mp4") if out.resolve() == song.resolve() else out
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem that every common file system accepts (Windows' rules included)."""
+    stem = _UNSAFE.sub("_", name).strip(" .")
+    return stem or "video"
+
+
+def output_paths(songs: list[Path], out: Path | None, codec: str = "h264") -> list[Path]:
+    """Where each song's video goes.
+
+    Without `out`: beside the song. With `out` an existing folder (or a path ending in a
+    separator, or several songs): inside it. Otherwise `out` is the one video's file.
+    Default names are the song's name with .mp4 (.mov for ProRes); a name that would
+    collide with the song itself or with another song's video gets a suffix.
+    """
+    suffix = ".mov" if codec == "prores" else ".mp4"
+    as_dir = out is not None and (out.is_dir() or str(out).endswith(("/", "\\")) or len(songs) > 1)
+    if out is not None and not as_dir:
+        if out.suffix.lower() not in CONTAINER_SUFFIXES:
+            raise ValueError(f"unknown video type '{out.suffix}' for '{out}': use "
+                             f"{', '.join(CONTAINER_SUFFIXES)}, or a folder")
+        return [out]
+    if out is not None and out.exists() and not out.is_dir():
+        raise ValueError(f"'{out}' is a file; several songs need a folder for -o")
+    taken = {s.resolve() for s in songs}
+    paths = []
+    for song in songs:
+        folder = out if out is not None else song.parent
+        stem = safe_stem(song.stem)
+        path, n = folder / f"{stem}{suffix}", 1
+        while path.resolve() in taken:
+            n += 1
+            path = folder / (f"{stem}.synd{suffix}" if n == 2 else f"{stem}.synd-{n - 1}{suffix}")
+        taken.add(path.resolve())
+        paths.append(path)
+    return paths
 
 
 def generation_size(width: int, height: int, short: int = GENERATION_SHORT_SIDE) -> tuple[int, int]:
@@ -54,34 +134,117 @@ def generation_size(width: int, height: int, short: int = GENERATION_SHORT_SIDE)
 
     The generator runs at about its native scale and the frames are upscaled: running a
     float network at 720p/1080p would cost 10-20x more for little visible gain.
+    Both sides are multiples of 8 (the generator halves the frame three times).
     """
-    short = min(short, width, height)
+    short = max(8, min(short, width, height) // 8 * 8)
     if width >= height:
         return max(8, round(short * width / height / 8) * 8), short
     return short, max(8, round(short * height / width / 8) * 8)
 
 
-def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
-                size: tuple[int, int] = (1280, 720), fps: float = 30.0, seed: int = 0,
-                progress: bool = True) -> Path:
-    """Render `song` to the video `out` (written atomically); returns the final path."""
-    from tqdm import tqdm
+class _Encoder:
+    """Encodes frames on its own thread; `put` re-raises the thread's error, if any."""
 
-    features_cfg = replace(bundle.features, fps=fps)
-    samples = load_audio(song, features_cfg.sample_rate)
-    features = FeatureExtractor(features_cfg).offline(samples)
-    audio = load_audio(song, MUX_RATE)
-    width, height = size
-    gw, gh = generation_size(width, height)
+    _STOP = None
+
+    def __init__(self, writer: VideoWriter, depth: int = 6):
+        self.writer = writer
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="synd-encoder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is self._STOP:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.error = exc
+
+    def put(self, frame: np.ndarray) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self._queue.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait until every frame is encoded; raise the encoder's error, if any."""
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Drop what is queued and end the thread (after an error or an interruption)."""
+        self.error = self.error or RuntimeError("stopped")
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put(self._STOP)
+        self._thread.join(timeout=10)
+
+
+def song_features(song: Path, bundle: ModelBundle, fps: float, start: float = 0.0,
+                  duration: float | None = None) -> np.ndarray:
+    """Raw feature rows of (an excerpt of) a song at `fps` frames per second."""
+    cfg = replace(bundle.features, fps=fps)
+    samples = load_audio(song, cfg.sample_rate, start=start, duration=duration)
+    return FeatureExtractor(cfg).offline(samples)
+
+
+def render_frames(bundle: ModelBundle, look: Look, features: np.ndarray, size: tuple[int, int],
+                  seed: int = 0, detail: int = GENERATION_SHORT_SIDE) -> Iterable[np.ndarray]:
+    """The frames (uint8 RGB at generation size) a render or the daemon shows for `features`."""
+    gw, gh = generation_size(*size, short=detail)
     loop = FrameLoop(bundle, gh, gw, look=look, seed=seed,
                      device=next(bundle.generator.parameters()).device)
-    log.info("rendering %s: %d frames at %dx%d (generated at %dx%d), %.1f s of audio",
-             song.name, len(features), width, height, gw, gh, len(samples) / features_cfg.sample_rate)
-    with VideoWriter(out, width, height, fps, audio=audio, audio_rate=MUX_RATE) as writer:
-        for frame in tqdm(loop.run(features), total=len(features), unit="frame",
-                          desc=f"render {song.name}", disable=not progress, dynamic_ncols=True):
-            rgb = to_rgb_uint8(frame)
-            if (gw, gh) != (width, height):
-                rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
-            writer.write(rgb)
-        return writer.close()
+    for frame in loop.run(features):
+        yield to_rgb_uint8(frame)
+
+
+def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
+                options: RenderOptions = RenderOptions()) -> RenderResult:
+    """Render `song` to the video `out`, written atomically; see the module docstring."""
+    from tqdm import tqdm
+
+    began = time.perf_counter()
+    width, height = options.size
+    features = song_features(song, bundle, options.fps, options.start, options.duration)
+    audio = load_audio(song, MUX_RATE, start=options.start, duration=options.duration, stereo=True)
+    seconds = len(features) / options.fps
+    gw, gh = generation_size(width, height, options.detail)
+    log.info("rendering %s: %d frames at %dx%d (painted at %dx%d), %.1f s of audio -> %s",
+             song.name, len(features), width, height, gw, gh, seconds, out)
+    writer = VideoWriter(out, width, height, options.fps, codec=options.codec, crf=options.crf,
+                         preset=options.speed, audio=audio, audio_rate=MUX_RATE)
+    encoder = _Encoder(writer)
+    bar = tqdm(total=len(features), unit="frame", desc=song.name[:30], disable=not options.progress,
+               dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+               "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    try:
+        frames = render_frames(bundle, look, features, options.size, options.seed, options.detail)
+        for i, rgb in enumerate(frames, 1):
+            encoder.put(rgb)
+            bar.update()
+            if i % 30 == 0 and bar.format_dict.get("rate"):
+                bar.set_postfix_str(f"{bar.format_dict['rate'] / options.fps:.2f}x real time",
+                                    refresh=False)
+        encoder.finish()
+        path = writer.close()
+    except BaseException:
+        encoder.stop()
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    return RenderResult(path, len(features), seconds, time.perf_counter() - began)

@@ -22,6 +22,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 __all__ = [
     "CODECS",
+    "FrameScaler",
     "VideoError",
     "VideoWriter",
     "codec_available",
@@ -64,6 +65,35 @@ _SVT_PRESETS: dict[str, int] = {
 
 # NTSC-style rates (24000/1001, 30000/1001, 60000/1001, ...) written as decimals.
 _NTSC_TOLERANCE = 2e-3
+
+
+class FrameScaler:
+    """Converts RGB uint8 frames of any size to one size and pixel format in one pass.
+
+    FFmpeg's swscale scales (bicubic) and converts the colours together: upscaling a
+    456x256 frame straight into 1080p YUV costs about 2 ms, a tenth of scaling the RGB
+    image first. RGB -> YUV uses BT.709 with limited range, the HD standard that players
+    assume for HD video. One converter is kept, so its swscale context is reused.
+    """
+
+    def __init__(self, width: int, height: int, pix_fmt: str = "rgb24") -> None:
+        self.width, self.height, self.pix_fmt = int(width), int(height), pix_fmt
+        self._yuv = not (pix_fmt.startswith(("rgb", "bgr", "argb", "abgr", "gbr")))
+        self._reformatter = VideoReformatter()
+
+    def frame(self, rgb: np.ndarray) -> av.VideoFrame:
+        """(h, w, 3) uint8 RGB -> a VideoFrame of this scaler's size and format."""
+        arr = np.asarray(rgb)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
+            raise ValueError(f"frame must be (height, width, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+        extra = {"dst_colorspace": Colorspace.ITU709, "dst_color_range": ColorRange.MPEG} if self._yuv else {}
+        return self._reformatter.reformat(vf, width=self.width, height=self.height,
+                                          format=self.pix_fmt, interpolation="BICUBIC", **extra)
+
+    def array(self, rgb: np.ndarray) -> np.ndarray:
+        """Like :meth:`frame`, as a numpy array (packed formats such as rgb24 or bgra)."""
+        return self.frame(rgb).to_ndarray()
 
 
 class VideoError(Exception):
@@ -192,8 +222,7 @@ class VideoWriter:
         if self._audio is not None and self.audio_rate <= 0:
             raise ValueError(f"audio_rate must be positive, got {audio_rate}")
         self._audio_pos = 0  # samples already handed to the audio encoder
-        # One converter for all frames: it keeps its swscale context between calls.
-        self._reformatter = VideoReformatter()
+        self._scaler = FrameScaler(self.width, self.height, pix_fmt)
 
         tmp = self.path.with_name(
             f".{self.path.stem}.{secrets.token_hex(4)}.partial{self.path.suffix}"
@@ -250,27 +279,16 @@ class VideoWriter:
     # -- writing -------------------------------------------------------------------------
 
     def write(self, frame: np.ndarray) -> None:
-        """Encode one (height, width, 3) uint8 RGB frame.
+        """Encode one (h, w, 3) uint8 RGB frame; other sizes are scaled to the video's.
 
         Raises:
-            ValueError: wrong shape/dtype, or the writer is already closed.
+            ValueError: not (h, w, 3) uint8, or the writer is already closed.
             VideoError: the encoder or the disk failed (the temporary file is removed).
         """
         if self._done:
             raise ValueError(f"VideoWriter for '{self.path}' is already closed")
-        arr = np.asarray(frame)
-        if arr.dtype != np.uint8:
-            raise ValueError(f"frame must be uint8 RGB, got dtype {arr.dtype}")
-        if arr.shape != (self.height, self.width, 3):
-            raise ValueError(
-                f"frame must have shape (height, width, 3) = ({self.height}, {self.width}, 3), "
-                f"got {arr.shape}"
-            )
+        vf = self._scaler.frame(frame)  # raises ValueError on a bad frame
         try:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-            vf = self._reformatter.reformat(
-                vf, format=self.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
-            )
             vf.pts = self.n_frames
             vf.time_base = 1 / self.rate
             self._container.mux(self._vstream.encode(vf))

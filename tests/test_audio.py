@@ -135,6 +135,19 @@ def test_stereo_with_different_content_keeps_both_tones(tmp_path):
     assert spec[(hz > 5000)].max() < 1e-3 * spec.max()  # no interleaving garbage
 
 
+def test_stereo_keeps_both_channels_for_a_soundtrack(tmp_path):
+    rate = 44100
+    left, right = tone(440, 1.0, rate), tone(3000, 1.0, rate, amp=0.25)
+    write_wav(tmp_path / "lr.wav", np.stack([left, right], axis=1), rate)
+    y = load_audio(tmp_path / "lr.wav", 48000, start=0.25, duration=0.5, stereo=True)
+    assert y.shape == (24000, 2)
+    assert abs(peak_hz(y[:, 0], 48000) - 440) <= 2 and abs(peak_hz(y[:, 1], 48000) - 3000) <= 2
+    mono = load_audio(tmp_path / "lr.wav", 48000, start=0.25, duration=0.5)
+    assert np.max(np.abs(y.mean(axis=1) - mono)) < 1e-5  # same grid and excerpt as mono
+    write_wav(tmp_path / "m.wav", left, rate)
+    assert load_audio(tmp_path / "m.wav", 48000, stereo=True).shape == (48000, 1)
+
+
 @pytest.mark.parametrize("rate", [44100, 48000, 8000, 96000, 22050])
 def test_resampling_keeps_frequency_and_amplitude(tmp_path, rate):
     x = tone(1000, 1.0, rate, amp=0.5)

@@ -163,14 +163,39 @@ def test_bad_arguments(tmp_path: Path, name: str, kwargs: dict, match: str) -> N
     assert files_in(tmp_path) == []
 
 
+def test_smaller_frames_are_upscaled_on_the_way_into_the_encoder(tmp_path: Path) -> None:
+    small = np.zeros((H // 4, W // 4, 3), np.uint8)
+    small[:, : W // 8] = (255, 0, 0)  # left half red, right half blue
+    small[:, W // 8 :] = (0, 0, 255)
+    with VideoWriter(tmp_path / "up.mp4", W, H, 30) as writer:
+        for _ in range(3):
+            writer.write(small)
+    frames = list(read_frames(tmp_path / "up.mp4"))
+    assert len(frames) == 3 and frames[0].shape == (H, W, 3)
+    left, right = frames[0][:, : W // 2 - 8].astype(int), frames[0][:, W // 2 + 8 :].astype(int)
+    assert np.abs(left - (255, 0, 0)).mean() < 8 and np.abs(right - (0, 0, 255)).mean() < 8
+
+
+def test_frame_scaler_gives_packed_arrays_of_the_asked_size() -> None:
+    from synd.video import FrameScaler
+
+    rgb = np.zeros((9, 16, 3), np.uint8)
+    rgb[..., 0] = 200
+    bgra = FrameScaler(64, 36, "bgra").array(rgb)
+    assert bgra.shape == (36, 64, 4)
+    assert np.all(np.abs(bgra[..., 2].astype(int) - 200) <= 1) and np.all(bgra[..., 3] == 255)
+
+
 def test_bad_frames_are_rejected_and_writer_stays_usable(tmp_path: Path) -> None:
     with VideoWriter(tmp_path / "v.mp4", W, H, 30) as writer:
-        with pytest.raises(ValueError, match="shape"):
-            writer.write(np.zeros((W, H, 3), np.uint8))
+        with pytest.raises(ValueError, match="uint8"):
+            writer.write(np.zeros((H, W), np.uint8))
         with pytest.raises(ValueError, match="uint8"):
             writer.write(np.zeros((H, W, 3), np.float32))
-        with pytest.raises(ValueError, match="shape"):
+        with pytest.raises(ValueError, match="uint8"):
             writer.write(np.zeros((H, W, 4), np.uint8))
+        with pytest.raises(ValueError, match="uint8"):
+            writer.write(np.zeros((0, W, 3), np.uint8))
         for i in range(4):
             writer.write(make_frame(i))
     assert read_video_info(tmp_path / "v.mp4")["n_frames"] == 4
