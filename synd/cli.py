@@ -13,6 +13,7 @@ log = logging.getLogger("synd")
 EPILOG = """examples:
   synd presets                                   list the looks
   synd render song.flac                          music video song.mp4 with the default look
+  synd eval song.flac --report report/           does the picture see the sound? (HTML)
   synd train ~/music --preset prism --out mine.safetensors --minutes 10
   synd train ~/music --preset sharp -o loss.noise=1.0 --out sharper.safetensors
   synd info                                      models, presets, audio devices, outputs
@@ -134,6 +135,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="short side at which the pictures are painted before upscaling "
                         "(default 256, the models' native scale; more is finer and slower)")
 
+    p = sub.add_parser("eval", help="measure how well the pictures see the sound",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Render the frames (without encoding) for some audio and "
+                                   "measure: sound_r2 (the decoder reads the sound back), "
+                                   "probe_r2 (a fresh linear probe reads it from 16x16 "
+                                   "thumbnails), sync_corr/sync_lag_frames (onsets vs picture "
+                                   "change), colorfulness, and flicker_silence (movement on "
+                                   "digital silence). Use music the model was not trained on.",
+                       epilog="examples:\n"
+                              "  synd eval song.flac\n"
+                              "  synd eval --preset sharp ~/music/*.mp3 --json sharp.json "
+                              "--report sharp-report/")
+    p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO")
+    _add_look_args(p)
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the numbers as one JSON object")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write an HTML report with plots and a contact sheet to DIR")
+    p.add_argument("--size", type=_size, default=(1280, 720),
+                   help="output size WxH whose frames are measured (default 1280x720)")
+    p.add_argument("--fps", type=_positive(float), default=30.0, help="frames per second (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS",
+                   help="short side at which the pictures are painted (default 256)")
+
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -151,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     from synd.train import TrainError
     from synd.video import VideoError
 
-    handlers = {"train": cmd_train, "render": cmd_render, "info": cmd_info, "presets": cmd_presets}
-    if args.command in ("train", "render"):
+    handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "info": cmd_info,
+                "presets": cmd_presets}
+    if args.command in ("train", "render", "eval"):
         _stop_on_sigterm()
     try:
         return handlers[args.command](args) or 0
@@ -248,6 +274,22 @@ def cmd_render(args) -> int:
     if failed and len(outs) > 1:
         log.info("%d of %d songs failed", failed, len(outs))
     return 1 if failed else 0
+
+
+def cmd_eval(args) -> int:
+    from synd.evaluate import evaluate, print_summary, write_eval_report, write_json
+
+    bundle, look = _model_and_look(args)
+    result, tracks = evaluate(bundle, look, args.audio, size=args.size, fps=args.fps,
+                              seed=args.seed, detail=args.detail, progress=sys.stderr.isatty())
+    print(f"{bundle.name} on {len(tracks)} track(s), {result['seconds']} s "
+          f"(painted at {result['painted_at']}):")
+    print(print_summary(result))
+    if args.json:
+        log.info("wrote %s", write_json(result, args.json))
+    if args.report:
+        log.info("wrote %s", write_eval_report(result, tracks, args.report, bundle, args.fps))
+    return 0
 
 
 def cmd_presets(args) -> int:

@@ -63,6 +63,8 @@ class FrameLoop:
             self.position = bundle.generator.position_term(self.coords)
         self.previous = self.pattern.clone()
         self._smoothed: np.ndarray | None = None
+        #: The normalised (and smoothed) features the last frame was painted from, (F,).
+        self.given: torch.Tensor | None = None
         self._hue: tuple[float, torch.Tensor | None] = (0.0, None)
         self._mean = torch.as_tensor(bundle.stats.mean, device=self.device)
         self._std = torch.as_tensor(bundle.stats.std, device=self.device)
@@ -73,6 +75,7 @@ class FrameLoop:
         raw = np.asarray(raw, dtype=np.float32)
         self._smoothed = raw if self._smoothed is None else a * self._smoothed + (1 - a) * raw
         f = (torch.as_tensor(self._smoothed, device=self.device) - self._mean) / self._std
+        self.given = f
         return (f * float(self.look.intensity)).unsqueeze(0)
 
     @torch.inference_mode()

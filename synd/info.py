@@ -25,8 +25,9 @@ def list_models() -> list[dict]:
                 _, meta = read_checkpoint(path)
                 summary, preset, card = (meta.get(k) if isinstance(meta.get(k), dict) else {}
                                          for k in ("summary", "preset", "card"))
+                scores = card.get("eval") if isinstance(card.get("eval"), dict) else {}
                 entry.update(preset=preset.get("name"), steps=summary.get("steps"),
-                             heldout_r2=card.get("heldout_r2"))
+                             sound_r2=scores.get("sound_r2"), probe_r2=scores.get("probe_r2"))
             except CheckpointError as e:
                 entry["error"] = str(e)
             models.append(entry)
@@ -72,7 +73,7 @@ def format_info(info: dict) -> str:
              "models:"]
     for m in info["models"] or [{"name": "(none)"}]:
         detail = m.get("error") or ", ".join(
-            f"{k} {m[k]}" for k in ("preset", "steps", "heldout_r2") if m.get(k) is not None)
+            f"{k} {m[k]}" for k in ("preset", "steps", "sound_r2", "probe_r2") if m.get(k) is not None)
         lines.append(f"  {m['name']:<12} {detail}")
     lines += ["", "presets:"]
     lines += [f"  {p['name']:<12} {p['description']}" for p in info["presets"]]

@@ -2,8 +2,8 @@
 
     python -m synd.modelcard models/prism.safetensors --heldout data/heldout
 
-measures the decoder R^2 on held-out audio (frames chained with feedback at the native
-size, as render and live make them), the generator's speed on this machine, stores the
+runs `synd eval` on held-out audio (frames made as `synd render` makes them at 1280x720,
+with the model's look), measures the generator's speed on this machine, stores the
 numbers in the model's metadata (`card`) and writes NAME.md and a contact sheet NAME.png
 beside the model.
 """
@@ -22,7 +22,7 @@ import torch
 from synd.audio import load_audio
 from synd.bundle import ModelBundle, bundle_from_checkpoint
 from synd.checkpoint import read_checkpoint
-from synd.evaluate import decode_files
+from synd.evaluate import TARGETS, WARMUP_FRAMES, evaluate
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
 from synd.metrics import r2_score
@@ -51,18 +51,20 @@ def generator_fps(bundle: ModelBundle, width: int, height: int, seconds: float =
     return 1.0 / float(np.median(times))
 
 
-def measure(bundle: ModelBundle, heldout: list[Path], size: int) -> dict:
-    """Held-out R^2 (pooled and per feature) at size x size."""
-    t, p = decode_files(bundle, heldout, (size, size))
+def measure(bundle: ModelBundle, heldout: list[Path], look, size=(1280, 720)) -> dict:
+    """`synd eval` numbers and the per-feature read-back R^2 on held-out audio."""
+    result, tracks = evaluate(bundle, look, heldout, size=size, fps=bundle.features.fps)
+    t = np.concatenate([tr.given[WARMUP_FRAMES:] for tr in tracks])
+    p = np.concatenate([tr.decoded[WARMUP_FRAMES:] for tr in tracks])
     per = {}
     for i, name in enumerate(bundle.features.names):
         try:
             per[name] = round(r2_score(t[:, [i]], p[:, [i]]), 3)
         except ValueError:  # a feature that never varies in this audio
             per[name] = None
-    return {"heldout_r2": round(r2_score(t, p), 4), "heldout_r2_per_feature": per,
-            "heldout_files": len(heldout), "heldout_seconds": round(len(t) / bundle.features.fps, 1),
-            "eval_size": f"{size}x{size}"}
+    return {"eval": {k: result[k] for k in TARGETS}, "heldout_r2_per_feature": per,
+            "heldout_files": len(heldout), "heldout_seconds": result["seconds"],
+            "eval_size": f"{result['size']} (painted at {result['painted_at']})"}
 
 
 def sheet(bundle: ModelBundle, song: Path, path: Path, look, count: int = 16) -> None:
@@ -79,7 +81,8 @@ def sheet(bundle: ModelBundle, song: Path, path: Path, look, count: int = 16) ->
 def write_card(model: Path, heldout_dir: Path, data_note: str = "", train_note: str = "") -> dict:
     bundle = bundle_from_checkpoint(*read_checkpoint(model), model)  # this file, not a namesake
     files = find_audio([heldout_dir])
-    card = measure(bundle, files, bundle.config.native_size)
+    look = model_look(bundle)
+    card = measure(bundle, files, look)
     card["generator_fps"] = {f"{w}x{h}": round(generator_fps(bundle, w, h), 1)
                              for w, h in ((256, 256), (456, 256), (1280, 720))}
     card["generator_gflop_256"] = round(2 * generator_macs(bundle.config, 256, 256) / 1e9, 3)
@@ -88,7 +91,6 @@ def write_card(model: Path, heldout_dir: Path, data_note: str = "", train_note: 
     card["measured_on"] = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     bundle.meta["card"] = card
     bundle.save(model)
-    look = model_look(bundle)
     sheet(bundle, files[0], model.with_suffix(".png"), look)
     model.with_suffix(".md").write_text(render_markdown(bundle, card, data_note, train_note),
                                         encoding="utf-8")
@@ -125,10 +127,15 @@ def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_
         "decoder parameters.",
         "",
         "## Measured",
-        f"- Decoder R^2 on held-out audio ({card['heldout_files']} tracks never seen in training, "
-        f"{card['heldout_seconds']} s, frames chained with feedback at {card['eval_size']}): "
-        f"**{card['heldout_r2']}**.",
-        f"- Hardest features: {', '.join(f'{k} {v}' for k, v in worst)}.",
+        f"`synd eval` on {card['heldout_files']} held-out tracks never seen in training "
+        f"({card['heldout_seconds']} s), frames as `synd render` makes them at "
+        f"{card['eval_size']} with the preset's look:",
+        "",
+        "| metric | value | target (default preset) |",
+        "|---|---|---|",
+        *[f"| {k} | {v} | {TARGETS[k]} |" for k, v in card["eval"].items()],
+        "",
+        f"- Hardest features to read back: {', '.join(f'{k} {v}' for k, v in worst)}.",
         f"- Generator speed ({card['measured_on']}): "
         + ", ".join(f"{k} {v} fps" for k, v in card["generator_fps"].items())
         + f"; {card['generator_gflop_256']} GFLOP a frame at 256x256.",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SYND = [sys.executable, "-m", "synd"]
-COMMANDS = ["train", "render", "info", "presets"]
+COMMANDS = ["train", "render", "eval", "info", "presets"]
 
 
 def run(*args, env=None, **kw):
