@@ -159,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS",
                    help="short side at which the pictures are painted (default 256)")
 
+    p = sub.add_parser("bench", help="measure speed on this machine (x real time)",
+                       description="Time the render pipeline on a synthesized song: generation "
+                                   "alone, encoding alone and the whole render, at each size, "
+                                   "as frames per second and multiples of real time.")
+    _add_look_args(p)
+    p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")],
+                   default=[(1280, 720), (1920, 1080)], metavar="WxH,...",
+                   help="output sizes (default 1280x720,1920x1080)")
+    p.add_argument("--seconds", type=_positive(float), default=20.0, help="song length (default 20)")
+    p.add_argument("--fps", type=_positive(float), default=30.0)
+    p.add_argument("--speed", default="superfast", help="x264 speed preset (default superfast)")
+    p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the numbers as JSON")
+
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -176,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     from synd.train import TrainError
     from synd.video import VideoError
 
-    handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "info": cmd_info,
-                "presets": cmd_presets}
+    handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "bench": cmd_bench,
+                "info": cmd_info, "presets": cmd_presets}
     if args.command in ("train", "render", "eval"):
         _stop_on_sigterm()
     try:
@@ -277,7 +291,8 @@ def cmd_render(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from synd.evaluate import evaluate, print_summary, write_eval_report, write_json
+    from synd.evaluate import evaluate, print_summary, write_eval_report
+    from synd.files import write_json
 
     bundle, look = _model_and_look(args)
     result, tracks = evaluate(bundle, look, args.audio, size=args.size, fps=args.fps,
@@ -289,6 +304,19 @@ def cmd_eval(args) -> int:
         log.info("wrote %s", write_json(result, args.json))
     if args.report:
         log.info("wrote %s", write_eval_report(result, tracks, args.report, bundle, args.fps))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from synd.bench import bench_render, format_render, machine
+    from synd.files import write_json
+
+    bundle, look = _model_and_look(args)
+    print(f"render benchmark: {bundle.name}, {args.seconds:g} s song, x264 {args.speed}; {machine()}")
+    rows = bench_render(bundle, look, args.sizes, args.seconds, args.fps, args.speed, args.detail)
+    print(format_render(rows, args.fps))
+    if args.json:
+        write_json({"machine": machine(), "model": bundle.name, "render": rows}, args.json)
     return 0
 
 

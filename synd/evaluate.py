@@ -21,10 +21,7 @@ Frames are processed as they are made, so memory does not grow with the audio's 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -212,21 +209,6 @@ def evaluate(bundle: ModelBundle, look: Look, files: list[Path], size: tuple[int
 
     result["passed"] = {k: check_target(result[k], v) for k, v in TARGETS.items()}
     return result, tracks
-
-
-def write_json(result: dict, path: Path) -> Path:
-    """Write the result as one JSON object, atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_eval_report(result: dict, tracks: list[TrackEval], out_dir: Path, bundle: ModelBundle,

@@ -28,13 +28,13 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from synd.files import atomic_write_bytes
 from synd.metrics import r2_score
 
 __all__ = ["ReportData", "write_report", "check_target", "parse_target"]
@@ -122,24 +122,6 @@ def check_target(value: Any, target: Any) -> bool | None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _mpl_text(s: str) -> str:
     """Text for matplotlib that is never parsed as mathtext."""
     return str(s).replace("$", r"\$")
@@ -217,7 +199,7 @@ def _figure(figsize: tuple[float, float]):
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _line_columns(names: list[str]) -> list[int]:
@@ -479,5 +461,5 @@ def write_report(out_dir: str | os.PathLike, result: dict,
                          [_figure_html(src, cap) for src, cap in sync_figures]))
 
     index = out / "index.html"
-    _atomic_write(index, _html(result, data, sections).encode("utf-8"))
+    atomic_write_bytes(index, _html(result, data, sections).encode("utf-8"))
     return index

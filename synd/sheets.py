@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from synd.checkpoint import atomic_write_bytes
+from synd.files import atomic_write_bytes
 
 
 def contact_sheet(frames: list[np.ndarray], columns: int = 8, gap: int = 4,
