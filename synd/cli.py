@@ -14,6 +14,7 @@ EPILOG = """examples:
   synd presets                                   list the looks
   synd render song.flac                          music video song.mp4 with the default look
   synd eval song.flac --report report/           does the picture see the sound? (HTML)
+  synd listen song.mp4 -o heard.wav              hear the sound back from the pictures
   synd train ~/music --preset prism --out mine.safetensors --minutes 10
   synd train ~/music --preset sharp -o loss.noise=1.0 --out sharper.safetensors
   synd info                                      models, presets, audio devices, outputs
@@ -159,6 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS",
                    help="short side at which the pictures are painted (default 256)")
 
+    p = sub.add_parser("listen", help="hear the sound the pictures carry (video or images -> WAV)",
+                       description="Read the sound features back from a video's frames (or a "
+                                   "folder of images) with the model's decoder and turn them "
+                                   "into audio. Use the model that painted the pictures.",
+                       epilog="example:\n  synd render song.flac && synd listen song.mp4 -o heard.wav",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", type=Path, metavar="VIDEO_OR_IMAGE_DIR")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT.wav",
+                   help="WAV file to write (default: SOURCE.wav beside the source)")
+    _add_look_args(p)
+    p.add_argument("--fps", type=_positive(float),
+                   help="frame rate of an image folder, or to override a video's (default: the "
+                        "video's own; 30 for images)")
+
     p = sub.add_parser("bench", help="measure speed on this machine (x real time)",
                        description="Time the render pipeline on a synthesized song: generation "
                                    "alone, encoding alone and the whole render, at each size, "
@@ -191,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     from synd.video import VideoError
 
     handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "bench": cmd_bench,
-                "info": cmd_info, "presets": cmd_presets}
-    if args.command in ("train", "render", "eval"):
+                "listen": cmd_listen, "info": cmd_info, "presets": cmd_presets}
+    if args.command in ("train", "render", "eval", "listen"):
         _stop_on_sigterm()
     try:
         return handlers[args.command](args) or 0
@@ -304,6 +319,17 @@ def cmd_eval(args) -> int:
         log.info("wrote %s", write_json(result, args.json))
     if args.report:
         log.info("wrote %s", write_eval_report(result, tracks, args.report, bundle, args.fps))
+    return 0
+
+
+def cmd_listen(args) -> int:
+    from synd.listen import default_output, listen
+
+    out = args.output or default_output(args.source)
+    if out.resolve() == args.source.resolve():
+        raise ValueError(f"refusing to overwrite '{args.source}': choose another -o")
+    bundle, _ = _model_and_look(args)
+    log.info("wrote %s", listen(args.source, out, bundle, fps=args.fps, progress=sys.stderr.isatty()))
     return 0
 
 
