@@ -10,6 +10,8 @@ from pathlib import Path
 
 log = logging.getLogger("synd")
 
+DETAIL = 216  # synd.render.GENERATION_SHORT_SIDE, without importing torch for --help
+
 EPILOG = """examples:
   synd presets                                   list the looks
   synd render song.flac                          music video song.mp4 with the default look
@@ -132,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_non_negative, default=0.0, help="start at this second of the song")
     p.add_argument("--duration", type=_positive(float), help="render only this many seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting picture (default 0)")
-    p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS",
-                   help="short side at which the pictures are painted before upscaling "
-                        "(default 256, the models' native scale; more is finer and slower)")
+    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
+                   help=f"short side at which the pictures are painted before upscaling "
+                        f"(default {DETAIL}; 256 is the models' native scale, finer and slower)")
 
     p = sub.add_parser("eval", help="measure how well the pictures see the sound",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -157,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output size WxH whose frames are measured (default 1280x720)")
     p.add_argument("--fps", type=_positive(float), default=30.0, help="frames per second (default 30)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS",
-                   help="short side at which the pictures are painted (default 256)")
+    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
+                   help=f"short side at which the pictures are painted (default {DETAIL})")
 
     p = sub.add_parser("listen", help="hear the sound the pictures carry (video or images -> WAV)",
                        description="Read the sound features back from a video's frames (or a "
@@ -185,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive(float), default=20.0, help="song length (default 20)")
     p.add_argument("--fps", type=_positive(float), default=30.0)
     p.add_argument("--speed", default="superfast", help="x264 speed preset (default superfast)")
-    p.add_argument("--detail", type=_positive(int), default=256, metavar="PIXELS")
+    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the numbers as JSON")
 
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")

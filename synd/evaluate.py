@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from synd.bundle import ModelBundle
-from synd.frameloop import FrameLoop, hue_rotation, to_rgb_uint8
+from synd.frameloop import hue_rotation, to_rgb_uint8
 from synd.metrics import r2_score
 from synd.presets import Look
 from synd.quality import colorfulness, frame_change, probe_r2, sync, sync_lags, thumbnails
-from synd.render import GENERATION_SHORT_SIDE, generation_size, song_features
+from synd.render import GENERATION_SHORT_SIDE, generation_size, render_loop, song_features
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
                    name: str = "", seed: int = 0, detail: int = GENERATION_SHORT_SIDE,
                    fps: float = 30.0, progress=None) -> TrackEval:
     """Run one track's raw features (n, F) through the frame loop and measure every frame."""
-    gw, gh = generation_size(*size, short=detail)
-    loop = FrameLoop(bundle, gh, gw, look=look, seed=seed,
-                     device=next(bundle.generator.parameters()).device)
+    loop = render_loop(bundle, look, size, seed, detail)
     decode = _Decoder(bundle, look.hue)
     n = len(raw)
     sample_at = set(np.linspace(n * 0.1, n - 1, SHEET_FRAMES).astype(int).tolist()) if n else set()
@@ -140,9 +138,7 @@ def silence_flicker(bundle: ModelBundle, look: Look, size: tuple[int, int], fps:
     cfg = replace(bundle.features, fps=fps)
     silence = np.zeros(int((SETTLE_SECONDS + SILENCE_SECONDS) * cfg.sample_rate), np.float32)
     raw = FeatureExtractor(cfg).offline(silence)
-    gw, gh = generation_size(*size, short=detail)
-    loop = FrameLoop(bundle, gh, gw, look=look, seed=seed,
-                     device=next(bundle.generator.parameters()).device)
+    loop = render_loop(bundle, look, size, seed, detail)
     settle = int(round(SETTLE_SECONDS * fps))
     total, count, previous = 0.0, 0, None
     for i, row in enumerate(raw):

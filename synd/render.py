@@ -11,15 +11,18 @@ appears at its destination only when complete.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import re
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from synd.audio import load_audio
 from synd.bundle import ModelBundle, load_model
@@ -31,7 +34,10 @@ from synd.video import VideoWriter
 
 log = logging.getLogger(__name__)
 
-GENERATION_SHORT_SIDE = 256
+# Painting at a 216-pixel short side (384x216 for 16:9) keeps 720p renders at 1.6x and
+# 1080p at 1.2x real time on two CPU cores (`synd bench`); 256, the models' native
+# scale, is slightly finer and about 25% slower.
+GENERATION_SHORT_SIDE = 216
 MUX_RATE = 48000
 CONTAINER_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 
@@ -143,7 +149,11 @@ def generation_size(width: int, height: int, short: int = GENERATION_SHORT_SIDE)
 
 
 class _Encoder:
-    """Encodes frames on its own thread; `put` re-raises the thread's error, if any."""
+    """Encodes frames on its own thread; `put` re-raises the thread's error, if any.
+
+    Frames are (1, 3, H, W) tensors from the frame loop: the conversion to 8-bit RGB
+    happens here too, off the generator's thread.
+    """
 
     _STOP = None
 
@@ -161,11 +171,11 @@ class _Encoder:
                 return
             if self.error is None:
                 try:
-                    self.writer.write(frame)
+                    self.writer.write(to_rgb_uint8(frame))
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     self.error = exc
 
-    def put(self, frame: np.ndarray) -> None:
+    def put(self, frame: torch.Tensor) -> None:
         while True:
             if self.error is not None:
                 raise self.error
@@ -194,6 +204,23 @@ class _Encoder:
         self._thread.join(timeout=10)
 
 
+@contextmanager
+def encoder_friendly_threads(device: torch.device):
+    """Leave half the CPU cores to the encoder while a render runs on the CPU.
+
+    The generator's OpenMP threads spin-wait for each other; when the encoder thread
+    takes one of their cores they stall, and the overlapped pipeline ends up slower than
+    the generator alone. With half the cores each, the two run side by side.
+    """
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def song_features(song: Path, bundle: ModelBundle, fps: float, start: float = 0.0,
                   duration: float | None = None) -> np.ndarray:
     """Raw feature rows of (an excerpt of) a song at `fps` frames per second."""
@@ -202,13 +229,18 @@ def song_features(song: Path, bundle: ModelBundle, fps: float, start: float = 0.
     return FeatureExtractor(cfg).offline(samples)
 
 
+def render_loop(bundle: ModelBundle, look: Look, size: tuple[int, int], seed: int = 0,
+                detail: int = GENERATION_SHORT_SIDE) -> FrameLoop:
+    """The frame loop that paints frames for a video of `size` (at generation size)."""
+    gw, gh = generation_size(*size, short=detail)
+    return FrameLoop(bundle, gh, gw, look=look, seed=seed,
+                     device=next(bundle.generator.parameters()).device)
+
+
 def render_frames(bundle: ModelBundle, look: Look, features: np.ndarray, size: tuple[int, int],
                   seed: int = 0, detail: int = GENERATION_SHORT_SIDE) -> Iterable[np.ndarray]:
     """The frames (uint8 RGB at generation size) a render or the daemon shows for `features`."""
-    gw, gh = generation_size(*size, short=detail)
-    loop = FrameLoop(bundle, gh, gw, look=look, seed=seed,
-                     device=next(bundle.generator.parameters()).device)
-    for frame in loop.run(features):
+    for frame in render_loop(bundle, look, size, seed, detail).run(features):
         yield to_rgb_uint8(frame)
 
 
@@ -232,14 +264,15 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
                dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     try:
-        frames = render_frames(bundle, look, features, options.size, options.seed, options.detail)
-        for i, rgb in enumerate(frames, 1):
-            encoder.put(rgb)
-            bar.update()
-            if i % 30 == 0 and bar.format_dict.get("rate"):
-                bar.set_postfix_str(f"{bar.format_dict['rate'] / options.fps:.2f}x real time",
-                                    refresh=False)
-        encoder.finish()
+        with encoder_friendly_threads(next(bundle.generator.parameters()).device):
+            loop = render_loop(bundle, look, options.size, options.seed, options.detail)
+            for i, frame in enumerate(loop.run(features), 1):
+                encoder.put(frame)
+                bar.update()
+                if i % 30 == 0 and bar.format_dict.get("rate"):
+                    bar.set_postfix_str(f"{bar.format_dict['rate'] / options.fps:.2f}x real time",
+                                        refresh=False)
+            encoder.finish()
         path = writer.close()
     except BaseException:
         encoder.stop()

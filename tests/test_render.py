@@ -87,9 +87,13 @@ def test_start_and_duration_pick_the_excerpt(tiny_bundle, tmp_path):
 
 
 def test_generation_size_keeps_aspect_and_native_scale():
-    assert generation_size(1280, 720) == (456, 256)
-    assert generation_size(1920, 1080) == (456, 256)
-    assert generation_size(720, 1280) == (256, 456)
+    assert generation_size(1280, 720) == (384, 216)
+    assert generation_size(1920, 1080) == (384, 216)
+    assert generation_size(720, 1280) == (216, 384)
+    assert generation_size(1280, 720, short=256) == (456, 256)
+    from synd.cli import DETAIL
+    from synd.render import GENERATION_SHORT_SIDE
+    assert DETAIL == GENERATION_SHORT_SIDE
     assert generation_size(128, 96) == (128, 96)
     assert generation_size(1920, 1080, short=180) == (312, 176)
 
