@@ -9,9 +9,8 @@ PRESETS=("$@")
 [ ${#PRESETS[@]} -gt 0 ] || PRESETS=(classic sharp prism drift)
 
 mkdir -p runs
-# Training and held-out tracks come from disjoint seeds.
+# Training tracks; the held-out ones (scripts/model_cards.sh) come from disjoint seeds.
 [ -f data/corpus/corpus.json ] || $BIN/python -m synd.corpus data/corpus --tracks 48 --duration 30 --seed 0
-[ -f data/heldout/corpus.json ] || $BIN/python -m synd.corpus data/heldout --tracks 8 --duration 30 --seed 9000
 
 # PARALLEL=1 trains all presets at once, one thread each (how the shipped ones were made
 # on a 2-core machine); otherwise one after the other with all threads.
@@ -26,7 +25,5 @@ for preset in "${PRESETS[@]}"; do
   # Training state and sample sheets stay in runs/; only the model ships.
   [ "${PARALLEL:-0}" = 1 ] || $BIN/synd train data/corpus --preset "$preset" --out "runs/$preset.safetensors"
   cp "runs/$preset.safetensors" "models/$preset.safetensors"
-  $BIN/python -m synd.modelcard "models/$preset.safetensors" --heldout data/heldout \
-    --data-note "48 synthesized 30 s tracks: python -m synd.corpus data/corpus --tracks 48 --duration 30 --seed 0; 10% held out during training" \
-    --train-note "${TRAIN_NOTE:-trained by scripts/train_shipped.sh}"
+  TRAIN_NOTE="${TRAIN_NOTE:-trained by scripts/train_shipped.sh}" scripts/model_cards.sh "$preset"
 done

@@ -10,6 +10,7 @@ single line naming the file and the problem.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -21,6 +22,8 @@ import numpy as np
 from scipy.signal import resample_poly
 
 import av
+
+from synd.files import atomic_write_bytes
 
 __all__ = ["AudioError", "load_audio", "write_wav", "audio_info"]
 
@@ -323,18 +326,23 @@ def load_audio(
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
-    """Write float samples, shape (n,) or (n, channels), as 16-bit PCM WAV (clipped)."""
+    """Write float samples, shape (n,) or (n, channels), as 16-bit PCM WAV (clipped).
+
+    Written atomically: `path` holds the old file or the whole new one, never a part.
+    """
     data = np.asarray(samples, dtype=np.float64)
     if data.ndim == 1:
         data = data[:, None]
     if data.ndim != 2 or data.shape[1] < 1:
         raise ValueError(f"samples must have shape (n,) or (n, channels), got {data.shape}")
     pcm = np.round(np.clip(np.nan_to_num(data), -1.0, 1.0) * 32767.0).astype("<i2")
-    with wave.open(os.fspath(path), "wb") as w:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
         w.setnchannels(data.shape[1])
         w.setsampwidth(2)
         w.setframerate(int(sample_rate))
         w.writeframes(pcm.tobytes())  # row-major (n, channels) = interleaved frames
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def audio_info(path: str | os.PathLike) -> dict:

@@ -1074,14 +1074,14 @@ def _write_audio(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".flac", ".wav"):
         raise ValueError(f"unsupported audio format {path.suffix!r} for '{path}' (use .flac or .wav)")
+    if suffix == ".wav":
+        from synd.audio import write_wav
+
+        write_wav(path, samples, sample_rate)  # atomic itself
+        return
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{suffix}")
     try:
-        if suffix == ".wav":
-            from synd.audio import write_wav
-
-            write_wav(tmp, samples, sample_rate)
-        else:
-            _write_flac(tmp, samples, sample_rate)
+        _write_flac(tmp, samples, sample_rate)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

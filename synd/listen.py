@@ -15,7 +15,6 @@ import copy
 import math
 import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -440,8 +439,8 @@ def listen(path: str | os.PathLike, out: str | os.PathLike, bundle: ModelBundle,
            fps: float | None = None, progress: bool = True, iterations: int = 48) -> Path:
     """Read the sound back from the video or image folder `path` and write it as WAV `out`.
 
-    The WAV is written under a temporary name in the same folder and renamed into
-    place, so a failure never leaves a partial file (nor touches an existing `out`).
+    The WAV is written atomically, so a failure never leaves a partial file (nor
+    touches an existing `out`).
     Returns the final path.
     """
     pictures, rate = read_pictures(path, fps, default_fps=bundle.features.fps)
@@ -449,15 +448,5 @@ def listen(path: str | os.PathLike, out: str | os.PathLike, bundle: ModelBundle,
     if features.shape[0] == 0:
         raise ListenError(path, "no frames could be read")
     samples = features_to_audio(features, bundle.features, rate, iterations=iterations)
-    return _write_atomically(Path(out), samples, bundle.features.sample_rate)
-
-
-def _write_atomically(out: Path, samples: np.ndarray, sample_rate: int) -> Path:
-    tmp = out.with_name(f".{out.stem}.{secrets.token_hex(4)}.partial{out.suffix}")
-    try:
-        write_wav(tmp, samples, sample_rate)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
+    write_wav(out, samples, bundle.features.sample_rate)  # atomic: all or nothing
+    return Path(out)

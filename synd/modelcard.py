@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -26,34 +27,31 @@ from synd.evaluate import TARGETS, WARMUP_FRAMES, evaluate
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
 from synd.metrics import r2_score
-from synd.model import count_parameters, generator_macs, make_coords
+from synd.model import count_parameters, generator_macs
 from synd.render import model_look
 from synd.sheets import loop_thumbnails, save_contact_sheet
 from synd.train import find_audio
 
 
 def generator_fps(bundle: ModelBundle, width: int, height: int, seconds: float = 3.0) -> float:
-    """Median frames/s of the generator alone (batch 1, cached position term)."""
-    gen = bundle.generator.eval()
-    coords = make_coords(height, width, bundle.config.native_size)
-    base = torch.rand(1, 3, height, width)
-    feats = torch.zeros(1, bundle.config.feature_dim)
+    """Median frames/s of the frame loop alone (generator with feedback, batch 1)."""
+    loop = FrameLoop(bundle, height, width, look=model_look(bundle))
+    feats = bundle.stats.mean.copy()
+    for _ in range(3):
+        loop.step(feats)
     times = []
-    with torch.inference_mode():
-        position = gen.position_term(coords)
-        for _ in range(3):
-            gen(base, feats, coords, position)
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline or len(times) < 5:
-            t = time.perf_counter()
-            gen(base, feats, coords, position)
-            times.append(time.perf_counter() - t)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 5:
+        t = time.perf_counter()
+        loop.step(feats)
+        times.append(time.perf_counter() - t)
     return 1.0 / float(np.median(times))
 
 
 def measure(bundle: ModelBundle, heldout: list[Path], look, size=(1280, 720)) -> dict:
     """`synd eval` numbers and the per-feature read-back R^2 on held-out audio."""
-    result, tracks = evaluate(bundle, look, heldout, size=size, fps=bundle.features.fps)
+    result, tracks = evaluate(bundle, look, heldout, size=size, fps=bundle.features.fps,
+                              progress=sys.stderr.isatty())
     t = np.concatenate([tr.given[WARMUP_FRAMES:] for tr in tracks])
     p = np.concatenate([tr.decoded[WARMUP_FRAMES:] for tr in tracks])
     per = {}
@@ -84,7 +82,7 @@ def write_card(model: Path, heldout_dir: Path, data_note: str = "", train_note: 
     look = model_look(bundle)
     card = measure(bundle, files, look)
     card["generator_fps"] = {f"{w}x{h}": round(generator_fps(bundle, w, h), 1)
-                             for w, h in ((256, 256), (456, 256), (1280, 720))}
+                             for w, h in ((384, 216), (456, 256), (1280, 720))}
     card["generator_gflop_256"] = round(2 * generator_macs(bundle.config, 256, 256) / 1e9, 3)
     card["parameters"] = {"generator": count_parameters(bundle.generator),
                           "decoder": count_parameters(bundle.decoder)}

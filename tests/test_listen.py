@@ -380,12 +380,10 @@ def test_failed_write_leaves_the_old_file(tmp_path, tiny_bundle, monkeypatch):
     out = tmp_path / "heard.wav"
     out.write_bytes(b"old")
 
-    def broken_write(path, samples, rate):
-        with open(path, "wb") as f:
-            f.write(b"half a wav")
+    def full_disk(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("synd.listen.write_wav", broken_write)
+    monkeypatch.setattr("synd.files.os.fsync", full_disk)  # after the data went to the temp file
     with pytest.raises(OSError, match="No space"):
         listen(folder, out, tiny_bundle, progress=False)
     assert out.read_bytes() == b"old"
