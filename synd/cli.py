@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=_positive(float),
                    help="frame rate of an image folder, or to override a video's (default: the "
                         "video's own; 30 for images)")
+    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
+                   help=f"the --detail the video was rendered with (default {DETAIL})")
 
     p = sub.add_parser("bench", help="measure speed on this machine (x real time)",
                        description="Time the render pipeline on a synthesized song: generation "
@@ -331,7 +333,8 @@ def cmd_listen(args) -> int:
     if out.resolve() == args.source.resolve():
         raise ValueError(f"refusing to overwrite '{args.source}': choose another -o")
     bundle, _ = _model_and_look(args)
-    log.info("wrote %s", listen(args.source, out, bundle, fps=args.fps, progress=sys.stderr.isatty()))
+    log.info("wrote %s", listen(args.source, out, bundle, fps=args.fps, detail=args.detail,
+                                progress=sys.stderr.isatty()))
     return 0
 
 

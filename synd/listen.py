@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from synd.audio import write_wav
 from synd.bundle import ModelBundle
 from synd.features import FeatureConfig, linear_bands, mel_filterbank
-from synd.render import generation_size
+from synd.render import GENERATION_SHORT_SIDE, generation_size
 from synd.video import read_frames, read_video_info
 
 __all__ = [
@@ -170,10 +170,10 @@ def read_pictures(path: str | os.PathLike, fps: float | None = None,
 # ------------------------------------------------------------------------------ decoding
 
 
-def _shrink(frame: np.ndarray) -> np.ndarray:
+def _shrink(frame: np.ndarray, detail: int) -> np.ndarray:
     """Area-downscale a frame to the size the generator painted it at."""
     h, w = frame.shape[:2]
-    gw, gh = generation_size(w, h)
+    gw, gh = generation_size(w, h, short=detail)
     if (gw, gh) == (w, h):
         return frame
     # BOX = area averaging: undoes the upscale without aliasing the fine texture the
@@ -181,11 +181,11 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((gw, gh), Image.BOX))
 
 
-def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+def _batches(frames: Iterable[np.ndarray], size: int, detail: int) -> Iterator[np.ndarray]:
     """Downscaled frames stacked into (k, h, w, 3) uint8 batches of one shape each."""
     batch: list[np.ndarray] = []
     for frame in frames:
-        small = _shrink(_check_frame(frame))
+        small = _shrink(_check_frame(frame), detail)
         if batch and (small.shape != batch[0].shape or len(batch) == size):
             yield np.stack(batch)
             batch = []
@@ -213,11 +213,12 @@ def _fast_bfloat16(device: torch.device) -> bool:
 
 
 def decode_pictures(bundle: ModelBundle, frames: Iterable[np.ndarray], progress: bool = False,
-                    total: int | None = None, bfloat16: bool | None = None) -> np.ndarray:
+                    total: int | None = None, bfloat16: bool | None = None,
+                    detail: int = GENERATION_SHORT_SIDE) -> np.ndarray:
     """Raw (un-normalised) sound features read from RGB frames: (n, F) float32.
 
-    Each frame is area-downscaled to `generation_size` of its size (the scale at which
-    the decoder learned the texture), read by the decoder in `bundle.decoder_tile`
+    Each frame is area-downscaled to `generation_size` of its size with short side
+    `detail` (the scale the pictures were painted at, as in `synd render --detail`), read by the decoder in `bundle.decoder_tile`
     tiles, and mapped back to feature units with `bundle.stats`. `bfloat16` runs the
     decoder in bfloat16 (None: where the CPU does it natively); its readings differ
     from float32 by about 1e-3 standard deviations, far below the decoder's own error.
@@ -238,7 +239,7 @@ def decode_pictures(bundle: ModelBundle, frames: Iterable[np.ndarray], progress:
     out: list[np.ndarray] = []
     bar = tqdm(total=total, unit="frame", desc="listen", disable=not progress, dynamic_ncols=True)
     with bar, torch.inference_mode():
-        for batch in _batches(frames, _BATCH):
+        for batch in _batches(frames, _BATCH, detail):
             x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).to(dtype) / 255.0
             reading = decoder.read(x, tile).float()
             out.append((reading * std + mean).cpu().numpy())
@@ -436,7 +437,8 @@ def default_output(source: str | os.PathLike) -> Path:
 
 
 def listen(path: str | os.PathLike, out: str | os.PathLike, bundle: ModelBundle,
-           fps: float | None = None, progress: bool = True, iterations: int = 48) -> Path:
+           fps: float | None = None, progress: bool = True, iterations: int = 48,
+           detail: int = GENERATION_SHORT_SIDE) -> Path:
     """Read the sound back from the video or image folder `path` and write it as WAV `out`.
 
     The WAV is written atomically, so a failure never leaves a partial file (nor
@@ -444,7 +446,8 @@ def listen(path: str | os.PathLike, out: str | os.PathLike, bundle: ModelBundle,
     Returns the final path.
     """
     pictures, rate = read_pictures(path, fps, default_fps=bundle.features.fps)
-    features = decode_pictures(bundle, pictures, progress=progress, total=pictures.count)
+    features = decode_pictures(bundle, pictures, progress=progress, total=pictures.count,
+                               detail=detail)
     if features.shape[0] == 0:
         raise ListenError(path, "no frames could be read")
     samples = features_to_audio(features, bundle.features, rate, iterations=iterations)

@@ -27,7 +27,7 @@ from synd.render import generation_size, model_look
 from synd.video import VideoWriter
 
 SECONDS = 10.0
-VIDEO_SIZE = (640, 360)  # generated at generation_size(640, 360) = 456x256, then upscaled
+VIDEO_SIZE = (640, 360)  # generated at generation_size(640, 360) = 384x216, then upscaled
 
 
 @pytest.fixture(scope="module", autouse=True)
