@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -140,8 +141,9 @@ class VideoWriter:
     """Encodes RGB uint8 frames to a video file with PyAV, optionally muxing mono/stereo audio.
 
     The file is written under a temporary name in the destination folder
-    (``.name.<random>.partial.mp4``: the real extension stays last) and atomically renamed
-    on a successful :meth:`close`. On :meth:`abort`, or on an exception inside the
+    (``.name.<pid>-<random>.partial.mp4``: the real extension stays last) and atomically
+    renamed on a successful :meth:`close`; a temporary file that a killed process left
+    for the same destination is deleted when the next writer starts. On :meth:`abort`, or on an exception inside the
     ``with`` block, the temporary file is deleted and the destination is untouched (an
     existing file there stays as it was).
 
@@ -224,8 +226,9 @@ class VideoWriter:
         self._audio_pos = 0  # samples already handed to the audio encoder
         self._scaler = FrameScaler(self.width, self.height, pix_fmt)
 
+        _remove_orphans(self.path)
         tmp = self.path.with_name(
-            f".{self.path.stem}.{secrets.token_hex(4)}.partial{self.path.suffix}"
+            f".{self.path.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{self.path.suffix}"
         )
         try:
             # Create the file now: PyAV opens it lazily at the first packet, and a missing
@@ -402,6 +405,39 @@ class VideoWriter:
         # A writer dropped without close() must not leave a hidden partial file around.
         if not getattr(self, "_done", True):
             self.abort()
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files that a killed writer (SIGKILL, power loss) left for `path`.
+
+    Temporary names carry the writer's process id; a file whose process is gone is an
+    orphan. Files of running processes (another render of the same name) are kept.
+    """
+    prefix, suffix = f".{path.stem}.", f".partial{path.suffix}"
+    try:
+        candidates = [p for p in path.parent.iterdir()
+                      if p.name.startswith(prefix) and p.name.endswith(suffix)]
+    except OSError:
+        return
+    for p in candidates:
+        pid = p.name[len(prefix):-len(suffix)].split("-")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else, or cannot tell: keep the file
+    return True
 
 
 def _chroma_subsampling(vformat: Any) -> tuple[int, int]:

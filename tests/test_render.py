@@ -194,3 +194,21 @@ def test_hue_rotation_turns_colours_and_keeps_grey(tiny_bundle):
     m = hue_rotation(1 / 3)
     for a, b in zip(plain, turned):
         assert torch.allclose(torch.einsum("ij,bjhw->bihw", m, a).clamp(0, 1), b, atol=1e-5)
+
+
+def test_a_killed_render_leaves_a_hidden_file_that_the_next_render_removes(tmp_path, tiny_bundle):
+    model = _tiny_model(tmp_path, tiny_bundle)
+    song = tmp_path / "long.wav"
+    write_wav(song, np.tile(music_clip(3, seconds=6.0), 20), 24000)
+    args = [*SYND, "render", str(song), "--model", str(model), "--size", "320x240"]
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not leftovers(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no clean-up can run
+    proc.wait(timeout=30)
+    orphans = leftovers(tmp_path)
+    assert orphans and not (tmp_path / "long.mp4").exists()
+    write_wav(song, music_clip(3, seconds=1.0), 24000)
+    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
+    assert leftovers(tmp_path) == [] and (tmp_path / "long.mp4").exists()

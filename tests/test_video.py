@@ -295,3 +295,16 @@ def test_close_and_abort_inside_with_block(tmp_path: Path) -> None:
     assert files_in(tmp_path) == ["a.mp4"]
     with pytest.raises(ValueError, match="aborted"):
         writer.close()
+
+
+def test_a_live_writers_temporary_file_is_not_taken_for_an_orphan(tmp_path: Path) -> None:
+    first = VideoWriter(tmp_path / "v.mp4", W, H, 30)
+    first.write(make_frame(0))
+    orphan = tmp_path / ".v.999999999-0000.partial.mp4"  # no such process
+    orphan.write_bytes(b"left by a killed render")
+    second = VideoWriter(tmp_path / "v.mp4", W, H, 30)
+    assert not orphan.exists()
+    assert len([p for p in tmp_path.iterdir() if "partial" in p.name]) == 2  # both live ones
+    second.abort()
+    first.write(make_frame(1))
+    assert first.close().exists()
