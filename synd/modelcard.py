@@ -95,6 +95,11 @@ def write_card(model: Path, heldout_dir: Path, data_note: str = "", train_note: 
     return card
 
 
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (a bare | would end the cell)."""
+    return text.replace("|", r"\|")
+
+
 def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_note: str = "") -> str:
     meta = bundle.meta
     preset = meta.get("preset", {})
@@ -131,7 +136,7 @@ def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_
         "",
         "| metric | value | target (default preset) |",
         "|---|---|---|",
-        *[f"| {k} | {v} | {TARGETS[k]} |" for k, v in card["eval"].items()],
+        *[f"| {k} | {v} | {_cell(TARGETS[k])} |" for k, v in card["eval"].items()],
         "",
         f"- Hardest features to read back: {', '.join(f'{k} {v}' for k, v in worst)}.",
         f"- Generator speed ({card['measured_on']}): "
