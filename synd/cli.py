@@ -56,13 +56,15 @@ def _non_negative(text: str) -> float:
     return value
 
 
-def _add_look_args(p: argparse.ArgumentParser) -> None:
-    """--preset/--model, --set look.KEY=VALUE and --device: shared by render, eval and listen."""
+def _add_look_args(p: argparse.ArgumentParser, settings: bool = True) -> None:
+    """--preset/--model, --set look.KEY=VALUE and --device: shared by render, eval, listen
+    and bench (`settings=False`: no --set, where the look does not matter)."""
     look = p.add_mutually_exclusive_group()
     look.add_argument("--preset", help="look to use (default from config: prism)")
     look.add_argument("--model", help="model name or .safetensors file (look from its preset)")
-    p.add_argument("--set", action="append", default=[], metavar="look.KEY=VALUE",
-                   help="change the look, e.g. --set look.hue=0.25 --set look.feedback=0.6")
+    if settings:
+        p.add_argument("--set", action="append", default=[], metavar="look.KEY=VALUE",
+                       help="change the look, e.g. --set look.hue=0.25 --set look.feedback=0.6")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default from config: auto)")
 
 
@@ -170,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path, metavar="VIDEO_OR_IMAGE_DIR")
     p.add_argument("-o", "--output", type=Path, metavar="OUT.wav",
-                   help="WAV file to write (default: SOURCE.wav beside the source)")
-    _add_look_args(p)
+                   help="WAV file to write (default: SOURCE.heard.wav beside the source)")
+    _add_look_args(p, settings=False)
     p.add_argument("--fps", type=_positive(float),
                    help="frame rate of an image folder, or to override a video's (default: the "
                         "video's own; 30 for images)")
@@ -272,7 +274,7 @@ def _model_and_look(args):
 
     device = pick_device(args.device or load_config().device)
     bundle, look = resolve_look(args.preset, args.model)
-    if args.set:
+    if getattr(args, "set", None):
         if any(not item.startswith("look.") for item in args.set):
             raise ValueError("only look settings can be changed here: --set look.KEY=VALUE")
         look = apply_overrides(Preset(name="cli", description="", model="", look=look), args.set).look
