@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "bench": cmd_bench,
                 "listen": cmd_listen, "info": cmd_info, "presets": cmd_presets}
     if args.command in ("train", "render", "eval", "listen"):
-        _stop_on_sigterm()
+        _stop_on_signals()
     try:
         return handlers[args.command](args) or 0
     except (AudioError, CheckpointError, PresetError, TrainError, VideoError, ValueError) as e:
@@ -233,11 +233,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stop_on_sigterm() -> None:
-    """Make SIGTERM (kill, systemd, a closing terminal's HUP) stop a job like Ctrl-C does,
+def _stop_on_signals() -> None:
+    """Make SIGINT, SIGTERM (kill, systemd) and a closing terminal's HUP stop a job like Ctrl-C,
     so the same clean-up runs: no half-written video, a training checkpoint."""
     import signal
 
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps an
+    # inherited "ignore", so `kill -INT` would otherwise do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, _interrupt)
