@@ -19,6 +19,7 @@ EPILOG = """examples:
   synd listen song.mp4 -o heard.wav              hear the sound back from the pictures
   synd train ~/music --preset prism --out mine.safetensors --minutes 10
   synd train ~/music --preset sharp -o loss.noise=1.0 --out sharper.safetensors
+  synd run --input mic --output preview          live visuals from the microphone
   synd info                                      models, presets, audio devices, outputs
 """
 
@@ -194,6 +195,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the numbers as JSON")
 
+    p = sub.add_parser("run", help="the live daemon: audio in, visuals out to VJ software",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Capture audio and paint it live, publishing frames to the "
+                                   "outputs until stopped (Ctrl-C, SIGTERM, or q in the preview). "
+                                   "Stays in the foreground, for systemd and launchd. Settings "
+                                   "come from the [run] table of the config file; flags and -o "
+                                   "override them.",
+                       epilog="inputs: system (what the computer plays), mic, a device name or "
+                              "index (see synd info), or an audio file played in real time\n"
+                              "outputs: preview, record:FILE.mp4 (comma-separated; "
+                              "NAME@WxH@FPS sets an output's own size and rate)\n\n"
+                              "examples:\n"
+                              "  synd run                                 system audio -> preview window\n"
+                              "  synd run --input mic --output preview,record:set.mp4\n"
+                              "  synd run --input song.flac --play --preset drift\n"
+                              "  synd run -o fps=60 -o delay_ms=80")
+    p.add_argument("--input", help="system, mic, a device name/index or an audio file "
+                                   "(default: system audio when available, else the microphone)")
+    p.add_argument("--play", action="store_true", default=None,
+                   help="with a file as input: also play it through the speakers")
+    p.add_argument("--loop", action="store_true", default=None,
+                   help="with a file as input: start again at the end")
+    p.add_argument("--output", help="outputs, e.g. preview,record:set.mp4 (default: preview)")
+    p.add_argument("--fps", type=_positive(float), help="frames per second (default 30)")
+    p.add_argument("--size", help="main output size WxH (default 1280x720)")
+    p.add_argument("--delay-ms", type=_non_negative, dest="delay_ms",
+                   help="delay the visuals by this much, for audio that reaches the room later")
+    _add_look_args(p, settings=False)
+    p.add_argument("--config", type=Path, help="config file (default: ~/.config/synd/config.toml)")
+    p.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key for this run, e.g. -o fps=60 -o input=mic")
+
+    p = sub.add_parser("service", help="run synd as a background service (systemd user unit)")
+    ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = ssub.add_parser("install", help="write and enable a systemd user unit running `synd run`",
+                        description="Write ~/.config/systemd/user/synd.service running `synd run "
+                                    "RUN_ARGS` and enable it (systemctl --user enable --now).",
+                        epilog="example: synd service install -- --input mic --output preview")
+    q.add_argument("--no-enable", action="store_true", help="only write the unit file")
+    q.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
+                   help="arguments for synd run")
+
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -212,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     from synd.video import VideoError
 
     handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "bench": cmd_bench,
-                "listen": cmd_listen, "info": cmd_info, "presets": cmd_presets}
+                "listen": cmd_listen, "run": cmd_run, "service": cmd_service, "info": cmd_info, "presets": cmd_presets}
     if args.command in ("train", "render", "eval", "listen"):
         _stop_on_signals()
     try:
@@ -328,6 +371,40 @@ def cmd_eval(args) -> int:
         log.info("wrote %s", write_json(result, args.json))
     if args.report:
         log.info("wrote %s", write_eval_report(result, tracks, args.report, bundle, args.fps))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from synd.config import apply_overrides, load_config
+    from synd.daemon import run_daemon
+
+    config = apply_overrides(load_config(args.config), args.overrides)
+    flags = {k: getattr(args, k) for k in ("input", "play", "loop", "output", "fps", "size",
+                                             "delay_ms") if getattr(args, k) is not None}
+    config = apply_overrides(config, [f"{k}={_toml(v)}" for k, v in flags.items()])
+    return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
+
+
+def _toml(value) -> str:
+    """A flag's value as a TOML literal for `apply_overrides`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def cmd_service(args) -> int:
+    from synd.service import install
+
+    run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
+    try:
+        _, notes = install(run_args, enable=not args.no_enable)
+    except RuntimeError as e:
+        print(f"synd: error: {e}", file=sys.stderr)
+        return 1
+    for line in notes:
+        log.info("%s", line)
     return 0
 
 
