@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synd-setup
 DEMO   := demo
 
-.PHONY: setup run test models clean
+.PHONY: setup run demo test models clean
 
 setup: $(STAMP)
 
@@ -12,8 +12,14 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
-## run: set up, then make a music video of a synthesized demo song with the default model
+## run: set up, then start the live daemon with the default model: system audio (or, with
+## no audio device, the demo song in a loop) to the preview window (or, with no display,
+## a recording); Ctrl-C stops it
 run: setup
+	$(BIN)/synd run
+
+## demo: set up, then render a music video of a synthesized demo song
+demo: setup
 	$(BIN)/python -m synd.corpus --demo $(DEMO)/demo-song.flac
 	$(BIN)/synd render $(DEMO)/demo-song.flac -o $(DEMO)/demo-song.mp4
 	@echo "open $(DEMO)/demo-song.mp4"

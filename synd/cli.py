@@ -47,6 +47,12 @@ def _positive(kind):
     return parse
 
 
+def _bench_part(text: str) -> str:
+    if text not in ("render", "live"):
+        raise argparse.ArgumentTypeError(f"choose render or live, not {text!r}")
+    return text
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -181,10 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
                    help=f"the --detail the video was rendered with (default {DETAIL})")
 
-    p = sub.add_parser("bench", help="measure speed on this machine (x real time)",
-                       description="Time the render pipeline on a synthesized song: generation "
-                                   "alone, encoding alone and the whole render, at each size, "
-                                   "as frames per second and multiples of real time.")
+    p = sub.add_parser("bench", help="measure speed on this machine (x real time, live fps)",
+                       description="render: time the render pipeline on a synthesized song "
+                                   "(generation alone, encoding alone and the whole render, at "
+                                   "each size) as frames per second and multiples of real time. "
+                                   "live: run the live engine on the song played in real time "
+                                   "and report fps, dropped frames and audio-to-frame latency.")
+    p.add_argument("parts", nargs="*", type=_bench_part, metavar="PART",
+                   help="render and/or live (default: both)")
     _add_look_args(p)
     p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")],
                    default=[(1280, 720), (1920, 1080)], metavar="WxH,...",
@@ -217,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with a file as input: also play it through the speakers")
     p.add_argument("--loop", action="store_true", default=None,
                    help="with a file as input: start again at the end")
-    p.add_argument("--output", help="outputs, e.g. preview,record:set.mp4 (default: preview)")
+    p.add_argument("--output", help="outputs, e.g. preview,record:set.mp4 (default: auto = the "
+                                    "preview window, or a recording where there is no display)")
     p.add_argument("--fps", type=_positive(float), help="frames per second (default 30)")
     p.add_argument("--size", help="main output size WxH (default 1280x720)")
     p.add_argument("--delay-ms", type=_non_negative, dest="delay_ms",
@@ -424,12 +435,22 @@ def cmd_bench(args) -> int:
     from synd.bench import bench_render, format_render, machine
     from synd.files import write_json
 
+    from synd.bench import bench_live, format_live
+
     bundle, look = _model_and_look(args)
-    print(f"render benchmark: {bundle.name}, {args.seconds:g} s song, x264 {args.speed}; {machine()}")
-    rows = bench_render(bundle, look, args.sizes, args.seconds, args.fps, args.speed, args.detail)
-    print(format_render(rows, args.fps))
+    parts = args.parts or ["render", "live"]
+    result = {"machine": machine(), "model": bundle.name}
+    if "render" in parts:
+        print(f"render benchmark: {bundle.name}, {args.seconds:g} s song, x264 {args.speed}; {machine()}")
+        result["render"] = bench_render(bundle, look, args.sizes, args.seconds, args.fps,
+                                        args.speed, args.detail)
+        print(format_render(result["render"], args.fps))
+    if "live" in parts:
+        print(f"live benchmark: {bundle.name}, 10 s; {machine()}")
+        result["live"] = bench_live(bundle, look)
+        print(format_live(result["live"]))
     if args.json:
-        write_json({"machine": machine(), "model": bundle.name, "render": rows}, args.json)
+        write_json(result, args.json)
     return 0
 
 

@@ -7,7 +7,7 @@ Example:
 
     [run]                 # the live daemon, `synd run`
     input = "system"      # system, mic, a device name or index, or an audio file
-    output = "preview"    # comma-separated outputs, e.g. "preview,record:set.mp4"
+    output = "preview"    # comma-separated outputs, e.g. "preview,record:set.mp4" (default: auto)
     fps = 30
     size = "1280x720"
     delay_ms = 0          # delay the visuals to match audio that reaches the room later
@@ -33,7 +33,7 @@ class RunConfig:
     """Settings of `synd run` (the `[run]` table)."""
 
     input: str = ""          # empty: system audio when available, else the microphone
-    output: str = "preview"
+    output: str = "auto"     # auto: the preview window, or a recording where no display exists
     fps: float = 30.0
     size: str = "1280x720"
     detail: int = 216        # short side the pictures are painted at (render's --detail)

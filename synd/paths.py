@@ -32,6 +32,12 @@ def data_dir() -> Path:
     return Path(base) / "synd"
 
 
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/synd (default ~/.cache/synd): files synd can make again (the demo clip)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "synd"
+
+
 def search_dirs(kind: str) -> list[Path]:
     """Folders searched for models or presets by name, the user's first."""
     user = data_dir() / "models" if kind == "models" else config_dir() / "presets"

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 # scale, is slightly finer and about 25% slower.
 GENERATION_SHORT_SIDE = 216
 MUX_RATE = 48000
+# AAC at FFmpeg's default (~69 kbit/s a channel) crackles on pure tones; 192 kbit/s is
+# transparent for music.
+AUDIO_BITRATE = 192_000
 CONTAINER_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 
 
@@ -258,7 +261,8 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
     log.info("rendering %s: %d frames at %dx%d (painted at %dx%d), %.1f s of audio -> %s",
              song.name, len(features), width, height, gw, gh, seconds, out)
     writer = VideoWriter(out, width, height, options.fps, codec=options.codec, crf=options.crf,
-                         preset=options.speed, audio=audio, audio_rate=MUX_RATE)
+                         preset=options.speed, audio=audio, audio_rate=MUX_RATE,
+                         audio_bitrate=AUDIO_BITRATE)
     encoder = _Encoder(writer)
     bar = tqdm(total=len(features), unit="frame", desc=song.name[:30], disable=not options.progress,
                dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "

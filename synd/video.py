@@ -161,6 +161,12 @@ class VideoWriter:
         audio_rate: sample rate of ``audio`` in Hz.
         pix_fmt: encoder pixel format; ProRes defaults to yuv422p10le.
         threads: encoder threads, 0 lets FFmpeg choose.
+        live_audio: 1 (mono) or 2 (stereo) to add an audio stream whose samples arrive
+            while writing, through :meth:`write_audio` (at ``audio_rate``), instead of
+            up front through ``audio``; 0 (default) for none. Like ``audio``, it is
+            trimmed or zero-padded to the video's duration when the file is closed.
+        audio_bitrate: audio bit rate in bit/s for lossy codecs (AAC); None keeps
+            FFmpeg's default (69 kbit/s for mono AAC, which makes pure tones crackle).
 
     Raises:
         ValueError: bad size, fps, codec, container or audio.
@@ -180,12 +186,18 @@ class VideoWriter:
         audio_rate: int = 48000,
         pix_fmt: str = "yuv420p",
         threads: int = 0,
+        live_audio: int = 0,
+        audio_bitrate: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.width = int(width)
         self.height = int(height)
         self.rate = _frame_rate(fps)
         self.n_frames = 0
+        #: Frame index (pts) after the last frame written: the video's length in frames,
+        #: which is more than ``n_frames`` when :meth:`write` was given gaps.
+        self.end_pts = 0
+        self._live: np.ndarray | None = None  # live audio received, not yet encoded
         self._container: Any = None
         self._tmp: Path | None = None  # set once the temporary file exists
         self._done = True  # nothing to clean up until the file is created
@@ -219,9 +231,15 @@ class VideoWriter:
                 f"{pix_fmt} video needs an even {need}, got {self.width}x{self.height}"
             )
         self.pix_fmt = pix_fmt
+        if live_audio not in (0, 1, 2):
+            raise ValueError(f"live_audio must be 0, 1 (mono) or 2 (stereo), got {live_audio!r}")
+        if live_audio and audio is not None:
+            raise ValueError("give audio either up front (audio=) or live (live_audio=), not both")
         self._audio = _prepare_audio(audio) if audio is not None else None
+        if live_audio:
+            self._live = np.zeros((live_audio, 0), np.float32)
         self.audio_rate = int(audio_rate)
-        if self._audio is not None and self.audio_rate <= 0:
+        if (self._audio is not None or live_audio) and self.audio_rate <= 0:
             raise ValueError(f"audio_rate must be positive, got {audio_rate}")
         self._audio_pos = 0  # samples already handed to the audio encoder
         self._scaler = FrameScaler(self.width, self.height, pix_fmt)
@@ -239,9 +257,12 @@ class VideoWriter:
             self._container = av.open(str(self._tmp), "w", format=fmt)
             self._vstream = self._add_video_stream(encoder, crf, preset, threads, fmt)
             self._astream = None
-            if self._audio is not None:
+            channels = self._audio.shape[0] if self._audio is not None else live_audio
+            if channels:
                 self._astream = self._container.add_stream(_AUDIO_CODECS[fmt], rate=self.audio_rate)
-                self._astream.layout = "mono" if self._audio.shape[0] == 1 else "stereo"
+                self._astream.layout = "mono" if channels == 1 else "stereo"
+                if audio_bitrate:
+                    self._astream.bit_rate = int(audio_bitrate)
                 self._astream.codec_context.thread_count = max(0, int(threads))
         except (OSError, av.FFmpegError) as exc:
             self._fail(exc)
@@ -281,22 +302,36 @@ class VideoWriter:
 
     # -- writing -------------------------------------------------------------------------
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
         """Encode one (h, w, 3) uint8 RGB frame; other sizes are scaled to the video's.
 
+        Args:
+            frame: the picture.
+            pts: its frame index on the video's timeline (time = pts / fps); None means
+                right after the previous frame. A larger index leaves a gap (the previous
+                frame stays on screen longer), so frames dropped on the way here do not
+                shift the time of later frames against the audio.
+
         Raises:
-            ValueError: not (h, w, 3) uint8, or the writer is already closed.
+            ValueError: not (h, w, 3) uint8, a pts not after the previous frame's, or the
+                writer is already closed.
             VideoError: the encoder or the disk failed (the temporary file is removed).
         """
         if self._done:
             raise ValueError(f"VideoWriter for '{self.path}' is already closed")
+        if pts is None:
+            pts = self.end_pts
+        elif int(pts) != pts or pts < self.end_pts:
+            raise ValueError(f"frame pts must be an integer >= {self.end_pts} (after the previous frame), got {pts}")
         vf = self._scaler.frame(frame)  # raises ValueError on a bad frame
         try:
-            vf.pts = self.n_frames
+            vf.pts = int(pts)
             vf.time_base = 1 / self.rate
             self._container.mux(self._vstream.encode(vf))
             self.n_frames += 1
-            self._encode_audio_until(self._audio_samples_for(self.n_frames))
+            self.end_pts = int(pts) + 1
+            # Live audio that has not arrived yet is not silence (yet): only close() pads.
+            self._encode_audio_until(self._audio_samples_for(self.end_pts), pad=self._live is None)
         except (OSError, av.FFmpegError) as exc:
             self._fail(exc)
         except BaseException:
@@ -307,15 +342,59 @@ class VideoWriter:
         """Audio samples covering exactly ``n_frames`` frames (rounded to the nearest sample)."""
         return round(Fraction(n_frames) * self.audio_rate / self.rate)
 
-    def _encode_audio_until(self, end: int) -> None:
-        # Audio is fed as the video advances so the muxer can interleave the two streams.
-        if self._astream is None or end <= self._audio_pos:
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append live audio (writer made with ``live_audio``): float32 samples at
+        ``audio_rate``, shape (n,) or (n, channels). They follow the previous ones without
+        a gap; the first sample is at time 0. Audio is encoded as far as the video has
+        advanced; the rest waits in memory, and what lies beyond the last frame when the
+        file is closed is cut off (missing audio becomes silence).
+
+        Raises:
+            ValueError: no live audio stream, wrong channel count or non-finite samples,
+                or the writer is already closed.
+            VideoError: the encoder or the disk failed (the temporary file is removed).
+        """
+        if self._done:
+            raise ValueError(f"VideoWriter for '{self.path}' is already closed")
+        if self._live is None:
+            raise ValueError("write_audio() needs a writer made with live_audio=1 or 2")
+        arr = _prepare_audio(samples)
+        if arr.shape[0] != self._live.shape[0]:
+            raise ValueError(f"expected {self._live.shape[0]}-channel audio, got {arr.shape[0]} channels")
+        if arr.shape[1] == 0:
             return
-        audio = self._audio
-        assert audio is not None
-        chunk = np.zeros((audio.shape[0], end - self._audio_pos), dtype=np.float32)
-        have = audio[:, self._audio_pos : min(end, audio.shape[1])]
-        chunk[:, : have.shape[1]] = have  # beyond the given audio: silence
+        self._live = np.concatenate([self._live, arr], axis=1)
+        try:
+            self._encode_audio_until(self._audio_samples_for(self.end_pts), pad=False)
+        except (OSError, av.FFmpegError) as exc:
+            self._fail(exc)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _encode_audio_until(self, end: int, pad: bool = True) -> None:
+        # Audio is fed as the video advances so the muxer can interleave the two streams.
+        if self._astream is None:
+            return
+        if self._live is not None:
+            # Live audio: encode what has arrived, up to `end`; pad with silence only when
+            # asked to (at close, when no more will come).
+            if not pad:
+                end = min(end, self._audio_pos + self._live.shape[1])
+            if end <= self._audio_pos:
+                return
+            chunk = np.zeros((self._live.shape[0], end - self._audio_pos), dtype=np.float32)
+            have = self._live[:, : end - self._audio_pos]
+            chunk[:, : have.shape[1]] = have
+            self._live = self._live[:, have.shape[1]:]
+        else:
+            if end <= self._audio_pos:
+                return
+            audio = self._audio
+            assert audio is not None
+            chunk = np.zeros((audio.shape[0], end - self._audio_pos), dtype=np.float32)
+            have = audio[:, self._audio_pos : min(end, audio.shape[1])]
+            chunk[:, : have.shape[1]] = have  # beyond the given audio: silence
         af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._astream.layout.name)
         af.sample_rate = self.audio_rate
         af.pts = self._audio_pos
@@ -345,7 +424,7 @@ class VideoWriter:
         try:
             self._container.mux(self._vstream.encode(None))
             if self._astream is not None:
-                self._encode_audio_until(self._audio_samples_for(self.n_frames))
+                self._encode_audio_until(self._audio_samples_for(self.end_pts))
                 self._container.mux(self._astream.encode(None))
             container, self._container = self._container, None
             container.close()  # writes the trailer (MP4 index); may hit a full disk too

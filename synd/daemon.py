@@ -1,0 +1,207 @@
+"""`synd run`: start the input, the engine and the outputs; stop them all cleanly.
+
+The daemon stays in the foreground (for systemd and launchd). SIGINT and SIGTERM (and q
+in the preview window) stop it: the engine stops painting, every output is closed
+exactly once (a recording is finalised and renamed into place), and the audio stream is
+aborted under a timeout, all within about two seconds. A status line is logged every
+`status_every` seconds; `Daemon.status()` is the same data for the control API.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from synd.config import Config
+from synd.engine import Engine, EngineOptions
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 2.0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720), with a one-line error."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 1280x720, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise ValueError(f"size {text} is out of range (16 to 8192 pixels a side)")
+    return w, h
+
+
+def demo_song() -> Path:
+    """The demo clip, synthesized once into the cache folder (no download, no shipped audio)."""
+    from synd.corpus import demo_clip
+    from synd.paths import cache_dir
+
+    path = cache_dir() / "demo-song.flac"
+    if not path.is_file():
+        demo_clip(path)
+    return path
+
+
+def open_source(config: Config, rate: int):
+    """The audio input the config asks for. With no input configured and no audio device
+    at all, the demo clip plays in a loop, and the log says so clearly."""
+    from synd.capture import CaptureError, open_input
+
+    run = config.run
+    try:
+        return open_input(run.input or None, rate=rate, play=run.play, loop=run.loop)
+    except CaptureError as exc:
+        if run.input:
+            raise
+        song = demo_song()
+        log.warning("%s", exc)
+        log.warning("no audio device: playing the demo clip %s in a loop instead "
+                    "(choose an input with --input)", song)
+        return open_input(str(song), rate=rate, play=False, loop=True)
+
+
+def auto_outputs() -> str:
+    """The default outputs: the preview window where a display exists; otherwise a
+    recording in the data folder, so that the visuals go somewhere visible."""
+    from synd.bridges.base import output_class
+    from synd.paths import data_dir
+
+    reason = output_class("preview").available()
+    if reason is None:
+        return "preview"
+    path = data_dir() / "recordings" / time.strftime("synd-%Y%m%d-%H%M%S.mp4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.warning("no preview (%s): recording to %s instead", reason, path)
+    return f"record:{path}"
+
+
+class Daemon:
+    """The running pieces of `synd run` and their lifecycle."""
+
+    def __init__(self, config: Config, preset: str | None = None, model: str | None = None,
+                 device: str | None = None):
+        from synd.bridges.base import OutputRunner, create_output, parse_outputs
+        from synd.render import resolve_look
+        from synd.train import pick_device
+
+        run = config.run
+        self.config = config
+        self.stopping = threading.Event()
+        self._cpu = CpuMeter()
+        size = parse_size(run.size)
+        # --size is the size of every output that does not name its own (NAME@WxH).
+        spec = auto_outputs() if run.output == "auto" else run.output
+        specs = [(name, {"size": size} | options) for name, options in parse_outputs(spec)]
+        self.outputs = [OutputRunner(create_output(name, options, run.fps))
+                        for name, options in specs]
+        bundle, look = resolve_look(preset or config.preset, model)
+        bundle = bundle.to(pick_device(device or config.device))
+        bundle.generator.eval()
+        self.source = open_source(config, bundle.features.sample_rate)
+        self.engine = Engine(bundle, look, self.source, self.outputs,
+                             EngineOptions(fps=run.fps, size=size, detail=run.detail,
+                                           delay_ms=run.delay_ms),
+                             model_name=model or preset or config.preset)
+        for runner in self.outputs:
+            if hasattr(runner.output, "on_quit"):
+                runner.output.on_quit = self.stop
+
+    def status(self) -> dict:
+        """Live numbers: fps, dropped frames, latency, overflows, CPU load, outputs."""
+        return self.engine.status() | {"cpu_percent": self._cpu.percent()}
+
+    def stop(self) -> None:
+        """Ask everything to stop (any thread, a signal handler included)."""
+        self.stopping.set()
+        for runner in self.outputs:
+            if runner.output.needs_main_thread:
+                runner.stop(0)  # wakes the main thread out of the window's loop
+
+    def run(self) -> int:
+        """Start, block until stopped, shut down; returns the exit code."""
+        log.info("input: %s", self.source.description)
+        log.info("model: %s, painted at %dx%d", self.engine.model_name, self.engine.loop.width,
+                 self.engine.loop.height)
+        log.info("outputs: %s", ", ".join(
+            f"{r.name} {r.output.size[0]}x{r.output.size[1]} at {r.output.fps:g} fps"
+            for r in self.outputs) or "none")
+        log.info("frame rate: %g fps%s", self.engine.options.fps,
+                 f", visuals delayed {self.engine.options.delay_ms:g} ms"
+                 if self.engine.options.delay_ms else "")
+        self.source.start()
+        main_thread_output = None
+        for runner in self.outputs:
+            if runner.output.needs_main_thread and main_thread_output is None:
+                main_thread_output = runner
+            else:
+                runner.start()
+        self.engine.start()
+        status_thread = threading.Thread(target=self._log_status, name="synd-status", daemon=True)
+        status_thread.start()
+        try:
+            if main_thread_output is not None:
+                main_thread_output.run_here()  # Qt's loop; returns on stop() or q
+            while not self.stopping.wait(0.2):
+                if self.engine.error is not None or not self.engine.running:
+                    break
+                if getattr(self.source, "finished", False):
+                    log.info("input finished")
+                    break
+        finally:
+            self.shutdown()
+        return 1 if self.engine.error is not None else 0
+
+    def shutdown(self) -> None:
+        """Stop the engine, close every output once, stop the audio: about 2 s at most."""
+        self.stopping.set()
+        began = time.monotonic()
+        self.engine.stop(STOP_TIMEOUT_S / 2)
+        for runner in self.outputs:
+            runner.stop(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))
+        self.source.stop(timeout=max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))
+        log.info("stopped after %d frames (%.2f s to shut down)", self.engine.frames,
+                 time.monotonic() - began)
+
+    def _log_status(self) -> None:
+        every = self.config.run.status_every
+        if every <= 0:
+            return
+        while not self.stopping.wait(every):
+            s = self.status()
+            latency = s["latency_ms_median"]
+            log.info("status: %.1f fps (target %g), %d frames, %d dropped, latency %s, "
+                     "audio overflows %d, input %s, CPU %.0f%%", s["fps"], s["target_fps"],
+                     s["frames"], s["dropped_frames"],
+                     f"{latency:.1f} ms" if latency is not None else "n/a",
+                     s["audio_overflows"], "connected" if s["input_connected"] else "LOST",
+                     s["cpu_percent"])
+
+
+class CpuMeter:
+    """CPU load of this process since the previous reading, in % of one core."""
+
+    def __init__(self) -> None:
+        self._mark = (time.monotonic(), time.process_time())
+
+    def percent(self) -> float:
+        now = (time.monotonic(), time.process_time())
+        wall, cpu = now[0] - self._mark[0], now[1] - self._mark[1]
+        self._mark = now
+        return 100.0 * cpu / wall if wall > 0 else 0.0
+
+
+def run_daemon(config: Config, preset: str | None = None, model: str | None = None,
+               device: str | None = None) -> int:
+    """`synd run`: build the daemon from `config` and run it until SIGINT/SIGTERM."""
+    daemon = Daemon(config, preset=preset, model=model, device=device)
+
+    def on_signal(signum, frame):
+        log.info("%s: stopping", signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return daemon.run()

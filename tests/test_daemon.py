@@ -1,0 +1,159 @@
+"""`synd run` as users run it: a real PulseAudio server, the shipped model, a recording
+read back with PyAV, signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from synd.audio import write_wav
+from synd.video import read_audio, read_frames, read_video_info
+
+from pulse import pulse, requires_pulse  # noqa: F401  (fixture)
+
+SYND = [sys.executable, "-m", "synd"]
+RATE = 48000
+
+
+def beats(seconds: float, on: float = 1.0, off: float = 1.0) -> np.ndarray:
+    """Loud drum-and-tone bars separated by digital silence."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = np.zeros_like(t)
+    period = on + off
+    for start in np.arange(0, seconds, period):
+        a, b = int(start * RATE), int(min(start + on, seconds) * RATE)
+        tt = t[a:b] - start
+        x[a:b] = 0.5 * np.sin(2 * np.pi * 220 * tt) * np.exp(-((tt * 4) % 1.0) * 3)
+        x[a:b] += 0.2 * np.random.default_rng(int(start * 10)).normal(size=b - a) * ((tt * 4) % 1.0 < 0.05)
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def start_daemon(*args, env=None):
+    return subprocess.Popen([*SYND, "run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def stop_daemon(proc, signum=signal.SIGTERM, timeout=10):
+    began = time.monotonic()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err, time.monotonic() - began
+
+
+def wait_log(proc, path_or_text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"synd run exited early: {proc.stderr.read()}")
+        if path_or_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def loud_and_quiet_frames(video):
+    """Frames split by the loudness of the recorded audio at their time."""
+    audio, rate = read_audio(video)
+    info = read_video_info(video)
+    frames = [f.astype(np.float32) for f in read_frames(video)]
+    per = rate / info["fps"]
+    loud, quiet = [], []
+    for i, f in enumerate(frames[1:], 1):
+        chunk = audio[int((i - 3) * per):int(i * per)]
+        if len(chunk) == 0:
+            continue
+        rms = float(np.sqrt((chunk ** 2).mean()))
+        change = np.abs(f - frames[i - 1]).mean()
+        (loud if rms > 0.05 else quiet if rms < 1e-4 else []).append(change)
+    return loud, quiet
+
+
+@requires_pulse
+def test_system_audio_drives_the_pictures_and_sigterm_finishes_the_recording(pulse, tmp_path):
+    song = tmp_path / "beats.wav"
+    write_wav(song, beats(8.0), RATE)
+    video = tmp_path / "set.mp4"
+    proc = start_daemon("--input", "system", "--output", f"record:{video}", "--size", "320x180",
+                        "-o", "status_every=1")
+    time.sleep(4)  # model loaded, capture running
+    pulse.play(song, wait=True)
+    code, err, took = stop_daemon(proc)
+    assert code == 0, err
+    assert "input: system audio" in err and "model: prism" in err and "record" in err
+    assert "status:" in err and "Traceback" not in err
+    assert took < 5  # clean stop: outputs closed, stream aborted (the log says the exact time)
+    info = read_video_info(video)
+    assert info["audio_duration"] is not None and info["n_frames"] > 30
+    loud, quiet = loud_and_quiet_frames(video)
+    assert len(loud) > 10 and len(quiet) > 10
+    # Medians: the frames just after a bar ends still move while the picture settles.
+    assert np.median(loud) > 5 * np.median(quiet) + 0.2, (np.median(loud), np.median(quiet))
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+@requires_pulse
+def test_a_pipe_microphone_is_captured_by_name(pulse, tmp_path):
+    fifo = pulse.add_pipe_mic("fakemic")
+    video = tmp_path / "mic.mkv"
+    t = np.arange(RATE * 6) / RATE
+    tone = (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    with pulse.feed(fifo, tone):
+        proc = start_daemon("--input", "fakemic", "--output", f"record:{video}", "--size", "160x96")
+        time.sleep(5)
+        code, err, _ = stop_daemon(proc)
+    assert code == 0, err
+    assert "fakemic" in err
+    audio, rate = read_audio(video)
+    x = audio[:, 0][rate // 2:]
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    assert abs(np.fft.rfftfreq(len(x), 1 / rate)[np.argmax(spectrum)] - 440) < 5
+
+
+@requires_pulse
+def test_the_daemon_survives_a_sound_server_restart(pulse, tmp_path):
+    proc = start_daemon("--input", "system", "--output", f"record:{tmp_path / 'r.mp4'}",
+                        "--size", "160x96", "-o", "status_every=0.5")
+    time.sleep(4)
+    pulse.kill()
+    time.sleep(2)
+    pulse.restart()
+    song = tmp_path / "b.wav"
+    write_wav(song, beats(3.0), RATE)
+    time.sleep(3)
+    pulse.play(song, wait=True)
+    assert proc.poll() is None, "the daemon died with the sound server"
+    code, err, _ = stop_daemon(proc)
+    assert code == 0, err
+    assert "capture resumed" in err or "resumed" in err, err
+    assert "Traceback" not in err
+
+
+def test_a_song_as_input_and_sigint(tmp_path):
+    song = tmp_path / "song.wav"
+    write_wav(song, beats(3.0), RATE)
+    video = tmp_path / "file.mp4"
+    proc = start_daemon("--input", str(song), "--output", f"record:{video}", "--size", "160x96")
+    time.sleep(6)
+    code, err, _ = stop_daemon(proc, signal.SIGINT)
+    assert code == 0, err
+    assert "song.wav" in err
+    audio, rate = read_audio(video)
+    assert len(audio) > rate  # the song's audio is in the recording
+
+
+def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording(tmp_path):
+    """What `make run` does on a bare server: the demo clip in a loop, recorded."""
+    env = {"PULSE_SERVER": f"unix:{tmp_path}/nothing-here", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "DISPLAY": "",
+           "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": ""}
+    proc = start_daemon("--size", "160x96", env=env)
+    time.sleep(8)
+    code, err, _ = stop_daemon(proc)
+    assert code == 0, err
+    assert "no audio device" in err and "demo" in err and "no preview" in err
+    recordings = list((tmp_path / "data" / "synd" / "recordings").glob("synd-*.mp4"))
+    assert len(recordings) == 1 and read_video_info(recordings[0])["n_frames"] > 30

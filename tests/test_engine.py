@@ -1,0 +1,155 @@
+"""The live engine, in process: real file input, real frame loop, outputs that collect."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from synd.audio import write_wav
+from synd.bridges.base import Frame, Output, OutputRunner
+from synd.capture import FileInput
+from synd.engine import Engine, EngineOptions
+from synd.presets import Look
+
+from conftest import music_clip
+
+
+class Collect(Output):
+    name = "collect"
+
+    def __init__(self, size=(64, 48), fps=30.0, fail_after=None, **kw):
+        super().__init__(size, fps, **kw)
+        self.frames: list[Frame] = []
+        self.fail_after = fail_after
+        self.closed = 0
+
+    def open(self):
+        pass
+
+    def send(self, frame):
+        if self.fail_after is not None and len(self.frames) >= self.fail_after:
+            raise OSError("the cable is out")
+        self.frames.append(frame)
+
+    def close(self):
+        self.closed += 1
+
+
+def wait_for(cond, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def song(tmp_path):
+    path = tmp_path / "song.wav"
+    write_wav(path, music_clip(1, seconds=3.0), 24000)
+    return path
+
+
+def run_engine(bundle, song, outputs, seconds, look=Look(), **options):
+    source = FileInput(song, rate=24000)
+    runners = [OutputRunner(o) for o in outputs]
+    engine = Engine(bundle, look, source, runners, EngineOptions(size=(96, 64), **options))
+    source.start()
+    for r in runners:
+        r.start()
+    engine.start()
+    time.sleep(seconds)
+    return engine, runners, source
+
+
+def stop_all(engine, runners, source):
+    engine.stop()
+    for r in runners:
+        r.stop(2.0)
+    source.stop()
+
+
+def test_frames_carry_sequence_audio_time_and_all_the_audio(tiny_bundle, song):
+    out = Collect(fps=30.0)
+    engine, runners, source = run_engine(tiny_bundle, song, [out], 1.5)
+    stop_all(engine, runners, source)
+    frames = out.frames
+    assert len(frames) >= 20
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    times = [f.audio_time for f in frames]
+    assert times == sorted(times) and times[-1] > 0.5
+    assert all(f.rgb.shape == (64, 96, 3) and f.rgb.dtype == np.uint8 for f in frames)
+    # Audio rides along with the frames, none lost even when frames are skipped.
+    heard = np.concatenate([f.audio for f in frames])
+    original = np.asarray(__import__("synd.audio", fromlist=["x"]).load_audio(song, 24000))
+    n = min(len(heard), len(original))
+    assert n > 24000 * 0.8
+    assert np.allclose(heard[:n], original[:n], atol=1e-6)
+    assert out.closed == 1
+
+
+def test_pictures_follow_the_sound_and_calm_down_without_it(tiny_bundle, tmp_path):
+    loud_then_silent = np.concatenate([music_clip(2, seconds=1.5), np.zeros(24000 * 2, np.float32)])
+    path = tmp_path / "ls.wav"
+    write_wav(path, loud_then_silent, 24000)
+    out = Collect(fps=30.0)
+    engine, runners, source = run_engine(tiny_bundle, path, [out], 3.2, look=Look(feedback=0.0))
+    stop_all(engine, runners, source)
+    change = [np.abs(a.rgb.astype(int) - b.rgb).mean() for a, b in zip(out.frames, out.frames[1:])]
+    times = [f.audio_time for f in out.frames[1:]]
+    loud = [c for c, t in zip(change, times) if 0.2 < t < 1.4]
+    quiet = [c for c, t in zip(change, times) if t > 2.2]
+    assert loud and quiet
+    assert np.mean(loud) > 3 * np.mean(quiet) + 0.1
+
+
+def test_a_failing_output_is_disabled_and_the_engine_goes_on(tiny_bundle, song):
+    bad, good = Collect(fail_after=3), Collect()
+    engine, runners, source = run_engine(tiny_bundle, song, [bad, good], 1.0)
+    frames_then = len(good.frames)
+    time.sleep(0.5)
+    stop_all(engine, runners, source)
+    assert runners[0].failed and "cable" in runners[0].failed
+    assert bad.closed == 1 and len(bad.frames) == 3
+    assert len(good.frames) > frames_then and engine.error is None
+
+
+def test_look_changes_and_model_swaps_are_applied_between_frames(tiny_bundle, song):
+    import copy
+
+    out = Collect()
+    engine, runners, source = run_engine(tiny_bundle, song, [out], 0.3)
+    engine.set_look(intensity=0.0, feedback=0.0)
+    other = copy.deepcopy(tiny_bundle)
+    loaded = threading.Event()
+    results = []
+
+    def slow_load():
+        time.sleep(0.3)  # a big file: the engine keeps painting meanwhile
+        return other, Look(hue=0.5)
+
+    engine.load_model(slow_load, "other", done=lambda err: (results.append(err), loaded.set()))
+    before = engine.frames
+    assert loaded.wait(10)
+    wait_for(lambda: engine.model_name == "other")
+    assert engine.frames > before  # painting went on during the load
+    assert results == [None] and engine.look.hue == 0.5 and engine.bundle is other
+    engine.load_model(lambda: (_ for _ in ()).throw(OSError("corrupt file")), "broken")
+    time.sleep(0.3)
+    assert engine.model_name == "other"  # a failed load keeps the running model
+    stop_all(engine, runners, source)
+    with pytest.raises(ValueError):
+        engine.set_look(feedback=2.0)
+
+
+def test_status_reports_fps_latency_and_outputs(tiny_bundle, song):
+    out = Collect()
+    engine, runners, source = run_engine(tiny_bundle, song, [out], 1.5)
+    status = engine.status()
+    stop_all(engine, runners, source)
+    assert status["fps"] > 10 and status["frames"] > 10
+    assert status["latency_ms_median"] is not None and status["latency_ms_median"] >= 0
+    assert status["outputs"]["collect"]["sent"] > 0
+    assert status["input_connected"] is True
