@@ -501,7 +501,9 @@ def output_status() -> dict[str, str | None]:
     status: dict[str, str | None] = {}
     for name in sorted(set(OUTPUT_CLASSES) | set(OUTPUT_CHECKS)):
         if name not in OUTPUT_CLASSES:
-            status[name] = "not implemented yet"
+            # The platform or a missing module says more than "not implemented" does.
+            check = OUTPUT_CHECKS.get(name)
+            status[name] = (check() if check else None) or "not implemented yet"
             continue
         try:
             status[name] = output_class(name).available()

@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from synd.bridges.registry import output_status
+from synd.bridges.base import output_status
 from synd.checkpoint import CheckpointError, read_checkpoint
 from synd.paths import search_dirs
 from synd.presets import list_presets
@@ -35,20 +35,10 @@ def list_models() -> list[dict]:
 
 
 def audio_devices() -> dict:
-    """Input devices PortAudio sees, or why it cannot be asked."""
-    try:
-        import sounddevice as sd
-    except ImportError:
-        return {"error": "sounddevice is not installed (pip install 'synethesia[live]')"}
-    except OSError as e:  # PortAudio library missing
-        return {"error": f"PortAudio is not available ({e})"}
-    try:
-        devices = sd.query_devices()
-    except Exception as e:  # noqa: BLE001 - PortAudio reports many kinds of failure
-        return {"error": f"cannot list audio devices ({e})"}
-    return {"inputs": [{"index": i, "name": d["name"], "channels": d["max_input_channels"],
-                        "rate": d["default_samplerate"]}
-                       for i, d in enumerate(devices) if d["max_input_channels"] > 0]}
+    """Audio inputs synd can capture (PortAudio devices and PulseAudio/PipeWire sources)."""
+    from synd.capture import list_inputs
+
+    return {"inputs": list_inputs()}
 
 
 def gather_info() -> dict:
@@ -67,6 +57,12 @@ def gather_info() -> dict:
     }
 
 
+def _input_line(d: dict) -> str:
+    index = "" if d["index"] is None else f"[{d['index']}] "
+    default = ", default" if d.get("default") else ""
+    return f"{index}{d['name']} ({d['channels']} ch, {d['host_api']}{default})"
+
+
 def format_info(info: dict) -> str:
     """The human-readable version."""
     lines = [f"synd on {info['platform']}, torch {info['torch']} ({', '.join(info['devices'])})", "",
@@ -82,8 +78,8 @@ def format_info(info: dict) -> str:
     if "error" in audio:
         lines.append(f"  {audio['error']}")
     else:
-        lines += [f"  [{d['index']}] {d['name']} ({d['channels']} ch)" for d in audio["inputs"]] \
-            or ["  (none found)"]
+        lines += [f"  {_input_line(d)}" for d in audio["inputs"]] or \
+            ["  (none found: start PulseAudio/PipeWire, plug in a device, or use --input FILE)"]
     lines += ["", "outputs:"]
     lines += [f"  {name:<11} {status}" for name, status in info["outputs"].items()]
     return "\n".join(lines)
