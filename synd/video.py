@@ -89,12 +89,28 @@ class FrameScaler:
             raise ValueError(f"frame must be (height, width, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
         extra = {"dst_colorspace": Colorspace.ITU709, "dst_color_range": ColorRange.MPEG} if self._yuv else {}
+        # One swscale thread: scaling a small frame takes ~2 ms, and extra threads would
+        # only fight the generator's threads for the cores.
         return self._reformatter.reformat(vf, width=self.width, height=self.height,
-                                          format=self.pix_fmt, interpolation="BICUBIC", **extra)
+                                          format=self.pix_fmt, interpolation="BICUBIC",
+                                          threads=1, **extra)
 
     def array(self, rgb: np.ndarray) -> np.ndarray:
-        """Like :meth:`frame`, as a numpy array (packed formats such as rgb24 or bgra)."""
-        return self.frame(rgb).to_ndarray()
+        """Like :meth:`frame`, as a (height, width, channels) array for packed formats such
+        as rgb24 or bgra.
+
+        The array is a view of the frame's own memory, not a copy: copying a 1080p frame
+        holds Python's lock for milliseconds, which stalls the engine thread.
+        """
+        vf = self.frame(rgb)
+        plane = vf.planes[0]
+        channels = len(vf.format.components)
+        data = np.frombuffer(plane, np.uint8)
+        packed = not vf.format.is_planar and plane.line_size >= self.width * channels
+        if packed and data.size == plane.line_size * self.height:
+            rows = data.reshape(self.height, plane.line_size)
+            return rows[:, : self.width * channels].reshape(self.height, self.width, channels)
+        return vf.to_ndarray()
 
 
 class VideoError(Exception):
