@@ -69,6 +69,7 @@ CHECK_S = 0.1  # supervisor poll period
 STALL_S = 1.0  # no callback for this long after data flowed: the stream is dead
 FIRST_DATA_S = 5.0  # grace for the first block of a fresh stream (see module docstring)
 RETRY_S = 1.0  # reopen attempts while disconnected
+OUT_AHEAD_S = 0.2  # how far file playback may run ahead of the wall clock
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff",
                     ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
@@ -103,7 +104,7 @@ class AudioRing:
 
     `rate` is the rate of written frames; `out_rate` (default `rate`) the rate of what
     `read_new` returns. When they differ, a streaming polyphase resampler (same filter as
-    ``scipy.signal.resample_poly``, causal: ~0.2-0.5 ms of delay) keeps its state between
+    ``scipy.signal.resample_poly``, causal: ~0.4 ms of delay) keeps its state between
     reads. `max_samples` and `delay_samples` of `read_new` count `out_rate` samples;
     `skipped` and `overruns` count written (`rate`) frames.
     """
@@ -660,20 +661,18 @@ class DeviceInput(LiveInput):
     # -- the audio callback (PortAudio's thread: no allocation, no logging, no locks) --
 
     def _make_callback(self, gen: int):
-        ring, rate, sd = self.ring, float(self.ring.rate), self._sd
+        ring, sd = self.ring, self._sd
 
         def callback(indata, frames, time_info, status) -> None:
             if gen != self._gen:
                 raise sd.CallbackAbort  # a stream we gave up on
             if status.input_overflow:
                 self.overflows += 1
+            # The block's arrival time stands for the capture time of its newest frame
+            # (true capture is earlier by the input latency, ~10-40 ms): the ADC times
+            # PortAudio reports through ALSA -> PulseAudio were 0.2-0.6 s off here.
             now = time.monotonic()
-            # Capture time of the first frame, converted from PortAudio's clock.
-            lag = time_info.currentTime - time_info.inputBufferAdcTime
-            if not 0.0 <= lag < 1.0:
-                lag = frames / rate
-            newest = now - lag + (frames - 1) / rate
-            ring.write(indata, newest if newest < now else now)
+            ring.write(indata, now)
             self._last_cb = now
 
         return callback
@@ -684,6 +683,7 @@ class DeviceInput(LiveInput):
         """Open and start a stream on `target` (supervisor or start(); raises)."""
         sd = self._sd
         self._gen += 1
+        self._opened_at = time.monotonic()  # before any callback can run
         with _PA_LOCK, _pulse_source(target.pulse_source):
             stream = sd.InputStream(device=target.device, samplerate=self.ring.rate,
                                     channels=min(self.ring.channels, max(1, target.channels)),
@@ -696,7 +696,6 @@ class DeviceInput(LiveInput):
             except BaseException:
                 _close_stream(stream, 1.0)
                 raise
-        self._opened_at = time.monotonic()
         self._stream = stream
         self._target = target
         self.description = target.description
@@ -822,6 +821,7 @@ class FileInput(LiveInput):
         self.playing = False  # True while sounding through an output device
         self._fed = 0  # absolute index (counting loops) of the next sample to feed
         self._out_pos = 0  # absolute index of the next sample to play
+        self._out_t0: float | None = None  # time of the first output callback
         self._latency = 0.0
         self._stream: Any = None
         self._thread: threading.Thread | None = None
@@ -859,34 +859,44 @@ class FileInput(LiveInput):
     def _out_callback(self, outdata, frames, time_info, status) -> None:
         # Fill the output with the song (zeros after the end), then feed the ring up to
         # the sample being heard now: the first one of this block plays `lat` from now.
+        now = time.monotonic()
+        if self._out_t0 is None:
+            self._out_t0 = now
         song, n = self.samples, len(self.samples)
         a0 = self._out_pos
+        # Should PortAudio call back far faster than real time (it did here with small
+        # blocks, discarding the audio), the song never runs ahead of the wall clock by
+        # more than OUT_AHEAD_S: silence fills in.
+        allowed = int((now - self._out_t0 + OUT_AHEAD_S) * self.sample_rate) - a0
+        take = max(0, min(frames, allowed))
         k = 0
-        while k < frames:
+        while k < take:
             i = (a0 + k) % n if self.loop else a0 + k
             if i >= n:
-                outdata[k:] = 0
                 break
-            m = min(frames - k, n - i)
+            m = min(take - k, n - i)
             outdata[k:k + m] = song[i:i + m, None]
             k += m
-        self._out_pos = a0 + frames
+        outdata[k:] = 0
+        self._out_pos = a0 + (take if self.loop or a0 < n else frames)
         lat = time_info.outputBufferDacTime - time_info.currentTime
         if not 0.0 <= lat < 1.0:
             lat = self._latency
         heard = a0 - int(lat * self.sample_rate)
         if heard > self._fed:
-            self._feed_until(heard, time.monotonic())
+            self._feed_until(heard, now)
 
     def _open_output(self) -> bool:
         try:
             sd = _sounddevice()
             refresh_devices()
             with _PA_LOCK:
-                # High latency: no audible glitches; the ring feed compensates for it.
+                # Variable blocks and 100 ms of buffer: with 256-frame blocks PortAudio's
+                # ALSA -> PulseAudio output fell into storms of underflowing callbacks
+                # (swallowing up to 30 s of audio in 1.5 s); these settings never did.
                 stream = sd.OutputStream(samplerate=self.sample_rate, channels=1,
-                                         dtype="float32", blocksize=self.block,
-                                         latency="high", callback=self._out_callback)
+                                         dtype="float32", blocksize=0, latency=0.1,
+                                         callback=self._out_callback)
                 _OPEN_STREAMS.add(stream)
                 self._latency = float(stream.latency)
                 stream.start()
