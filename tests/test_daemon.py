@@ -157,3 +157,18 @@ def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording
     assert "no audio device" in err and "demo" in err and "no preview" in err
     recordings = list((tmp_path / "data" / "synd" / "recordings").glob("synd-*.mp4"))
     assert len(recordings) == 1 and read_video_info(recordings[0])["n_frames"] > 30
+
+
+def test_the_preview_window_runs_on_the_main_thread_and_sigterm_closes_it(tmp_path):
+    pytest.importorskip("PyQt6")
+    song = tmp_path / "song.wav"
+    write_wav(song, beats(2.0), RATE)
+    proc = start_daemon("--input", str(song), "--loop", "--output",
+                        f"preview@320x180,record:{tmp_path / 'r.mp4'}", "--size", "160x96",
+                        "-o", "status_every=1", env={"QT_QPA_PLATFORM": "offscreen"})
+    time.sleep(6)
+    code, err, took = stop_daemon(proc)
+    assert code == 0, err
+    assert "preview 320x180" in err and "record 160x96" in err
+    assert "Traceback" not in err and took < 5
+    assert read_video_info(tmp_path / "r.mp4")["n_frames"] > 30
