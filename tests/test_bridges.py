@@ -632,6 +632,9 @@ PREVIEW_SCRIPT = textwrap.dedent("""
     from synd.bridges.base import Frame, OutputRunner, create_output
 
     scenario = sys.argv[1]
+    # Ctrl-C raises KeyboardInterrupt even where the test runner was started with SIGINT
+    # ignored (a background job), as `synd` itself arranges.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app = QApplication(["test"])
     quits = []
     out = create_output("preview", {"size": (320, 180)}, engine_fps=30)
