@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="synd: %(message)s")
     from synd.audio import AudioError
+    from synd.capture import CaptureError
     from synd.checkpoint import CheckpointError
     from synd.presets import PresetError
     from synd.train import TrainError
@@ -271,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         _stop_on_signals()
     try:
         return handlers[args.command](args) or 0
-    except (AudioError, CheckpointError, PresetError, TrainError, VideoError, ValueError) as e:
+    except (AudioError, CaptureError, CheckpointError, PresetError, TrainError, VideoError,
+            ValueError) as e:
         print(f"synd: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a disk or permission problem: one line, no traceback

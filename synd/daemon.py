@@ -92,15 +92,18 @@ class Daemon:
         self.stopping = threading.Event()
         self._cpu = CpuMeter()
         size = parse_size(run.size)
-        # --size is the size of every output that does not name its own (NAME@WxH).
-        spec = auto_outputs() if run.output == "auto" else run.output
-        specs = [(name, {"size": size} | options) for name, options in parse_outputs(spec)]
-        self.outputs = [OutputRunner(create_output(name, options, run.fps))
-                        for name, options in specs]
+        # A bad --output fails before anything loads; "auto" is resolved once the input
+        # is known to work, so a bad --input leaves no recording folder behind.
+        parsed = None if run.output == "auto" else parse_outputs(run.output)
         bundle, look = resolve_look(preset or config.preset, model)
         bundle = bundle.to(pick_device(device or config.device))
         bundle.generator.eval()
         self.source = open_source(config, bundle.features.sample_rate)
+        if parsed is None:
+            parsed = parse_outputs(auto_outputs())
+        # --size is the size of every output that does not name its own (NAME@WxH).
+        self.outputs = [OutputRunner(create_output(name, {"size": size} | options, run.fps))
+                        for name, options in parsed]
         self.engine = Engine(bundle, look, self.source, self.outputs,
                              EngineOptions(fps=run.fps, size=size, detail=run.detail,
                                            delay_ms=run.delay_ms),

@@ -172,3 +172,14 @@ def test_the_preview_window_runs_on_the_main_thread_and_sigterm_closes_it(tmp_pa
     assert "preview 320x180" in err and "record 160x96" in err
     assert "Traceback" not in err and took < 5
     assert read_video_info(tmp_path / "r.mp4")["n_frames"] > 30
+
+
+def test_bad_input_or_output_is_one_line_and_nothing_starts(tmp_path):
+    for args, words in ((["--input", "nosuchdevice", "--output", f"record:{tmp_path / 'x.mp4'}"],
+                         "nosuchdevice"),
+                        (["--output", "bogus"], "unknown output 'bogus'"),
+                        (["--input", str(tmp_path / "missing.flac")], "missing.flac")):
+        proc = subprocess.run([*SYND, "run", *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and words in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
