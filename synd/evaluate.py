@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from synd.bundle import ModelBundle
-from synd.frameloop import hue_rotation, to_rgb_uint8
+from synd.frameloop import to_rgb_uint8
+from synd.listen import decode_pictures
 from synd.metrics import r2_score
 from synd.presets import Look
-from synd.quality import colorfulness, frame_change, probe_r2, sync, sync_lags, thumbnails
+from synd.quality import colorfulness, flicker, frame_change, probe_r2, sync, sync_lags, thumbnails
 from synd.render import GENERATION_SHORT_SIDE, generation_size, render_loop, song_features
 
 log = logging.getLogger(__name__)
@@ -71,62 +71,52 @@ class TrackEval:
     sample_times: list[float] = field(default_factory=list)
 
 
-class _Decoder:
-    """Reads features back from 8-bit frames in batches (undoing a hue turn first)."""
-
-    def __init__(self, bundle: ModelBundle, hue: float):
-        self.bundle = bundle
-        self.unturn = hue_rotation(-hue) if hue else None
-        self.device = next(bundle.decoder.parameters()).device
-
-    @torch.inference_mode()
-    def __call__(self, frames: list[np.ndarray]) -> np.ndarray:
-        x = torch.from_numpy(np.stack(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        if self.unturn is not None:
-            x = torch.einsum("ij,bjhw->bihw", self.unturn.to(self.device), x).clamp(0, 1)
-        return self.bundle.decoder.read(x, self.bundle.decoder_tile).cpu().numpy()
-
-
 def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple[int, int],
                    name: str = "", seed: int = 0, detail: int = GENERATION_SHORT_SIDE,
                    fps: float = 30.0, progress=None) -> TrackEval:
     """Run one track's raw features (n, F) through the frame loop and measure every frame."""
     loop = render_loop(bundle, look, size, seed, detail)
-    decode = _Decoder(bundle, look.hue)
     n = len(raw)
     sample_at = set(np.linspace(n * 0.1, n - 1, SHEET_FRAMES).astype(int).tolist()) if n else set()
-    given, decoded, thumbs, change, colour = [], [], [], [], []
+    given, thumbs, change, colour = [], [], [], []
     samples, sample_times = [], []
     batch: list[np.ndarray] = []
-    previous = None
 
-    def flush() -> None:
-        decoded.append(decode(batch))
+    previous: list[np.ndarray] = []  # the last frame of the batch before
+
+    def measure() -> None:
+        """Thumbnails, colourfulness and frame change (quality.frame_change) of a batch."""
         stack = np.stack(batch)
         thumbs.append(thumbnails(stack))
         colour.append(colorfulness(stack))
+        if previous:
+            change.append(frame_change(np.concatenate([previous[-1][None], stack]))[1:])
+        else:
+            change.append(frame_change(stack))  # change[0] = 0: no frame before the first
+        previous[:] = [stack[-1]]
         batch.clear()
 
-    for i, row in enumerate(raw):
-        rgb = to_rgb_uint8(loop.step(row))
-        given.append(loop.given.cpu().numpy())
-        # change[t] = mean |frame t - frame t-1| (0-1 scale), as quality.frame_change
-        change.append(0.0 if previous is None else float(frame_change(np.stack([previous, rgb]))[1]))
-        previous = rgb
-        batch.append(rgb)
-        if i in sample_at:
-            samples.append(rgb)
-            sample_times.append(i / fps)
-        if len(batch) == _BATCH:
-            flush()
-        if progress is not None:
-            progress.update()
-    if batch:
-        flush()
+    def frames():
+        """The rendered frames, measured on the way to the decoder."""
+        for i, row in enumerate(raw):
+            rgb = to_rgb_uint8(loop.step(row))
+            given.append(loop.given.cpu().numpy())
+            batch.append(rgb)
+            if i in sample_at:
+                samples.append(rgb)
+                sample_times.append(i / fps)
+            if len(batch) == _BATCH or i == n - 1:
+                measure()
+            if progress is not None:
+                progress.update()
+            yield rgb
+
+    decoded = bundle.stats.normalize(decode_pictures(bundle, frames(), bfloat16=False,
+                                                     detail=detail, hue=look.hue))
     onset = raw[:, bundle.features.names.index("onset")] if n else np.zeros(0)
-    return TrackEval(name=name, given=np.asarray(given), decoded=np.concatenate(decoded),
+    return TrackEval(name=name, given=np.asarray(given), decoded=decoded,
                      normalised=bundle.stats.normalize(raw), thumbs=np.concatenate(thumbs),
-                     onset=np.asarray(onset, np.float64), change=np.asarray(change),
+                     onset=np.asarray(onset, np.float64), change=np.concatenate(change),
                      colour=np.concatenate(colour), samples=samples, sample_times=sample_times)
 
 
@@ -140,14 +130,8 @@ def silence_flicker(bundle: ModelBundle, look: Look, size: tuple[int, int], fps:
     raw = FeatureExtractor(cfg).offline(silence)
     loop = render_loop(bundle, look, size, seed, detail)
     settle = int(round(SETTLE_SECONDS * fps))
-    total, count, previous = 0.0, 0, None
-    for i, row in enumerate(raw):
-        rgb = to_rgb_uint8(loop.step(row))
-        if i >= settle and previous is not None:
-            total += float(np.abs(rgb.astype(np.int16) - previous).mean()) / 255.0
-            count += 1
-        previous = rgb.astype(np.int16)
-    return total / max(count, 1)
+    frames = [to_rgb_uint8(loop.step(row)) for row in raw]
+    return flicker(frames[settle:])
 
 
 def summarize(tracks: list[TrackEval], flicker_silence: float, fps: float) -> dict:

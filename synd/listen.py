@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from synd.audio import write_wav
 from synd.bundle import ModelBundle
 from synd.features import FeatureConfig, linear_bands, mel_filterbank
+from synd.frameloop import hue_rotation
 from synd.render import GENERATION_SHORT_SIDE, generation_size
 from synd.video import read_frames, read_video_info
 
@@ -214,12 +215,15 @@ def _fast_bfloat16(device: torch.device) -> bool:
 
 def decode_pictures(bundle: ModelBundle, frames: Iterable[np.ndarray], progress: bool = False,
                     total: int | None = None, bfloat16: bool | None = None,
-                    detail: int = GENERATION_SHORT_SIDE) -> np.ndarray:
+                    detail: int = GENERATION_SHORT_SIDE, hue: float = 0.0) -> np.ndarray:
     """Raw (un-normalised) sound features read from RGB frames: (n, F) float32.
 
-    Each frame is area-downscaled to `generation_size` of its size with short side
-    `detail` (the scale the pictures were painted at, as in `synd render --detail`), read by the decoder in `bundle.decoder_tile`
-    tiles, and mapped back to feature units with `bundle.stats`. `bfloat16` runs the
+    Frames are consumed lazily, one batch at a time. Each frame is area-downscaled to
+    `generation_size` of its size with short side `detail` (the scale the pictures were
+    painted at, as in `synd render --detail`), turned back by `hue` (the look's hue
+    turn, so the decoder sees the colours it learned), read by the decoder in
+    `bundle.decoder_tile` tiles, and mapped back to feature units with `bundle.stats`.
+    `bfloat16` runs the
     decoder in bfloat16 (None: where the CPU does it natively); its readings differ
     from float32 by about 1e-3 standard deviations, far below the decoder's own error.
     `progress` shows a progress bar (`total` frames, if known).
@@ -236,11 +240,15 @@ def decode_pictures(bundle: ModelBundle, frames: Iterable[np.ndarray], progress:
     tile = bundle.decoder_tile
     mean = torch.as_tensor(bundle.stats.mean, device=device)
     std = torch.as_tensor(bundle.stats.std, device=device)
+    unturn = hue_rotation(-hue).to(device) if hue else None
     out: list[np.ndarray] = []
     bar = tqdm(total=total, unit="frame", desc="listen", disable=not progress, dynamic_ncols=True)
     with bar, torch.inference_mode():
         for batch in _batches(frames, _BATCH, detail):
-            x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).to(dtype) / 255.0
+            x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
+            if unturn is not None:
+                x = torch.einsum("ij,bjhw->bihw", unturn, x).clamp(0, 1)
+            x = x.to(dtype)
             reading = decoder.read(x, tile).float()
             out.append((reading * std + mean).cpu().numpy())
             bar.update(len(batch))
