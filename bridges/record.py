@@ -19,9 +19,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
+from synd.audio import StreamResampler
 from synd.bridges.base import Frame, Output
 from synd.video import CODECS, VideoWriter, codec_available
 
@@ -58,8 +58,7 @@ class RecordOutput(Output):
         self._broken = False
         self._seq0: int | None = None
         self._last_pts = -1
-        self._resampler: Any = None
-        self._resample_from = 0
+        self._resampler: StreamResampler | None = None
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -106,27 +105,13 @@ class RecordOutput(Output):
             self._broken = True
             raise
 
-    def _resample(self, audio: np.ndarray, rate: int, flush: bool = False) -> np.ndarray:
-        """Streaming resampling to 48 kHz (FFmpeg's swresample keeps state across calls)."""
-        if rate == self.AUDIO_RATE and self._resampler is None:
+    def _resample(self, audio: np.ndarray, rate: int) -> np.ndarray:
+        """The engine's audio at the file's 48 kHz (a streaming filter, state kept)."""
+        if rate == self.AUDIO_RATE:
             return audio
-        pieces: list[np.ndarray] = []
-        if self._resampler is not None and (flush or rate != self._resample_from):
-            pieces += [f.to_ndarray()[0] for f in self._resampler.resample(None)]
-            self._resampler = None
-        if not flush and audio.size and rate != self.AUDIO_RATE:
-            if self._resampler is None:
-                self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.AUDIO_RATE)
-                self._resample_from = rate
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[None, :]), format="flt",
-                                            layout="mono")
-            af.sample_rate = rate
-            pieces += [f.to_ndarray()[0] for f in self._resampler.resample(af)]
-        elif not flush:
-            pieces.append(audio)
-        if not pieces:
-            return np.zeros(0, np.float32)
-        return np.concatenate(pieces).astype(np.float32, copy=False)
+        if self._resampler is None or self._resampler.rate != rate:
+            self._resampler = StreamResampler(rate, self.AUDIO_RATE)
+        return self._resampler(audio)
 
     def close(self) -> None:
         """Finish the file and move it into place (nothing written: no file, an error)."""
@@ -136,13 +121,6 @@ class RecordOutput(Output):
         if self._broken:
             writer.abort()
             return
-        try:
-            tail = self._resample(np.zeros(0, np.float32), self.AUDIO_RATE, flush=True)
-            if tail.size:
-                writer.write_audio(tail)
-        except BaseException:
-            writer.abort()
-            raise
         writer.close()  # raises VideoError when no frame was written
 
 

@@ -16,10 +16,11 @@ import math
 import os
 import wave
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly, upfirdn
 
 import av
 
@@ -323,6 +324,49 @@ def load_audio(
         where = f" after {start:g} s" if start > 0 else ""
         raise AudioError(path, f"no audio samples{where}")
     return np.ascontiguousarray(out.T if stereo else out[0], dtype=np.float32)
+
+
+class StreamResampler:
+    """Polyphase resampling of a stream given in pieces of any size.
+
+    Computes the causal form of ``scipy.signal.resample_poly`` (same Kaiser-windowed FIR)
+    on the stream as a whole: output m is ``sum_k h[k] * x_up[m * down - k]``, emitted as
+    soon as every input it needs has arrived. The buffered input always starts at an
+    absolute index that is a multiple of `down`, so that each call's ``upfirdn`` output
+    lies on the grid of the whole stream. Causal, so nothing is held back at the end
+    (about 10 input samples of filter delay).
+    """
+
+    def __init__(self, src: int, dst: int) -> None:
+        self.rate = src
+        r = Fraction(dst, src)
+        self.up, self.down = r.numerator, r.denominator
+        half = _RESAMPLE_HALF_TAPS * max(self.up, self.down)
+        self.h = firwin(2 * half + 1, 1.0 / max(self.up, self.down),
+                        window=("kaiser", 5.0)) * self.up
+        self._x = np.zeros(0, np.float64)
+        self._s = 0  # absolute index of _x[0]
+        self._n = 0  # inputs received
+        self._m = 0  # outputs emitted
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Resample the next piece of the stream; returns the outputs it completes."""
+        up, down = self.up, self.down
+        self._x = np.concatenate([self._x, np.asarray(x, np.float64)])
+        self._n += len(x)
+        m_end = -(-self._n * up // down)  # outputs with m * down < n * up
+        if m_end <= self._m:
+            return np.zeros(0, np.float32)
+        y = upfirdn(self.h, self._x, up, down)
+        q0 = self._m - self._s * up // down
+        out = y[q0:q0 + m_end - self._m].astype(np.float32)
+        self._m = m_end
+        need = max(0, (self._m * down - len(self.h) + 1) // up)  # oldest input still needed
+        new_s = need // down * down
+        if new_s > self._s:
+            self._x = self._x[new_s - self._s:]
+            self._s = new_s
+        return out
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:

@@ -44,11 +44,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from synd.audio import StreamResampler
 
 __all__ = [
     "CaptureError",
@@ -123,7 +124,7 @@ class AudioRing:
         self._read = 0  # absolute index of the next frame to read
         self.skipped = 0
         self.overruns = 0
-        self._resampler = (_StreamResampler(self.rate, self.out_rate)
+        self._resampler = (StreamResampler(self.rate, self.out_rate)
                            if self.out_rate != self.rate else None)
 
     @property
@@ -202,50 +203,6 @@ class AudioRing:
         if a < b:
             return self._buf[a:b].copy()
         return np.concatenate([self._buf[a:], self._buf[:b]])
-
-
-class _StreamResampler:
-    """Polyphase resampling of a stream given in pieces of any size.
-
-    Computes the causal form of ``scipy.signal.resample_poly`` (same Kaiser-windowed FIR)
-    on the stream as a whole: output m is ``sum_k h[k] * x_up[m * down - k]``, emitted as
-    soon as every input it needs has arrived. The buffered input always starts at an
-    absolute index that is a multiple of `down`, so that each call's ``upfirdn`` output
-    lies on the grid of the whole stream.
-    """
-
-    def __init__(self, src: int, dst: int) -> None:
-        from scipy.signal import firwin
-
-        r = Fraction(dst, src)
-        self.up, self.down = r.numerator, r.denominator
-        half = 10 * max(self.up, self.down)
-        self.h = firwin(2 * half + 1, 1.0 / max(self.up, self.down),
-                        window=("kaiser", 5.0)) * self.up
-        self._x = np.zeros(0, np.float64)
-        self._s = 0  # absolute index of _x[0]
-        self._n = 0  # inputs received
-        self._m = 0  # outputs emitted
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import upfirdn
-
-        up, down = self.up, self.down
-        self._x = np.concatenate([self._x, np.asarray(x, np.float64)])
-        self._n += len(x)
-        m_end = -(-self._n * up // down)  # outputs with m * down < n * up
-        if m_end <= self._m:
-            return np.zeros(0, np.float32)
-        y = upfirdn(self.h, self._x, up, down)
-        q0 = self._m - self._s * up // down
-        out = y[q0:q0 + m_end - self._m].astype(np.float32)
-        self._m = m_end
-        need = max(0, (self._m * down - len(self.h) + 1) // up)  # oldest input still needed
-        new_s = need // down * down
-        if new_s > self._s:
-            self._x = self._x[new_s - self._s:]
-            self._s = new_s
-        return out
 
 
 # ------------------------------------------------------------------------------------------
