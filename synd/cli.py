@@ -75,6 +75,12 @@ def _add_look_args(p: argparse.ArgumentParser, settings: bool = True) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default from config: auto)")
 
 
+def _add_detail(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
+                   help=f"{what} (default {DETAIL}; 256, the models' native scale, is finer "
+                        "and slower)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synd", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -143,9 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_non_negative, default=0.0, help="start at this second of the song")
     p.add_argument("--duration", type=_positive(float), help="render only this many seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting picture (default 0)")
-    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
-                   help=f"short side at which the pictures are painted before upscaling "
-                        f"(default {DETAIL}; 256 is the models' native scale, finer and slower)")
+    _add_detail(p, "short side at which the pictures are painted before upscaling")
 
     p = sub.add_parser("eval", help="measure how well the pictures see the sound",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -168,8 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output size WxH whose frames are measured (default 1280x720)")
     p.add_argument("--fps", type=_positive(float), default=30.0, help="frames per second (default 30)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
-                   help=f"short side at which the pictures are painted (default {DETAIL})")
+    _add_detail(p, "short side at which the pictures are painted")
 
     p = sub.add_parser("listen", help="hear the sound the pictures carry (video or images -> WAV)",
                        description="Read the sound features back from a video's frames (or a "
@@ -184,8 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=_positive(float),
                    help="frame rate of an image folder, or to override a video's (default: the "
                         "video's own; 30 for images)")
-    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
-                   help=f"the --detail the video was rendered with (default {DETAIL})")
+    _add_detail(p, "the --detail the video was rendered with")
 
     p = sub.add_parser("bench", help="measure speed on this machine (x real time, live fps)",
                        description="render: time the render pipeline on a synthesized song "
@@ -202,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive(float), default=20.0, help="song length (default 20)")
     p.add_argument("--fps", type=_positive(float), default=30.0)
     p.add_argument("--speed", default="superfast", help="x264 speed preset (default superfast)")
-    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS")
+    _add_detail(p, "short side at which the pictures are painted")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the numbers as JSON")
 
     p = sub.add_parser("run", help="the live daemon: audio in, visuals out to VJ software",

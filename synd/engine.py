@@ -218,7 +218,7 @@ class Engine:
             latency = list(self._latency)
             frames, dropped = self.frames, self.dropped
         fps = (len(ticks) - 1) / (ticks[-1] - ticks[0]) if len(ticks) > 1 and ticks[-1] > ticks[0] else 0.0
-        source = self.source.status() if hasattr(self.source, "status") else {}
+        source = self.source.status()
         return {
             "model": self.model_name,
             "fps": round(fps, 1),
@@ -226,9 +226,8 @@ class Engine:
             "frames": frames,
             "dropped_frames": dropped,
             "latency_ms_median": round(statistics.median(latency) * 1000, 1) if latency else None,
-            "input": getattr(self.source, "description", ""),
-            "input_connected": source.get("connected", True),
-            "audio_overflows": int(source.get("overflows", 0)) + int(source.get("overruns", 0)),
-            "outputs": {getattr(o, "name", str(i)): (o.stats() if hasattr(o, "stats") else {})
-                        for i, o in enumerate(self.outputs)},
+            "input": self.source.description,
+            "input_connected": source["connected"],
+            "audio_overflows": source["overflows"] + source["overruns"],
+            "outputs": {o.name: o.stats() for o in self.outputs},
         }
