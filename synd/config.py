@@ -52,6 +52,17 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720), with a one-line error (16 to 8192 pixels a side)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 1280x720, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise ValueError(f"size {text} is out of range (16 to 8192 pixels a side)")
+    return w, h
+
+
 def config_path() -> Path:
     return config_dir() / "config.toml"
 

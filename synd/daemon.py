@@ -15,23 +15,12 @@ import threading
 import time
 from pathlib import Path
 
-from synd.config import Config
+from synd.config import Config, parse_size
 from synd.engine import Engine, EngineOptions
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 2.0
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1280x720' -> (1280, 720), with a one-line error."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 1280x720, got {text!r}") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise ValueError(f"size {text} is out of range (16 to 8192 pixels a side)")
-    return w, h
 
 
 def demo_song() -> Path:
