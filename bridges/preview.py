@@ -276,7 +276,7 @@ def _window_class() -> Any:
             self.update()
 
         def _convert(self) -> None:
-            """Scale the frame to fit the window (device pixels) in one swscale pass."""
+            """Scale the frame to fit the window (device pixels) in one pass."""
             rgb = self._rgb
             if rgb is None:
                 return
@@ -287,7 +287,7 @@ def _window_class() -> Any:
             tw, th = max(1, round(w * scale)), max(1, round(h * scale))
             if self._scaler is None or (self._scaler.width, self._scaler.height) != (tw, th):
                 self._scaler = FrameScaler(tw, th, _PIX_FMT)
-            pixels = self._scaler.array(rgb)  # a view of FFmpeg's frame, rows maybe padded
+            pixels = self._scaler.array(rgb)  # rows may be padded: use its strides
             image = QImage(sip.voidptr(pixels.ctypes.data), tw, th, pixels.strides[0],
                            QImage.Format.Format_RGB32)
             image.setDevicePixelRatio(dpr)

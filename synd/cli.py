@@ -438,7 +438,7 @@ def cmd_bench(args) -> int:
     from synd.bench import bench_render, format_render, machine
     from synd.files import write_json
 
-    from synd.bench import bench_live, format_live
+    from synd.bench import bench_live, format_live, live_cases
 
     bundle, look = _model_and_look(args)
     parts = args.parts or ["render", "live"]
@@ -449,8 +449,9 @@ def cmd_bench(args) -> int:
                                         args.speed, args.detail)
         print(format_render(result["render"], args.fps))
     if "live" in parts:
-        print(f"live benchmark: {bundle.name}, 10 s; {machine()}")
-        result["live"] = bench_live(bundle, look)
+        print(f"live benchmark: {bundle.name}, 10 s a run, audio file played in real time; "
+              f"CPU percent of one core; {machine()}")
+        result["live"] = [bench_live(bundle, look, **case) for case in live_cases(args.detail)]
         print(format_live(result["live"]))
     if args.json:
         write_json(result, args.json)

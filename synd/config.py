@@ -41,6 +41,7 @@ class RunConfig:
     play: bool = False       # with an audio file as input: also play it
     loop: bool = False       # with an audio file as input: start again at the end
     status_every: float = 10.0  # seconds between status log lines (0: never)
+    runtime: str = "auto"    # what paints: auto (ONNX Runtime on a CPU when installed), onnx, torch
 
 
 @dataclass(frozen=True)

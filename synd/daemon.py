@@ -95,7 +95,7 @@ class Daemon:
                         for name, options in parsed]
         self.engine = Engine(bundle, look, self.source, self.outputs,
                              EngineOptions(fps=run.fps, size=size, detail=run.detail,
-                                           delay_ms=run.delay_ms),
+                                           delay_ms=run.delay_ms, runtime=run.runtime),
                              model_name=model or preset or config.preset)
         for runner in self.outputs:
             if hasattr(runner.output, "on_quit"):
@@ -115,8 +115,8 @@ class Daemon:
     def run(self) -> int:
         """Start, block until stopped, shut down; returns the exit code."""
         log.info("input: %s", self.source.description)
-        log.info("model: %s, painted at %dx%d", self.engine.model_name, self.engine.loop.width,
-                 self.engine.loop.height)
+        log.info("model: %s, painted at %dx%d with %s", self.engine.model_name,
+                 self.engine.loop.width, self.engine.loop.height, self.engine.runtime)
         log.info("outputs: %s", ", ".join(
             f"{r.name} {r.output.size[0]}x{r.output.size[1]} at {r.output.fps:g} fps"
             for r in self.outputs) or "none")

@@ -29,6 +29,7 @@ from synd.bridges.base import Frame
 from synd.bundle import ModelBundle
 from synd.features import StreamingExtractor
 from synd.frameloop import FrameLoop, to_rgb_uint8
+from synd.onnxgen import live_painter, runtime_name
 from synd.presets import Look
 from synd.render import GENERATION_SHORT_SIDE, generation_size
 
@@ -47,6 +48,7 @@ class EngineOptions:
     detail: int = GENERATION_SHORT_SIDE
     delay_ms: float = 0.0
     seed: int = 0
+    runtime: str = "auto"  # what paints: "onnx" (ONNX Runtime, CPU), "torch", or "auto"
 
 
 class Engine:
@@ -71,12 +73,13 @@ class Engine:
         self.dropped = 0
         self.error: BaseException | None = None
         self.model_name = model_name or bundle.name
-        self._install(bundle, look)
+        self._install(bundle, look, self._painter(bundle))
 
     # -- model and look ------------------------------------------------------------------
 
-    def _install(self, bundle: ModelBundle, look: Look) -> None:
-        """Make `bundle` the painting model (engine thread, or before it starts)."""
+    def _install(self, bundle: ModelBundle, look: Look, paint) -> None:
+        """Make `bundle` the painting model, painted by `paint` (from `live_painter`), on
+        the engine thread or before it starts."""
         if self.source.sample_rate != bundle.features.sample_rate:
             raise ValueError(f"the input delivers {self.source.sample_rate} Hz, the model "
                              f"hears {bundle.features.sample_rate} Hz")
@@ -85,9 +88,15 @@ class Engine:
         self.extractor = StreamingExtractor(self.features)
         gw, gh = generation_size(*self.options.size, short=self.options.detail)
         self.loop = FrameLoop(bundle, gh, gw, look=look, seed=self.options.seed,
-                              device=next(bundle.generator.parameters()).device)
+                              device=next(bundle.generator.parameters()).device, paint=paint)
+        self.runtime = runtime_name(paint)
         self._last_row = np.array(bundle.stats.mean, dtype=np.float32)
         self._silence = np.zeros(round(self.features.sample_rate / self.options.fps), np.float32)
+
+    def _painter(self, bundle: ModelBundle):
+        """What paints `bundle`'s frames at this engine's size (see `live_painter`)."""
+        gw, gh = generation_size(*self.options.size, short=self.options.detail)
+        return live_painter(bundle.generator, gh, gw, self.options.runtime)
 
     @property
     def look(self) -> Look:
@@ -117,6 +126,7 @@ class Engine:
             try:
                 bundle, look = load()
                 bundle.generator.eval()
+                paint = self._painter(bundle)
             except Exception as exc:  # noqa: BLE001 - reported, the daemon goes on
                 log.error("cannot load model %s: %s", name, exc)
                 if done:
@@ -125,7 +135,7 @@ class Engine:
 
             def swap() -> None:
                 try:
-                    self._install(bundle, look)
+                    self._install(bundle, look, paint)
                 except ValueError as exc:
                     log.error("cannot use model %s: %s", name, exc)
                     if done:
@@ -221,6 +231,7 @@ class Engine:
         source = self.source.status()
         return {
             "model": self.model_name,
+            "runtime": self.runtime,
             "fps": round(fps, 1),
             "target_fps": self.options.fps,
             "frames": frames,

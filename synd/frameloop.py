@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from synd.bundle import ModelBundle
-from synd.model import make_coords
+from synd.model import FoldedGenerator
 from synd.presets import Look
 
 
@@ -51,7 +51,10 @@ class FrameLoop:
     """Turns a stream of raw feature vectors into a chain of frames with feedback."""
 
     def __init__(self, bundle: ModelBundle, height: int, width: int, look: Look | None = None,
-                 seed: int = 0, device: str | torch.device = "cpu"):
+                 seed: int = 0, device: str | torch.device = "cpu", paint=None):
+        """`paint(base, features) -> frame` paints the frames: by default the bundle's
+        generator folded for this frame size (`FoldedGenerator`, a snapshot of its weights
+        now); the live engine may pass a `synd.onnxgen.OnnxGenerator`."""
         self.bundle = bundle
         self.look = look or Look()
         self.device = torch.device(device)
@@ -61,10 +64,7 @@ class FrameLoop:
         # these few-channel layers; every frame after the first inherits the layout.
         nhwc = torch.channels_last
         self.pattern = smooth_pattern(1, height, width, g).to(self.device, memory_format=nhwc)
-        self.coords = make_coords(height, width, bundle.config.native_size).to(
-            self.device, memory_format=nhwc)
-        with torch.inference_mode():
-            self.position = bundle.generator.position_term(self.coords)
+        self.paint = paint or FoldedGenerator(bundle.generator, height, width).to(self.device).eval()
         self.previous = self.pattern.clone()
         self._smoothed: np.ndarray | None = None
         #: The normalised (and smoothed) features the last frame was painted from, (F,).
@@ -87,7 +87,7 @@ class FrameLoop:
         """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
         fb = float(self.look.feedback)
         base = fb * self.previous + (1.0 - fb) * self.pattern
-        frame = self.bundle.generator(base, self.condition(raw), self.coords, self.position)
+        frame = self.paint(base, self.condition(raw))
         self.previous = frame
         if self.look.hue:
             if self._hue[0] != self.look.hue:  # built once per hue value, not per frame

@@ -144,11 +144,15 @@ def test_look_changes_and_model_swaps_are_applied_between_frames(tiny_bundle, so
         engine.set_look(feedback=2.0)
 
 
-def test_status_reports_fps_latency_and_outputs(tiny_bundle, song):
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_status_reports_fps_latency_and_outputs(tiny_bundle, song, runtime):
+    if runtime == "onnx":
+        pytest.importorskip("onnxruntime")
     out = Collect()
-    engine, runners, source = run_engine(tiny_bundle, song, [out], 1.5)
+    engine, runners, source = run_engine(tiny_bundle, song, [out], 1.5, runtime=runtime)
     status = engine.status()
     stop_all(engine, runners, source)
+    assert status["runtime"] == {"onnx": "onnxruntime", "torch": "torch"}[runtime]
     assert status["fps"] > 10 and status["frames"] > 10
     assert status["latency_ms_median"] is not None and status["latency_ms_median"] >= 0
     assert status["outputs"]["collect"]["sent"] > 0

@@ -108,3 +108,48 @@ def test_decoder_reads_large_frames_by_tiles(cfg):
     assert torch.allclose(d.read(mosaic, 32), d(tile), atol=1e-5)
     small = torch.rand(2, 3, 40, 40)  # smaller than two tiles: read whole
     assert torch.allclose(d.read(small, 32), d(small))
+
+
+def _random_generator(cfg) -> Generator:
+    """A generator with every weight random, the sound modulation included (a fresh one
+    starts with almost no modulation, which would hide a mistake in the FiLM path)."""
+    torch.manual_seed(3)
+    g = Generator(cfg).eval()
+    with torch.no_grad():
+        for p in g.parameters():
+            p.normal_(0.0, 0.1)
+    return g
+
+
+def test_phase_weights_equal_a_convolution_after_bilinear_upsampling():
+    from synd.model import phase_weights, replicate_conv
+
+    torch.manual_seed(2)
+    low, weight = torch.randn(1, 5, 7, 9), torch.randn(4, 5, 3, 3)
+    up = torch.nn.functional.interpolate(low, size=(14, 18), mode="bilinear", align_corners=False)
+    direct = replicate_conv(up, weight)
+    phased = torch.nn.functional.pixel_shuffle(replicate_conv(low, phase_weights(weight)), 2)
+    assert phased.shape == direct.shape
+    assert torch.allclose(phased, direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(64, 96), (216, 384), (36, 60), (8, 8)])
+def test_folded_generator_paints_what_the_generator_paints(cfg, size):
+    """Exact 2x stages use the phase-split convolutions; (36, 60) has a stage of odd size
+    (the 1/8 frame is 5 rows for 9), which takes the plain upsampling path."""
+    from synd.model import FoldedGenerator
+
+    g = _random_generator(cfg).double()  # in float64 the two must agree to rounding
+    h, w = size
+    folded = FoldedGenerator(g, h, w).eval()
+    base, feats = torch.rand(1, 3, h, w, dtype=torch.float64), torch.randn(1, 10, dtype=torch.float64)
+    with torch.no_grad():
+        expected = g(base, feats, make_coords(h, w, cfg.native_size).double())
+        got = folded(base, feats)
+        nhwc = folded(base.to(memory_format=torch.channels_last), feats)
+        other_sound = folded(base, -feats)
+    assert (expected - got).abs().max() < 1e-9
+    assert (expected - nhwc).abs().max() < 1e-9
+    # The comparison can tell frames apart: not saturated, and the sound changes them.
+    assert ((expected > 0.05) & (expected < 0.95)).double().mean() > 0.5
+    assert (expected - other_sound).abs().max() > 0.01

@@ -186,6 +186,25 @@ def test_frame_scaler_gives_packed_arrays_of_the_asked_size() -> None:
     assert np.all(np.abs(bgra[..., 2].astype(int) - 200) <= 1) and np.all(bgra[..., 3] == 255)
 
 
+@pytest.mark.parametrize("pix_fmt, order", [("rgb24", (0, 1, 2)), ("bgr24", (2, 1, 0)),
+                                            ("rgba", (0, 1, 2)), ("bgra", (2, 1, 0))])
+def test_packed_arrays_have_the_right_channel_order_and_match_swscale(pix_fmt, order) -> None:
+    """The packed formats are made by OpenCV, the others by swscale: both must agree."""
+    from synd.video import FrameScaler
+
+    y, x = np.mgrid[0:27, 0:48]
+    rgb = np.stack([x * 5, y * 9, 255 - x * 5], axis=-1).astype(np.uint8)  # smooth ramps
+    scaler = FrameScaler(128, 72, pix_fmt)
+    packed = scaler.array(rgb)
+    assert packed.shape == (72, 128, 3 if pix_fmt.endswith("24") else 4)
+    if packed.shape[2] == 4:
+        assert np.all(packed[..., 3] == 255)
+    via_swscale = scaler.frame(rgb).to_ndarray(format="rgb24").astype(int)
+    as_rgb = packed[..., list(order)].astype(int)
+    assert np.abs(as_rgb - via_swscale).mean() < 2.0
+    assert np.abs(as_rgb[..., 0] - as_rgb[..., 2]).mean() > 50  # red and blue differ
+
+
 def test_bad_frames_are_rejected_and_writer_stays_usable(tmp_path: Path) -> None:
     with VideoWriter(tmp_path / "v.mp4", W, H, 30) as writer:
         with pytest.raises(ValueError, match="uint8"):
