@@ -131,6 +131,21 @@ class Output(ABC):
         self.size: tuple[int, int] = (int(w), int(h))
         self.fps = _positive_fps(fps)
         self.engine_fps = _positive_fps(engine_fps) if engine_fps is not None else self.fps
+        self._scalers: dict[str, Any] = {}
+
+    def pixels(self, frame: Frame, pix_fmt: str = "bgra") -> np.ndarray:
+        """The frame scaled to this output's size as a (height, width, channels) uint8
+        array in a packed ``pix_fmt`` ("bgra", "rgba", "rgb24" or "bgr24"; alpha 255).
+
+        The one conversion every sender uses (:class:`synd.video.FrameScaler`, one kept
+        per format). Each call returns a new array, so a sender may keep the previous
+        one alive while the library still reads it (NDI's asynchronous send does).
+        """
+        scaler = self._scalers.get(pix_fmt)
+        if scaler is None:
+            from synd.video import FrameScaler
+            scaler = self._scalers[pix_fmt] = FrameScaler(*self.size, pix_fmt)
+        return scaler.array(frame.rgb)
 
     @classmethod
     def available(cls) -> str | None:

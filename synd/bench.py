@@ -113,16 +113,15 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
     from synd.capture import FileInput
     from synd.corpus import demo_clip
     from synd.engine import Engine, EngineOptions
-    from synd.video import FrameScaler
 
     class ScaleOnly(Output):
         name = "bench"
 
         def open(self) -> None:
-            self.scaler = FrameScaler(*self.size, "bgra")
+            pass
 
         def send(self, frame: Frame) -> None:
-            self.scaler.array(frame.rgb)
+            self.pixels(frame, "bgra")
 
         def close(self) -> None:
             pass

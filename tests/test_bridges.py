@@ -241,6 +241,19 @@ def test_main_thread_outputs_run_here_until_stopped():
 # -- --output specs -------------------------------------------------------------------------------
 
 
+def test_pixels_scale_to_the_output_size_in_the_asked_layout():
+    rgb = np.zeros((36, 64, 3), np.uint8)
+    rgb[..., 0] = 250  # red
+    out = FakeOutput(size=(160, 90))
+    bgra = out.pixels(frame(0, rgb=rgb))
+    assert bgra.shape == (90, 160, 4) and bgra.dtype == np.uint8
+    assert np.all(bgra[..., 2] >= 248) and np.all(bgra[..., 0] <= 2) and np.all(bgra[..., 3] == 255)
+    rgba = out.pixels(frame(1, rgb=rgb), "rgba")
+    assert np.all(rgba[..., 0] >= 248) and rgba.shape == (90, 160, 4)
+    again = out.pixels(frame(2, rgb=rgb))
+    assert again is not bgra and not np.shares_memory(again, bgra)  # senders may hold the last
+
+
 def test_parse_outputs_valid_specs():
     assert parse_outputs("record:set.mp4") == [("record", {"path": "set.mp4"})]
     assert parse_outputs("record@1920x1080@29.97:out/set.mkv") == [
