@@ -485,6 +485,10 @@ def _stop_all_at_exit() -> None:
 OUTPUT_CLASSES: dict[str, str] = {
     "preview": "synd.bridges.preview:PreviewOutput",
     "record": "synd.bridges.record:RecordOutput",
+    "ndi": "synd.bridges.ndi:NdiOutput",
+    "syphon": "synd.bridges.syphon:SyphonOutput",
+    "spout": "synd.bridges.spout:SpoutOutput",
+    "virtualcam": "synd.bridges.virtualcam:VirtualCamOutput",
 }
 _loaded: dict[str, type[Output]] = {}
 

@@ -215,12 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "override them.",
                        epilog="inputs: system (what the computer plays), mic, a device name or "
                               "index (see synd info), or an audio file played in real time\n"
-                              "outputs: preview, record:FILE.mp4 (comma-separated; "
-                              "NAME@WxH@FPS sets an output's own size and rate)\n\n"
+                              "outputs (comma-separated; NAME@WxH@FPS sets an output's own size "
+                              "and rate):\n"
+                              "  preview            a window (f: fullscreen, Esc, q: quit)\n"
+                              "  ndi[:NAME]         an NDI source for Resolume, OBS, TouchDesigner\n"
+                              "  syphon[:NAME]      a Syphon server (macOS)\n"
+                              "  spout[:NAME]       a Spout sender (Windows)\n"
+                              "  virtualcam[:DEV]   a virtual webcam (v4l2loopback, OBS camera)\n"
+                              "  record:FILE.mp4    a video file with the captured audio\n\n"
                               "examples:\n"
-                              "  synd run                                 system audio -> preview window\n"
+                              "  synd run                                 system audio -> preview window and NDI\n"
                               "  synd run --input mic --output preview,record:set.mp4\n"
                               "  synd run --input song.flac --play --preset drift\n"
+                              "  synd run --output ndi@1920x1080@30,preview@640x360 --ndi-name Stage\n"
                               "  synd run -o fps=60 -o delay_ms=80")
     p.add_argument("--input", help="system, mic, a device name/index or an audio file "
                                    "(default: system audio when available, else the microphone)")
@@ -228,8 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with a file as input: also play it through the speakers")
     p.add_argument("--loop", action="store_true", default=None,
                    help="with a file as input: start again at the end")
-    p.add_argument("--output", help="outputs, e.g. preview,record:set.mp4 (default: auto = the "
-                                    "preview window, or a recording where there is no display)")
+    p.add_argument("--output", help="outputs, e.g. preview,ndi,record:set.mp4 (default: auto = "
+                                    "the preview window where there is a display, NDI where "
+                                    "installed; else a recording)")
+    p.add_argument("--ndi-name", dest="ndi_name",
+                   help="source name of the ndi, syphon and spout outputs (default synd)")
     p.add_argument("--fps", type=_positive(float), help="frames per second (default 30)")
     p.add_argument("--size", help="main output size WxH (default 1280x720)")
     p.add_argument("--delay-ms", type=_non_negative, dest="delay_ms",
@@ -394,7 +404,7 @@ def cmd_run(args) -> int:
 
     config = apply_overrides(load_config(args.config), args.overrides)
     flags = {k: getattr(args, k) for k in ("input", "play", "loop", "output", "fps", "size",
-                                             "delay_ms") if getattr(args, k) is not None}
+                                             "delay_ms", "ndi_name") if getattr(args, k) is not None}
     config = apply_overrides(config, [f"{k}={_toml(v)}" for k, v in flags.items()])
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
 

@@ -33,7 +33,7 @@ class RunConfig:
     """Settings of `synd run` (the `[run]` table)."""
 
     input: str = ""          # empty: system audio when available, else the microphone
-    output: str = "auto"     # auto: the preview window, or a recording where no display exists
+    output: str = "auto"     # auto: preview window (with a display) and NDI (when installed), else a recording
     fps: float = 30.0
     size: str = "1280x720"
     detail: int = 216        # short side the pictures are painted at (render's --detail)
@@ -42,6 +42,7 @@ class RunConfig:
     loop: bool = False       # with an audio file as input: start again at the end
     status_every: float = 10.0  # seconds between status log lines (0: never)
     runtime: str = "auto"    # what paints: auto (ONNX Runtime on a CPU when installed), onnx, torch
+    ndi_name: str = "synd"   # the source name of the ndi, syphon and spout outputs
 
 
 @dataclass(frozen=True)

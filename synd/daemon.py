@@ -52,19 +52,40 @@ def open_source(config: Config, rate: int):
         return open_input(str(song), rate=rate, play=False, loop=True)
 
 
+#: Outputs that publish under a source name (`--ndi-name`, the [run] ndi_name key).
+NAMED_OUTPUTS = ("ndi", "syphon", "spout")
+
+
 def auto_outputs() -> str:
-    """The default outputs: the preview window where a display exists; otherwise a
-    recording in the data folder, so that the visuals go somewhere visible."""
+    """The default outputs: the preview window where a display exists, plus NDI (and
+    Syphon or Spout on their platforms) where installed, so VJ software sees synd at
+    once. With none of them, a recording in the data folder, so that the visuals go
+    somewhere visible."""
     from synd.bridges.base import output_class
     from synd.paths import data_dir
 
-    reason = output_class("preview").available()
-    if reason is None:
-        return "preview"
+    chosen, reasons = [], []
+    for name in ("preview", *NAMED_OUTPUTS):
+        try:
+            reason = output_class(name).available()
+        except Exception as exc:  # a broken optional module must not stop the daemon
+            reason = f"cannot load: {exc}"
+        if reason is None:
+            chosen.append(name)
+        elif name in ("preview", "ndi"):
+            reasons.append(f"{name}: {reason}")
+    if chosen:
+        return ",".join(chosen)
     path = data_dir() / "recordings" / time.strftime("synd-%Y%m%d-%H%M%S.mp4")
     path.parent.mkdir(parents=True, exist_ok=True)
-    log.warning("no preview (%s): recording to %s instead", reason, path)
+    log.warning("no preview or NDI (%s): recording to %s instead", "; ".join(reasons), path)
     return f"record:{path}"
+
+
+def engine_fps(run_fps: float, parsed: list[tuple[str, dict]]) -> float:
+    """The engine's frame rate: the configured fps, or the fastest output's own fps
+    (`NAME@FPS`; an output cannot get more frames than the engine paints)."""
+    return max([run_fps, *(options.get("fps") or run_fps for _, options in parsed)])
 
 
 class Daemon:
@@ -90,11 +111,19 @@ class Daemon:
         self.source = open_source(config, bundle.features.sample_rate)
         if parsed is None:
             parsed = parse_outputs(auto_outputs())
-        # --size is the size of every output that does not name its own (NAME@WxH).
-        self.outputs = [OutputRunner(create_output(name, {"size": size} | options, run.fps))
-                        for name, options in parsed]
+        # --size is the size of every output that does not name its own (NAME@WxH), and
+        # --ndi-name the name of every NDI/Syphon/Spout source that does not (ndi:NAME).
+        fps = engine_fps(run.fps, parsed)
+        if fps > run.fps:
+            log.info("painting at %g fps, the rate of the fastest output", fps)
+        self.outputs = []
+        for name, options in parsed:
+            defaults = {"size": size, "fps": run.fps}
+            if name in NAMED_OUTPUTS:
+                defaults["source_name"] = run.ndi_name
+            self.outputs.append(OutputRunner(create_output(name, defaults | options, fps)))
         self.engine = Engine(bundle, look, self.source, self.outputs,
-                             EngineOptions(fps=run.fps, size=size, detail=run.detail,
+                             EngineOptions(fps=fps, size=size, detail=run.detail,
                                            delay_ms=run.delay_ms, runtime=run.runtime),
                              model_name=model or preset or config.preset)
         for runner in self.outputs:

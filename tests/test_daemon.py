@@ -145,18 +145,52 @@ def test_a_song_as_input_and_sigint(tmp_path):
     assert len(audio) > rate  # the song's audio is in the recording
 
 
-def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording(tmp_path):
-    """What `make run` does on a bare server: the demo clip in a loop, recorded."""
+def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording(tmp_path, monkeypatch):
+    """What `make run` does on a bare server without NDI: the demo clip in a loop, recorded.
+    (NDI is made unavailable by hiding its module; with NDI installed, the demo goes to an
+    NDI source instead: see test_auto_outputs.)"""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "NDIlib.py").write_text("raise ImportError('hidden for this test')\n")
     env = {"PULSE_SERVER": f"unix:{tmp_path}/nothing-here", "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "DISPLAY": "",
-           "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": ""}
+           "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": "",
+           "PYTHONPATH": os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")])}
     proc = start_daemon("--size", "160x96", env=env)
     time.sleep(8)
     code, err, _ = stop_daemon(proc)
     assert code == 0, err
-    assert "no audio device" in err and "demo" in err and "no preview" in err
+    assert "no audio device" in err and "demo" in err and "no preview or NDI" in err
     recordings = list((tmp_path / "data" / "synd" / "recordings").glob("synd-*.mp4"))
     assert len(recordings) == 1 and read_video_info(recordings[0])["n_frames"] > 30
+
+
+@pytest.mark.parametrize("available, expected", [
+    ({"preview", "ndi"}, "preview,ndi"), ({"ndi"}, "ndi"), ({"preview"}, "preview"),
+    ({"preview", "ndi", "spout"}, "preview,ndi,spout"), (set(), "record:")])
+def test_auto_outputs(monkeypatch, tmp_path, available, expected):
+    from synd import daemon
+    from synd.bridges import base
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+
+    class Probe:
+        def __init__(self, name):
+            self.name = name
+
+        def available(self):
+            return None if self.name in available else f"{self.name} is missing here"
+
+    monkeypatch.setattr(base, "output_class", Probe)
+    chosen = daemon.auto_outputs()
+    assert chosen.startswith(expected) and (expected != "record:" or chosen.endswith(".mp4"))
+
+
+def test_the_engine_runs_as_fast_as_the_fastest_output():
+    from synd.daemon import engine_fps
+
+    assert engine_fps(30.0, [("ndi", {"fps": 60.0}), ("preview", {})]) == 60.0
+    assert engine_fps(30.0, [("ndi", {"fps": 15.0}), ("preview", {})]) == 30.0
 
 
 def test_the_preview_window_runs_on_the_main_thread_and_sigterm_closes_it(tmp_path):
