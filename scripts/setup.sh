@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time set-up for `make run` / `make test` on Debian or Ubuntu:
 # system packages (when root), a virtual environment in .venv, the pinned CPU torch,
-# and synd itself (editable) with its test, live-capture and preview-window extras.
+# and synd itself (editable) with its test, live-capture, preview-window, NDI and
+# virtual-camera extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,11 +15,13 @@ VENV=${VENV:-.venv}
 TORCH_PIN=${TORCH_PIN:-torch==2.13.0}
 TORCH_INDEX_URL=${TORCH_INDEX_URL:-}
 # Debian packages: PortAudio for audio capture, PulseAudio and JACK servers, sox,
-# and the X/Qt libraries for the preview window and tray tests.
+# the X/Qt libraries for the preview window and tray tests, Avahi's client library that
+# the NDI runtime loads, and iproute2/util-linux (ip, unshare) for the NDI tests'
+# loopback-only network namespace.
 APT_PACKAGES=(make python3 python3-venv libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils sox
   libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 libxcb-cursor0
   libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
-  libxcb-shape0 libx11-xcb1)
+  libxcb-shape0 libx11-xcb1 libavahi-client3 iproute2 util-linux)
 
 missing=()
 if command -v dpkg-query >/dev/null; then
@@ -52,5 +55,5 @@ if [ -n "$TORCH_INDEX_URL" ]; then
 else
   "$VENV/bin/python" -m pip install -q "$TORCH_PIN"
 fi
-"$VENV/bin/python" -m pip install -q -e '.[dev,live,preview]'
+"$VENV/bin/python" -m pip install -q -e '.[dev,live,preview,ndi,virtualcam]'
 echo "setup: ready ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
