@@ -105,10 +105,12 @@ def live_cases(detail: int) -> list[dict]:
 
 def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: float = LIVE_GOAL_FPS,
                size: tuple[int, int] = (1280, 720), paint: tuple[int, int] = LIVE_GOAL_PAINT,
-               runtime: str = "auto") -> dict:
+               runtime: str = "auto", output=None, ready=None) -> dict:
     """Run the real live engine for `seconds` on the demo song played in real time,
-    painting `paint`-sized pictures, with one output that scales every frame to `size`
-    BGRA (what NDI sends); report fps, dropped frames and the audio-to-frame latency."""
+    painting `paint`-sized pictures, with one output: `output`, or by default one that
+    scales every frame to `size` BGRA (what NDI sends). `ready(output)`, when given, is
+    called once the output is open and must return when it is ready to be measured.
+    Reports fps, dropped frames and the audio-to-frame latency."""
     from synd.bridges.base import Frame, Output, OutputRunner
     from synd.capture import FileInput
     from synd.corpus import demo_clip
@@ -129,7 +131,7 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
     with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
         song = demo_clip(Path(tmp) / "song.wav", duration=max(seconds, 5.0))
         source = FileInput(song, rate=bundle.features.sample_rate, loop=True)
-        runner = OutputRunner(ScaleOnly(size, fps))
+        runner = OutputRunner(output or ScaleOnly(size, fps))
         # The engine's size sets the painted size (its aspect at short side `detail`);
         # the output scales to its own size, as every output does.
         engine = Engine(bundle, look, source, [runner],
@@ -138,6 +140,8 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         runner.start()
         engine.start()
         time.sleep(1.0)  # warm-up: first frames, caches
+        if ready is not None and runner.wait_open(10.0):
+            ready(runner.output)
         began = time.process_time(), time.monotonic()
         frames0, dropped0 = engine.frames, engine.dropped
         sent0, out_dropped0 = runner.sent, runner.dropped
@@ -150,25 +154,75 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         runner.stop(2.0)
         source.stop()
     return {
-        "painted_at": f"{engine.loop.width}x{engine.loop.height}", "size": f"{size[0]}x{size[1]}",
-        "runtime": engine.runtime, "target_fps": fps,
+        "painted_at": f"{engine.loop.width}x{engine.loop.height}",
+        "size": f"{runner.output.size[0]}x{runner.output.size[1]}", "output": runner.name,
+        "runtime": engine.runtime, "target_fps": fps, "output_failed": runner.failed,
         "engine_fps": round(frames / seconds, 1), "engine_dropped": dropped,
         "output_fps": round(sent / seconds, 1), "output_dropped": out_dropped,
         "latency_ms_median": status["latency_ms_median"], "cpu_percent": round(cpu),
     }
 
 
+#: The NDI output's goals: (width, height, fps) sent from the daemon with no engine drops.
+NDI_GOALS = [(1280, 720, 60.0), (1920, 1080, 30.0)]
+
+
+def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0, detail: int = 216) -> list[dict]:
+    """The live engine publishing to a real NDI source at each of `NDI_GOALS`, watched by
+    an NDI receiver in another process (`synd.bridges.ndi_watch`): NDI compresses and
+    sends frames only while someone receives them. Sender and receiver find each other
+    on 127.0.0.1 (NDI_CONFIG_DIR), so the benchmark works without mDNS."""
+    import json
+    import subprocess
+    import sys
+
+    from synd.bridges.ndi import NdiOutput
+
+    config = tempfile.mkdtemp(prefix="synd-bench-ndi-")
+    Path(config, "ndi-config.v1.json").write_text(
+        json.dumps({"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}}))
+    os.environ["NDI_CONFIG_DIR"] = config  # read when this process starts the NDI runtime
+    rows = []
+    for w, h, fps in NDI_GOALS:
+        name = f"synd-bench-{os.getpid()}-{w}x{h}"
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "synd.bridges.ndi_watch", name, "--seconds", str(seconds + 2)],
+            stdout=subprocess.PIPE, text=True, env={**os.environ})
+
+        def connected(output) -> None:
+            deadline = time.monotonic() + 15.0
+            while output.connections() < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)  # the receiver's first frames: connection set-up
+        try:
+            row = bench_live(bundle, look, seconds, fps, (w, h),
+                             paint=generation_size(w, h, short=detail),
+                             output=NdiOutput((w, h), fps, source_name=name), ready=connected)
+            received, _ = watcher.communicate(timeout=seconds + 30)
+        finally:
+            if watcher.poll() is None:
+                watcher.kill()
+        seen = json.loads(received.strip().splitlines()[-1]) if received.strip() else {}
+        row["received_fps"] = seen.get("fps")
+        rows.append(row)
+    return rows
+
+
 def format_live(rows: list[dict]) -> str:
     """The live benchmark as a table, each run against the goals."""
-    lines = [f"{'painted':>9} {'output':>9} {'runtime':>11} {'fps':>6} {'dropped':>8} "
-             f"{'latency ms':>10} {'CPU %':>6}  goals (>= {LIVE_GOAL_FPS:g} fps, no drops; "
-             f"latency <= {LIVE_GOAL_LATENCY_MS:g} ms)"]
+    ndi = any("received_fps" in row for row in rows)
+    lines = [f"{'painted':>9} {'output':>15} {'runtime':>11} {'fps':>6} {'dropped':>8} "
+             f"{'latency ms':>10} {'CPU %':>6} " + (f"{'sent':>5} {'received':>8}  " if ndi else " ")
+             + f"goals (target fps, no engine drops; latency <= {LIVE_GOAL_LATENCY_MS:g} ms)"]
     for row in rows:
         ok_fps = row["engine_fps"] >= 0.98 * row["target_fps"] and row["engine_dropped"] == 0
         latency = row["latency_ms_median"]
         ok_latency = latency is not None and latency <= LIVE_GOAL_LATENCY_MS
-        lines.append(f"{row['painted_at']:>9} {row['size']:>9} {row['runtime']:>11} "
+        output = f"{row['size']}@{row['target_fps']:g}"
+        sent = f"{row['output_fps']:>5} {row.get('received_fps')!s:>8}  " if ndi else " "
+        lines.append(f"{row['painted_at']:>9} {output:>15} {row['runtime']:>11} "
                      f"{row['engine_fps']:>6} {row['engine_dropped']:>8} {latency!s:>10} "
-                     f"{row['cpu_percent']:>6}  {'ok' if ok_fps else 'MISSED'}, "
-                     f"{'ok' if ok_latency else 'MISSED'}")
+                     f"{row['cpu_percent']:>6} {sent}{'ok' if ok_fps else 'MISSED'}, "
+                     f"{'ok' if ok_latency else 'MISSED'}"
+                     + (f" (output failed: {row['output_failed']})" if row.get("output_failed") else ""))
     return "\n".join(lines)

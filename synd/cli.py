@@ -47,8 +47,8 @@ def _positive(kind):
 
 
 def _bench_part(text: str) -> str:
-    if text not in ("render", "live"):
-        raise argparse.ArgumentTypeError(f"choose render or live, not {text!r}")
+    if text not in ("render", "live", "ndi"):
+        raise argparse.ArgumentTypeError(f"choose render, live or ndi, not {text!r}")
     return text
 
 
@@ -193,9 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(generation alone, encoding alone and the whole render, at "
                                    "each size) as frames per second and multiples of real time. "
                                    "live: run the live engine on the song played in real time "
-                                   "and report fps, dropped frames and audio-to-frame latency.")
+                                   "and report fps, dropped frames and audio-to-frame latency. "
+                                   "ndi: the same with a real NDI source at 1280x720@60 and "
+                                   "1920x1080@30, watched by an NDI receiver in another process.")
     p.add_argument("parts", nargs="*", type=_bench_part, metavar="PART",
-                   help="render and/or live (default: both)")
+                   help="render, live and/or ndi (default: render and live, plus ndi when "
+                        "the ndi output is available)")
     _add_look_args(p)
     p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")],
                    default=[(1280, 720), (1920, 1080)], metavar="WxH,...",
@@ -448,10 +451,15 @@ def cmd_bench(args) -> int:
     from synd.bench import bench_render, format_render, machine
     from synd.files import write_json
 
-    from synd.bench import bench_live, format_live, live_cases
+    import importlib.util
+
+    from synd.bench import bench_live, bench_ndi, format_live, live_cases
 
     bundle, look = _model_and_look(args)
-    parts = args.parts or ["render", "live"]
+    # (A cheap look for the module: starting the NDI runtime now would fix its settings
+    # before the NDI benchmark points it at 127.0.0.1.)
+    has_ndi = importlib.util.find_spec("NDIlib") is not None
+    parts = args.parts or ["render", "live"] + (["ndi"] if has_ndi else [])
     result = {"machine": machine(), "model": bundle.name}
     if "render" in parts:
         print(f"render benchmark: {bundle.name}, {args.seconds:g} s song, x264 {args.speed}; {machine()}")
@@ -463,6 +471,11 @@ def cmd_bench(args) -> int:
               f"CPU percent of one core; {machine()}")
         result["live"] = [bench_live(bundle, look, **case) for case in live_cases(args.detail)]
         print(format_live(result["live"]))
+    if "ndi" in parts:
+        print(f"NDI benchmark: {bundle.name} painted at short side {args.detail}, 10 s a run, "
+              f"an NDI receiver in another process; {machine()}")
+        result["ndi"] = bench_ndi(bundle, look, detail=args.detail)
+        print(format_live(result["ndi"]))
     if args.json:
         write_json(result, args.json)
     return 0

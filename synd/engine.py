@@ -92,6 +92,7 @@ class Engine:
         self.runtime = runtime_name(paint)
         self._last_row = np.array(bundle.stats.mean, dtype=np.float32)
         self._silence = np.zeros(round(self.features.sample_rate / self.options.fps), np.float32)
+        self._silence.flags.writeable = False  # shared by every silent frame
 
     def _painter(self, bundle: ModelBundle):
         """What paints `bundle`'s frames at this engine's size (see `live_painter`)."""
@@ -194,13 +195,17 @@ class Engine:
         rate = self.features.sample_rate
         samples, captured_at = self.source.ring.read_new(rate // 2, delay)
         now = time.monotonic()
-        if len(samples):
+        heard = len(samples) > 0
+        if heard:
             last_audio = now
             rows = self.extractor.push(samples)
         elif now - last_audio > SILENCE_AFTER_S:
-            # No audio (device lost, or paused): feed silence so the picture calms down
-            # the way it does on a silent input, instead of freezing on the last sound.
-            rows = self.extractor.push(self._silence)
+            # No audio (device lost, or a suspended sound server sends nothing): feed
+            # silence so the picture calms down the way it does on a silent input,
+            # instead of freezing on the last sound. The silence is the frame's audio
+            # too, so a recording keeps the sound in step with the pictures.
+            samples = self._silence
+            rows = self.extractor.push(samples)
             captured_at = now
         else:
             rows = np.zeros((0, self.features.dim), np.float32)
@@ -213,7 +218,7 @@ class Engine:
             out.offer(frame)
         published = time.monotonic()
         with self._lock:
-            if len(samples):
+            if heard:
                 self._latency.append(published - captured_at)
             self._tick_times.append(published)
             self.frames += 1

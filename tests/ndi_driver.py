@@ -147,11 +147,16 @@ def mode_cli(args, out: Path) -> dict:
     try:
         receiver = Receiver(args.name, args.seconds, find_timeout=args.startup)
         received = receiver.finish(args.startup + args.seconds + 30)
+        # synd's own monitor (ndi-python's receiver), which `synd bench ndi` relies on.
+        watch = subprocess.run([sys.executable, "-m", "synd.bridges.ndi_watch", args.name,
+                                "--seconds", "2"], capture_output=True, text=True, timeout=60)
         alive = synd.poll() is None
     finally:
         code = stop_process(synd)
         log.close()
     return {"command": cmd, "received": received, "synd_alive_while_watched": alive,
+            "watch": {"returncode": watch.returncode, "stdout": watch.stdout,
+                      "stderr": watch.stderr[-2000:]},
             "synd_returncode": code, "seconds": round(time.monotonic() - began, 2),
             "synd_log": (out / "synd.log").read_text()[-4000:]}
 

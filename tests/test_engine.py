@@ -157,3 +157,49 @@ def test_status_reports_fps_latency_and_outputs(tiny_bundle, song, runtime):
     assert status["latency_ms_median"] is not None and status["latency_ms_median"] >= 0
     assert status["outputs"]["collect"]["sent"] > 0
     assert status["input_connected"] is True
+
+
+class SilentThenSound:
+    """A capture input that delivers nothing for a while (a suspended sound server
+    sends no samples at all), then a tone."""
+
+    sample_rate = 24000
+    description = "test input"
+
+    def __init__(self, quiet_seconds):
+        self.began = time.monotonic()
+        self.quiet = quiet_seconds
+        self.sent = 0
+        self.ring = self
+
+    def read_new(self, max_samples, delay=0):
+        now = time.monotonic()
+        due = int((now - self.began - self.quiet) * self.sample_rate)
+        if due <= self.sent:
+            return np.zeros(0, np.float32), now
+        t = np.arange(self.sent, due) / self.sample_rate
+        self.sent = due
+        return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), now
+
+    def status(self):
+        return {"connected": True, "overflows": 0, "overruns": 0}
+
+
+def test_frames_carry_silence_while_the_input_sends_nothing(tiny_bundle):
+    """A recording stays in step: the audio the frames carry adds up to their audio time,
+    across a stretch where the input delivered no samples at all."""
+    source = SilentThenSound(quiet_seconds=1.0)
+    out = Collect(fps=30.0)
+    runner = OutputRunner(out)
+    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(96, 64)))
+    runner.start()
+    engine.start()
+    time.sleep(2.0)
+    engine.stop()
+    runner.stop(2.0)
+    frames = out.frames
+    carried = sum(len(f.audio) for f in frames) / source.sample_rate
+    assert frames[-1].audio_time > 1.2  # silence and then the tone were both heard
+    assert abs(carried - frames[-1].audio_time) < 2 / 30
+    silent = [f for f in frames if f.audio.size and not np.any(f.audio)]
+    assert len(silent) > 10  # the quiet stretch was carried as zeros

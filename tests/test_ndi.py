@@ -347,6 +347,12 @@ def test_synd_run_is_received_by_an_independent_receiver(tmp_path, song):
     assert got["frames"] >= 15 * 3
     assert result["synd_alive_while_watched"] and result["synd_returncode"] == 0, log
     assert "failed" not in log and "stopped after" in log
+    # python -m synd.bridges.ndi_watch (ndi-python's receiver) sees the same source.
+    watch = result["watch"]
+    assert watch["returncode"] == 0, watch
+    seen = json.loads(watch["stdout"].strip().splitlines()[-1])
+    assert seen["source"].endswith(f"({name})") and seen["size"] == [320, 180]
+    assert seen["frames"] >= 20 and seen["fps"] >= 15.0, seen
 
 
 def bgra_error(received: np.ndarray, expected: np.ndarray) -> float:
