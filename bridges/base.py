@@ -31,6 +31,8 @@ import importlib
 import logging
 import atexit
 import math
+import os
+import sys
 import re
 import threading
 import time
@@ -178,6 +180,24 @@ class Output(ABC):
         output. Outputs that do not override this are driven by the runner.
         """
         raise NotImplementedError
+
+
+#: How much lower than the engine an output thread runs (Unix nice steps).
+OUTPUT_NICE = 5
+
+
+def _yield_to_engine() -> None:
+    """Lower the calling output thread's CPU priority (and that of threads it starts,
+    such as NDI's compressors, which inherit it), so that on a busy CPU the engine's
+    frame clock wins: an output may lose a frame, the engine should not. Lowering needs
+    no privileges; where threads have no priority of their own, nothing happens."""
+    if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + OUTPUT_NICE)
+    except OSError:
+        pass
 
 
 def _positive_fps(fps: Any) -> float:
@@ -353,6 +373,8 @@ class OutputRunner:
 
     def _loop(self) -> None:
         self._loop_thread = threading.current_thread()
+        if self._thread is not None:  # its own thread, not the main thread (Qt)
+            _yield_to_engine()
         output = self.output
         with self._cv:
             if self._stopping:  # stopped before it began: never opened, nothing to close
