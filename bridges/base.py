@@ -478,14 +478,16 @@ class OutputRunner:
             return not self._stopping and self.failed is None
 
     def _fail(self, exc: BaseException) -> None:
+        reason = _one_line(exc)
         with self._cv:
             if self.failed is not None:
                 return
-            self.failed = _one_line(exc)
+            # Logged before anyone can see `failed`: whoever reacts to it finds the line.
+            log.error("output %s failed: %s; disabled", self.name, reason)
+            self.failed = reason
             self._pending = None
             self._carried = []
             self._cv.notify_all()
-        log.error("output %s failed: %s; disabled", self.name, self.failed)
 
 
 # Threaded runners still running. They are daemon threads (a hung output must not keep the

@@ -122,7 +122,8 @@ def test_slow_output_gets_the_newest_frames_and_all_audio():
     runner = OutputRunner(out).start()
     blocks = [np.full(10, seq, np.float32) for seq in range(300)]
     for seq, block in enumerate(blocks):
-        runner.offer(frame(seq, block))  # as fast as the loop goes
+        runner.offer(frame(seq, block))  # ten frames for every one the output can send
+        time.sleep(0.001)
     assert runner.flush(10)
     runner.stop(5)
     stats = runner.stats()
