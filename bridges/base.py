@@ -245,6 +245,8 @@ class OutputRunner:
         self._opened = threading.Event()  # open() returned (or failed), or never will
         self._finished = threading.Event()
         self._started = False  # start() or run_here() was called
+        #: False pauses the output (a control command): frames are not taken meanwhile.
+        self.enabled = True
         self.offered = 0
         self.sent = 0
         self.dropped = 0
@@ -260,6 +262,8 @@ class OutputRunner:
         with self._cv:
             if self._stopping or self.failed is not None:
                 return False
+            if not self.enabled:
+                return True
             self.offered += 1
             old = self._pending
             if old is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -273,6 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="synd: %(message)s")
+    if args.command == "run":
+        _stop_during_startup()
+        try:
+            return _main(args)
+        except _StartupStopped as exc:
+            log.info("%s during start-up: stopped before starting", exc)
+            return 0
+    return _main(args)
+
+
+def _main(args) -> int:
     from synd.audio import AudioError
     from synd.capture import CaptureError
     from synd.checkpoint import CheckpointError
@@ -399,6 +411,21 @@ def cmd_eval(args) -> int:
     if args.report:
         log.info("wrote %s", write_eval_report(result, tracks, args.report, bundle, args.fps))
     return 0
+
+
+class _StartupStopped(Exception):
+    """SIGINT/SIGTERM while `synd run` was still starting (importing, loading the model)."""
+
+
+def _stop_during_startup() -> None:
+    """`synd run` takes seconds to start (imports, the model): SIGINT/SIGTERM meanwhile
+    raise _StartupStopped, which `main` turns into a clean exit. run_daemon installs the
+    running daemon's own handlers once it is built."""
+    def during_startup(signum, frame):
+        raise _StartupStopped(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, during_startup)
+    signal.signal(signal.SIGTERM, during_startup)
 
 
 def cmd_run(args) -> int:

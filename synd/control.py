@@ -94,7 +94,7 @@ class Controller:
                  current: str | None = None, rng: random.Random | None = None):
         self.engine = engine
         self.presets = list(presets)
-        self._load = load
+        self._load_look = load
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._subscribers: dict[str, list[Callable[..., None]]] = {e: [] for e in EVENTS}
@@ -104,6 +104,16 @@ class Controller:
         self._triggers: dict[str, bool] = {name: False for name in TRIGGERS}
         self.preset = current or engine.model_name
         engine.on_beat = lambda strength: self._emit("beat", strength)
+
+    def _load(self, name: str) -> tuple:
+        """(bundle, look) for `name`, with the performer's intensity and hue carried over:
+        a new preset brings its own feedback and smoothing, not a jump in level or colour."""
+        from dataclasses import replace
+
+        bundle, look = self._load_look(name)
+        with self._lock:
+            live = {"intensity": self._values["intensity"], "hue": self._values["hue"]}
+        return bundle, replace(look, **live)
 
     # -- events ------------------------------------------------------------------------
 

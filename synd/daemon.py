@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from synd.config import Config, parse_size
-from synd.engine import Engine, EngineOptions
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +93,7 @@ class Daemon:
     def __init__(self, config: Config, preset: str | None = None, model: str | None = None,
                  device: str | None = None):
         from synd.bridges.base import OutputRunner, create_output, parse_outputs
+        from synd.engine import Engine, EngineOptions
         from synd.render import resolve_look
         from synd.train import pick_device
 
@@ -216,7 +216,8 @@ class CpuMeter:
 
 def run_daemon(config: Config, preset: str | None = None, model: str | None = None,
                device: str | None = None) -> int:
-    """`synd run`: build the daemon from `config` and run it until SIGINT/SIGTERM."""
+    """`synd run`: build the daemon from `config` and run it until SIGINT/SIGTERM (which,
+    until the daemon is built, are the caller's business: see `synd.cli.cmd_run`)."""
     daemon = Daemon(config, preset=preset, model=model, device=device)
 
     def on_signal(signum, frame):

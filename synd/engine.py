@@ -9,6 +9,12 @@ on their own threads, so a slow output never stalls the engine.
 
 A tick that starts more than a frame late is dropped (counted) and the clock resyncs,
 so the picture never lags further and further behind the sound.
+
+Two model slots, A and B, can be loaded at once; the crossfader blends them
+(`synd.slots.Mixer`: pictures or weights). The control surfaces (`synd.control`) steer
+the engine through thread-safe methods that queue commands: look changes, crossfader
+moves and timed fades, preset switches (load into the hidden slot, then fade), a hard
+cut on the next beat, blackout, freeze, input gain and timed preset rotation.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.onnxgen import live_painter, runtime_name
 from synd.presets import Look
 from synd.render import GENERATION_SHORT_SIDE, generation_size
+from synd.slots import BeatDetector, Mixer, Slot, make_slot
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,7 @@ class EngineOptions:
     delay_ms: float = 0.0
     seed: int = 0
     runtime: str = "auto"  # what paints: "onnx" (ONNX Runtime, CPU), "torch", or "auto"
+    mix: str = "image"     # how the crossfader blends slots A and B: "image" or "weights"
 
 
 class Engine:
@@ -72,32 +80,62 @@ class Engine:
         self.frames = 0
         self.dropped = 0
         self.error: BaseException | None = None
-        self.model_name = model_name or bundle.name
-        self._install(bundle, look, self._painter(bundle))
+        self.mixer = Mixer(options.mix)
+        self.beats = BeatDetector()
+        #: Called with the onset strength on each beat (engine thread); set by a Controller.
+        self.on_beat: Callable[[float], None] | None = None
+        self.crossfade = 0.0
+        self.gain = 1.0
+        self.flags = {"blackout": False, "freeze": False, "lock": False}
+        self._fade: tuple[float, float, float, float] | None = None  # x0, x1, t0, seconds
+        self._cut_pending = False
+        self._rotation: tuple[float, Callable[[], None]] | None = None
+        self._rotated_at = time.monotonic()
+        self._last_rgb: np.ndarray | None = None
+        self._tick_ms: deque[float] = deque(maxlen=300)
+        rate = source.sample_rate
+        self.sample_rate = rate
+        self._samples = 0  # audio samples the frames have carried (the audio clock)
+        self._silence = np.zeros(round(rate / options.fps), np.float32)
+        self._silence.flags.writeable = False  # shared by every silent frame
+        self.slots: dict[str, Slot | None] = {"a": self._slot(bundle, look, model_name or bundle.name),
+                                              "b": None}
 
     # -- model and look ------------------------------------------------------------------
 
-    def _install(self, bundle: ModelBundle, look: Look, paint) -> None:
-        """Make `bundle` the painting model, painted by `paint` (from `live_painter`), on
-        the engine thread or before it starts."""
-        if self.source.sample_rate != bundle.features.sample_rate:
-            raise ValueError(f"the input delivers {self.source.sample_rate} Hz, the model "
-                             f"hears {bundle.features.sample_rate} Hz")
-        self.bundle = bundle
-        self.features = replace(bundle.features, fps=self.options.fps)
-        self.extractor = StreamingExtractor(self.features)
+    def _slot(self, bundle: ModelBundle, look: Look, name: str) -> Slot:
+        """A ready-to-paint slot for `bundle` (any thread; the heavy part of a load)."""
+        bundle.generator.eval()
         gw, gh = generation_size(*self.options.size, short=self.options.detail)
-        self.loop = FrameLoop(bundle, gh, gw, look=look, seed=self.options.seed,
-                              device=next(bundle.generator.parameters()).device, paint=paint)
-        self.runtime = runtime_name(paint)
-        self._last_row = np.array(bundle.stats.mean, dtype=np.float32)
-        self._silence = np.zeros(round(self.features.sample_rate / self.options.fps), np.float32)
-        self._silence.flags.writeable = False  # shared by every silent frame
+        paint = live_painter(bundle.generator, gh, gw, self.options.runtime)
+        return make_slot(bundle, look, name, self.source.sample_rate, self.options.fps,
+                         (gw, gh), self.options.seed, paint, runtime_name(paint))
 
-    def _painter(self, bundle: ModelBundle):
-        """What paints `bundle`'s frames at this engine's size (see `live_painter`)."""
-        gw, gh = generation_size(*self.options.size, short=self.options.detail)
-        return live_painter(bundle.generator, gh, gw, self.options.runtime)
+    @property
+    def showing(self) -> str:
+        """The slot mostly on screen: "a" or "b"."""
+        return "b" if self.crossfade >= 0.5 and self.slots["b"] is not None else "a"
+
+    @property
+    def _front(self) -> Slot:
+        return self.slots[self.showing]  # type: ignore[return-value]
+
+    @property
+    def loop(self):
+        """The frame loop of the slot on screen."""
+        return self._front.loop
+
+    @property
+    def bundle(self) -> ModelBundle:
+        return self._front.bundle
+
+    @property
+    def model_name(self) -> str:
+        return self._front.name
+
+    @property
+    def runtime(self) -> str:
+        return self._front.runtime
 
     @property
     def look(self) -> Look:
@@ -108,48 +146,116 @@ class Engine:
         self._commands.put(fn)
 
     def set_look(self, **changes) -> None:
-        """Change look settings (intensity, feedback, hue, smoothing) from any thread."""
-        new = replace(self.look, **changes)  # validates now, in the caller's thread
+        """Change look settings (intensity, feedback, hue, smoothing) of both slots, from
+        any thread."""
+        replace(self.look, **changes)  # validates now, in the caller's thread
 
         def apply() -> None:
-            self.loop.look = new
+            for slot in self.slots.values():
+                if slot is not None:
+                    slot.loop.look = replace(slot.loop.look, **changes)
         self.command(apply)
 
-    def load_model(self, load: Callable[[], tuple[ModelBundle, Look]], name: str,
-                   done: Callable[[BaseException | None], None] | None = None) -> threading.Thread:
-        """Load a model off the engine thread, then swap it in between two frames.
-
-        `load` returns (bundle, look) and may take seconds (file I/O); the engine keeps
-        painting with the old model meanwhile. A failing load is logged in one line and
-        the old model stays.
-        """
+    def _load(self, load: Callable[[], tuple[ModelBundle, Look]], name: str,
+              then: Callable[[Slot], None], done: Callable[[BaseException | None], None] | None
+              ) -> threading.Thread:
+        """Build a slot from `load()` off the engine thread, then run `then(slot)` on it.
+        A failing load is logged in one line and nothing changes."""
         def work() -> None:
             try:
                 bundle, look = load()
-                bundle.generator.eval()
-                paint = self._painter(bundle)
+                slot = self._slot(bundle, look, name)
             except Exception as exc:  # noqa: BLE001 - reported, the daemon goes on
                 log.error("cannot load model %s: %s", name, exc)
                 if done:
                     done(exc)
                 return
 
-            def swap() -> None:
-                try:
-                    self._install(bundle, look, paint)
-                except ValueError as exc:
-                    log.error("cannot use model %s: %s", name, exc)
-                    if done:
-                        done(exc)
-                    return
-                self.model_name = name
+            def apply() -> None:
+                then(slot)
                 log.info("model: %s", name)
                 if done:
                     done(None)
-            self.command(swap)
+            self.command(apply)
         thread = threading.Thread(target=work, name="synd-model-loader", daemon=True)
         thread.start()
         return thread
+
+    def load_model(self, load: Callable[[], tuple[ModelBundle, Look]], name: str,
+                   done: Callable[[BaseException | None], None] | None = None) -> threading.Thread:
+        """Load a model off the engine thread into the slot on screen, swapping it in
+        between two frames; the engine keeps painting the old one meanwhile."""
+        def then(slot: Slot) -> None:
+            self.slots[self.showing] = slot
+        return self._load(load, name, then, done)
+
+    def load_slot(self, which: str, load: Callable[[], tuple[ModelBundle, Look]], name: str,
+                  done: Callable[[BaseException | None], None] | None = None) -> threading.Thread:
+        """Load a model into slot "a" or "b" without moving the crossfader."""
+        def then(slot: Slot) -> None:
+            self.slots[which] = slot
+        return self._load(load, name, then, done)
+
+    def switch_to(self, load: Callable[[], tuple[ModelBundle, Look]], name: str, seconds: float,
+                  done: Callable[[BaseException | None], None] | None = None) -> threading.Thread:
+        """Load a model into the slot not on screen, then fade to it over `seconds`
+        (0: cut): a preset change without a hitch."""
+        def then(slot: Slot) -> None:
+            hidden = "a" if self.showing == "b" else "b"
+            self.slots[hidden] = slot
+            self._start_fade(1.0 if hidden == "b" else 0.0, seconds)
+        return self._load(load, name, then, done)
+
+    def set_crossfade(self, x: float) -> None:
+        """Put the crossfader at x (0 = slot A, 1 = slot B); stops a running fade."""
+        def apply() -> None:
+            self._fade = None
+            self.crossfade = float(x)
+        self.command(apply)
+
+    def fade(self, x: float, seconds: float) -> None:
+        """Move the crossfader to x over `seconds`."""
+        self.command(lambda: self._start_fade(float(x), float(seconds)))
+
+    def _start_fade(self, x: float, seconds: float) -> None:
+        if seconds <= 0:
+            self._fade, self.crossfade = None, x
+        else:
+            self._fade = (self.crossfade, x, time.monotonic(), seconds)
+
+    def cut_on_beat(self) -> None:
+        """Switch to the other slot at the next beat."""
+        def apply() -> None:
+            self._cut_pending = True
+        self.command(apply)
+
+    def set_gain(self, gain: float) -> None:
+        """Input gain before the features (the sensitivity); the outputs' audio is untouched."""
+        def apply() -> None:
+            self.gain = float(gain)
+        self.command(apply)
+
+    def set_flag(self, name: str, on: bool) -> None:
+        """blackout (black frames), freeze (hold the picture) or lock (no rotation)."""
+        if name not in self.flags:
+            raise KeyError(f"unknown flag {name!r}")
+
+        def apply() -> None:
+            self.flags[name] = bool(on)
+        self.command(apply)
+
+    def set_rotation(self, seconds: float, rotate: Callable[[], None]) -> None:
+        """Call `rotate()` every `seconds` (0: never) unless locked."""
+        def apply() -> None:
+            self._rotation = (float(seconds), rotate) if seconds > 0 else None
+            self._rotated_at = time.monotonic()
+        self.command(apply)
+
+    def mix_state(self) -> dict:
+        """The crossfader position, the slots' model names and the mix mode."""
+        a, b = self.slots["a"], self.slots["b"]
+        return {"crossfade": round(self.crossfade, 4), "a": a.name if a else None,
+                "b": b.name if b else None, "mix": self.mixer.mode}
 
     # -- the frame clock -------------------------------------------------------------------
 
@@ -168,7 +274,7 @@ class Engine:
 
     def _run(self) -> None:
         period = 1.0 / self.options.fps
-        delay = round(self.options.delay_ms / 1000.0 * self.features.sample_rate)
+        delay = round(self.options.delay_ms / 1000.0 * self.sample_rate)
         next_tick = time.monotonic()
         last_audio = time.monotonic()
         try:
@@ -192,27 +298,33 @@ class Engine:
 
     def _tick(self, delay: int, last_audio: float) -> float:
         """Paint and publish one frame; returns when audio last arrived."""
-        rate = self.features.sample_rate
+        began = time.monotonic()
+        rate = self.sample_rate
         samples, captured_at = self.source.ring.read_new(rate // 2, delay)
         now = time.monotonic()
         heard = len(samples) > 0
         if heard:
             last_audio = now
-            rows = self.extractor.push(samples)
         elif now - last_audio > SILENCE_AFTER_S:
             # No audio (device lost, or a suspended sound server sends nothing): feed
             # silence so the picture calms down the way it does on a silent input,
             # instead of freezing on the last sound. The silence is the frame's audio
             # too, so a recording keeps the sound in step with the pictures.
             samples = self._silence
-            rows = self.extractor.push(samples)
             captured_at = now
-        else:
-            rows = np.zeros((0, self.features.dim), np.float32)
-        if len(rows):
-            self._last_row = rows[-1]  # the newest audio wins
-        rgb = to_rgb_uint8(self.loop.step(self._last_row))
-        frame = Frame(seq=self.frames, audio_time=self.extractor.samples_pushed / rate,
+        self._samples += len(samples)
+        heard_by_models = samples * self.gain if self.gain != 1.0 and len(samples) else samples
+        for name, slot in self.slots.items():
+            if slot is None:
+                continue
+            rows = slot.hear(heard_by_models)  # the newest audio wins
+            if name == self.showing:
+                strength = self.beats.feed(slot, rows, now)
+                if strength is not None:
+                    self._on_beat(strength)
+        self._advance(now)
+        rgb = self._picture()
+        frame = Frame(seq=self.frames, audio_time=self._samples / rate,
                       captured_at=captured_at, rgb=rgb, audio=samples, sample_rate=rate)
         for out in self.outputs:
             out.offer(frame)
@@ -221,8 +333,49 @@ class Engine:
             if heard:
                 self._latency.append(published - captured_at)
             self._tick_times.append(published)
+            self._tick_ms.append(1000.0 * (published - began))
             self.frames += 1
         return last_audio
+
+    def _on_beat(self, strength: float) -> None:
+        if self._cut_pending and self.slots["b"] is not None:
+            self._cut_pending = False
+            self._fade, self.crossfade = None, 0.0 if self.showing == "b" else 1.0
+        if self.on_beat is not None:
+            try:
+                self.on_beat(strength)
+            except Exception as exc:  # noqa: BLE001 - a listener must not stop the engine
+                log.warning("beat listener failed: %s", exc)
+
+    def _advance(self, now: float) -> None:
+        """Move a running fade and fire the preset rotation when due."""
+        if self._fade is not None:
+            x0, x1, t0, seconds = self._fade
+            t = min(1.0, (now - t0) / seconds)
+            self.crossfade = x0 + (x1 - x0) * t
+            if t >= 1.0:
+                self._fade = None
+        if self._rotation is not None and not self.flags["lock"] and self._fade is None:
+            seconds, rotate = self._rotation
+            if now - self._rotated_at >= seconds:
+                self._rotated_at = now
+                rotate()
+
+    def _picture(self) -> np.ndarray:
+        """This tick's picture as (h, w, 3) uint8, after freeze and blackout."""
+        if self.flags["freeze"] and self._last_rgb is not None:
+            rgb = self._last_rgb
+        else:
+            a, b = self.slots["a"], self.slots["b"]
+            if a is None:  # only B loaded (A was never set): show B
+                a, b, x = b, None, 0.0
+            else:
+                x = self.crossfade if b is not None else 0.0
+            rgb = to_rgb_uint8(self.mixer.paint(a, b, x))
+            self._last_rgb = rgb
+        if self.flags["blackout"]:
+            return np.zeros_like(rgb)
+        return rgb
 
     # -- status ----------------------------------------------------------------------------
 
@@ -231,6 +384,7 @@ class Engine:
         with self._lock:
             ticks = list(self._tick_times)
             latency = list(self._latency)
+            tick_ms = list(self._tick_ms)
             frames, dropped = self.frames, self.dropped
         fps = (len(ticks) - 1) / (ticks[-1] - ticks[0]) if len(ticks) > 1 and ticks[-1] > ticks[0] else 0.0
         source = self.source.status()
@@ -242,6 +396,9 @@ class Engine:
             "frames": frames,
             "dropped_frames": dropped,
             "latency_ms_median": round(statistics.median(latency) * 1000, 1) if latency else None,
+            # The longest frame of the last ~300: a hitch (a model switch, a stall) shows here.
+            "frame_ms_max": round(max(tick_ms), 1) if tick_ms else None,
+            **self.mix_state(),
             "input": self.source.description,
             "input_connected": source["connected"],
             "audio_overflows": source["overflows"] + source["overruns"],

@@ -103,7 +103,8 @@ def test_a_pipe_microphone_is_captured_by_name(pulse, tmp_path):
     tone = (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     with pulse.feed(fifo, tone):
         proc = start_daemon("--input", "fakemic", "--output", f"record:{video}", "--size", "160x96")
-        time.sleep(5)
+        wait_log(proc, lambda: any("partial" in p.name for p in tmp_path.iterdir()), timeout=60)
+        time.sleep(3)
         code, err, _ = stop_daemon(proc)
     assert code == 0, err
     assert "fakemic" in err
@@ -117,7 +118,9 @@ def test_a_pipe_microphone_is_captured_by_name(pulse, tmp_path):
 def test_the_daemon_survives_a_sound_server_restart(pulse, tmp_path):
     proc = start_daemon("--input", "system", "--output", f"record:{tmp_path / 'r.mp4'}",
                         "--size", "160x96", "-o", "status_every=0.5")
-    time.sleep(4)
+    # Capturing: the recording starts after the input opened (a busy machine takes longer).
+    wait_log(proc, lambda: any("partial" in p.name for p in tmp_path.iterdir()), timeout=60)
+    time.sleep(1)
     pulse.kill()
     time.sleep(2)
     pulse.restart()
@@ -125,7 +128,7 @@ def test_the_daemon_survives_a_sound_server_restart(pulse, tmp_path):
     write_wav(song, beats(3.0), RATE)
     time.sleep(3)
     pulse.play(song, wait=True)
-    assert proc.poll() is None, "the daemon died with the sound server"
+    assert proc.poll() is None, f"the daemon died with the sound server: {proc.stderr.read()}"
     code, err, _ = stop_daemon(proc)
     assert code == 0, err
     assert "capture resumed" in err or "resumed" in err, err
@@ -134,10 +137,11 @@ def test_the_daemon_survives_a_sound_server_restart(pulse, tmp_path):
 
 def test_a_song_as_input_and_sigint(tmp_path):
     song = tmp_path / "song.wav"
-    write_wav(song, beats(3.0), RATE)
+    write_wav(song, beats(12.0), RATE)
     video = tmp_path / "file.mp4"
     proc = start_daemon("--input", str(song), "--output", f"record:{video}", "--size", "160x96")
-    time.sleep(6)
+    wait_log(proc, lambda: any("partial" in p.name for p in tmp_path.iterdir()), timeout=60)
+    time.sleep(3)
     code, err, _ = stop_daemon(proc, signal.SIGINT)
     assert code == 0, err
     assert "song.wav" in err
@@ -200,7 +204,8 @@ def test_the_preview_window_runs_on_the_main_thread_and_sigterm_closes_it(tmp_pa
     proc = start_daemon("--input", str(song), "--loop", "--output",
                         f"preview@320x180,record:{tmp_path / 'r.mp4'}", "--size", "160x96",
                         "-o", "status_every=1", env={"QT_QPA_PLATFORM": "offscreen"})
-    time.sleep(6)
+    wait_log(proc, lambda: any("partial" in p.name for p in tmp_path.iterdir()), timeout=60)
+    time.sleep(3)
     code, err, took = stop_daemon(proc)
     assert code == 0, err
     assert "preview 320x180" in err and "record 160x96" in err
@@ -217,3 +222,15 @@ def test_bad_input_or_output_is_one_line_and_nothing_starts(tmp_path):
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.strip().count("\n") == 0 and words in proc.stderr, proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stop_during_start_up_ends_cleanly(tmp_path):
+    song = tmp_path / "song.wav"
+    write_wav(song, beats(2.0), RATE)
+    proc = start_daemon("--input", str(song), "--output", f"record:{tmp_path / 'r.mp4'}")
+    time.sleep(0.5)  # the model is still loading
+    code, err, took = stop_daemon(proc)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "start-up" in err or "stopped after" in err  # too slow a start makes it the latter
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]

@@ -1,0 +1,152 @@
+"""The live engine's two model slots, the crossfade between them, and beat detection.
+
+Each slot holds a model with its own streaming feature extractor and its own frame loop
+(its own feedback chain), built off the engine thread, so putting a model in a slot
+costs the engine thread nothing but an assignment.
+
+Crossfading (`Mixer`):
+
+* ``image``: both slots paint and their pictures are blended; works for any two models.
+* ``weights``: the two generators' weights are blended and one network paints, with the
+  two models' feature normalisations blended the same way: a morph between looks rather
+  than a dissolve. Needs the same architecture and features in both slots; otherwise
+  the image blend is used (logged once). The blended network runs in torch, rebuilt
+  when the crossfader moves by more than 1/64.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from synd.bundle import ModelBundle
+from synd.features import StreamingExtractor
+from synd.frameloop import FrameLoop
+from synd.model import FoldedGenerator, Generator
+from synd.presets import Look
+
+log = logging.getLogger(__name__)
+
+MIX_MODES = ("image", "weights")
+#: Weight blends are rebuilt at this resolution of the crossfader.
+WEIGHT_STEPS = 64
+
+
+@dataclass
+class Slot:
+    """A model ready to paint: its extractor, its frame loop and its newest features."""
+
+    name: str
+    bundle: ModelBundle
+    loop: FrameLoop
+    extractor: StreamingExtractor
+    last_row: np.ndarray
+    runtime: str
+
+    def hear(self, samples: np.ndarray) -> np.ndarray:
+        """Push audio through this slot's extractor; returns the new feature rows."""
+        rows = self.extractor.push(samples)
+        if len(rows):
+            self.last_row = rows[-1]
+        return rows
+
+
+def same_shape(a: ModelBundle, b: ModelBundle) -> bool:
+    """Whether two models' weights and features can be blended."""
+    return a.config == b.config and a.features == b.features
+
+
+class Mixer:
+    """Paints one frame from the slots at crossfader position x (0 = A, 1 = B)."""
+
+    def __init__(self, mode: str = "image"):
+        if mode not in MIX_MODES:
+            raise ValueError(f"mix must be image or weights, got {mode!r}")
+        self.mode = mode
+        self._blend: tuple[tuple, Generator, FoldedGenerator] | None = None
+        self._warned = False
+
+    def paint(self, a: Slot, b: Slot | None, x: float) -> torch.Tensor:
+        """The frame (1, 3, H, W) in [0, 1]."""
+        if b is None or x <= 0.0:
+            return a.loop.step(a.last_row)
+        if x >= 1.0 and self.mode == "image":
+            return b.loop.step(b.last_row)
+        if self.mode == "weights":
+            if same_shape(a.bundle, b.bundle):
+                return self._weights(a, b, x)
+            if not self._warned:
+                log.warning("mix weights: %s and %s differ in architecture or features; "
+                            "blending their pictures instead", a.name, b.name)
+                self._warned = True
+        fa = a.loop.step(a.last_row)
+        fb = b.loop.step(b.last_row)
+        return torch.lerp(fa.float(), fb.float(), float(x))
+
+    def _weights(self, a: Slot, b: Slot, x: float) -> torch.Tensor:
+        """Slot A's frame loop (its feedback chain) painting with blended weights."""
+        step = round(x * WEIGHT_STEPS)
+        key = (id(a.bundle), id(b.bundle), step)
+        if self._blend is None or self._blend[0] != key:
+            t = step / WEIGHT_STEPS
+            gen = Generator(a.bundle.config).eval()
+            with torch.no_grad():
+                for p, pa, pb in zip(gen.parameters(), a.bundle.generator.parameters(),
+                                     b.bundle.generator.parameters()):
+                    p.copy_(torch.lerp(pa.detach().cpu(), pb.detach().cpu(), t))
+            folded = FoldedGenerator(gen, a.loop.height, a.loop.width).eval()
+            self._blend = (key, gen, folded)
+        t = step / WEIGHT_STEPS
+        loop = a.loop
+        saved = (loop.paint, loop._mean, loop._std)
+        mean = torch.as_tensor(np.asarray(a.bundle.stats.mean) * (1 - t) + np.asarray(b.bundle.stats.mean) * t,
+                               dtype=torch.float32)
+        std = torch.as_tensor(np.asarray(a.bundle.stats.std) * (1 - t) + np.asarray(b.bundle.stats.std) * t,
+                              dtype=torch.float32)
+        loop.paint, loop._mean, loop._std = self._blend[2], mean, std
+        try:
+            return loop.step(a.last_row * (1 - t) + b.last_row * t)
+        finally:
+            loop.paint, loop._mean, loop._std = saved
+
+
+class BeatDetector:
+    """Onsets from one slot's feature rows: the onset value's rising edge above `z`
+    standard deviations of the model's training music, at most every `gap` seconds."""
+
+    def __init__(self, z: float = 1.5, gap: float = 0.2):
+        self.z, self.gap = z, gap
+        self._above = False
+        self._last = -1e9
+
+    def feed(self, slot: Slot, rows: np.ndarray, now: float) -> float | None:
+        """The strength of a beat in these rows (z-score), or None."""
+        if not len(rows) or not slot.bundle.features.onset:
+            return None
+        i = slot.bundle.features.dim - 1  # onset is the last value
+        z = (rows[:, i] - slot.bundle.stats.mean[i]) / max(float(slot.bundle.stats.std[i]), 1e-6)
+        peak = float(z.max())
+        beat = None
+        if peak > self.z and not self._above and now - self._last >= self.gap:
+            beat, self._last = peak, now
+        self._above = peak > self.z
+        return beat
+
+
+def make_slot(bundle: ModelBundle, look: Look, name: str, sample_rate: int, fps: float,
+              size: tuple[int, int], seed: int, paint, runtime: str) -> Slot:
+    """A slot for `bundle` painting `size` (w, h) frames; call off the engine thread."""
+    from dataclasses import replace
+
+    if bundle.features.sample_rate != sample_rate:
+        raise ValueError(f"the input delivers {sample_rate} Hz, the model hears "
+                         f"{bundle.features.sample_rate} Hz")
+    features = replace(bundle.features, fps=fps)
+    w, h = size
+    loop = FrameLoop(bundle, h, w, look=look, seed=seed,
+                     device=next(bundle.generator.parameters()).device, paint=paint)
+    return Slot(name, bundle, loop, StreamingExtractor(features),
+                np.array(bundle.stats.mean, dtype=np.float32), runtime)
