@@ -81,7 +81,7 @@ class Engine:
         self.dropped = 0
         self.error: BaseException | None = None
         self.mixer = Mixer(options.mix)
-        self.beats = BeatDetector()
+        self.beats = BeatDetector(options.fps)
         #: Called with the onset strength on each beat (engine thread); set by a Controller.
         self.on_beat: Callable[[float], None] | None = None
         self.crossfade = 0.0

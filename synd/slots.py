@@ -17,6 +17,7 @@ Crossfading (`Mixer`):
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,25 +115,35 @@ class Mixer:
 
 
 class BeatDetector:
-    """Onsets from one slot's feature rows: the onset value's rising edge above `z`
-    standard deviations of the model's training music, at most every `gap` seconds."""
+    """Onsets: the onset value's rising edge above `z` standard deviations of its own
+    recent history (about `memory` seconds), at most one beat every `gap` seconds.
+    Measured against the music playing now, so quiet and loud sets both have beats."""
 
-    def __init__(self, z: float = 1.5, gap: float = 0.2):
+    def __init__(self, fps: float, z: float = 1.5, gap: float = 0.2, memory: float = 3.0):
         self.z, self.gap = z, gap
+        self._alpha = 1.0 / max(1.0, memory * fps)
+        self._mean = 0.0
+        self._var = 0.0
+        self._seen = 0
         self._above = False
         self._last = -1e9
 
     def feed(self, slot: Slot, rows: np.ndarray, now: float) -> float | None:
-        """The strength of a beat in these rows (z-score), or None."""
+        """The strength of a beat in these rows (in standard deviations), or None."""
         if not len(rows) or not slot.bundle.features.onset:
             return None
-        i = slot.bundle.features.dim - 1  # onset is the last value
-        z = (rows[:, i] - slot.bundle.stats.mean[i]) / max(float(slot.bundle.stats.std[i]), 1e-6)
-        peak = float(z.max())
         beat = None
-        if peak > self.z and not self._above and now - self._last >= self.gap:
-            beat, self._last = peak, now
-        self._above = peak > self.z
+        for onset in rows[:, slot.bundle.features.dim - 1]:  # onset is the last value
+            onset = float(onset)
+            z = (onset - self._mean) / math.sqrt(self._var) if self._var > 1e-12 else 0.0
+            warm = self._seen >= 10
+            if warm and z > self.z and not self._above and now - self._last >= self.gap:
+                beat, self._last = z, now
+            self._above = z > self.z
+            d = onset - self._mean
+            self._mean += self._alpha * d
+            self._var = (1 - self._alpha) * (self._var + self._alpha * d * d)
+            self._seen += 1
         return beat
 
 
