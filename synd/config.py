@@ -43,6 +43,7 @@ class RunConfig:
     status_every: float = 10.0  # seconds between status log lines (0: never)
     runtime: str = "auto"    # what paints: auto (ONNX Runtime on a CPU when installed), onnx, torch
     ndi_name: str = "synd"   # the source name of the ndi, syphon and spout outputs
+    mix: str = "image"       # the crossfader blends slot A and B pictures, or their weights
 
 
 @dataclass(frozen=True)

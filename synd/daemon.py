@@ -87,13 +87,27 @@ def engine_fps(run_fps: float, parsed: list[tuple[str, dict]]) -> float:
     return max([run_fps, *(options.get("fps") or run_fps for _, options in parsed)])
 
 
+def load_look(name: str):
+    """(bundle, look) for a control command's name: a preset, else a model (name or file)."""
+    from synd.presets import PresetError, load_preset
+    from synd.render import resolve_look
+
+    try:
+        load_preset(name)
+    except PresetError:
+        return resolve_look(None, name)
+    return resolve_look(name, None)
+
+
 class Daemon:
     """The running pieces of `synd run` and their lifecycle."""
 
     def __init__(self, config: Config, preset: str | None = None, model: str | None = None,
                  device: str | None = None):
         from synd.bridges.base import OutputRunner, create_output, parse_outputs
+        from synd.control import Controller
         from synd.engine import Engine, EngineOptions
+        from synd.presets import list_presets
         from synd.render import resolve_look
         from synd.train import pick_device
 
@@ -106,7 +120,8 @@ class Daemon:
         # is known to work, so a bad --input leaves no recording folder behind.
         parsed = None if run.output == "auto" else parse_outputs(run.output)
         bundle, look = resolve_look(preset or config.preset, model)
-        bundle = bundle.to(pick_device(device or config.device))
+        device = pick_device(device or config.device)
+        bundle = bundle.to(device)
         bundle.generator.eval()
         self.source = open_source(config, bundle.features.sample_rate)
         if parsed is None:
@@ -124,8 +139,14 @@ class Daemon:
             self.outputs.append(OutputRunner(create_output(name, defaults | options, fps)))
         self.engine = Engine(bundle, look, self.source, self.outputs,
                              EngineOptions(fps=fps, size=size, detail=run.detail,
-                                           delay_ms=run.delay_ms, runtime=run.runtime),
+                                           delay_ms=run.delay_ms, runtime=run.runtime,
+                                           mix=run.mix),
                              model_name=model or preset or config.preset)
+        def load(name: str):
+            found, found_look = load_look(name)
+            return found.to(device), found_look
+        self.control = Controller(self.engine, [p.name for p in list_presets()], load,
+                                  current=model or preset or config.preset)
         for runner in self.outputs:
             if hasattr(runner.output, "on_quit"):
                 runner.output.on_quit = self.stop
