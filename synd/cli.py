@@ -242,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="outputs, e.g. preview,ndi,record:set.mp4 (default: auto = "
                                     "the preview window where there is a display, NDI where "
                                     "installed; else a recording)")
+    p.add_argument("--osc", metavar="HOST:PORT",
+                   help="where the OSC server listens (default 127.0.0.1:9000; off: no OSC)")
+    p.add_argument("--osc-remote", dest="osc_remote", action="store_true", default=None,
+                   help="allow --osc beyond this machine (e.g. 0.0.0.0:9000)")
+    p.add_argument("--osc-allow", dest="osc_allow", metavar="LIST",
+                   help="only take OSC from these IPs, hosts or networks (comma-separated)")
+    p.add_argument("--osc-feedback", dest="osc_feedback", metavar="HOST:PORT",
+                   help="send status, beats and changes there (e.g. a TouchOSC tablet)")
+    p.add_argument("--mix", choices=["image", "weights"],
+                   help="how the crossfader blends two models: pictures or weights")
     p.add_argument("--ndi-name", dest="ndi_name",
                    help="source name of the ndi, syphon and spout outputs (default synd)")
     p.add_argument("--fps", type=_positive(float), help="frames per second (default 30)")
@@ -434,7 +444,8 @@ def cmd_run(args) -> int:
 
     config = apply_overrides(load_config(args.config), args.overrides)
     flags = {k: getattr(args, k) for k in ("input", "play", "loop", "output", "fps", "size",
-                                             "delay_ms", "ndi_name") if getattr(args, k) is not None}
+                                             "delay_ms", "ndi_name", "osc", "osc_remote", "osc_allow",
+                                             "osc_feedback", "mix") if getattr(args, k) is not None}
     config = apply_overrides(config, [f"{k}={_toml(v)}" for k, v in flags.items()])
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
 

@@ -44,6 +44,10 @@ class RunConfig:
     runtime: str = "auto"    # what paints: auto (ONNX Runtime on a CPU when installed), onnx, torch
     ndi_name: str = "synd"   # the source name of the ndi, syphon and spout outputs
     mix: str = "image"       # the crossfader blends slot A and B pictures, or their weights
+    osc: str = "127.0.0.1:9000"  # where the OSC server listens ("off": no OSC)
+    osc_remote: bool = False  # allow binding beyond this machine (with osc_allow, ideally)
+    osc_allow: str = ""      # comma-separated sender IPs, hosts or networks (empty: anyone)
+    osc_feedback: str = ""   # HOST:PORT that gets status, beats and changes (TouchOSC)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,19 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (16 <= w <= 8192 and 16 <= h <= 8192):
         raise ValueError(f"size {text} is out of range (16 to 8192 pixels a side)")
     return w, h
+
+
+def parse_host_port(text: str, what: str = "address") -> tuple[str, int]:
+    """'127.0.0.1:9000' -> ('127.0.0.1', 9000); '[::1]:9000' for IPv6; one-line errors."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not sep or not host or not 0 <= number <= 65535:
+        raise ValueError(f"{what} must look like HOST:PORT (e.g. 127.0.0.1:9000), got {text!r}")
+    return host, number
 
 
 def config_path() -> Path:

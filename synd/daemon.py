@@ -147,6 +147,22 @@ class Daemon:
             return found.to(device), found_look
         self.control = Controller(self.engine, [p.name for p in list_presets()], load,
                                   current=model or preset or config.preset)
+        self.osc = self._osc_server(run)
+
+    def _osc_server(self, run):
+        """The OSC server the config asks for (checked now: a bad address fails at once),
+        or None with `osc = "off"`."""
+        if run.osc.strip().lower() in ("off", "", "none"):
+            return None
+        from synd.config import parse_host_port
+        from synd.osc import OscServer, check_bind
+
+        host, port = parse_host_port(run.osc, "osc")
+        check_bind(host, run.osc_remote)
+        allow = [a.strip() for a in run.osc_allow.split(",") if a.strip()] or None
+        feedback = parse_host_port(run.osc_feedback, "osc_feedback") if run.osc_feedback else None
+        return OscServer(self.control, host, port, allow=allow, feedback=feedback,
+                         status=self.status)
         for runner in self.outputs:
             if hasattr(runner.output, "on_quit"):
                 runner.output.on_quit = self.stop
@@ -181,6 +197,13 @@ class Daemon:
             else:
                 runner.start()
         self.engine.start()
+        if self.osc is not None:
+            try:
+                self.osc.start()  # it logs where it listens
+            except (OSError, ValueError) as exc:  # a taken port: the show goes on
+                log.error("OSC: cannot listen on %s: %s (control over OSC is off)",
+                          self.config.run.osc, exc)
+                self.osc = None
         status_thread = threading.Thread(target=self._log_status, name="synd-status", daemon=True)
         status_thread.start()
         try:
@@ -200,6 +223,8 @@ class Daemon:
         """Stop the engine, close every output once, stop the audio: about 2 s at most."""
         self.stopping.set()
         began = time.monotonic()
+        if self.osc is not None:
+            self.osc.stop()
         self.engine.stop(STOP_TIMEOUT_S / 2)
         for runner in self.outputs:
             runner.stop(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))

@@ -24,6 +24,7 @@ import queue
 import statistics
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -93,6 +94,7 @@ class Engine:
         self._rotated_at = time.monotonic()
         self._last_rgb: np.ndarray | None = None
         self._tick_ms: deque[float] = deque(maxlen=300)
+        self._loaders: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         rate = source.sample_rate
         self.sample_rate = rate
         self._samples = 0  # audio samples the frames have carried (the audio clock)
@@ -178,6 +180,7 @@ class Engine:
                     done(None)
             self.command(apply)
         thread = threading.Thread(target=work, name="synd-model-loader", daemon=True)
+        self._loaders.add(thread)
         thread.start()
         return thread
 
@@ -264,9 +267,14 @@ class Engine:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Stop the frame clock, and let a model still loading finish (a thread left
+        inside torch or ONNX Runtime at interpreter exit aborts the process)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for loader in list(self._loaders):
+            loader.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def running(self) -> bool:

@@ -2,7 +2,9 @@
 read back with PyAV, signals."""
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -234,3 +236,37 @@ def test_a_stop_during_start_up_ends_cleanly(tmp_path):
     assert "Traceback" not in err
     assert "start-up" in err or "stopped after" in err  # too slow a start makes it the latter
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.skipif(not shutil.which("oscsend"), reason="liblo-tools (oscsend, oscdump) not installed")
+def test_synd_run_is_steered_over_osc_and_survives_garbage(tmp_path):
+    """The real daemon: liblo's oscsend changes the intensity, oscdump (the feedback
+    target) hears the change and the status, and garbage packets change nothing."""
+    from test_osc import OscDump, free_udp_port, oscsend
+
+    song = tmp_path / "song.wav"
+    write_wav(song, beats(4.0), RATE)
+    dump = OscDump()
+    port = free_udp_port()
+    proc = start_daemon("--input", str(song), "--loop", "--output", f"record:{tmp_path / 'r.mp4'}",
+                        "--size", "160x96", "--osc", f"127.0.0.1:{port}",
+                        "--osc-feedback", f"127.0.0.1:{dump.port}")
+    try:
+        wait_log(proc, lambda: dump.messages("/synd/status"), timeout=60)
+        oscsend(port, "/synd/intensity", "f", 0.3)
+        wait_log(proc, lambda: dump.messages("/synd/intensity"), timeout=10)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for junk in (b"\x00\xff" * 7, b"/synd/intensity\x00", os.urandom(64), b"#bundle\x00"):
+                s.sendto(junk, ("127.0.0.1", port))
+        seen = len(dump.messages("/synd/status"))
+        wait_log(proc, lambda: len(dump.messages("/synd/status")) > seen + 1, timeout=10)
+        oscsend(port, "/synd/preset/next")
+        wait_log(proc, lambda: dump.messages("/synd/preset"), timeout=10)
+    finally:
+        code, err, _ = stop_daemon(proc)
+        dump.close()
+    assert code == 0, err
+    types, values = dump.messages("/synd/intensity")[0]
+    assert types == "f" and abs(float(values[0]) - 0.3) < 1e-6
+    assert "OSC: listening on 127.0.0.1" in err and "malformed" in err.lower()
+    assert "Traceback" not in err
