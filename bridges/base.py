@@ -182,14 +182,14 @@ class Output(ABC):
         raise NotImplementedError
 
 
-#: How much lower than the engine an output thread runs (Unix nice steps).
+#: How much lower than the engine output and loader threads run (Unix nice steps).
 OUTPUT_NICE = 5
 
 
-def _yield_to_engine() -> None:
-    """Lower the calling output thread's CPU priority (and that of threads it starts,
-    such as NDI's compressors, which inherit it), so that on a busy CPU the engine's
-    frame clock wins: an output may lose a frame, the engine should not. Lowering needs
+def yield_to_engine() -> None:
+    """Lower the calling thread's CPU priority (and that of threads it starts, such as
+    NDI's compressors, which inherit it), so that on a busy CPU the engine's frame clock
+    wins: an output or a model load may take longer, the engine should not drop frames. Lowering needs
     no privileges; where threads have no priority of their own, nothing happens."""
     if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
         return
@@ -378,7 +378,7 @@ class OutputRunner:
     def _loop(self) -> None:
         self._loop_thread = threading.current_thread()
         if self._thread is not None:  # its own thread, not the main thread (Qt)
-            _yield_to_engine()
+            yield_to_engine()
         output = self.output
         with self._cv:
             if self._stopping:  # stopped before it began: never opened, nothing to close

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from synd.bridges.base import Frame
+from synd.bridges.base import Frame, yield_to_engine
 from synd.bundle import ModelBundle
 from synd.features import StreamingExtractor
 from synd.frameloop import FrameLoop, to_rgb_uint8
@@ -111,7 +111,7 @@ class Engine:
         gw, gh = generation_size(*self.options.size, short=self.options.detail)
         paint = live_painter(bundle.generator, gh, gw, self.options.runtime)
         return make_slot(bundle, look, name, self.source.sample_rate, self.options.fps,
-                         (gw, gh), self.options.seed, paint, runtime_name(paint))
+                         (gw, gh), self.options.seed, paint, runtime_name(paint), self.options.mix)
 
     @property
     def showing(self) -> str:
@@ -164,6 +164,7 @@ class Engine:
         """Build a slot from `load()` off the engine thread, then run `then(slot)` on it.
         A failing load is logged in one line and nothing changes."""
         def work() -> None:
+            yield_to_engine()
             try:
                 bundle, look = load()
                 slot = self._slot(bundle, look, name)

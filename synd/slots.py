@@ -10,14 +10,16 @@ Crossfading (`Mixer`):
 * ``weights``: the two generators' weights are blended and one network paints, with the
   two models' feature normalisations blended the same way: a morph between looks rather
   than a dissolve. Needs the same architecture and features in both slots; otherwise
-  the image blend is used (logged once). The blended network runs in torch, rebuilt
-  when the crossfader moves by more than 1/64.
+  the image blend is used (logged once). The blended network runs in torch and is
+  re-mixed when the crossfader moves by more than 1/64.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,7 @@ import torch
 from synd.bundle import ModelBundle
 from synd.features import StreamingExtractor
 from synd.frameloop import FrameLoop
-from synd.model import FoldedGenerator, Generator
+from synd.model import FoldedGenerator
 from synd.presets import Look
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class Slot:
     extractor: StreamingExtractor
     last_row: np.ndarray
     runtime: str
+    #: The generator folded in torch, for weight blends (built off the engine thread).
+    folded: FoldedGenerator | None = None
 
     def hear(self, samples: np.ndarray) -> np.ndarray:
         """Push audio through this slot's extractor; returns the new feature rows."""
@@ -67,8 +71,9 @@ class Mixer:
         if mode not in MIX_MODES:
             raise ValueError(f"mix must be image or weights, got {mode!r}")
         self.mode = mode
-        self._blend: tuple[tuple, Generator, FoldedGenerator] | None = None
+        self._blend: tuple[tuple, FoldedGenerator, list[FoldedGenerator]] | None = None
         self._warned = False
+        self._worker: ThreadPoolExecutor | None = None
 
     def paint(self, a: Slot, b: Slot | None, x: float) -> torch.Tensor:
         """The frame (1, 3, H, W) in [0, 1]."""
@@ -83,23 +88,38 @@ class Mixer:
                 log.warning("mix weights: %s and %s differ in architecture or features; "
                             "blending their pictures instead", a.name, b.name)
                 self._warned = True
+        # B paints on a second thread meanwhile (torch and ONNX Runtime release Python's
+        # lock while they compute), so a fade costs about one frame's time on two cores.
+        later = self._pool().submit(_step_in_inference_mode, b)
         fa = a.loop.step(a.last_row)
-        fb = b.loop.step(b.last_row)
+        fb = later.result()
         return torch.lerp(fa.float(), fb.float(), float(x))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="synd-mix")
+        return self._worker
 
     def _weights(self, a: Slot, b: Slot, x: float) -> torch.Tensor:
         """Slot A's frame loop (its feedback chain) painting with blended weights."""
         step = round(x * WEIGHT_STEPS)
-        key = (id(a.bundle), id(b.bundle), step)
-        if self._blend is None or self._blend[0] != key:
+        pair = (id(a.bundle), id(b.bundle))
+        if self._blend is None or self._blend[0][:2] != pair:
+            # Everything a FoldedGenerator holds is linear in the generator's weights, so
+            # a blend of two folded networks is the folded blend: built once per pair,
+            # then each crossfader step is a cheap in-place mix of their tensors.
+            h, w = a.loop.height, a.loop.width
+            ends = [s.folded or FoldedGenerator(s.bundle.generator, h, w).eval() for s in (a, b)]
+            mixed = copy.deepcopy(ends[0])
+            self._blend = ((*pair, None), mixed, ends)
+        key, mixed, ends = self._blend
+        if key[2] != step:
             t = step / WEIGHT_STEPS
-            gen = Generator(a.bundle.config).eval()
             with torch.no_grad():
-                for p, pa, pb in zip(gen.parameters(), a.bundle.generator.parameters(),
-                                     b.bundle.generator.parameters()):
-                    p.copy_(torch.lerp(pa.detach().cpu(), pb.detach().cpu(), t))
-            folded = FoldedGenerator(gen, a.loop.height, a.loop.width).eval()
-            self._blend = (key, gen, folded)
+                tensors = [dict(m.state_dict(keep_vars=True)) for m in (mixed, *ends)]
+                for name, target in tensors[0].items():
+                    target.copy_(torch.lerp(tensors[1][name], tensors[2][name], t))
+            self._blend = ((*pair, step), mixed, ends)
         t = step / WEIGHT_STEPS
         loop = a.loop
         saved = (loop.paint, loop._mean, loop._std)
@@ -107,11 +127,16 @@ class Mixer:
                                dtype=torch.float32)
         std = torch.as_tensor(np.asarray(a.bundle.stats.std) * (1 - t) + np.asarray(b.bundle.stats.std) * t,
                               dtype=torch.float32)
-        loop.paint, loop._mean, loop._std = self._blend[2], mean, std
+        loop.paint, loop._mean, loop._std = mixed, mean, std
         try:
             return loop.step(a.last_row * (1 - t) + b.last_row * t)
         finally:
             loop.paint, loop._mean, loop._std = saved
+
+
+def _step_in_inference_mode(slot: Slot) -> torch.Tensor:
+    with torch.inference_mode():  # per thread, as the engine thread has it
+        return slot.loop.step(slot.last_row)
 
 
 class BeatDetector:
@@ -148,7 +173,7 @@ class BeatDetector:
 
 
 def make_slot(bundle: ModelBundle, look: Look, name: str, sample_rate: int, fps: float,
-              size: tuple[int, int], seed: int, paint, runtime: str) -> Slot:
+              size: tuple[int, int], seed: int, paint, runtime: str, mix: str = "image") -> Slot:
     """A slot for `bundle` painting `size` (w, h) frames; call off the engine thread."""
     from dataclasses import replace
 
@@ -159,5 +184,10 @@ def make_slot(bundle: ModelBundle, look: Look, name: str, sample_rate: int, fps:
     w, h = size
     loop = FrameLoop(bundle, h, w, look=look, seed=seed,
                      device=next(bundle.generator.parameters()).device, paint=paint)
+    folded = None
+    if mix == "weights":
+        folded = paint if isinstance(paint, FoldedGenerator) else FoldedGenerator(bundle.generator, h, w).eval()
+        with torch.inference_mode():  # torch sets its kernels up on a first run: here, not live
+            folded(loop.pattern, torch.zeros(1, bundle.config.feature_dim, device=loop.pattern.device))
     return Slot(name, bundle, loop, StreamingExtractor(features),
-                np.array(bundle.stats.mean, dtype=np.float32), runtime)
+                np.array(bundle.stats.mean, dtype=np.float32), runtime, folded)
