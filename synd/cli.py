@@ -250,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only take OSC from these IPs, hosts or networks (comma-separated)")
     p.add_argument("--osc-feedback", dest="osc_feedback", metavar="HOST:PORT",
                    help="send status, beats and changes there (e.g. a TouchOSC tablet)")
+    p.add_argument("--midi", metavar="PORT",
+                   help="MIDI input: auto (default: the first port, else a virtual port named "
+                        "synd), virtual, part of a port's name, or off")
+    p.add_argument("--midi-api", dest="midi_api", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    p.add_argument("--midi-map", dest="midi_map", metavar="FILE",
+                   help="MIDI mapping (default ~/.config/synd/midi.toml, else the shipped one)")
+    p.add_argument("--midi-feedback", dest="midi_feedback", metavar="PORT",
+                   help="send state back to this MIDI output (controller LEDs; virtual: a port)")
     p.add_argument("--mix", choices=["image", "weights"],
                    help="how the crossfader blends two models: pictures or weights")
     p.add_argument("--ndi-name", dest="ndi_name",
@@ -272,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-enable", action="store_true", help="only write the unit file")
     q.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                    help="arguments for synd run")
+
+    p = sub.add_parser("midi", help="MIDI tools: list ports, learn a control",
+                       description="synd midi ports [--api API]: list MIDI ports. synd midi learn "
+                                   "TARGET [--port PART] [--mapping FILE]: bind the next control "
+                                   "moved to TARGET (a parameter such as intensity, a trigger such "
+                                   "as blackout, cut, or preset/next) and save the mapping. A running "
+                                   "synd run learns over OSC instead: /synd/midi/learn s TARGET.")
+    p.add_argument("action", choices=["ports", "learn"])
+    p.add_argument("midi_args", nargs=argparse.REMAINDER, metavar="...",
+                   help="ports: [--api API]; learn: TARGET [--api API] [--port PART] "
+                        "[--mapping FILE] [--timeout S]")
 
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -303,6 +322,7 @@ def _main(args) -> int:
     from synd.video import VideoError
 
     handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "bench": cmd_bench,
+                "midi": cmd_midi,
                 "listen": cmd_listen, "run": cmd_run, "service": cmd_service, "info": cmd_info, "presets": cmd_presets}
     if args.command in ("train", "render", "eval", "listen"):
         _stop_on_signals()
@@ -445,7 +465,8 @@ def cmd_run(args) -> int:
     config = apply_overrides(load_config(args.config), args.overrides)
     flags = {k: getattr(args, k) for k in ("input", "play", "loop", "output", "fps", "size",
                                              "delay_ms", "ndi_name", "osc", "osc_remote", "osc_allow",
-                                             "osc_feedback", "mix") if getattr(args, k) is not None}
+                                             "osc_feedback", "mix", "midi", "midi_api", "midi_map",
+                                             "midi_feedback") if getattr(args, k) is not None}
     config = apply_overrides(config, [f"{k}={_toml(v)}" for k, v in flags.items()])
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
 
@@ -457,6 +478,12 @@ def _toml(value) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def cmd_midi(args) -> int:
+    from synd.midi import main as midi_main
+
+    return midi_main([args.action, *args.midi_args])
 
 
 def cmd_service(args) -> int:

@@ -48,6 +48,10 @@ class RunConfig:
     osc_remote: bool = False  # allow binding beyond this machine (with osc_allow, ideally)
     osc_allow: str = ""      # comma-separated sender IPs, hosts or networks (empty: anyone)
     osc_feedback: str = ""   # HOST:PORT that gets status, beats and changes (TouchOSC)
+    midi: str = "auto"       # MIDI input: auto (first port, else a virtual port), virtual, a port name part, off
+    midi_api: str = "auto"   # auto, alsa, jack, coremidi or winmm
+    midi_map: str = ""       # mapping file (empty: ~/.config/synd/midi.toml, else the shipped one)
+    midi_feedback: str = ""  # output port name part (or "virtual") for controller LEDs; empty: none
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ aborted under a timeout, all within about two seconds. A status line is logged e
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -148,6 +149,7 @@ class Daemon:
         self.control = Controller(self.engine, [p.name for p in list_presets()], load,
                                   current=model or preset or config.preset)
         self.osc = self._osc_server(run)
+        self.midi = None  # started in run(): MIDI trouble is a warning, never fatal
 
     def _osc_server(self, run):
         """The OSC server the config asks for (checked now: a bad address fails at once),
@@ -166,6 +168,32 @@ class Daemon:
         for runner in self.outputs:
             if hasattr(runner.output, "on_quit"):
                 runner.output.on_quit = self.stop
+
+    def _start_midi(self, run):
+        """MIDI control as the config asks (`midi = "auto"`: the first input port, else a
+        virtual port named synd); any problem is one warning line and no MIDI."""
+        choice = run.midi.strip()
+        if choice.lower() in ("off", "", "none"):
+            return None
+        # Never let libjack start a JACK server of its own just because synd looked for one.
+        os.environ.setdefault("JACK_NO_START_SERVER", "1")
+        try:
+            from synd.midi import MidiControl, list_ports, resolve_mapping, user_mapping_path
+
+            port = None if choice.lower() in ("auto", "virtual") else choice
+            if choice.lower() == "auto":
+                inputs = [p for p in list_ports(run.midi_api)[0] if "synd" not in p.lower()]
+                port = inputs[0] if inputs else None
+            map_path = Path(run.midi_map).expanduser() if run.midi_map else None
+            midi = MidiControl(self.control, run.midi_api, port, resolve_mapping(map_path),
+                               feedback_port=run.midi_feedback or None,
+                               save_path=map_path or user_mapping_path())
+            midi.start()
+        except Exception as exc:  # noqa: BLE001 - no MIDI is not a reason to stop the show
+            log.warning("MIDI: off (%s)", " ".join(str(exc).split()))
+            return None
+        log.info("MIDI: listening on %s", port or "a virtual port named synd")
+        return midi
 
     def status(self) -> dict:
         """Live numbers: fps, dropped frames, latency, overflows, CPU load, outputs."""
@@ -204,6 +232,7 @@ class Daemon:
                 log.error("OSC: cannot listen on %s: %s (control over OSC is off)",
                           self.config.run.osc, exc)
                 self.osc = None
+        self.midi = self._start_midi(self.config.run)
         status_thread = threading.Thread(target=self._log_status, name="synd-status", daemon=True)
         status_thread.start()
         try:
@@ -225,6 +254,8 @@ class Daemon:
         began = time.monotonic()
         if self.osc is not None:
             self.osc.stop()
+        if self.midi is not None:
+            self.midi.stop()
         self.engine.stop(STOP_TIMEOUT_S / 2)
         for runner in self.outputs:
             runner.stop(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))

@@ -64,11 +64,14 @@ and is not acted on. `save_mapping(path)` writes the mapping (atomically); with
 without a daemon, and `python -m synd.midi learn PARAM` / `python -m synd.midi ports` are
 its command line.
 
-Threads: the rtmidi callback only parses a message and puts it on a queue; one worker
-thread applies the commands in order (so a slow controller listener never stalls the
-MIDI driver's thread or the JACK graph) and sends the feedback. No message, however
-malformed, and no failing command stops it: failures are logged, at most one line per
-kind every 10 s.
+Threads: the rtmidi callback (ALSA, CoreMIDI, Windows MM: on the driver's own thread)
+only parses a message and puts it on a queue; one worker thread applies the commands in
+order and sends the feedback, so a slow controller listener never stalls the MIDI
+driver. JACK is the exception: it would run the callback in its real-time process
+thread, where Python waits for the GIL, so there the worker reads RtMidi's own queue
+every 2 ms instead. When messages pile up, a CC that only drives parameters is applied
+once with its latest value. No message, however malformed, and no failing command stops
+the worker: failures are logged, at most one line per kind every 10 s.
 """
 
 from __future__ import annotations
@@ -785,8 +788,10 @@ class MidiControl:
                     return
                 try:
                     if isinstance(item, _Event):
-                        self.received += 1
-                        self._handle(item)
+                        try:
+                            self._handle(item)
+                        finally:
+                            self.received += 1  # counted once handled (tests wait on it)
                     elif item[0] == "changed":
                         self._feedback(item[1], item[2])
                     elif item[0] == "sync":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SYND = [sys.executable, "-m", "synd"]
-COMMANDS = ["train", "render", "eval", "listen", "bench", "run", "service", "info", "presets"]
+COMMANDS = ["train", "render", "eval", "listen", "bench", "run", "service", "midi", "info", "presets"]
 
 
 def run(*args, env=None, **kw):

@@ -16,6 +16,7 @@ from synd.audio import write_wav
 from synd.video import read_audio, read_frames, read_video_info
 
 from pulse import pulse, requires_pulse  # noqa: F401  (fixture)
+from test_midi import jack  # noqa: F401  (fixture)
 
 SYND = [sys.executable, "-m", "synd"]
 RATE = 48000
@@ -270,3 +271,34 @@ def test_synd_run_is_steered_over_osc_and_survives_garbage(tmp_path):
     assert types == "f" and abs(float(values[0]) - 0.3) < 1e-6
     assert "OSC: listening on 127.0.0.1" in err and "malformed" in err.lower()
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not shutil.which("oscsend"), reason="liblo-tools (oscsend, oscdump) not installed")
+def test_synd_run_follows_a_midi_knob(jack, tmp_path):
+    """The real daemon with its default MIDI set-up (a virtual port, the shipped mapping):
+    a second JACK client turns knob CC 21 (intensity) and the OSC feedback reports it."""
+    from test_osc import OscDump, free_udp_port
+
+    song = tmp_path / "song.wav"
+    write_wav(song, beats(4.0), RATE)
+    dump = OscDump()
+    proc = start_daemon("--input", str(song), "--loop", "--output", f"record:{tmp_path / 'r.mp4'}",
+                        "--size", "160x96", "--osc", f"127.0.0.1:{free_udp_port()}",
+                        "--osc-feedback", f"127.0.0.1:{dump.port}", "--midi", "virtual",
+                        "--midi-api", "jack", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    try:
+        wait_log(proc, lambda: dump.messages("/synd/status"), timeout=60)
+        knob = jack.client(jack.rtmidi.MidiOut, "knobs")
+        ports = [p for p in knob.get_ports() if "synd" in p and "out" not in p.lower()]
+        assert ports, knob.get_ports()
+        knob.open_port(knob.get_ports().index(ports[0]))
+        for value in (10, 64, 32):
+            knob.send_message([0xB0, 21, value])
+            time.sleep(0.05)
+        wait_log(proc, lambda: any(abs(float(v[0]) - 32 / 127 * 2) < 0.02
+                                   for _, v in dump.messages("/synd/intensity")), timeout=10)
+    finally:
+        code, err, _ = stop_daemon(proc)
+        dump.close()
+    assert code == 0, err
+    assert "MIDI: listening on a virtual port named synd" in err and "Traceback" not in err
