@@ -149,6 +149,20 @@ class Generator(nn.Module):
         """The first layer's response to position (coordinates and their Fourier features)."""
         return self.stem_position(torch.cat([coords, fourier_features(coords)], dim=1))
 
+    def encode(self, image: torch.Tensor, position: torch.Tensor, films: list[torch.Tensor]
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The way down: image (base * 2 - 1) -> the 1/2 and 1/4 skips and the 1/8 result of
+        the residual blocks. The two up-steps use the last two FiLM parameter sets."""
+        e1 = self.down1(self.stem_image(image) + position, films[0])
+        e2 = self.down2(e1, films[1])
+        h = self.down3(e2, films[2])
+        k = 3
+        for i in range(0, len(self.res), 2):
+            r = self.res[i](h, films[k])
+            h = h + self.res[i + 1](r, films[k + 1])
+            k += 2
+        return e1, e2, h
+
     def forward(self, base: torch.Tensor, features: torch.Tensor, coords: torch.Tensor,
                 position: torch.Tensor | None = None) -> torch.Tensor:
         """base (B, 3, H, W) in [0, 1], features (B, F), coords (1 or B, 3, H, W) from
@@ -159,14 +173,8 @@ class Generator(nn.Module):
         if coords.shape[0] != base.shape[0]:
             coords = coords.expand(base.shape[0], -1, -1, -1)
         x0 = torch.cat([base * 2.0 - 1.0, coords], dim=1)
-        e1 = self.down1(self.stem_image(x0[:, :3]) + position, films[0])
-        e2 = self.down2(e1, films[1])
-        h = self.down3(e2, films[2])
-        k = 3
-        for i in range(0, len(self.res), 2):
-            r = self.res[i](h, films[k])
-            h = h + self.res[i + 1](r, films[k + 1])
-            k += 2
+        e1, e2, h = self.encode(x0[:, :3], position, films)
+        k = len(films) - 2
         h = F.interpolate(h, size=e2.shape[-2:], mode="bilinear", align_corners=False)
         h = self.up2(torch.cat([h, e2], dim=1), films[k])
         h = F.interpolate(h, size=e1.shape[-2:], mode="bilinear", align_corners=False)
@@ -246,14 +254,8 @@ class FoldedGenerator(nn.Module):
         g = self.g
         c = g.cfg.width
         films = g.film(features)
-        e1 = g.down1(g.stem_image(base * 2.0 - 1.0) + self.position, films[0])
-        e2 = g.down2(e1, films[1])
-        h = g.down3(e2, films[2])
-        k = 3
-        for i in range(0, len(g.res), 2):
-            r = g.res[i](h, films[k])
-            h = h + g.res[i + 1](r, films[k + 1])
-            k += 2
+        e1, e2, h = g.encode(base * 2.0 - 1.0, self.position, films)
+        k = len(films) - 2
         up2, up1 = g.up2.conv, g.up1.conv
         h = (self._up_conv("up2", h, e2.shape[-2:])
              + replicate_conv(e2, up2.weight[:, 4 * c:], up2.bias))
