@@ -208,6 +208,78 @@ def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0, detail: in
     return rows
 
 
+def bench_switch(look_loader, first: str, presets: list[str], mix: str = "image",
+                 fps: float = 30.0, size: tuple[int, int] = (1280, 720), detail: int = 216,
+                 switches: int = 3, fade: float = 2.0) -> dict:
+    """The longest engine frame while presets change: the live engine on the demo song,
+    `switches` preset changes through the Controller (load into the hidden slot, fade
+    over `fade` s), against the longest frame over as long a stretch without changes.
+    A frame longer than two frame periods would be a visible hitch."""
+    from synd.bridges.base import Frame, Output, OutputRunner
+    from synd.capture import FileInput
+    from synd.control import Controller
+    from synd.corpus import demo_clip
+    from synd.engine import Engine, EngineOptions
+
+    class ScaleOnly(Output):
+        name = "bench"
+
+        def open(self) -> None:
+            pass
+
+        def send(self, frame: Frame) -> None:
+            self.pixels(frame, "bgra")
+
+        def close(self) -> None:
+            pass
+
+    settle = fade + 2.0
+    bundle, look = look_loader(first)
+    with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
+        song = demo_clip(Path(tmp) / "song.wav", duration=20.0)
+        source = FileInput(song, rate=bundle.features.sample_rate, loop=True)
+        runner = OutputRunner(ScaleOnly(size, fps))
+        engine = Engine(bundle, look, source, [runner],
+                        EngineOptions(fps=fps, size=size, detail=detail, mix=mix), model_name=first)
+        control = Controller(engine, presets, look_loader, current=first)
+        control.set("transition_time", fade)
+        source.start()
+        runner.start()
+        engine.start()
+        try:
+            time.sleep(2.0)
+            engine._tick_ms.clear()
+            time.sleep(switches * settle)
+            calm = max(engine._tick_ms)
+            engine._tick_ms.clear()
+            dropped0 = engine.dropped
+            for _ in range(switches):
+                control.select_preset("next")
+                time.sleep(settle)
+            during = list(engine._tick_ms)
+            dropped = engine.dropped - dropped0
+        finally:
+            engine.stop()
+            runner.stop(2.0)
+            source.stop()
+    return {"mix": mix, "fps": fps, "painted_at": f"{engine.loop.width}x{engine.loop.height}",
+            "switches": switches, "fade_s": fade, "longest_ms_calm": round(calm, 1),
+            "longest_ms_switching": round(max(during), 1),
+            "median_ms_switching": round(sorted(during)[len(during) // 2], 1),
+            "dropped_switching": dropped, "frame_period_ms": round(1000.0 / fps, 1)}
+
+
+def format_switch(rows: list[dict]) -> str:
+    """The preset-switch benchmark as a table."""
+    lines = [f"{'mix':>7} {'fps':>4} {'painted':>8} {'longest frame, calm':>20} "
+             f"{'longest while switching':>24} {'median':>7} {'dropped':>8}  (frame period)"]
+    for r in rows:
+        lines.append(f"{r['mix']:>7} {r['fps']:>4g} {r['painted_at']:>8} {r['longest_ms_calm']:>17} ms "
+                     f"{r['longest_ms_switching']:>21} ms {r['median_ms_switching']:>4} ms "
+                     f"{r['dropped_switching']:>8}  ({r['frame_period_ms']} ms)")
+    return "\n".join(lines)
+
+
 def format_live(rows: list[dict]) -> str:
     """The live benchmark as a table, each run against the goals."""
     ndi = any("received_fps" in row for row in rows)

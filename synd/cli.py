@@ -48,8 +48,8 @@ def _positive(kind):
 
 
 def _bench_part(text: str) -> str:
-    if text not in ("render", "live", "ndi"):
-        raise argparse.ArgumentTypeError(f"choose render, live or ndi, not {text!r}")
+    if text not in ("render", "live", "ndi", "switch"):
+        raise argparse.ArgumentTypeError(f"choose render, live, ndi or switch, not {text!r}")
     return text
 
 
@@ -196,10 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "live: run the live engine on the song played in real time "
                                    "and report fps, dropped frames and audio-to-frame latency. "
                                    "ndi: the same with a real NDI source at 1280x720@60 and "
-                                   "1920x1080@30, watched by an NDI receiver in another process.")
+                                   "1920x1080@30, watched by an NDI receiver in another process. "
+                                   "switch: the longest engine frame while presets change "
+                                   "(crossfades of pictures and of weights) against calm playing.")
     p.add_argument("parts", nargs="*", type=_bench_part, metavar="PART",
-                   help="render, live and/or ndi (default: render and live, plus ndi when "
-                        "the ndi output is available)")
+                   help="render, live, ndi and/or switch (default: render and live, plus "
+                        "ndi when the ndi output is available)")
     _add_look_args(p)
     p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")],
                    default=[(1280, 720), (1920, 1080)], metavar="WxH,...",
@@ -541,6 +543,16 @@ def cmd_bench(args) -> int:
               f"an NDI receiver in another process; {machine()}")
         result["ndi"] = bench_ndi(bundle, look, detail=args.detail)
         print(format_live(result["ndi"]))
+    if "switch" in parts:
+        from synd.bench import bench_switch, format_switch
+        from synd.daemon import load_look
+        from synd.presets import list_presets
+
+        names = [p.name for p in list_presets()]
+        print(f"preset-switch benchmark: {', '.join(names)} in turn, 2 s fades, 30 fps; {machine()}")
+        result["switch"] = [bench_switch(load_look, names[0], names, mix, detail=args.detail)
+                            for mix in ("image", "weights")]
+        print(format_switch(result["switch"]))
     if args.json:
         write_json(result, args.json)
     return 0
