@@ -169,6 +169,33 @@ class Daemon:
             if hasattr(runner.output, "on_quit"):
                 runner.output.on_quit = self.stop
 
+    def _prepare_presets(self) -> None:
+        """Export every preset's model for ONNX Runtime into the cache, below the engine's
+        priority, so that preset switches later only read files (the first run after an
+        install prepares them; later runs find them all cached)."""
+        from synd.bridges.base import yield_to_engine
+        from synd.onnxgen import cached_export, export_cache_path, onnx_missing
+
+        if self.engine.runtime != "onnxruntime" or onnx_missing():
+            return
+        yield_to_engine()
+        h, w = self.engine.loop.height, self.engine.loop.width
+        todo = []
+        for name in self.control.presets:
+            try:
+                bundle, _ = load_look(name)
+            except Exception as exc:  # noqa: BLE001 - a broken preset is reported when chosen
+                log.debug("cannot prepare preset %s: %s", name, exc)
+                continue
+            if not export_cache_path(bundle.generator, h, w).is_file():
+                todo.append((name, bundle))
+        if todo:
+            log.info("preparing %d presets for switching without a hitch", len(todo))
+        for name, bundle in todo:
+            if self.stopping.is_set():
+                return
+            cached_export(bundle.generator, h, w)
+
     def _start_midi(self, run):
         """MIDI control as the config asks (`midi = "auto"`: the first input port, else a
         virtual port named synd); any problem is one warning line and no MIDI."""
@@ -233,6 +260,7 @@ class Daemon:
                           self.config.run.osc, exc)
                 self.osc = None
         self.midi = self._start_midi(self.config.run)
+        threading.Thread(target=self._prepare_presets, name="synd-prepare", daemon=True).start()
         status_thread = threading.Thread(target=self._log_status, name="synd-status", daemon=True)
         status_thread.start()
         try:

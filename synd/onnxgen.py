@@ -13,15 +13,19 @@ output threads that scale and send frames on the same cores.
 
 from __future__ import annotations
 
+import hashlib
 import io
-import os
 import logging
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from synd.files import atomic_write_bytes
 from synd.model import FoldedGenerator, Generator
+from synd.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,43 @@ def export_generator(generator: Generator, height: int, width: int) -> bytes:
     return buf.getvalue()
 
 
+#: Part of every cache key: bump it when the exported graph changes.
+EXPORT_VERSION = 1
+
+
+def generator_key(generator: Generator, height: int, width: int) -> str:
+    """A name for this generator's export at this size: a hash of its weights, the size,
+    and the torch and export versions."""
+    digest = hashlib.sha256(f"{EXPORT_VERSION}-{torch.__version__}-{height}x{width}".encode())
+    for name, tensor in generator.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def export_cache_path(generator: Generator, height: int, width: int) -> Path:
+    return cache_dir() / "onnx" / f"{generator_key(generator, height, width)}.onnx"
+
+
+def cached_export(generator: Generator, height: int, width: int) -> bytes:
+    """`export_generator`, kept in the cache folder. Exporting traces the network in
+    Python for a fraction of a second, and while it runs the live engine thread waits
+    for Python's lock (frames of 70 ms and more were measured): a preset switch reads
+    the cached file instead. An ONNX file is a graph of operators, not code."""
+    path = export_cache_path(generator, height, width)
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = export_generator(generator, height, width)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:  # a read-only cache only costs speed
+        log.debug("cannot cache %s: %s", path, exc)
+    return data
+
+
 class OnnxGenerator:
     """A generator's forward pass for one frame size in ONNX Runtime; called like
     `FoldedGenerator`: (base, features) -> frame."""
@@ -66,8 +107,15 @@ class OnnxGenerator:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # notes about unused initializers are noise
-        model = export_generator(generator.cpu().eval(), height, width)
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        generator = generator.cpu().eval()
+        try:
+            self.session = ort.InferenceSession(cached_export(generator, height, width), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - a damaged cache file: export afresh
+            log.warning("cached ONNX export unusable (%s): exporting again", " ".join(str(exc).split()))
+            export_cache_path(generator, height, width).unlink(missing_ok=True)
+            self.session = ort.InferenceSession(cached_export(generator, height, width), options,
+                                                providers=["CPUExecutionProvider"])
 
     @staticmethod
     def _array(t: torch.Tensor) -> np.ndarray:

@@ -48,8 +48,10 @@ class Slot:
     extractor: StreamingExtractor
     last_row: np.ndarray
     runtime: str
-    #: The generator folded in torch, for weight blends (built off the engine thread).
+    #: The generator folded in torch, and a spare copy to mix weights into, for weight
+    #: blends (both built off the engine thread).
     folded: FoldedGenerator | None = None
+    spare: FoldedGenerator | None = None
 
     def hear(self, samples: np.ndarray) -> np.ndarray:
         """Push audio through this slot's extractor; returns the new feature rows."""
@@ -110,7 +112,7 @@ class Mixer:
             # then each crossfader step is a cheap in-place mix of their tensors.
             h, w = a.loop.height, a.loop.width
             ends = [s.folded or FoldedGenerator(s.bundle.generator, h, w).eval() for s in (a, b)]
-            mixed = copy.deepcopy(ends[0])
+            mixed = b.spare or a.spare or copy.deepcopy(ends[0])
             self._blend = ((*pair, None), mixed, ends)
         key, mixed, ends = self._blend
         if key[2] != step:
@@ -184,10 +186,16 @@ def make_slot(bundle: ModelBundle, look: Look, name: str, sample_rate: int, fps:
     w, h = size
     loop = FrameLoop(bundle, h, w, look=look, seed=seed,
                      device=next(bundle.generator.parameters()).device, paint=paint)
-    folded = None
-    if mix == "weights":
-        folded = paint if isinstance(paint, FoldedGenerator) else FoldedGenerator(bundle.generator, h, w).eval()
-        with torch.inference_mode():  # torch sets its kernels up on a first run: here, not live
-            folded(loop.pattern, torch.zeros(1, bundle.config.feature_dim, device=loop.pattern.device))
+    # A first run sets up kernels and memory (tens of milliseconds): done here, off the
+    # engine thread, so that the slot's first live frame costs what every frame costs.
+    silent = torch.zeros(1, bundle.config.feature_dim, device=loop.pattern.device)
+    folded = spare = None
+    with torch.inference_mode():
+        loop.paint(loop.pattern, silent)
+        if mix == "weights":
+            folded = paint if isinstance(paint, FoldedGenerator) else FoldedGenerator(bundle.generator, h, w).eval()
+            spare = copy.deepcopy(folded)
+            folded(loop.pattern, silent)
+            spare(loop.pattern, silent)
     return Slot(name, bundle, loop, StreamingExtractor(features),
-                np.array(bundle.stats.mean, dtype=np.float32), runtime, folded)
+                np.array(bundle.stats.mean, dtype=np.float32), runtime, folded, spare)

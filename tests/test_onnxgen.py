@@ -74,3 +74,22 @@ def test_runtime_choice(prism, monkeypatch):
     assert isinstance(live_painter(g, 32, 48, "auto"), FoldedGenerator)  # falls back
     with pytest.raises(ValueError, match="runtime onnx: onnxruntime is not installed"):
         live_painter(g, 32, 48, "onnx")
+
+
+def test_exports_are_cached_and_a_damaged_cache_file_is_replaced(prism, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calls = []
+    real = onnxgen.export_generator
+    monkeypatch.setattr(onnxgen, "export_generator", lambda *a: calls.append(a) or real(*a))
+    first = OnnxGenerator(prism.generator, 32, 48, threads=1)
+    path = onnxgen.export_cache_path(prism.generator, 32, 48)
+    assert path.is_file() and len(calls) == 1
+    second = OnnxGenerator(prism.generator, 32, 48, threads=1)
+    assert len(calls) == 1  # read from the cache
+    base, feats = torch.rand(1, 3, 32, 48), torch.zeros(1, prism.config.feature_dim)
+    assert torch.equal(first(base, feats), second(base, feats))
+    other_size = onnxgen.export_cache_path(prism.generator, 40, 48)
+    assert other_size != path
+    path.write_bytes(b"not an onnx model")
+    third = OnnxGenerator(prism.generator, 32, 48, threads=1)
+    assert len(calls) == 2 and torch.equal(third(base, feats), first(base, feats))
