@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from synd.bridges.base import Frame, Output
 from synd.bundle import ModelBundle
 from synd.presets import Look
 from synd.render import (GENERATION_SHORT_SIDE, RenderOptions, generation_size, render_frames,
@@ -87,6 +88,22 @@ def format_render(rows: list[dict], fps: float) -> str:
     return "\n".join(lines)
 
 
+class ScaleOnly(Output):
+    """The live benchmarks' output: scales every frame to its size as BGRA (what NDI
+    sends), then drops it."""
+
+    name = "bench"
+
+    def open(self) -> None:
+        pass
+
+    def send(self, frame: Frame) -> None:
+        self.pixels(frame, "bgra")
+
+    def close(self) -> None:
+        pass
+
+
 #: The live engine's goal with the default preset: frames/s painted at 256x256 (the
 #: models' native scale) and scaled to 720p, with no frames dropped.
 LIVE_GOAL_FPS = 60.0
@@ -111,22 +128,10 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
     scales every frame to `size` BGRA (what NDI sends). `ready(output)`, when given, is
     called once the output is open and must return when it is ready to be measured.
     Reports fps, dropped frames and the audio-to-frame latency."""
-    from synd.bridges.base import Frame, Output, OutputRunner
+    from synd.bridges.base import OutputRunner
     from synd.capture import FileInput
     from synd.corpus import demo_clip
     from synd.engine import Engine, EngineOptions
-
-    class ScaleOnly(Output):
-        name = "bench"
-
-        def open(self) -> None:
-            pass
-
-        def send(self, frame: Frame) -> None:
-            self.pixels(frame, "bgra")
-
-        def close(self) -> None:
-            pass
 
     with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
         song = demo_clip(Path(tmp) / "song.wav", duration=max(seconds, 5.0))
@@ -215,23 +220,11 @@ def bench_switch(look_loader, first: str, presets: list[str], mix: str = "image"
     `switches` preset changes through the Controller (load into the hidden slot, fade
     over `fade` s), against the longest frame over as long a stretch without changes.
     A frame longer than two frame periods would be a visible hitch."""
-    from synd.bridges.base import Frame, Output, OutputRunner
+    from synd.bridges.base import OutputRunner
     from synd.capture import FileInput
     from synd.control import Controller
     from synd.corpus import demo_clip
     from synd.engine import Engine, EngineOptions
-
-    class ScaleOnly(Output):
-        name = "bench"
-
-        def open(self) -> None:
-            pass
-
-        def send(self, frame: Frame) -> None:
-            self.pixels(frame, "bgra")
-
-        def close(self) -> None:
-            pass
 
     settle = fade + 2.0
     bundle, look = look_loader(first)
