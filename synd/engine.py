@@ -189,15 +189,14 @@ class Engine:
                    done: Callable[[BaseException | None], None] | None = None) -> threading.Thread:
         """Load a model off the engine thread into the slot on screen, swapping it in
         between two frames; the engine keeps painting the old one meanwhile."""
-        def then(slot: Slot) -> None:
-            self.slots[self.showing] = slot
-        return self._load(load, name, then, done)
+        return self.load_slot(None, load, name, done)
 
-    def load_slot(self, which: str, load: Callable[[], tuple[ModelBundle, Look]], name: str,
+    def load_slot(self, which: str | None, load: Callable[[], tuple[ModelBundle, Look]], name: str,
                   done: Callable[[BaseException | None], None] | None = None) -> threading.Thread:
-        """Load a model into slot "a" or "b" without moving the crossfader."""
+        """Load a model into slot "a" or "b" (None: the one on screen when it is ready)
+        without moving the crossfader."""
         def then(slot: Slot) -> None:
-            self.slots[which] = slot
+            self.slots[which or self.showing] = slot
         return self._load(load, name, then, done)
 
     def switch_to(self, load: Callable[[], tuple[ModelBundle, Look]], name: str, seconds: float,

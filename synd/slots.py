@@ -73,7 +73,8 @@ class Mixer:
         if mode not in MIX_MODES:
             raise ValueError(f"mix must be image or weights, got {mode!r}")
         self.mode = mode
-        self._blend: tuple[tuple, FoldedGenerator, list[FoldedGenerator]] | None = None
+        # (a, b, step), the mixed network, the two folded ends, the blended (mean, std)
+        self._blend: tuple | None = None
         self._warned = False
         self._worker: ThreadPoolExecutor | None = None
 
@@ -113,22 +114,21 @@ class Mixer:
             h, w = a.loop.height, a.loop.width
             ends = [s.folded or FoldedGenerator(s.bundle.generator, h, w).eval() for s in (a, b)]
             mixed = b.spare or a.spare or copy.deepcopy(ends[0])
-            self._blend = ((*pair, None), mixed, ends)
-        key, mixed, ends = self._blend
+            self._blend = ((*pair, None), mixed, ends, None)
+        key, mixed, ends, stats = self._blend
+        t = step / WEIGHT_STEPS
         if key[2] != step:
-            t = step / WEIGHT_STEPS
             with torch.no_grad():
                 tensors = [dict(m.state_dict(keep_vars=True)) for m in (mixed, *ends)]
                 for name, target in tensors[0].items():
                     target.copy_(torch.lerp(tensors[1][name], tensors[2][name], t))
-            self._blend = ((*pair, step), mixed, ends)
-        t = step / WEIGHT_STEPS
+            # The two models' feature normalisations, blended the same way.
+            stats = tuple(torch.lerp(sa, sb, t) for sa, sb in zip((a.loop._mean, a.loop._std),
+                                                                   (b.loop._mean, b.loop._std)))
+            self._blend = ((*pair, step), mixed, ends, stats)
         loop = a.loop
         saved = (loop.paint, loop._mean, loop._std)
-        mean = torch.as_tensor(np.asarray(a.bundle.stats.mean) * (1 - t) + np.asarray(b.bundle.stats.mean) * t,
-                               dtype=torch.float32)
-        std = torch.as_tensor(np.asarray(a.bundle.stats.std) * (1 - t) + np.asarray(b.bundle.stats.std) * t,
-                              dtype=torch.float32)
+        mean, std = stats
         loop.paint, loop._mean, loop._std = mixed, mean, std
         try:
             return loop.step(a.last_row * (1 - t) + b.last_row * t)
