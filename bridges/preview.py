@@ -31,7 +31,7 @@ from synd.bridges.base import Frame, Output
 from synd.bridges.registry import OUTPUT_CHECKS
 from synd.video import FrameScaler
 
-__all__ = ["PreviewOutput", "display_problem"]
+__all__ = ["PreviewOutput", "display_problem", "frame_view_class"]
 
 # Qt platforms that need no window system.
 _HEADLESS = {"offscreen", "minimal", "minimalegl", "eglfs", "linuxfb", "vnc", "vkkhrdisplay"}
@@ -234,14 +234,26 @@ class PreviewOutput(Output):
             self._loop.quit()
 
 
-_WINDOW_CLASS: Any = None
+_CLASSES: dict[str, Any] = {}
+
+
+def frame_view_class() -> Any:
+    """`FrameView`, a QWidget showing RGB frames scaled to fit with black bars (the
+    preview window, and the control window's live picture). Defined on first use so that
+    PyQt6 loads only then."""
+    _define_classes()
+    return _CLASSES["FrameView"]
 
 
 def _window_class() -> Any:
-    """The QWidget subclass, defined on first use so that PyQt6 loads only then."""
-    global _WINDOW_CLASS
-    if _WINDOW_CLASS is not None:
-        return _WINDOW_CLASS
+    """The preview window's QWidget subclass (a FrameView with keys and full screen)."""
+    _define_classes()
+    return _CLASSES["PreviewWindow"]
+
+
+def _define_classes() -> None:
+    if _CLASSES:
+        return
 
     from PyQt6 import sip
     from PyQt6.QtCore import QPointF, QRectF, Qt
@@ -254,21 +266,25 @@ def _window_class() -> Any:
             try:
                 return method(self, *args)
             except BaseException as exc:
-                self.owner._fail_in_qt(exc)
+                self.failed(exc)
         wrapper.__name__ = method.__name__
         return wrapper
 
-    class PreviewWindow(QWidget):
-        def __init__(self, owner: PreviewOutput) -> None:
-            super().__init__()
-            self.owner = owner
-            self.setWindowTitle(owner.title)
+    class FrameView(QWidget):
+        """Shows (h, w, 3) uint8 RGB frames, scaled to the widget with the aspect kept."""
+
+        def __init__(self, parent: Any = None) -> None:
+            super().__init__(parent)
             self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-            self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
             self._rgb: np.ndarray | None = None
             self._scaler: FrameScaler | None = None
             self._pixels: np.ndarray | None = None  # the memory the QImage points into
             self._image: QImage | None = None
+
+        def failed(self, exc: BaseException) -> None:
+            """An exception inside a Qt callback: logged (PyQt would abort the process)."""
+            import logging
+            logging.getLogger(__name__).error("picture view: %s: %s", type(exc).__name__, exc)
 
         def show_frame(self, rgb: np.ndarray) -> None:
             self._rgb = rgb
@@ -276,7 +292,7 @@ def _window_class() -> Any:
             self.update()
 
         def _convert(self) -> None:
-            """Scale the frame to fit the window (device pixels) in one pass."""
+            """Scale the frame to fit the widget (device pixels) in one pass."""
             rgb = self._rgb
             if rgb is None:
                 return
@@ -307,7 +323,7 @@ def _window_class() -> Any:
                 x, y = (self.width() - tw) / 2, (self.height() - th) / 2
                 if abs(tw - size.width()) < 0.5 and abs(th - size.height()) < 0.5:
                     painter.drawImage(QPointF(round(x), round(y)), image)
-                else:  # the window changed size since the frame was converted
+                else:  # the widget changed size since the frame was converted
                     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
                     painter.drawImage(QRectF(x, y, tw, th), image)
             finally:
@@ -316,6 +332,16 @@ def _window_class() -> Any:
         @guarded
         def resizeEvent(self, event: Any) -> None:
             self._convert()
+
+    class PreviewWindow(FrameView):
+        def __init__(self, owner: PreviewOutput) -> None:
+            super().__init__()
+            self.owner = owner
+            self.setWindowTitle(owner.title)
+            self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        def failed(self, exc: BaseException) -> None:
+            self.owner._fail_in_qt(exc)
 
         def toggle_fullscreen(self) -> None:
             if self.isFullScreen():
@@ -351,5 +377,4 @@ def _window_class() -> Any:
             if not self.owner._closing:
                 self.owner.request_quit()
 
-    _WINDOW_CLASS = PreviewWindow
-    return PreviewWindow
+    _CLASSES.update(FrameView=FrameView, PreviewWindow=PreviewWindow)

@@ -18,11 +18,13 @@ TORCH_INDEX_URL=${TORCH_INDEX_URL:-}
 # the X/Qt libraries for the preview window and tray tests, Avahi's client library that
 # the NDI runtime loads, and iproute2/util-linux (ip, unshare) for the NDI tests'
 # loopback-only network namespace, and for the control tests a JACK server (MIDI) and
-# liblo's oscsend/oscdump (an independent OSC implementation).
+# liblo's oscsend/oscdump (an independent OSC implementation), and for the tray tests an X
+# server, a system tray, X input and screenshots (xvfb, trayer, xdotool, imagemagick).
 APT_PACKAGES=(make python3 python3-venv libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils sox
   libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 libxcb-cursor0
   libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
-  libxcb-shape0 libx11-xcb1 libavahi-client3 iproute2 util-linux jackd2 liblo-tools)
+  libxcb-shape0 libx11-xcb1 libavahi-client3 iproute2 util-linux jackd2 liblo-tools
+  libxcb-xinerama0 x11-utils xvfb trayer xdotool imagemagick)
 
 missing=()
 if command -v dpkg-query >/dev/null; then

@@ -21,6 +21,8 @@ EPILOG = """examples:
   synd train ~/music --preset prism --out mine.safetensors --minutes 10
   synd train ~/music --preset sharp -o loss.noise=1.0 --out sharper.safetensors
   synd run --input mic --output preview          live visuals from the microphone
+  synd run --tray                                live, with a tray icon and control window
+  synd tray                                      a tray for an already running synd run
   synd info                                      models, presets, audio devices, outputs
 """
 
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "  synd run                                 system audio -> preview window and NDI\n"
                               "  synd run --input mic --output preview,record:set.mp4\n"
                               "  synd run --input song.flac --play --preset drift\n"
+                              "  synd run --tray                          a tray icon and control window\n"
                               "  synd run --output ndi@1920x1080@30,preview@640x360 --ndi-name Stage\n"
                               "  synd run -o fps=60 -o delay_ms=80")
     p.add_argument("--input", help="system, mic, a device name/index or an audio file "
@@ -262,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send state back to this MIDI output (controller LEDs; virtual: a port)")
     p.add_argument("--mix", choices=["image", "weights"],
                    help="how the crossfader blends two models: pictures or weights")
+    p.add_argument("--tray", action="store_true", default=None,
+                   help="show a tray icon and a control window (with the picture; the "
+                        "default outputs then leave out the preview window)")
     p.add_argument("--ndi-name", dest="ndi_name",
                    help="source name of the ndi, syphon and spout outputs (default synd)")
     p.add_argument("--fps", type=_positive(float), help="frames per second (default 30)")
@@ -272,6 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="config file (default: ~/.config/synd/config.toml)")
     p.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key for this run, e.g. -o fps=60 -o input=mic")
+
+    p = sub.add_parser("tray", help="a tray icon and control window for a running synd run",
+                       description="Attach to a running `synd run` over its OSC port and show "
+                                   "a tray icon (presets, input, outputs, intensity, freeze, "
+                                   "blackout) and a control window with the live picture. "
+                                   "Quitting the tray leaves synd running. Where the desktop "
+                                   "has no system tray, the control window opens instead.",
+                       epilog="control window keys: PgDown/PgUp next/previous preset, Ctrl+1..9 "
+                              "preset N, Ctrl+Up/Down intensity, [ ] fade to A/B, C cut on the "
+                              "beat, F freeze, B blackout, Ctrl+L MIDI learn, Esc close, Ctrl+Q quit")
+    p.add_argument("--osc", metavar="HOST:PORT",
+                   help="synd's OSC port (default: the [run] osc setting, 127.0.0.1:9000)")
+    p.add_argument("--config", type=Path, help="config file (default: ~/.config/synd/config.toml)")
 
     p = sub.add_parser("service", help="run synd as a background service (systemd user unit)")
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -324,7 +343,7 @@ def _main(args) -> int:
     from synd.video import VideoError
 
     handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "bench": cmd_bench,
-                "midi": cmd_midi,
+                "midi": cmd_midi, "tray": cmd_tray,
                 "listen": cmd_listen, "run": cmd_run, "service": cmd_service, "info": cmd_info, "presets": cmd_presets}
     if args.command in ("train", "render", "eval", "listen"):
         _stop_on_signals()
@@ -468,7 +487,7 @@ def cmd_run(args) -> int:
     flags = {k: getattr(args, k) for k in ("input", "play", "loop", "output", "fps", "size",
                                              "delay_ms", "ndi_name", "osc", "osc_remote", "osc_allow",
                                              "osc_feedback", "mix", "midi", "midi_api", "midi_map",
-                                             "midi_feedback") if getattr(args, k) is not None}
+                                             "midi_feedback", "tray") if getattr(args, k) is not None}
     config = apply_overrides(config, [f"{k}={_toml(v)}" for k, v in flags.items()])
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
 
@@ -480,6 +499,23 @@ def _toml(value) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def cmd_tray(args) -> int:
+    from synd.bridges.preview import display_problem
+    from synd.config import load_config, parse_host_port
+
+    target = args.osc or load_config(args.config).run.osc
+    if target.strip().lower() in ("off", "", "none"):
+        raise ValueError("synd's OSC is off in the config: give --osc HOST:PORT")
+    host, port = parse_host_port(target, "osc")
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
+    problem = display_problem()
+    if problem:
+        raise ValueError(f"cannot show the tray: {problem}")
+    from synd.tray import attach
+
+    return attach(host, port)
 
 
 def cmd_midi(args) -> int:

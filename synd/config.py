@@ -52,6 +52,7 @@ class RunConfig:
     midi_api: str = "auto"   # auto, alsa, jack, coremidi or winmm
     midi_map: str = ""       # mapping file (empty: ~/.config/synd/midi.toml, else the shipped one)
     midi_feedback: str = ""  # output port name part (or "virtual") for controller LEDs; empty: none
+    tray: bool = False       # a tray icon and control window (the window has the preview)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ Presets and models: `select_preset("name" | "next" | "previous" | "random")` loa
 preset into the slot that is not showing and crossfades to it over `transition_time`;
 `load(slot, name)` puts a model or preset into slot "a" or "b" without fading;
 `fade(target, seconds)` moves the crossfader; `cut()` switches to the other slot at the
-next beat. `set_output(name, enabled)` pauses or resumes an output.
+next beat. `set_output(name, enabled)` pauses or resumes an output. `set_input(name)`
+switches the audio input to one of `inputs()` (devices only: a control surface cannot make
+synd open a file).
 
 Events for control surfaces (`subscribe(event, callback)`): "beat" (on onsets, with the
 onset strength), "changed" (name, value: any parameter or state change), "learn" (the
@@ -81,20 +83,32 @@ TRIGGERS: dict[str, str] = {
 
 EVENTS = ("beat", "changed", "learn")
 
+#: What a MIDI control can be bound to by learning.
+LEARNABLE = (*PARAMS, *TRIGGERS, "preset/next", "preset/previous", "preset/random", "cut")
+
 
 class Controller:
     """Checks commands and hands them to the engine; see the module docstring.
 
     `engine` is a `synd.engine.Engine`; `presets` the preset names in order (for next,
     previous and random); `load(name)` returns (bundle, look) for a preset or model name
-    and may take seconds (it runs off the engine thread).
+    and may take seconds (it runs off the engine thread). `models()` lists the names
+    `load` takes (for model pickers); `inputs()` the audio inputs one can switch to and
+    `open_input(name)` opens one at the engine's sample rate (both None: the input is
+    fixed).
     """
 
     def __init__(self, engine, presets: list[str], load: Callable[[str], tuple],
-                 current: str | None = None, rng: random.Random | None = None):
+                 current: str | None = None, rng: random.Random | None = None,
+                 models: Callable[[], list[str]] | None = None,
+                 inputs: Callable[[], list[str]] | None = None,
+                 open_input: Callable[[str], Any] | None = None):
         self.engine = engine
         self.presets = list(presets)
         self._load_look = load
+        self._models = models
+        self._inputs = inputs
+        self._open_input = open_input
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._subscribers: dict[str, list[Callable[..., None]]] = {e: [] for e in EVENTS}
@@ -229,16 +243,53 @@ class Controller:
             runner.enabled = bool(enabled)
         self._emit("changed", f"output/{name}", bool(enabled))
 
+    def set_input(self, name: str) -> None:
+        """Switch the audio input to `name`, one of `inputs()`. The device is opened and
+        started off the caller's thread; the engine swaps inputs between two frames and
+        the change is announced ("changed", "input", description) once it is live. A
+        device that fails to open is logged in one line and the old input stays."""
+        name = str(name).strip()
+        choices = self.inputs()
+        if self._open_input is None or not choices:
+            raise ValueError("the audio input cannot be switched here")
+        if name not in choices:
+            raise ValueError(f"no audio input {name!r} (inputs: {', '.join(choices)})")
+
+        def work() -> None:
+            try:
+                source = self._open_input(name)
+                source.start()
+            except Exception as exc:  # noqa: BLE001 - the old input goes on
+                log.error("cannot switch the input to %s: %s", name, exc)
+                return
+            try:
+                self.engine.set_source(source)
+            except ValueError as exc:
+                source.stop()
+                log.error("cannot switch the input to %s: %s", name, exc)
+                return
+            self._emit("changed", "input", source.description)
+        threading.Thread(target=work, name="synd-input-open", daemon=True).start()
+
+    def inputs(self) -> list[str]:
+        """The audio inputs `set_input` takes ("system", "mic", then device names)."""
+        return list(self._inputs()) if self._inputs is not None else []
+
+    def models(self) -> list[str]:
+        """Preset and model names `load` and the model pickers take."""
+        return list(self._models()) if self._models is not None else list(self.presets)
+
     def request_learn(self, param: str) -> None:
         """Ask MIDI to bind the next control moved to `param` (a parameter or trigger)."""
-        if param not in PARAMS and param not in TRIGGERS and param not in ("preset/next", "preset/previous", "preset/random", "cut"):
-            raise KeyError(f"cannot learn {param!r}")
+        if param not in LEARNABLE:
+            raise KeyError(f"cannot learn {param!r}; MIDI can learn: {', '.join(LEARNABLE)}")
         self._emit("learn", param)
 
     # -- queries -----------------------------------------------------------------------
 
     def get(self, name: str) -> Any:
-        """The current value of a parameter, trigger, "preset", "model/a" or "model/b"."""
+        """The current value of a parameter, trigger, "preset", "model/a", "model/b",
+        "input" (its description) or "output/NAME"."""
         return self.state()[name]
 
     def state(self) -> dict[str, Any]:
@@ -251,4 +302,5 @@ class Controller:
         values["crossfade"] = engine["crossfade"]
         return {**values, **triggers, "preset": preset, "model/a": engine["a"],
                 "model/b": engine["b"], "mix": engine["mix"],
+                "input": getattr(getattr(self.engine, "source", None), "description", None),
                 **{f"output/{r.name}": r.enabled for r in self.engine.outputs}}

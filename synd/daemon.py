@@ -56,16 +56,17 @@ def open_source(config: Config, rate: int):
 NAMED_OUTPUTS = ("ndi", "syphon", "spout")
 
 
-def auto_outputs() -> str:
-    """The default outputs: the preview window where a display exists, plus NDI (and
-    Syphon or Spout on their platforms) where installed, so VJ software sees synd at
-    once. With none of them, a recording in the data folder, so that the visuals go
-    somewhere visible."""
+def auto_outputs(preview: bool = True) -> str:
+    """The default outputs: the preview window where a display exists (unless `preview`
+    is False: the tray's control window shows the picture), plus NDI (and Syphon or
+    Spout on their platforms) where installed, so VJ software sees synd at once. With
+    none of them, a recording in the data folder, so that the visuals go somewhere
+    visible."""
     from synd.bridges.base import output_class
     from synd.paths import data_dir
 
     chosen, reasons = [], []
-    for name in ("preview", *NAMED_OUTPUTS):
+    for name in ("preview", *NAMED_OUTPUTS) if preview else NAMED_OUTPUTS:
         try:
             reason = output_class(name).available()
         except Exception as exc:  # a broken optional module must not stop the daemon
@@ -76,6 +77,8 @@ def auto_outputs() -> str:
             reasons.append(f"{name}: {reason}")
     if chosen:
         return ",".join(chosen)
+    if not preview:
+        reasons.insert(0, "preview: the control window shows the picture")
     path = data_dir() / "recordings" / time.strftime("synd-%Y%m%d-%H%M%S.mp4")
     path.parent.mkdir(parents=True, exist_ok=True)
     log.warning("no preview or NDI (%s): recording to %s instead", "; ".join(reasons), path)
@@ -86,6 +89,36 @@ def engine_fps(run_fps: float, parsed: list[tuple[str, dict]]) -> float:
     """The engine's frame rate: the configured fps, or the fastest output's own fps
     (`NAME@FPS`; an output cannot get more frames than the engine paints)."""
     return max([run_fps, *(options.get("fps") or run_fps for _, options in parsed)])
+
+
+def input_choices() -> list[str]:
+    """The audio inputs a control surface may switch to: system audio, the microphone,
+    then every capture device by name (never a file)."""
+    from synd.capture import list_inputs
+
+    names = ["system", "mic"]
+    for entry in list_inputs():
+        if entry["name"] not in names:
+            names.append(entry["name"])
+    return names
+
+
+def open_device(name: str, rate: int):
+    """The capture input for one of `input_choices()` (not started)."""
+    from synd.capture import DeviceInput
+
+    if name in ("system", "mic"):
+        return DeviceInput(name, rate=rate)
+    return DeviceInput("device", name, rate=rate)
+
+
+def model_choices() -> list[str]:
+    """What the model slots can load: the presets, then the model files by name."""
+    from synd.info import list_models
+    from synd.presets import list_presets
+
+    names = [p.name for p in list_presets()]
+    return names + [m["name"] for m in list_models() if m["name"] not in names]
 
 
 def load_look(name: str):
@@ -114,6 +147,13 @@ class Daemon:
 
         run = config.run
         self.config = config
+        self.tray = run.tray
+        if self.tray:  # fail before anything loads when no window can open
+            from synd.bridges.preview import display_problem
+
+            problem = display_problem()
+            if problem:
+                raise ValueError(f"cannot show the tray: {problem}")
         self.stopping = threading.Event()
         self._cpu = CpuMeter()
         size = parse_size(run.size)
@@ -124,9 +164,10 @@ class Daemon:
         device = pick_device(device or config.device)
         bundle = bundle.to(device)
         bundle.generator.eval()
-        self.source = open_source(config, bundle.features.sample_rate)
+        source = open_source(config, bundle.features.sample_rate)
+        self._first_source = source
         if parsed is None:
-            parsed = parse_outputs(auto_outputs())
+            parsed = parse_outputs(auto_outputs(preview=not self.tray))
         # --size is the size of every output that does not name its own (NAME@WxH), and
         # --ndi-name the name of every NDI/Syphon/Spout source that does not (ndi:NAME).
         fps = engine_fps(run.fps, parsed)
@@ -138,7 +179,7 @@ class Daemon:
             if name in NAMED_OUTPUTS:
                 defaults["source_name"] = run.ndi_name
             self.outputs.append(OutputRunner(create_output(name, defaults | options, fps)))
-        self.engine = Engine(bundle, look, self.source, self.outputs,
+        self.engine = Engine(bundle, look, source, self.outputs,
                              EngineOptions(fps=fps, size=size, detail=run.detail,
                                            delay_ms=run.delay_ms, runtime=run.runtime,
                                            mix=run.mix),
@@ -147,8 +188,13 @@ class Daemon:
             found, found_look = load_look(name)
             return found.to(device), found_look
         self.control = Controller(self.engine, [p.name for p in list_presets()], load,
-                                  current=model or preset or config.preset)
+                                  current=model or preset or config.preset,
+                                  models=model_choices, inputs=input_choices,
+                                  open_input=lambda name: open_device(name, self.engine.sample_rate))
         self.osc = self._osc_server(run)
+        for runner in self.outputs:  # q or closing the preview window stops the daemon
+            if hasattr(runner.output, "on_quit"):
+                runner.output.on_quit = self.stop
         self.midi = None  # started in run(): MIDI trouble is a warning, never fatal
 
     def _osc_server(self, run):
@@ -165,9 +211,6 @@ class Daemon:
         feedback = parse_host_port(run.osc_feedback, "osc_feedback") if run.osc_feedback else None
         return OscServer(self.control, host, port, allow=allow, feedback=feedback,
                          status=self.status)
-        for runner in self.outputs:
-            if hasattr(runner.output, "on_quit"):
-                runner.output.on_quit = self.stop
 
     def _prepare_presets(self) -> None:
         """Export every preset's model for ONNX Runtime into the cache, below the engine's
@@ -222,6 +265,12 @@ class Daemon:
         log.info("MIDI: listening on %s", port or "a virtual port named synd")
         return midi
 
+    @property
+    def source(self):
+        """The audio input in use (the tray and OSC can switch it)."""
+        engine = getattr(self, "engine", None)
+        return engine.source if engine is not None else self._first_source
+
     def status(self) -> dict:
         """Live numbers: fps, dropped frames, latency, overflows, CPU load, outputs."""
         return self.engine.status() | {"cpu_percent": self._cpu.percent()}
@@ -264,17 +313,52 @@ class Daemon:
         status_thread = threading.Thread(target=self._log_status, name="synd-status", daemon=True)
         status_thread.start()
         try:
+            tray = self._show_tray() if self.tray else None
             if main_thread_output is not None:
                 main_thread_output.run_here()  # Qt's loop; returns on stop() or q
-            while not self.stopping.wait(0.2):
-                if self.engine.error is not None or not self.engine.running:
-                    break
-                if getattr(self.source, "finished", False):
-                    log.info("input finished")
-                    break
+            if tray is not None:
+                self._run_qt()
+            while not self.stopping.wait(0.2) and not self._finished():
+                pass
         finally:
+            if tray is not None:
+                tray.hide()
             self.shutdown()
         return 1 if self.engine.error is not None else 0
+
+    def _finished(self) -> bool:
+        """Whether the show ended by itself: the engine failed, or a file input ended."""
+        if self.engine.error is not None or not self.engine.running:
+            return True
+        if getattr(self.source, "finished", False):
+            log.info("input finished")
+            return True
+        return False
+
+    def _show_tray(self):
+        """The tray icon (or, with no system tray, the control window) for this daemon."""
+        from synd.link import LocalLink
+        from synd.tray import Tray, application
+
+        application()
+        link = LocalLink(self)
+        tray = Tray(link, on_quit=self.stop)
+        link.start()
+        tray.show()
+        return tray
+
+    def _run_qt(self) -> None:
+        """Run Qt's event loop on the main thread until the daemon stops."""
+        from PyQt6.QtCore import QEventLoop, QTimer
+
+        loop = QEventLoop()
+        timer = QTimer()
+        # Also gives Python the chance to run signal handlers while Qt waits.
+        timer.timeout.connect(lambda: (self.stopping.is_set() or self._finished()) and loop.quit())
+        timer.start(100)
+        if not self.stopping.is_set():
+            loop.exec()
+        timer.stop()
 
     def shutdown(self) -> None:
         """Stop the engine, close every output once, stop the audio: about 2 s at most."""

@@ -93,6 +93,8 @@ class Engine:
         self._rotation: tuple[float, Callable[[], None]] | None = None
         self._rotated_at = time.monotonic()
         self._last_rgb: np.ndarray | None = None
+        #: The newest published frame (a control window's preview reads it; any thread).
+        self.last_frame: Frame | None = None
         self._tick_ms: deque[float] = deque(maxlen=300)
         self._loaders: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         rate = source.sample_rate
@@ -208,6 +210,20 @@ class Engine:
             self.slots[hidden] = slot
             self._start_fade(1.0 if hidden == "b" else 0.0, seconds)
         return self._load(load, name, then, done)
+
+    def set_source(self, source) -> None:
+        """Switch to another audio input (already started) between two frames; the old
+        one is stopped off the engine thread. The new input must deliver the engine's
+        sample rate."""
+        if source.sample_rate != self.sample_rate:
+            raise ValueError(f"the new input delivers {source.sample_rate} Hz, the engine "
+                             f"runs at {self.sample_rate} Hz")
+
+        def apply() -> None:
+            old, self.source = self.source, source
+            log.info("input: %s", source.description)
+            threading.Thread(target=old.stop, name="synd-input-stop", daemon=True).start()
+        self.command(apply)
 
     def set_crossfade(self, x: float) -> None:
         """Put the crossfader at x (0 = slot A, 1 = slot B); stops a running fade."""
@@ -336,6 +352,7 @@ class Engine:
                       captured_at=captured_at, rgb=rgb, audio=samples, sample_rate=rate)
         for out in self.outputs:
             out.offer(frame)
+        self.last_frame = frame
         published = time.monotonic()
         with self._lock:
             if heard:

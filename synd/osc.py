@@ -32,14 +32,30 @@ i 0/1, and an empty slot as the empty string.
 | /synd/lock            | i     | 1 press (no automatic preset rotation), 0 release   | i 0/1       |
 | /synd/lock/toggle     | [n]   | toggle lock                                         | -           |
 | /synd/output/NAME     | i     | 1 resume, 0 pause output NAME (ndi, record, ...)    | i 0/1       |
+| /synd/input           | s     | switch the audio input to one of /synd/inputs       | s input     |
 | /synd/midi/learn      | s     | bind the next MIDI control moved to PARAM           | -           |
 | /synd/status          |       | query only                                          | see below   |
+| /synd/presets         |       | query only                                          | s... names  |
+| /synd/models          |       | query only: models and presets for the slots        | s... names  |
+| /synd/inputs          |       | query only: audio inputs /synd/input takes          | s... names  |
+| /synd/outputs         |       | query only                                          | s... names  |
+| /synd/subscribe       | [f [i]] | send me changes for SECONDS (10, at most 60; 0 ends), with PREVIEW pictures if 1 | see below |
 
 `[n]`: an action takes no argument, or one number: non-zero fires it, 0 is ignored (the
 release of a TouchOSC button, which sends 1 on press and 0 on release).
 
-`/synd/status` is ONE message with six arguments in this order, a consistent snapshot:
-`fps f, latency_ms f (-1 = not known yet), preset s, model_a s, model_b s, crossfade f`.
+`/synd/status` is ONE message with seven arguments in this order, a consistent snapshot:
+`fps f, latency_ms f (-1 = not known yet), preset s, model_a s, model_b s, crossfade f,
+dropped i` (frames dropped since the start).
+
+`/synd/subscribe` is how a control surface that cannot be the one feedback target (the
+tray of `synd tray`, a second TouchOSC) follows the show: the sender gets everything a
+feedback target gets (below), plus `/synd/status` four times a second, for SECONDS; it
+renews by subscribing again. A new subscriber first gets the state in full: the lists
+(`/synd/presets`, `/synd/models`, `/synd/inputs`, `/synd/outputs`), every value
+(`/synd/intensity f`, ..., `/synd/input s`, `/synd/output/NAME i`) and the status. With
+PREVIEW 1 it also gets `/synd/preview b`, the picture as a JPEG of at most 320x180, up
+to 15 times a second. At most 8 subscribers at once.
 
 With a feedback target (`feedback=(host, port)`) synd also sends, unasked, from its own
 port: `/synd/status ...` every `status_every` seconds; `/synd/beat f` (onset strength)
@@ -102,6 +118,15 @@ MAX_WILDCARDS = 8
 MAX_ADDRESS_LEN = 256
 #: Packets handled per wake-up before the timer gets a look-in (a flood cannot starve it).
 BATCH = 256
+#: Control surfaces that may subscribe at once (each costs a datagram per change).
+MAX_SUBSCRIBERS = 8
+SUBSCRIBE_DEFAULT_S = 10.0
+SUBSCRIBE_MAX_S = 60.0
+#: How often subscribers get `/synd/status` (a fader follows a running fade).
+SUBSCRIBER_STATUS_S = 0.25
+#: Preview pictures for subscribers that ask: at most this rate and size (one datagram).
+PREVIEW_FPS = 15.0
+PREVIEW_SIZE = (320, 180)
 SUPPORTED_TAGS = frozenset("ihfdsbrmtTFN[]")  # what python-osc decodes
 PATTERN_CHARS = frozenset("*?[]{}")
 
@@ -162,7 +187,7 @@ class _Throttle:
         return True
 
 
-class _BadArgs(Exception):
+class _BadArgs(ValueError):
     """The message's arguments do not fit its address."""
 
 
@@ -251,13 +276,130 @@ def _describe(args: list) -> str:
     return ",".join(tags.get(type(a), type(a).__name__) for a in args) or "none"
 
 
+class Commands:
+    """The `/synd/` address space over a `Controller`, without a network: what a message
+    does and what a query answers. `OscServer` serves it over UDP; the control window of
+    `synd run --tray` sends its commands through it directly, so every surface speaks
+    exactly the same commands.
+    """
+
+    def __init__(self, controller):
+        self.controller = controller
+        self._dispatcher = self._routes()
+
+    def handlers(self, address: str) -> list[tuple[str, Callable[[list], list]]]:
+        """(route, handler) for every address `address` names (it may be a pattern);
+        `handler(args)` applies the message and returns the replies, a list of
+        (address, args). Empty for an unknown address."""
+        if len(address) > MAX_ADDRESS_LEN or sum(c in "*?[{" for c in address) > MAX_WILDCARDS:
+            return []
+        found = [(h.args[0], h.args[1]) for h in self._dispatcher.handlers_for_address(address)]
+        prefix = "/synd/output/"
+        if not found and address.startswith(prefix):
+            name = address[len(prefix):]
+            if name and "/" not in name and not PATTERN_CHARS & set(name):
+                found = [(address, self._output(name))]  # the controller names the outputs
+        return found
+
+    def run(self, address: str, args: list) -> list[tuple[str, list]]:
+        """Apply one message; returns the replies. Raises KeyError for an unknown
+        address and ValueError (one line) for arguments or values that are refused."""
+        handlers = self.handlers(address)
+        if not handlers:
+            raise KeyError(f"unknown address {_show(address)}")
+        replies: list[tuple[str, list]] = []
+        for _route, fn in handlers:
+            replies += fn(list(args))
+        return replies
+
+    def snapshot(self) -> list[tuple[str, list]]:
+        """Every list and value a control surface shows, as the messages that carry them:
+        sent to a new subscriber so that it starts in step."""
+        c = self.controller
+        messages = [("/synd/presets", list(c.presets)), ("/synd/models", c.models()),
+                    ("/synd/inputs", c.inputs()),
+                    ("/synd/outputs", [r.name for r in getattr(c.engine, "outputs", [])])]
+        for name, value in c.state().items():
+            if name != "mix":
+                messages.append((f"/synd/{name}", [_osc_value(value)]))
+        return messages
+
+    def _routes(self) -> Dispatcher:
+        c = self.controller
+        routes: dict[str, Callable[[list], list]] = {
+            "/synd/preset": self._query_or("preset", lambda a: c.select_preset(_one_string(a))),
+            "/synd/model/a": self._query_or("model/a", lambda a: c.load("a", _one_string(a))),
+            "/synd/model/b": self._query_or("model/b", lambda a: c.load("b", _one_string(a))),
+            "/synd/input": self._query_or("input", lambda a: c.set_input(_one_string(a))),
+            "/synd/fade": self._query_or("crossfade", self._fade, "/synd/fade"),
+            "/synd/cut": self._action(c.cut),
+            "/synd/midi/learn": lambda a: c.request_learn(_one_string(a)) or [],
+            "/synd/presets": self._list("/synd/presets", lambda: c.presets),
+            "/synd/models": self._list("/synd/models", c.models),
+            "/synd/inputs": self._list("/synd/inputs", c.inputs),
+            "/synd/outputs": self._list("/synd/outputs", lambda: [
+                r.name for r in getattr(c.engine, "outputs", [])]),
+        }
+        for which in ("next", "previous", "random"):
+            routes[f"/synd/preset/{which}"] = self._action(lambda w=which: c.select_preset(w))
+        for name in PARAMS:
+            routes[f"/synd/{name}"] = self._query_or(
+                name, lambda a, n=name: c.set(n, _one_number(a)))
+        for name in TRIGGERS:
+            routes[f"/synd/{name}"] = self._query_or(
+                name, lambda a, n=name: c.trigger(n, bool(_one_number(a, "one i (1 or 0)"))))
+            routes[f"/synd/{name}/toggle"] = self._action(lambda n=name: c.trigger(n, None))
+        for runner in getattr(c.engine, "outputs", []):
+            routes[f"/synd/output/{runner.name}"] = self._output(runner.name)
+        dispatcher = Dispatcher()
+        for route, fn in routes.items():
+            dispatcher.map(route, _never, route, fn)  # we call fn ourselves, with the route
+        return dispatcher
+
+    def _query_or(self, name: str, change: Callable[[list], Any],
+                  route: str | None = None) -> Callable[[list], list]:
+        route = route or f"/synd/{name}"
+
+        def handle(args: list) -> list:
+            if args:
+                change(args)
+                return []
+            return [(route, [_osc_value(self.controller.get(name))])]
+        return handle
+
+    @staticmethod
+    def _list(route: str, names: Callable[[], list[str]]) -> Callable[[list], list]:
+        def handle(args: list) -> list:
+            if args:
+                raise _BadArgs("is a query and takes no arguments")
+            return [(route, [str(n) for n in names()])]
+        return handle
+
+    @staticmethod
+    def _action(fire: Callable[[], Any]) -> Callable[[list], list]:
+        def handle(args: list) -> list:
+            if _fires(args):
+                fire()
+            return []
+        return handle
+
+    def _output(self, name: str) -> Callable[[list], list]:
+        return self._query_or(f"output/{name}", lambda a: self.controller.set_output(
+            name, bool(_one_number(a, "one i (1 or 0)"))))
+
+    def _fade(self, args: list) -> None:
+        if len(args) not in (1, 2) or not all(_is_number(a) for a in args):
+            raise _BadArgs("expects a target and optionally seconds (f [f])")
+        self.controller.fade(args[0], args[1] if len(args) == 2 else None)
+
+
 class OscServer:
     """Speaks OSC for a `synd.control.Controller`; see the module docstring.
 
     `allow`: sender IPs, host names or networks ("192.168.1.0/24") whose packets are
     taken; others are dropped. `feedback`: (host, port) that gets status, beats and
-    changes unasked. `status()`: live numbers (fps, latency_ms_median), by default the
-    controller's engine's `status()`.
+    changes unasked. `status()`: live numbers (fps, latency_ms_median, dropped_frames),
+    by default the controller's engine's `status()`.
     """
 
     def __init__(self, controller, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
@@ -273,7 +415,7 @@ class OscServer:
         self._status = status or (engine_status if callable(engine_status) else dict)
         self.status_every = float(status_every)
         self._throttle = _Throttle()
-        self._dispatcher = self._routes()
+        self.commands = Commands(controller)
         self._sock: socket.socket | None = None
         self._wake_r = self._wake_w = None
         self._thread: threading.Thread | None = None
@@ -281,6 +423,11 @@ class OscServer:
         self._lifecycle = threading.Lock()
         self._allowed: tuple[set, list] | None = None
         self._feedback_to: tuple | None = None
+        # Subscribers (/synd/subscribe): sender -> [expires at, wants preview pictures].
+        self._subscribers: dict[tuple, list] = {}
+        self._subscribers_lock = threading.RLock()
+        self._preview_seq: int | None = None
+        self._thumbnailer: Any = None
         self.received = 0  # packets taken (after the allow-list), for tests and status
         self.dropped = 0   # packets refused: not allowed, malformed or unsupported
 
@@ -319,10 +466,9 @@ class OscServer:
             self._sock, self._allowed, self._feedback_to = sock, allowed, feedback_to
             self._wake_r, self._wake_w = socket.socketpair()
             self._wake_r.setblocking(False)
-            if feedback_to is not None:
-                self.controller.subscribe("beat", self._on_beat)
-                self.controller.subscribe("changed", self._on_changed)
-                self.controller.subscribe("learn", self._on_learn)
+            self.controller.subscribe("beat", self._on_beat)
+            self.controller.subscribe("changed", self._on_changed)
+            self.controller.subscribe("learn", self._on_learn)
             self._thread = threading.Thread(target=self._run, name="synd-osc", daemon=True)
             self._thread.start()
         host, port = self.address
@@ -386,20 +532,39 @@ class OscServer:
     # -- the server thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        every = self.status_every
-        periodic = self._feedback_to is not None and every > 0
-        next_status = time.monotonic() + every if periodic else None
+        now = time.monotonic()
+        next_status = now + self.status_every if self.status_every > 0 else None
+        next_update = now + SUBSCRIBER_STATUS_S
+        next_preview = now
         while not self._stopping.is_set():
             try:
-                timeout = None if next_status is None else max(0.0, next_status - time.monotonic())
+                deadlines = []
+                if next_status is not None and self._feedback_to is not None:
+                    deadlines.append(next_status)
+                subscribers, previews = self._live_subscribers()
+                if subscribers:
+                    deadlines.append(next_update)
+                if previews:
+                    deadlines.append(next_preview)
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
                 ready, _, _ = select.select([self._sock, self._wake_r], [], [], timeout)
                 if self._stopping.is_set():
                     break
                 if self._sock in ready:
                     self._drain()
-                if next_status is not None and time.monotonic() >= next_status:
-                    next_status = max(next_status + every, time.monotonic())
-                    self._periodic_status()
+                now = time.monotonic()
+                if next_status is not None and now >= next_status:
+                    next_status = max(next_status + self.status_every, now)
+                    if self._feedback_to is not None:
+                        self._periodic_status([self._feedback_to])
+                if now >= next_update:
+                    next_update = max(next_update + SUBSCRIBER_STATUS_S, now)
+                    self._periodic_status(self._live_subscribers()[0])
+                if now >= next_preview:
+                    next_preview = max(next_preview + 1.0 / PREVIEW_FPS, now)
+                    previews = self._live_subscribers()[1]
+                    if previews:
+                        self._send_preview(previews)
             except Exception as exc:  # noqa: BLE001 - the server thread must not die
                 if self._stopping.is_set():
                     break
@@ -407,12 +572,17 @@ class OscServer:
                                logging.ERROR)
                 time.sleep(0.01)  # a persistent failure must not spin
 
-    def _periodic_status(self) -> None:
+    def _periodic_status(self, targets: list[tuple]) -> None:
+        if not targets:
+            return
         try:
-            self.send_status(self._feedback_to)
+            args = self.status_args()
         except Exception as exc:  # noqa: BLE001 - a failing status() must not stop OSC
             self._throttle("failed", "/synd/status", f"OSC: status feedback failed: "
                            f"{type(exc).__name__}: {exc}", logging.ERROR)
+            return
+        for target in targets:
+            self._send(target, "/synd/status", args)
 
     def _drain(self) -> None:
         for _ in range(BATCH):
@@ -447,14 +617,18 @@ class OscServer:
             self._message(message.address, list(message), sender)
 
     def _message(self, address: str, args: list, sender: tuple) -> None:
-        handlers = self._handlers(address)
+        if address == "/synd/status" or address == "/synd/subscribe":
+            handlers = [(address, lambda a, route=address: self._own(route, a, sender))]
+        else:
+            handlers = self.commands.handlers(address)
         if not handlers:
             self._throttle("unknown", address, f"OSC: unknown address {_show(address)} "
                            "(addresses are under /synd/, see synd.osc)")
             return
         for route, fn in handlers:
             try:
-                fn(sender, args)
+                for reply_address, reply_args in fn(args):
+                    self._send(sender, reply_address, reply_args)
             except _BadArgs as exc:
                 self._throttle("arguments", route, f"OSC: {route} {exc}, got {_describe(args)}")
             except (ValueError, KeyError) as exc:
@@ -464,89 +638,44 @@ class OscServer:
                 self._throttle("failed", route, f"OSC: {route} failed: "
                                f"{type(exc).__name__}: {exc}", logging.ERROR)
 
-    def _handlers(self, address: str) -> list[tuple[str, Callable]]:
-        """(route, handler) for every address `address` names (it may be a pattern)."""
-        if len(address) > MAX_ADDRESS_LEN or sum(c in "*?[{" for c in address) > MAX_WILDCARDS:
-            return []
-        found = [(h.args[0], h.args[1]) for h in self._dispatcher.handlers_for_address(address)]
-        prefix = "/synd/output/"
-        if not found and address.startswith(prefix):
-            name = address[len(prefix):]
-            if name and "/" not in name and not PATTERN_CHARS & set(name):
-                found = [(address, self._output(name))]  # the controller names the outputs
-        return found
-
-    # -- the address space -----------------------------------------------------------------
-
-    def _routes(self) -> Dispatcher:
-        c = self.controller
-        routes: dict[str, Callable[[tuple, list], None]] = {
-            "/synd/preset": self._query_or("preset", lambda a: c.select_preset(_one_string(a))),
-            "/synd/model/a": self._query_or("model/a", lambda a: c.load("a", _one_string(a))),
-            "/synd/model/b": self._query_or("model/b", lambda a: c.load("b", _one_string(a))),
-            "/synd/fade": self._query_or("crossfade", self._fade, "/synd/fade"),
-            "/synd/cut": self._action(c.cut),
-            "/synd/midi/learn": lambda sender, a: c.request_learn(_one_string(a)),
-            "/synd/status": self._status_query,
-        }
-        for which in ("next", "previous", "random"):
-            routes[f"/synd/preset/{which}"] = self._action(lambda w=which: c.select_preset(w))
-        for name in PARAMS:
-            routes[f"/synd/{name}"] = self._query_or(
-                name, lambda a, n=name: c.set(n, _one_number(a)))
-        for name in TRIGGERS:
-            routes[f"/synd/{name}"] = self._query_or(
-                name, lambda a, n=name: c.trigger(n, bool(_one_number(a, "one i (1 or 0)"))))
-            routes[f"/synd/{name}/toggle"] = self._action(lambda n=name: c.trigger(n, None))
-        for runner in getattr(c.engine, "outputs", []):
-            routes[f"/synd/output/{runner.name}"] = self._output(runner.name)
-        dispatcher = Dispatcher()
-        for route, fn in routes.items():
-            dispatcher.map(route, _never, route, fn)  # we call fn ourselves, with the route
-        return dispatcher
-
-    def _query_or(self, name: str, change: Callable[[list], Any],
-                  route: str | None = None) -> Callable[[tuple, list], None]:
-        route = route or f"/synd/{name}"
-
-        def handle(sender: tuple, args: list) -> None:
+    def _own(self, route: str, args: list, sender: tuple) -> list:
+        """The addresses that concern the connection, not the show: status and subscribe."""
+        if route == "/synd/status":
             if args:
-                change(args)
-            else:
-                self._send(sender, route, [_osc_value(self.controller.get(name))])
-        return handle
+                raise _BadArgs("is a query and takes no arguments")
+            return [("/synd/status", self.status_args())]
+        if len(args) > 2 or not all(_is_number(a) for a in args):
+            raise _BadArgs("expects [seconds [preview 0/1]]")
+        seconds = min(SUBSCRIBE_MAX_S, max(0.0, float(args[0]))) if args else SUBSCRIBE_DEFAULT_S
+        preview = bool(args[1]) if len(args) == 2 else False
+        with self._subscribers_lock:
+            known = sender in self._subscribers
+            if seconds == 0:
+                self._subscribers.pop(sender, None)
+                return []
+            if not known and len(self._live_subscribers()[0]) >= MAX_SUBSCRIBERS:
+                raise ValueError(f"already {MAX_SUBSCRIBERS} subscribers")
+            self._subscribers[sender] = [time.monotonic() + seconds, preview]
+        if known:
+            return []
+        log.info("OSC: %s:%d subscribed%s", sender[0], sender[1], " with preview" if preview else "")
+        return [*self.commands.snapshot(), ("/synd/status", self.status_args())]
 
-    @staticmethod
-    def _action(fire: Callable[[], Any]) -> Callable[[tuple, list], None]:
-        def handle(sender: tuple, args: list) -> None:
-            if _fires(args):
-                fire()
-        return handle
-
-    def _output(self, name: str) -> Callable[[tuple, list], None]:
-        return self._query_or(f"output/{name}", lambda a: self.controller.set_output(
-            name, bool(_one_number(a, "one i (1 or 0)"))))
-
-    def _fade(self, args: list) -> None:
-        if len(args) not in (1, 2) or not all(_is_number(a) for a in args):
-            raise _BadArgs("expects a target and optionally seconds (f [f])")
-        self.controller.fade(args[0], args[1] if len(args) == 2 else None)
-
-    def _status_query(self, sender: tuple, args: list) -> None:
-        if args:
-            raise _BadArgs("is a query and takes no arguments")
-        self.send_status(sender)
+    def _live_subscribers(self) -> tuple[list[tuple], list[tuple]]:
+        """(subscribers, those that asked for preview pictures), expired ones dropped."""
+        now = time.monotonic()
+        with self._subscribers_lock:
+            for sender in [s for s, (until, _) in self._subscribers.items() if until <= now]:
+                del self._subscribers[sender]
+            return (list(self._subscribers),
+                    [s for s, (_, preview) in self._subscribers.items() if preview])
 
     # -- sending ---------------------------------------------------------------------------
 
     def status_args(self) -> list:
-        """The `/synd/status` arguments: fps, latency_ms, preset, model_a, model_b, crossfade."""
-        live = self._status() or {}
-        state = self.controller.state()
-        latency = live.get("latency_ms_median")
-        return [float(live.get("fps") or 0.0), float(latency) if latency is not None else -1.0,
-                _osc_value(state.get("preset")), _osc_value(state.get("model/a")),
-                _osc_value(state.get("model/b")), float(state.get("crossfade") or 0.0)]
+        """The `/synd/status` arguments: fps, latency_ms, preset, model_a, model_b,
+        crossfade, dropped."""
+        return status_args(self._status() or {}, self.controller.state())
 
     def send_status(self, target: tuple) -> None:
         self._send(target, "/synd/status", self.status_args())
@@ -566,11 +695,41 @@ class OscServer:
                 self._throttle("send", (target[0], target[1]),
                                f"OSC: cannot send {address} to {target[0]}:{target[1]}: {exc}")
 
+    def _send_preview(self, targets: list[tuple]) -> None:
+        """The newest frame as a small JPEG (`/synd/preview b`) to `targets`."""
+        frame = getattr(self.controller.engine, "last_frame", None)
+        if frame is None or frame.seq == self._preview_seq:
+            return
+        self._preview_seq = frame.seq
+        jpeg = self._thumbnail(frame.rgb)
+        for target in targets:
+            self._send(target, "/synd/preview", [jpeg])
+
+    def _thumbnail(self, rgb) -> bytes:
+        import cv2
+
+        from synd.video import FrameScaler
+
+        h, w = rgb.shape[:2]
+        scale = min(PREVIEW_SIZE[0] / w, PREVIEW_SIZE[1] / h, 1.0)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if self._thumbnailer is None or (self._thumbnailer.width, self._thumbnailer.height) != size:
+            self._thumbnailer = FrameScaler(*size, "bgr24")
+        ok, data = cv2.imencode(".jpg", self._thumbnailer.array(rgb),
+                                [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if not ok:
+            raise ValueError("cannot encode the preview picture")
+        return data.tobytes()
+
     def _feedback(self, address: str, args: list) -> None:
-        try:
-            self._send(self._feedback_to, address, args)
-        except Exception as exc:  # noqa: BLE001 - runs on the engine's thread: never raise
-            self._throttle("send", address, f"OSC: cannot send {address}: {exc}")
+        targets = self._live_subscribers()[0]
+        if self._feedback_to is not None:
+            targets.append(self._feedback_to)
+        for target in targets:
+            try:
+                self._send(target, address, args)
+            except Exception as exc:  # noqa: BLE001 - runs on the engine's thread: never raise
+                self._throttle("send", address, f"OSC: cannot send {address}: {exc}")
 
     def _on_beat(self, strength: float) -> None:
         self._feedback("/synd/beat", [float(strength)])
@@ -580,6 +739,31 @@ class OscServer:
 
     def _on_learn(self, param: str) -> None:
         self._feedback("/synd/midi/learn", [str(param)])
+
+
+#: The `/synd/status` arguments, in order.
+STATUS_FIELDS = ("fps", "latency_ms", "preset", "model/a", "model/b", "crossfade", "dropped")
+
+
+def status_args(live: dict, state: dict) -> list:
+    """`/synd/status` arguments from an engine status (`live`) and a controller state."""
+    latency = live.get("latency_ms_median")
+    return [float(live.get("fps") or 0.0), float(latency) if latency is not None else -1.0,
+            _osc_value(state.get("preset")), _osc_value(state.get("model/a")),
+            _osc_value(state.get("model/b")), float(state.get("crossfade") or 0.0),
+            int(live.get("dropped_frames") or 0)]
+
+
+def parse_status(args: list) -> dict:
+    """A `/synd/status` message's arguments as a dict keyed by `STATUS_FIELDS` (latency
+    None when not known yet, empty slots None); fields a sender left off are missing."""
+    status = dict(zip(STATUS_FIELDS, args))
+    if "latency_ms" in status and (not _is_number(status["latency_ms"]) or status["latency_ms"] < 0):
+        status["latency_ms"] = None
+    for slot in ("model/a", "model/b"):
+        if status.get(slot) == "":
+            status[slot] = None
+    return status
 
 
 def _never(*args: Any) -> None:
