@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PyQt6.QtCore import QTimer
-from PyQt6.QtGui import QAction, QActionGroup
+from PyQt6.QtGui import QActionGroup
 from PyQt6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from synd.link import Link
@@ -65,7 +65,7 @@ class Tray:
         self._fill_menu()
         link.changed.connect(self._on_changed)
         link.status.connect(self._on_status)
-        link.connection.connect(lambda *_: self._refresh_icon())
+        link.connection.connect(self._on_connection)
         self._shown_state = ""
 
     def show(self) -> None:
@@ -162,6 +162,10 @@ class Tray:
     def _on_changed(self, name: str, value: Any) -> None:
         if name in ("freeze", "blackout", "preset"):
             self._refresh_icon()
+
+    def _on_connection(self, connected: bool, text: str) -> None:
+        (log.info if connected else log.warning)("tray: %s", text)
+        self._refresh_icon()
 
     def _on_status(self, status: dict) -> None:
         self.icon.setToolTip(self._title())

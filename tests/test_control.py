@@ -188,3 +188,41 @@ def test_cut_waits_for_a_beat_and_beats_are_reported(live):
     control.cut()
     wait_for(lambda: engine.crossfade == 1.0, timeout=10)
     assert all(s > 1.0 for s in beats)
+
+
+from pulse import pulse, requires_pulse  # noqa: E402,F401  (fixture)
+
+
+@requires_pulse
+def test_the_input_switches_to_a_real_device_between_frames(live, pulse):
+    """From a song to a PulseAudio microphone while the engine runs: the listed choices
+    are devices only, the switch is announced, and the new input's audio reaches the
+    frames; an unknown name or a file path is refused and changes nothing."""
+    from synd.capture import refresh_devices
+    from synd.daemon import input_choices, open_device
+    from test_capture import dominant_hz, tone
+
+    engine, control, out, _ = live
+    fifo = pulse.add_pipe_mic("fakemic")
+    refresh_devices()
+    control._inputs = input_choices
+    control._open_input = lambda name: open_device(name, engine.sample_rate)
+    choices = control.inputs()
+    assert choices[:2] == ["system", "mic"] and "fakemic" in choices
+    changes = []
+    control.subscribe("changed", lambda name, value: changes.append((name, value)))
+    for bad in ("/etc/passwd", "../song.wav", "nothing-like-it"):
+        with pytest.raises(ValueError, match="no audio input"):
+            control.set_input(bad)
+    old = engine.source
+    with pulse.feed(fifo, tone(660, 1.0, 48000), loop=True):
+        control.set_input("fakemic")
+        wait_for(lambda: any(name == "input" for name, _ in changes))
+        assert [v for n, v in changes if n == "input"] == [engine.source.description]
+        assert "fakemic" in engine.source.description and engine.source is not old
+        assert control.get("input") == engine.source.description
+        n = len(out.frames)
+        wait_for(lambda: len(out.frames) > n + 40)
+        heard = np.concatenate([f.audio for f in out.frames[n + 10:]])
+        engine.source.stop()
+    assert dominant_hz(heard[-12000:], 24000) == pytest.approx(660, abs=10)

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pythonosc")
@@ -604,3 +605,134 @@ def test_osc_reaches_a_real_engine_pictures_and_state(tiny_bundle, tmp_path):
         source.stop()
         feedback.close()
     assert engine.error is None
+
+
+# -- subscriptions (the tray of `synd tray`, a second TouchOSC) --------------------------------
+
+
+def _receive_until(client, done, timeout=5.0):
+    """Messages the client gets until `done(messages)` holds: [(address, params)]."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while not done(got):
+        assert time.monotonic() < deadline, f"got only {[a for a, _ in got]}"
+        client.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            msg = OscMessage(client.sock.recvfrom(65536)[0])
+        except socket.timeout:
+            continue
+        got.append((msg.address, msg.params))
+    return got
+
+
+def test_a_subscriber_gets_the_state_then_changes_and_status(rig):
+    server = rig.serve()
+    c = rig.client(server)
+    c.send("/synd/subscribe", 5.0)
+    got = dict(_receive_until(c, lambda m: any(a == "/synd/status" for a, _ in m)))
+    assert got["/synd/presets"] == PRESETS
+    assert got["/synd/models"] == PRESETS  # no model list given: the presets
+    assert got["/synd/outputs"] == ["ndi", "record"]
+    assert got["/synd/inputs"] == []  # this controller cannot switch inputs
+    assert got["/synd/intensity"] == [pytest.approx(1.0)]
+    assert got["/synd/output/ndi"] == [1] and got["/synd/blackout"] == [0]
+    assert got["/synd/preset"] == ["calm"] and got["/synd/model/b"] == [""]
+    # Changes from anywhere follow, and status four times a second.
+    rig.controller.set("hue", 0.5)
+    later = _receive_until(c, lambda m: ("/synd/hue", [0.5]) in m
+                           and sum(a == "/synd/status" for a, _ in m) >= 3)
+    assert len([a for a, _ in later if a == "/synd/presets"]) == 0  # no second snapshot
+    # Renewing sends no snapshot again; unsubscribing ends the flow.
+    c.send("/synd/subscribe", 5.0)
+    c.send("/synd/subscribe", 0)
+    time.sleep(0.3)
+    c.sock.settimeout(0.05)
+    while True:  # drain what was in flight
+        try:
+            c.sock.recvfrom(65536)
+        except socket.timeout:
+            break
+    rig.controller.set("hue", 0.25)
+    c.sock.settimeout(0.6)
+    with pytest.raises(socket.timeout):
+        c.sock.recvfrom(65536)
+
+
+def test_subscriptions_expire_and_are_limited(rig, caplog):
+    server = rig.serve()
+    first = rig.client(server)
+    first.send("/synd/subscribe", 0.3)
+    _receive_until(first, lambda m: any(a == "/synd/status" for a, _ in m))
+    time.sleep(0.5)  # expired: no more status
+    first.sock.settimeout(0.05)
+    while True:
+        try:
+            first.sock.recvfrom(65536)
+        except socket.timeout:
+            break
+    first.sock.settimeout(0.6)
+    with pytest.raises(socket.timeout):
+        first.sock.recvfrom(65536)
+    clients = [rig.client(server) for _ in range(9)]
+    for c in clients:
+        c.send("/synd/subscribe", 5.0)
+    for c in clients[:8]:
+        _receive_until(c, lambda m: any(a == "/synd/status" for a, _ in m))
+    last = clients[8]
+    last.sock.settimeout(0.6)
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(socket.timeout):
+            last.sock.recvfrom(65536)
+    assert any("already 8 subscribers" in r.getMessage() for r in caplog.records)
+    clients[0].send("/synd/subscribe", "soon")  # wrong type: refused, still subscribed
+    wait_for(lambda: any("/synd/subscribe expects" in r.getMessage() for r in caplog.records),
+             what="the refusal")
+
+
+def test_preview_pictures_are_small_jpegs_of_the_newest_frame(rig):
+    """A subscriber asking for pictures gets the engine's newest frame as a JPEG that
+    fits 320x180 (aspect kept), and only when there is a new frame."""
+    import cv2
+
+    from synd.bridges.base import Frame
+
+    yy, xx = np.mgrid[0:360, 0:640]
+    rgb = np.stack([xx * 255 // 639, yy * 255 // 359, np.full_like(xx, 90)], -1).astype(np.uint8)
+    rig.engine.last_frame = Frame(seq=1, audio_time=0.0, captured_at=0.0, rgb=rgb,
+                                  audio=np.zeros(0, np.float32), sample_rate=24000)
+    server = rig.serve()
+    c = rig.client(server)
+    c.send("/synd/subscribe", 5.0, 1)
+    got = _receive_until(c, lambda m: any(a == "/synd/preview" for a, _ in m))
+    jpeg = [p for a, p in got if a == "/synd/preview"][0][0]
+    picture = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR),
+                           cv2.COLOR_BGR2RGB)
+    assert picture.shape == (180, 320, 3)
+    small = cv2.resize(rgb, (320, 180), interpolation=cv2.INTER_AREA)
+    assert np.abs(picture.astype(int) - small).mean() < 4  # the frame, not something else
+    # The same frame is not sent twice.
+    time.sleep(0.3)
+    later = _receive_until(c, lambda m: sum(a == "/synd/status" for a, _ in m) >= 2)
+    assert not any(a == "/synd/preview" for a, _ in later)
+    # A subscriber that did not ask gets no pictures.
+    other = rig.client(server)
+    other.send("/synd/subscribe", 5.0)
+    rig.engine.last_frame = Frame(seq=2, audio_time=0.0, captured_at=0.0, rgb=rgb,
+                                  audio=np.zeros(0, np.float32), sample_rate=24000)
+    seen = _receive_until(other, lambda m: sum(a == "/synd/status" for a, _ in m) >= 3)
+    assert not any(a == "/synd/preview" for a, _ in seen)
+    assert any(a == "/synd/preview" for a, _ in _receive_until(
+        c, lambda m: any(a == "/synd/preview" for a, _ in m)))
+
+
+def test_list_queries_and_the_input_address(rig, caplog):
+    server = rig.serve()
+    c = rig.client(server)
+    assert c.ask("/synd/presets") == ("/synd/presets", PRESETS)
+    assert c.ask("/synd/outputs") == ("/synd/outputs", ["ndi", "record"])
+    with caplog.at_level(logging.WARNING):
+        c.send("/synd/input", "/etc/passwd")  # this controller cannot switch inputs at all
+        c.send("/synd/presets", 1)
+        wait_for(lambda: sum("/synd/input" in r.getMessage() or "/synd/presets" in r.getMessage()
+                             for r in caplog.records) >= 2, what="two refusals")
+    assert any("cannot be switched" in r.getMessage() for r in caplog.records)

@@ -26,7 +26,7 @@ from synd.window import ControlWindow  # noqa: E402
 from conftest import music_clip  # noqa: E402
 from test_control import other_model  # noqa: E402
 from test_engine import Collect  # noqa: E402
-from test_osc import free_udp_port, oscsend  # noqa: E402
+from test_osc import oscsend  # noqa: E402
 
 WAIT_MS = 5000
 
