@@ -144,6 +144,7 @@ class ControlWindow(QMainWindow):
         self.transition.setDecimals(1)
         self.transition.setSuffix(" s")
         self.transition.setToolTip("How long a preset change or a fade takes (0 = cut)")
+        self.transition.setMaximumWidth(110)
         self.transition.valueChanged.connect(
             lambda v: self.link.send("/synd/transition_time", float(v)))
         self.cut = QPushButton("Cut on beat")
@@ -151,11 +152,13 @@ class ControlWindow(QMainWindow):
         self.cut.clicked.connect(lambda: self.link.send("/synd/cut"))
         self.freeze = self._toggle("Freeze", "Hold the picture (F)", "/synd/freeze")
         self.blackout = self._toggle("Blackout", "Black frames (B)", "/synd/blackout")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.transition)
+        buttons.addStretch(1)
+        for button in (self.cut, self.freeze, self.blackout):
+            buttons.addWidget(button)
         grid.addWidget(QLabel("Transition"), 2, 0)
-        grid.addWidget(self.transition, 2, 1)
-        grid.addWidget(self.cut, 2, 2)
-        grid.addWidget(self.freeze, 2, 3)
-        grid.addWidget(self.blackout, 2, 4)
+        grid.addLayout(buttons, 2, 1, 1, 4)
         grid.setColumnStretch(1, 1)
         return box
 
@@ -186,6 +189,7 @@ class ControlWindow(QMainWindow):
         self.input_label.setWordWrap(True)
         self.input_picker = QComboBox()
         self.input_picker.setToolTip("Switch the audio input")
+        self.input_picker.setPlaceholderText("choose an input")
         self.input_picker.activated.connect(
             lambda _i: self.link.send("/synd/input", self.input_picker.currentText()))
         form.addRow("Input", self.input_label)
