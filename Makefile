@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synd-setup
 DEMO   := demo
 
-.PHONY: setup run demo test models clean
+.PHONY: setup run demo test models screenshots clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: setup
 test: setup
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+## screenshots: set up, then retake the README's control-window screenshot (under Xvfb)
+screenshots: setup
+	SYND_SCREENSHOT_DIR=docs $(BIN)/python -m pytest -q tests/test_tray.py -k photographed
 
 ## models: retrain every shipped model from the synthesized corpus (about 10 min each on 2 cores)
 models: setup
