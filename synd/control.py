@@ -183,10 +183,21 @@ class Controller:
         """Show preset `which` (a name, "next", "previous" or "random"), crossfading to it
         over `transition_time`; returns the preset's name."""
         name = self._pick(which)
-        self.engine.switch_to(lambda: self._load(name), name, self._values["transition_time"])
         with self._lock:
-            self.preset = name
-        self._emit("changed", "preset", name)
+            previous, self.preset = self.preset, name
+
+        def done(error: BaseException | None) -> None:
+            # A preset that fails to load (a broken file): the old one stays on screen,
+            # and the surfaces are told so.
+            if error is not None:
+                with self._lock:
+                    if self.preset != name:
+                        return
+                    self.preset = previous
+                self._emit("changed", "preset", previous)
+        self._emit("changed", "preset", name)  # before the load: a failure reports after it
+        self.engine.switch_to(lambda: self._load(name), name, self._values["transition_time"],
+                              done)
         return name
 
     def _pick(self, which: str) -> str:
@@ -201,7 +212,16 @@ class Controller:
             return self._rng.choice(others)
         if not which:
             raise ValueError("preset name is empty")
-        return which
+        return self._known(which)
+
+    def _known(self, name: str) -> str:
+        """`name` if it is a preset or model surfaces may choose (only names in the
+        presets and models folders: never a path); else ValueError."""
+        choices = self.models()
+        if name not in choices:
+            raise ValueError(f"no preset or model named {name!r} (choose from: "
+                             f"{', '.join(choices) or 'none'})")
+        return name
 
     def _rotate(self) -> None:
         """Called by the engine when the rotation timer fires (not while locked)."""
@@ -217,6 +237,7 @@ class Controller:
             raise ValueError(f"slot must be a or b, got {slot!r}")
         if not str(name).strip():
             raise ValueError("model name is empty")
+        name = self._known(str(name).strip())
         self.engine.load_slot(slot, lambda: self._load(name), name)
         self._emit("changed", f"model/{slot}", name)
 
@@ -263,12 +284,11 @@ class Controller:
                 log.error("cannot switch the input to %s: %s", name, exc)
                 return
             try:
-                self.engine.set_source(source)
+                self.engine.set_source(source, lambda: self._emit(
+                    "changed", "input", source.description))
             except ValueError as exc:
                 source.stop()
                 log.error("cannot switch the input to %s: %s", name, exc)
-                return
-            self._emit("changed", "input", source.description)
         threading.Thread(target=work, name="synd-input-open", daemon=True).start()
 
     def inputs(self) -> list[str]:

@@ -113,12 +113,17 @@ def open_device(name: str, rate: int):
 
 
 def model_choices() -> list[str]:
-    """What the model slots can load: the presets, then the model files by name."""
-    from synd.info import list_models
+    """What the model slots can load: the presets, then the model files in the models
+    folders by name (training checkpoints left out)."""
+    from synd.paths import search_dirs
     from synd.presets import list_presets
 
     names = [p.name for p in list_presets()]
-    return names + [m["name"] for m in list_models() if m["name"] not in names]
+    for folder in search_dirs("models"):
+        for path in sorted(folder.glob("*.safetensors")):
+            if path.stem not in names and not path.name.endswith(".train.safetensors"):
+                names.append(path.stem)
+    return names
 
 
 def load_look(name: str):
@@ -379,8 +384,9 @@ class Daemon:
         every = self.config.run.status_every
         if every <= 0:
             return
+        meter = CpuMeter(every=0.0)  # the log's own: the load since its previous line
         while not self.stopping.wait(every):
-            s = self.status()
+            s = self.status() | {"cpu_percent": meter.percent()}
             latency = s["latency_ms_median"]
             log.info("status: %.1f fps (target %g), %d frames, %d dropped, latency %s, "
                      "audio overflows %d, input %s, CPU %.0f%%", s["fps"], s["target_fps"],
@@ -391,16 +397,23 @@ class Daemon:
 
 
 class CpuMeter:
-    """CPU load of this process since the previous reading, in % of one core."""
+    """CPU load of this process in % of one core, measured over at least `every` seconds
+    (so that a window asking four times a second does not make the reading jumpy)."""
 
-    def __init__(self) -> None:
+    def __init__(self, every: float = 1.0) -> None:
+        self.every = every
         self._mark = (time.monotonic(), time.process_time())
+        self._last = 0.0
+        self._lock = threading.Lock()
 
     def percent(self) -> float:
-        now = (time.monotonic(), time.process_time())
-        wall, cpu = now[0] - self._mark[0], now[1] - self._mark[1]
-        self._mark = now
-        return 100.0 * cpu / wall if wall > 0 else 0.0
+        with self._lock:
+            now = (time.monotonic(), time.process_time())
+            wall, cpu = now[0] - self._mark[0], now[1] - self._mark[1]
+            if wall >= self.every:
+                self._last = 100.0 * cpu / wall
+                self._mark = now
+            return self._last
 
 
 def run_daemon(config: Config, preset: str | None = None, model: str | None = None,

@@ -211,10 +211,10 @@ class Engine:
             self._start_fade(1.0 if hidden == "b" else 0.0, seconds)
         return self._load(load, name, then, done)
 
-    def set_source(self, source) -> None:
-        """Switch to another audio input (already started) between two frames; the old
-        one is stopped off the engine thread. The new input must deliver the engine's
-        sample rate."""
+    def set_source(self, source, done: Callable[[], None] | None = None) -> None:
+        """Switch to another audio input (already started) between two frames, then call
+        `done()` (on the engine thread); the old input is stopped off the engine thread.
+        The new input must deliver the engine's sample rate."""
         if source.sample_rate != self.sample_rate:
             raise ValueError(f"the new input delivers {source.sample_rate} Hz, the engine "
                              f"runs at {self.sample_rate} Hz")
@@ -223,6 +223,8 @@ class Engine:
             old, self.source = self.source, source
             log.info("input: %s", source.description)
             threading.Thread(target=old.stop, name="synd-input-stop", daemon=True).start()
+            if done is not None:
+                done()
         self.command(apply)
 
     def set_crossfade(self, x: float) -> None:

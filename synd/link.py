@@ -173,7 +173,7 @@ class LocalLink(Link):
         self._poll_status()
         self._status_timer.start()
         self._frame_timer.start()
-        self._set_connected(True, "synd is running in this process")
+        self.connected = True  # the same process: connected for as long as it runs
 
     def stop(self) -> None:
         self._status_timer.stop()

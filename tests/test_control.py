@@ -215,14 +215,41 @@ def test_the_input_switches_to_a_real_device_between_frames(live, pulse):
         with pytest.raises(ValueError, match="no audio input"):
             control.set_input(bad)
     old = engine.source
-    with pulse.feed(fifo, tone(660, 1.0, 48000), loop=True):
-        control.set_input("fakemic")
-        wait_for(lambda: any(name == "input" for name, _ in changes))
-        assert [v for n, v in changes if n == "input"] == [engine.source.description]
-        assert "fakemic" in engine.source.description and engine.source is not old
-        assert control.get("input") == engine.source.description
-        n = len(out.frames)
-        wait_for(lambda: len(out.frames) > n + 40)
-        heard = np.concatenate([f.audio for f in out.frames[n + 10:]])
+    try:
+        with pulse.feed(fifo, tone(660, 1.0, 48000), loop=True):
+            control.set_input("fakemic")
+            wait_for(lambda: any(name == "input" for name, _ in changes))
+            assert [v for n, v in changes if n == "input"] == [engine.source.description]
+            assert "fakemic" in engine.source.description and engine.source is not old
+            assert control.get("input") == engine.source.description
+            n = len(out.frames)
+            wait_for(lambda: len(out.frames) > n + 40)
+            heard = np.concatenate([f.audio for f in out.frames[n + 10:]])
+    finally:
+        engine.stop()  # before the sound server goes: no capture left open on it
         engine.source.stop()
     assert dominant_hz(heard[-12000:], 24000) == pytest.approx(660, abs=10)
+
+
+def test_names_must_be_known_and_a_failed_load_puts_the_preset_back(live, caplog):
+    """Surfaces can only choose presets and models by the names listed (no paths); a
+    preset whose file turns out broken leaves the old one on screen, and says so."""
+    engine, control, out, _ = live
+    for bad in ("../../etc/passwd", "/etc/passwd", "first/../second", "fourth"):
+        with pytest.raises(ValueError, match="no preset or model named"):
+            control.select_preset(bad)
+        with pytest.raises(ValueError, match="no preset or model named"):
+            control.load("b", bad)
+    assert control.preset == "first"
+
+    def broken(name):
+        raise ValueError(f"{name}.safetensors is truncated")
+    control._load_look = broken
+    changes = []
+    control.subscribe("changed", lambda name, value: changes.append((name, value)))
+    with caplog.at_level("ERROR"):
+        assert control.select_preset("second") == "second"
+        wait_for(lambda: ("preset", "first") in changes)
+    assert changes == [("preset", "second"), ("preset", "first")]
+    assert control.preset == "first" and engine.model_name == "first"
+    assert any("cannot load model second" in r.getMessage() for r in caplog.records)

@@ -69,7 +69,7 @@ class RecordingEngine:
     def set_rotation(self, seconds, rotate):
         self._record("set_rotation", seconds)
 
-    def switch_to(self, load, name, seconds):
+    def switch_to(self, load, name, seconds, done=None):
         self._record("switch_to", name, seconds)
 
     def load_slot(self, slot, load, name):

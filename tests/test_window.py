@@ -213,7 +213,8 @@ def test_keyboard_shortcuts(qtbot, local_window, show):
 
 def test_refused_commands_are_one_line_in_the_status_bar(qtbot, local_window, show):
     w = local_window
-    w.link.send("/synd/preset", "no-such-look")  # refused when loading: logged by the engine
+    w.link.send("/synd/preset", "no-such-look")
+    assert "no preset or model named 'no-such-look'" in w.statusBar().currentMessage()
     w.link.send("/synd/intensity", "loud")
     assert "/synd/intensity" in w.statusBar().currentMessage()
     assert "\n" not in w.statusBar().currentMessage()
