@@ -34,8 +34,7 @@ import torch
 
 from synd.bridges.base import Frame, yield_to_engine
 from synd.bundle import ModelBundle
-from synd.features import StreamingExtractor
-from synd.frameloop import FrameLoop, to_rgb_uint8
+from synd.frameloop import to_rgb_uint8
 from synd.onnxgen import live_painter, runtime_name
 from synd.presets import Look
 from synd.render import GENERATION_SHORT_SIDE, generation_size
