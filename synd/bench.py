@@ -90,15 +90,20 @@ def format_render(rows: list[dict], fps: float) -> str:
 
 class ScaleOnly(Output):
     """The live benchmarks' output: scales every frame to its size as BGRA (what NDI
-    sends), then drops it."""
+    sends; the conversion and the upscale are one pass), then drops it. `scale_ms` keeps
+    how long that took for the last frames."""
 
     name = "bench"
 
     def open(self) -> None:
-        pass
+        from collections import deque
+
+        self.scale_ms = deque(maxlen=600)
 
     def send(self, frame: Frame) -> None:
+        began = time.perf_counter()
         self.pixels(frame, "bgra")
+        self.scale_ms.append(1000.0 * (time.perf_counter() - began))
 
     def close(self) -> None:
         pass
@@ -132,6 +137,7 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
     from synd.capture import FileInput
     from synd.corpus import demo_clip
     from synd.engine import Engine, EngineOptions
+    from synd.measure import median, summary
 
     with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
         song = demo_clip(Path(tmp) / "song.wav", duration=max(seconds, 5.0))
@@ -152,6 +158,12 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         sent0, out_dropped0 = runner.sent, runner.dropped
         time.sleep(seconds)
         status = engine.status()
+        stages = {stage: round(median(ms), 2) for stage, ms in engine.stage_ms.items() if ms}
+        scale = list(getattr(runner.output, "scale_ms", ()))
+        if scale:
+            stages["upscale+convert"] = round(median(scale), 2)
+        with engine._lock:
+            latencies = list(engine._latency)
         frames, dropped = engine.frames - frames0, engine.dropped - dropped0
         sent, out_dropped = runner.sent - sent0, runner.dropped - out_dropped0
         cpu = 100.0 * (time.process_time() - began[0]) / (time.monotonic() - began[1])
@@ -165,6 +177,8 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         "engine_fps": round(frames / seconds, 1), "engine_dropped": dropped,
         "output_fps": round(sent / seconds, 1), "output_dropped": out_dropped,
         "latency_ms_median": status["latency_ms_median"], "cpu_percent": round(cpu),
+        "latency_ms_p90": round(1000 * summary(latencies)["p90"], 1) if latencies else None,
+        "stage_ms": stages,
     }
 
 

@@ -49,9 +49,13 @@ def _positive(kind):
     return parse
 
 
+BENCH_PARTS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity",
+               "switch")
+
+
 def _bench_part(text: str) -> str:
-    if text not in ("render", "live", "ndi", "switch"):
-        raise argparse.ArgumentTypeError(f"choose render, live, ndi or switch, not {text!r}")
+    if text not in BENCH_PARTS:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(BENCH_PARTS)}, not {text!r}")
     return text
 
 
@@ -191,28 +195,48 @@ def build_parser() -> argparse.ArgumentParser:
                         "video's own; 30 for images)")
     _add_detail(p, "the --detail the video was rendered with")
 
-    p = sub.add_parser("bench", help="measure speed on this machine (x real time, live fps)",
-                       description="render: time the render pipeline on a synthesized song "
-                                   "(generation alone, encoding alone and the whole render, at "
-                                   "each size) as frames per second and multiples of real time. "
-                                   "live: run the live engine on the song played in real time "
-                                   "and report fps, dropped frames and audio-to-frame latency. "
-                                   "ndi: the same with a real NDI source at 1280x720@60 and "
-                                   "1920x1080@30, watched by an NDI receiver in another process. "
-                                   "switch: the longest engine frame while presets change "
-                                   "(crossfades of pictures and of weights) against calm playing.")
+    p = sub.add_parser("bench", help="measure what this machine can do (live, render, train)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Measure synd on this machine, with warm-up and medians over "
+                                   "repeated runs, and report ratios measured in the same run: "
+                                   "the generator's share of the machine's GEMM rate, frames/s "
+                                   "against the original SyNEThesia generator, multiples of real "
+                                   "time. With no PART, everything (a few minutes; --quick: under "
+                                   "a minute).",
+                       epilog="parts:\n"
+                              "  limits     float32 GEMM GFLOP/s and memory copy GB/s\n"
+                              "  generator  frames/s of each shipped preset at 128x128 to 1280x720, "
+                              "GFLOP a frame, share of GEMM\n"
+                              "  baseline   the original SyNEThesia generator at the same sizes; "
+                              "speed ratio, sound R^2 of both\n"
+                              "  live       the live chain painting 256x256 to 1280x720 at 60 fps: "
+                              "fps, drops, ms per stage, latency\n"
+                              "  render     x real time at 1280x720@30 and 1920x1080@30, encoding "
+                              "alone vs the whole pipeline\n"
+                              "  train      training steps/s at the default crop and batch\n"
+                              "  ndi        a real NDI source at 720p60 and 1080p30 watched by a "
+                              "receiver (when installed)\n"
+                              "  capacity   per preset, the largest painted size that holds 60 fps "
+                              "and 30 fps live\n"
+                              "  switch     the longest frame while presets change (not in the "
+                              "default set)\n\n"
+                              "examples:\n"
+                              "  synd bench --quick\n"
+                              "  synd bench --json bench.json\n"
+                              "  synd bench live render")
     p.add_argument("parts", nargs="*", type=_bench_part, metavar="PART",
-                   help="render, live, ndi and/or switch (default: render and live, plus "
-                        "ndi when the ndi output is available)")
-    _add_look_args(p)
-    p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")],
-                   default=[(1280, 720), (1920, 1080)], metavar="WxH,...",
-                   help="output sizes (default 1280x720,1920x1080)")
-    p.add_argument("--seconds", type=_positive(float), default=20.0, help="song length (default 20)")
-    p.add_argument("--fps", type=_positive(float), default=30.0)
-    p.add_argument("--speed", default="superfast", help="x264 speed preset (default superfast)")
-    _add_detail(p, "short side at which the pictures are painted")
+                   help="what to measure (default: everything but switch)")
+    p.add_argument("--quick", action="store_true",
+                   help="the default preset only, short runs, no NDI, estimated capacity")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the numbers as JSON")
+    _add_look_args(p, settings=False)
+    p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")],
+                   default=None, metavar="WxH,...",
+                   help="render sizes (default 1280x720,1920x1080)")
+    p.add_argument("--seconds", type=_positive(float), default=None,
+                   help="song length for render (default 20; 4 with --quick)")
+    p.add_argument("--speed", default="superfast", help="x264 speed preset (default superfast)")
+    _add_detail(p, "short side at which render and NDI paint")
 
     p = sub.add_parser("run", help="the live daemon: audio in, visuals out to VJ software",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -551,34 +575,20 @@ def cmd_listen(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from synd.bench import bench_render, format_render, machine
+    from synd.bench import machine
+    from synd.benchsuite import SECTIONS, SuiteOptions, format_suite, run_suite
+    from synd.config import load_config
     from synd.files import write_json
+    from synd.train import pick_device
 
-    import importlib.util
-
-    from synd.bench import bench_live, bench_ndi, format_live, live_cases
-
-    bundle, look = _model_and_look(args)
-    # (A cheap look for the module: starting the NDI runtime now would fix its settings
-    # before the NDI benchmark points it at 127.0.0.1.)
-    has_ndi = importlib.util.find_spec("NDIlib") is not None
-    parts = args.parts or ["render", "live"] + (["ndi"] if has_ndi else [])
-    result = {"machine": machine(), "model": bundle.name}
-    if "render" in parts:
-        print(f"render benchmark: {bundle.name}, {args.seconds:g} s song, x264 {args.speed}; {machine()}")
-        result["render"] = bench_render(bundle, look, args.sizes, args.seconds, args.fps,
-                                        args.speed, args.detail)
-        print(format_render(result["render"], args.fps))
-    if "live" in parts:
-        print(f"live benchmark: {bundle.name}, 10 s a run, audio file played in real time; "
-              f"CPU percent of one core; {machine()}")
-        result["live"] = [bench_live(bundle, look, **case) for case in live_cases(args.detail)]
-        print(format_live(result["live"]))
-    if "ndi" in parts:
-        print(f"NDI benchmark: {bundle.name} painted at short side {args.detail}, 10 s a run, "
-              f"an NDI receiver in another process; {machine()}")
-        result["ndi"] = bench_ndi(bundle, look, detail=args.detail)
-        print(format_live(result["ndi"]))
+    config = load_config(None)
+    parts = args.parts or list(SECTIONS)
+    device = pick_device(args.device or config.device).type
+    opts = SuiteOptions(sections=tuple(p for p in parts if p != "switch"), quick=args.quick,
+                        device=device, preset=args.preset or config.preset, model=args.model,
+                        detail=args.detail, render_sizes=args.sizes, render_seconds=args.seconds,
+                        speed=args.speed)
+    result = run_suite(opts) if opts.sections else {"machine": machine()}
     if "switch" in parts:
         from synd.bench import bench_switch, format_switch
         from synd.daemon import load_look
@@ -589,8 +599,12 @@ def cmd_bench(args) -> int:
         result["switch"] = [bench_switch(load_look, names[0], names, mix, detail=args.detail)
                             for mix in ("image", "weights")]
         print(format_switch(result["switch"]))
+    if opts.sections:
+        print()
+        print(format_suite(result))
     if args.json:
         write_json(result, args.json)
+        log.info("wrote %s", args.json)
     return 0
 
 

@@ -95,6 +95,9 @@ class Engine:
         #: The newest published frame (a control window's preview reads it; any thread).
         self.last_frame: Frame | None = None
         self._tick_ms: deque[float] = deque(maxlen=300)
+        #: Milliseconds of each stage of the last ~300 frames, for `synd bench`.
+        self.stage_ms: dict[str, deque[float]] = {
+            stage: deque(maxlen=300) for stage in ("features", "generate", "publish")}
         self._loaders: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         rate = source.sample_rate
         self.sample_rate = rate
@@ -339,6 +342,7 @@ class Engine:
             captured_at = now
         self._samples += len(samples)
         heard_by_models = samples * self.gain if self.gain != 1.0 and len(samples) else samples
+        t_features = time.monotonic()
         for name, slot in self.slots.items():
             if slot is None:
                 continue
@@ -348,13 +352,18 @@ class Engine:
                 if strength is not None:
                     self._on_beat(strength)
         self._advance(now)
+        t_generate = time.monotonic()
         rgb = self._picture()
         frame = Frame(seq=self.frames, audio_time=self._samples / rate,
                       captured_at=captured_at, rgb=rgb, audio=samples, sample_rate=rate)
+        t_publish = time.monotonic()
         for out in self.outputs:
             out.offer(frame)
         self.last_frame = frame
         published = time.monotonic()
+        for stage, ms in (("features", t_generate - t_features), ("generate", t_publish - t_generate),
+                          ("publish", published - t_publish)):
+            self.stage_ms[stage].append(1000.0 * ms)
         with self._lock:
             if heard:
                 self._latency.append(published - captured_at)

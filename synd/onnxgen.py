@@ -45,12 +45,7 @@ def export_generator(generator: Generator, height: int, width: int) -> bytes:
     inputs "base" (1, 3, height, width) and "features" (1, F), output "frame"."""
     folded = FoldedGenerator(generator, height, width).eval()
     example = (torch.rand(1, 3, height, width), torch.zeros(1, generator.cfg.feature_dim))
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on Python control flow
-        torch.onnx.export(folded, example, buf, dynamo=False, input_names=["base", "features"],
-                          output_names=["frame"])
-    return buf.getvalue()
+    return export_module(folded, example, ["base", "features"], ["frame"])
 
 
 #: Part of every cache key: bump it when the exported graph changes.
@@ -90,32 +85,47 @@ def cached_export(generator: Generator, height: int, width: int) -> bytes:
     return data
 
 
+def onnx_session(model: bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session for `model` (bytes) with `threads` painting threads
+    (default: one core fewer than the machine has) and no spinning workers."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # By default one core stays free for audio capture and the outputs: on 2 cores a
+    # second painting thread gained little on average and made every tenth frame
+    # late, waiting for a worker that the other threads had descheduled.
+    options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 2) - 1)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # notes about unused initializers are noise
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def export_module(module: torch.nn.Module, example: tuple, input_names: list[str],
+                  output_names: list[str]) -> bytes:
+    """`module` traced on `example` inputs as an ONNX model (bytes)."""
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python control flow
+        torch.onnx.export(module.eval(), example, buf, dynamo=False, input_names=input_names,
+                          output_names=output_names)
+    return buf.getvalue()
+
+
 class OnnxGenerator:
     """A generator's forward pass for one frame size in ONNX Runtime; called like
     `FoldedGenerator`: (base, features) -> frame."""
 
     def __init__(self, generator: Generator, height: int, width: int, threads: int | None = None):
-        import onnxruntime as ort
-
         self.height, self.width = height, width
-        options = ort.SessionOptions()
-        # By default one core stays free for audio capture and the outputs: on 2 cores a
-        # second painting thread gained little on average and made every tenth frame
-        # late, waiting for a worker that the other threads had descheduled.
-        options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 2) - 1)
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # notes about unused initializers are noise
         generator = generator.cpu().eval()
         try:
-            self.session = ort.InferenceSession(cached_export(generator, height, width), options,
-                                                providers=["CPUExecutionProvider"])
+            self.session = onnx_session(cached_export(generator, height, width), threads)
         except Exception as exc:  # noqa: BLE001 - a damaged cache file: export afresh
             log.warning("cached ONNX export unusable (%s): exporting again", " ".join(str(exc).split()))
             export_cache_path(generator, height, width).unlink(missing_ok=True)
-            self.session = ort.InferenceSession(cached_export(generator, height, width), options,
-                                                providers=["CPUExecutionProvider"])
+            self.session = onnx_session(cached_export(generator, height, width), threads)
 
     @staticmethod
     def _array(t: torch.Tensor) -> np.ndarray:

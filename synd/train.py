@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class TrainOptions:
     checkpoint_every: int = 250
     progress: bool = True
     stop_at: int | None = None  # end this run early at this step, as an interruption would
+    on_step: Callable[[int], None] | None = None  # called after each optimizer step (synd bench)
 
 
 def find_audio(inputs: list[Path]) -> list[Path]:
@@ -544,6 +546,8 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
             opt.step()
             pool.advance(idx, last, settings.unroll)
             step += 1
+            if opts.on_step is not None:
+                opts.on_step(step)
 
             if main:
                 bar.set_postfix({k: f"{v.item():.3f}" for k, v in terms.items()

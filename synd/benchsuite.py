@@ -1,0 +1,520 @@
+"""`synd bench`: what this machine can do, measured in one run, side by side with the
+machine's own limits and with the original SyNEThesia design.
+
+Shared machines are noisy, so every speed is a median over repeated runs after a
+warm-up, and the headline numbers are ratios measured in the same run: the generator's
+share of the machine's GEMM rate, our frames/s over the baseline's at equal size, the
+render's multiple of real time. The sections (`SECTIONS`, each also a `synd bench PART`):
+
+* limits: float32 GEMM GFLOP/s (all cores) and memory copy GB/s;
+* generator: frames/s of each shipped preset's model at 128x128, 256x256, 512x512 and
+  1280x720 in the live runtime with all cores, GFLOP a frame (of the folded network that
+  actually runs) and the achieved share of the GEMM rate;
+* baseline: the original SyNEThesia generator (`synd.baseline`) at the same sizes in the
+  same runtime, the speed ratio, and both models' sound-recovery R^2 on the same audio;
+* live: the whole live chain (features, generator, upscale and conversion to 1280x720
+  BGRA, a null output) painting 256x256 at 60 fps: fps, drops, milliseconds per stage,
+  audio-to-frame latency;
+* render: multiple of real time at 1280x720@30 and 1920x1080@30, encoding alone against
+  the whole pipeline;
+* train: optimizer steps/s at the default preset's crop and batch;
+* ndi: the live engine publishing a real NDI source, received in another process;
+* capacity: "what this machine can do live": per preset, the largest 16:9 painted size
+  holding 60 fps and 30 fps, checked by running the live engine at that size.
+
+`--quick` (under a minute on 2 cores) measures the default preset only, with shorter
+runs, no NDI and an estimated capacity. Results print as tables and go to JSON with the
+top-level keys of `HEADLINE`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+SECTIONS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity")
+GENERATOR_SIZES = [(128, 128), (256, 256), (512, 512), (1280, 720)]
+#: Painted sizes tried for "what this machine can do live", 16:9 by short side.
+CAPACITY_SHORT_SIDES = (144, 180, 216, 256, 288, 324, 360, 432, 540, 720)
+#: The share of a frame period the painter may take: features, conversion and the
+#: outputs need the rest (measured in the live section).
+CAPACITY_SHARE = 0.85
+
+#: JSON top-level numbers, and the targets they are held to (None: reported only).
+HEADLINE = {
+    "gemm_gflops": None,
+    "generator_gemm_fraction": (">=", 0.40),
+    "live_fps": (">=", 60.0 * 0.98),
+    "live_dropped": ("<=", 0),
+    "latency_ms_median": ("<=", 25.0),
+    "render_rtf_720p30": (">=", 1.5),
+    "render_rtf_1080p30": (">=", 1.0),
+    "baseline_speed_ratio": (">=", 8.0),
+    "train_steps_per_s": None,
+}
+
+
+@dataclass
+class SuiteOptions:
+    """What `synd bench` was asked to measure."""
+
+    sections: tuple[str, ...] = SECTIONS
+    quick: bool = False
+    device: str = "cpu"
+    preset: str = "prism"  # the default live preset: the headline numbers are its
+    model: str | None = None  # a model to measure instead of the preset's (name or file)
+    presets: list[str] = field(default_factory=list)  # empty: every shipped preset
+    detail: int = 216
+    render_sizes: list[tuple[int, int]] | None = None  # default 1280x720 and 1920x1080
+    render_seconds: float | None = None  # default 20 s (4 s quick)
+    speed: str = "superfast"
+
+    @property
+    def label(self) -> str:
+        """The name the main model's rows carry."""
+        return Path(self.model).stem if self.model else self.preset
+
+
+def _main_look(opts: SuiteOptions):
+    """(bundle, look) of what the headline numbers measure: the model, else the preset."""
+    from synd.render import resolve_look
+
+    return resolve_look(None, opts.model) if opts.model else resolve_look(opts.preset, None)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- limits --------------------------------------------------------------------------------
+
+
+def limits_section(opts: SuiteOptions) -> dict:
+    from synd.measure import gemm_gflops, memcopy_gbps
+
+    gemm = gemm_gflops(opts.device, n=1024, repeats=5 if opts.quick else 9)
+    copy = memcopy_gbps(mb=64 if opts.quick else 256, repeats=5)
+    return {"gemm": gemm, "memcopy": copy}
+
+
+def format_limits(limits: dict) -> str:
+    g, c = limits["gemm"], limits["memcopy"]
+    return (f"float32 GEMM {g['n']}x{g['n']}, {g['threads']} threads: {g['gflops']:.1f} GFLOP/s\n"
+            f"memory copy {c['mb']} MB: {c['gbps']:.1f} GB/s (bytes read + written)")
+
+
+# -- the generator and the baseline ------------------------------------------------------------
+
+
+def _painter(generator, height: int, width: int, device: str):
+    """What paints a frame live on `device`, using every core (the GEMM rate does too)."""
+    from synd.model import FoldedGenerator
+    from synd.onnxgen import live_painter
+
+    if device == "cpu":
+        return live_painter(generator.cpu(), height, width, threads=os.cpu_count() or 1)
+    return FoldedGenerator(generator.to(device), height, width).eval()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+def frame_rate(paint: Callable[[], object], device: str, budget_s: float) -> dict:
+    """Frames/s of `paint()` (median of repeated calls after warm-up; as many calls as
+    fit in about `budget_s`, at least 3)."""
+    from synd.measure import summary, timed_runs
+
+    def once() -> None:
+        paint()
+        _sync(device)
+
+    first = timed_runs(once, repeats=1, warmup=1)[0]
+    repeats = int(min(200, max(3, budget_s / max(first, 1e-4))))
+    runs = timed_runs(once, repeats=repeats, warmup=0)
+    stats = summary(runs)
+    return {"fps": round(1.0 / stats["median"], 2), "ms_median": round(1000 * stats["median"], 2),
+            "ms_p90": round(1000 * stats["p90"], 2), "runs": len(runs)}
+
+
+def generator_speed(bundle, size: tuple[int, int], device: str, budget_s: float) -> dict:
+    from synd.measure import folded_flops
+
+    w, h = size
+    paint = _painter(bundle.generator, h, w, device)
+    base = torch.rand(1, 3, h, w, device=device if device != "cpu" else "cpu")
+    feats = torch.zeros(1, bundle.config.feature_dim, device=base.device)
+    with torch.inference_mode():
+        speed = frame_rate(lambda: paint(base, feats), device, budget_s)
+    flops = folded_flops(bundle.generator.cpu(), h, w)
+    return {"size": f"{w}x{h}", **speed, "gflop_per_frame": round(flops / 1e9, 3)}
+
+
+def generator_section(opts: SuiteOptions, gemm_gflops: float | None) -> list[dict]:
+    from synd.measure import achieved_fraction
+
+    rows = []
+    sizes = [(256, 256)] if opts.quick else GENERATOR_SIZES
+    for preset, bundle, _ in _looks(opts):
+        bundle.generator.eval()
+        for size in sizes:
+            row = {"preset": preset, **generator_speed(bundle, size, opts.device,
+                                                        0.5 if opts.quick else 1.5)}
+            if gemm_gflops:
+                row["gemm_fraction"] = round(achieved_fraction(
+                    row["gflop_per_frame"] * 1e9, row["fps"], gemm_gflops), 3)
+            rows.append(row)
+            _say(f"  {preset} {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
+                 + (f", {100 * row['gemm_fraction']:.0f}% of GEMM" if gemm_gflops else ""))
+    return rows
+
+
+def _looks(opts: SuiteOptions):
+    """(label, bundle, look) of each model the per-preset sections measure: the main one
+    first (the only one with --quick or --model), then the other shipped presets."""
+    from synd.paths import shipped_dir
+    from synd.render import resolve_look
+
+    bundle, look = _main_look(opts)
+    yield opts.label, bundle, look
+    if opts.quick or opts.model:
+        return
+    names = opts.presets or sorted(p.stem for p in shipped_dir("presets").glob("*.toml"))
+    for name in names:
+        if name != opts.preset:
+            yield (name, *resolve_look(name, None))
+
+
+def baseline_section(opts: SuiteOptions, ours: list[dict]) -> dict:
+    """The original design at the same sizes, in the same runtime with the same threads."""
+    from synd.baseline import BaselineGenerator, load_baseline
+    from synd.measure import count_flops
+
+    shipped = Path(__file__).with_name("baseline.safetensors")
+    if shipped.is_file():
+        generator, decoder, meta = load_baseline(shipped)
+    else:  # speed does not depend on the weights; the R^2 does
+        generator, decoder, meta = BaselineGenerator(), None, {}
+    generator = generator.float().eval()
+    sizes = [(256, 256)] if opts.quick else GENERATOR_SIZES
+    rows = []
+    for w, h in sizes:
+        paint = _baseline_painter(generator, h, w, opts.device)
+        base = torch.rand(1, 3, h, w)
+        feats = torch.zeros(1, generator.feature_dim)
+        with torch.inference_mode():
+            speed = frame_rate(lambda: paint(base, feats), opts.device, 0.5 if opts.quick else 1.5)
+        flops = count_flops(generator, base, feats)
+        mine = next((r for r in ours if r["preset"] == opts.label and r["size"] == f"{w}x{h}"), None)
+        row = {"size": f"{w}x{h}", **speed, "gflop_per_frame": round(flops / 1e9, 3)}
+        if mine:
+            row["speed_ratio"] = round(mine["fps"] / speed["fps"], 2)
+        rows.append(row)
+        _say(f"  baseline {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
+             + (f"; ours {row['speed_ratio']}x" if "speed_ratio" in row else ""))
+    result = {"sizes": rows, "trained": bool(meta), "meta": {k: meta[k] for k in ("steps", "minutes")
+                                                             if k in meta}}
+    if not opts.quick and decoder is not None:
+        result["sound_r2"] = _both_r2(opts, generator, decoder)
+    return result
+
+
+def _baseline_painter(generator, height: int, width: int, device: str):
+    """The baseline in the runtime ours runs in: ONNX Runtime on the CPU (all cores)."""
+    from synd.onnxgen import export_module, onnx_missing, onnx_session
+
+    if device != "cpu" or onnx_missing():
+        generator = generator.to(device)
+        return lambda base, feats: generator(base.to(device), feats.to(device))
+    example = (torch.rand(1, 3, height, width), torch.zeros(1, generator.feature_dim))
+    session = onnx_session(export_module(generator, example, ["base", "features"], ["frame"]),
+                           threads=os.cpu_count() or 1)
+    return lambda base, feats: session.run(None, {"base": base.numpy(), "features": feats.numpy()})
+
+
+def _both_r2(opts: SuiteOptions, generator, decoder) -> dict:
+    """Sound-recovery R^2 of our default preset and of the baseline on one held-out song
+    (a synthesized track from seeds never used in training)."""
+    from synd.audio import load_audio, write_wav
+    from synd.baseline import sound_r2
+    from synd.corpus import synth_track
+    from synd.evaluate import WARMUP_FRAMES, evaluate_track
+    from synd.metrics import r2_score
+    from synd.render import song_features
+
+    with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
+        song = Path(tmp) / "heldout.wav"
+        write_wav(song, synth_track(9100, duration=20.0), 44100)
+        bundle, look = _main_look(opts)
+        raw = song_features(song, bundle, 30.0)
+        track = evaluate_track(bundle, look, raw, (1280, 720), detail=opts.detail)
+        ours = r2_score(track.given[WARMUP_FRAMES:], track.decoded[WARMUP_FRAMES:])
+        rate = 24000
+        theirs = sound_r2(generator, decoder, load_audio(song, rate), rate)
+    return {"ours": round(ours, 4), "baseline": round(theirs, 4), "audio": "a 20 s synthesized "
+            "track (seed 9100), never trained on"}
+
+
+# -- live, render, train, NDI ----------------------------------------------------------------------
+
+
+def live_section(opts: SuiteOptions) -> dict:
+    from synd.bench import LIVE_GOAL_FPS, LIVE_GOAL_PAINT, bench_live
+
+    bundle, look = _main_look(opts)
+    return bench_live(bundle, look, seconds=3.0 if opts.quick else 10.0, fps=LIVE_GOAL_FPS,
+                      size=(1280, 720), paint=LIVE_GOAL_PAINT)
+
+
+def render_section(opts: SuiteOptions) -> list[dict]:
+    from synd.bench import bench_render
+
+    bundle, look = _main_look(opts)
+    seconds = opts.render_seconds or (4.0 if opts.quick else 20.0)
+    return bench_render(bundle, look, opts.render_sizes or [(1280, 720), (1920, 1080)],
+                        seconds=seconds, fps=30.0, speed=opts.speed, detail=opts.detail)
+
+
+def train_section(opts: SuiteOptions) -> dict:
+    """Optimizer steps/s of `synd train` with the default preset's settings (crop,
+    batch, unroll) on two synthesized tracks; the first steps are warm-up."""
+    from synd.audio import write_wav
+    from synd.corpus import synth_track
+    from synd.measure import summary
+    from synd.presets import load_preset
+    from synd.train import TrainOptions, train
+
+    preset = load_preset(opts.preset)
+    steps = 6 if opts.quick else 16
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
+        for k in range(2):
+            write_wav(Path(tmp, f"t{k}.wav"), synth_track(9200 + k, duration=8.0), 44100)
+        began = time.perf_counter()
+        train(TrainOptions(inputs=[Path(tmp)], preset=preset, out=Path(tmp, "m.safetensors"),
+                           steps=steps, device=opts.device, holdout=0.0, eval_every=10**9,
+                           sample_every=10**9, checkpoint_every=10**9, progress=False,
+                           on_step=lambda step: times.append(time.perf_counter())))
+        total = time.perf_counter() - began
+    gaps = np.diff(times[2:])  # after two warm-up steps
+    stats = summary(list(gaps))
+    s = preset.train
+    return {"steps_per_s": round(1.0 / stats["median"], 3), "ms_per_step": round(1000 * stats["median"], 1),
+            "batch": s.batch, "crop": s.size, "unroll": s.unroll, "steps_timed": len(gaps),
+            "wall_seconds": round(total, 1)}
+
+
+def ndi_section(opts: SuiteOptions) -> list[dict] | None:
+    import importlib.util
+
+    if importlib.util.find_spec("NDIlib") is None:
+        return None
+    from synd.bench import bench_ndi
+
+    bundle, look = _main_look(opts)
+    return bench_ndi(bundle, look, seconds=10.0, detail=opts.detail)
+
+
+# -- capacity --------------------------------------------------------------------------------------
+
+
+def capacity_section(opts: SuiteOptions, live: dict | None) -> list[dict]:
+    """Per preset, the largest 16:9 painted size whose frames fit 60 fps and 30 fps live.
+
+    The painter runs with the live engine's threads; a size fits when the painter's
+    median time plus what the rest of the engine's frame took in the live section
+    (features, conversion, handing over to outputs) stays within `CAPACITY_SHARE` of the
+    frame period. Without --quick each answer is then checked with the live engine
+    itself (5 s, 1280x720 output) and taken one size down while it drops frames."""
+    from synd.bench import bench_live
+    from synd.measure import largest_size
+    from synd.onnxgen import live_painter
+    from synd.render import generation_size
+
+    other_ms = 0.0
+    if live and live.get("stage_ms"):
+        stages = live["stage_ms"]
+        other_ms = stages.get("features", 0.0) + stages.get("publish", 0.0)
+    ladder = [generation_size(1280, 720, short=s) for s in CAPACITY_SHORT_SIDES]
+    rows = []
+    for preset, bundle, look in _looks(opts):
+        bundle.generator.eval()
+        timed: dict[tuple[int, int], float] = {}
+
+        def fps_at(size: tuple[int, int]) -> float:
+            if size not in timed:
+                w, h = size
+                paint = live_painter(bundle.generator.cpu(), h, w) if opts.device == "cpu" \
+                    else _painter(bundle.generator, h, w, opts.device)
+                base, feats = torch.rand(1, 3, h, w), torch.zeros(1, bundle.config.feature_dim)
+                with torch.inference_mode():
+                    ms = frame_rate(lambda: paint(base, feats), opts.device, 0.4)["ms_median"]
+                timed[size] = 1000.0 / (ms + other_ms)
+            return timed[size]
+
+        row = {"preset": preset}
+        for target in (60.0, 30.0):
+            size = largest_size(lambda s: fps_at(s) * CAPACITY_SHARE, ladder, target)
+            entry: dict = {"size": f"{size[0]}x{size[1]}" if size else None, "checked": False}
+            if size and not opts.quick:
+                while size is not None:
+                    check = bench_live(bundle, look, seconds=5.0, fps=target, size=(1280, 720),
+                                       paint=size)
+                    entry.update(size=f"{size[0]}x{size[1]}", checked=True,
+                                 engine_fps=check["engine_fps"], dropped=check["engine_dropped"])
+                    if check["engine_dropped"] == 0:
+                        break
+                    i = ladder.index(size)
+                    size = ladder[i - 1] if i > 0 else None
+                    if size is None:
+                        entry["size"] = None
+            row[f"{target:g}fps"] = entry
+        rows.append(row)
+        _say(f"  {preset}: 60 fps up to {row['60fps']['size']}, 30 fps up to {row['30fps']['size']}")
+    return rows
+
+
+# -- the whole suite ----------------------------------------------------------------------------------
+
+
+def run_suite(opts: SuiteOptions) -> dict:
+    """Measure the sections asked for; returns the result with the `HEADLINE` numbers
+    (those that were measured) at the top level."""
+    from synd.bench import machine
+
+    result: dict = {"machine": machine(), "device": opts.device, "quick": opts.quick,
+                    "preset": opts.label}
+    want = set(opts.sections)
+    gemm = None
+    if want & {"limits", "generator"}:
+        _say("machine limits ...")
+        result["limits"] = limits_section(opts)
+        gemm = result["limits"]["gemm"]["gflops"]
+        _say(format_limits(result["limits"]))
+    if want & {"generator", "baseline"}:
+        _say("generator speed (live runtime, all cores) ...")
+        result["generator"] = generator_section(opts, gemm)
+    if "baseline" in want:
+        _say("baseline: the original SyNEThesia generator ...")
+        result["baseline"] = baseline_section(opts, result["generator"])
+    if want & {"live", "capacity"}:
+        _say("live engine end to end ...")
+        result["live"] = live_section(opts)
+    if "render" in want:
+        _say("render ...")
+        result["render"] = render_section(opts)
+    if "train" in want:
+        _say("training ...")
+        result["train"] = train_section(opts)
+    if "ndi" in want and not opts.quick:
+        _say("NDI ...")
+        result["ndi"] = ndi_section(opts)
+    if "capacity" in want:
+        _say("what this machine can do live ...")
+        result["capacity"] = capacity_section(opts, result.get("live"))
+    result.update(headline(result, opts.label))
+    return result
+
+
+def headline(result: dict, preset: str) -> dict:
+    """The `HEADLINE` numbers found in `result`."""
+    found: dict = {}
+    if "limits" in result:
+        found["gemm_gflops"] = round(result["limits"]["gemm"]["gflops"], 1)
+    for row in result.get("generator", []):
+        if row["preset"] == preset and row["size"] == "256x256" and "gemm_fraction" in row:
+            found["generator_gemm_fraction"] = row["gemm_fraction"]
+    if "live" in result:
+        live = result["live"]
+        found.update(live_fps=live["engine_fps"], live_dropped=live["engine_dropped"],
+                     latency_ms_median=live["latency_ms_median"])
+    for row in result.get("render", []):
+        key = {"1280x720": "render_rtf_720p30", "1920x1080": "render_rtf_1080p30"}.get(row["size"])
+        if key:
+            found[key] = row["x_real_time"]
+    for row in result.get("baseline", {}).get("sizes", []):
+        if row["size"] == "256x256" and "speed_ratio" in row:
+            found["baseline_speed_ratio"] = row["speed_ratio"]
+    if "train" in result:
+        found["train_steps_per_s"] = result["train"]["steps_per_s"]
+    return found
+
+
+def verdict(key: str, value) -> str:
+    """"ok", "MISSED" or "" (no target) for a headline number."""
+    target = HEADLINE.get(key)
+    if target is None or value is None:
+        return ""
+    op, bound = target
+    return "ok" if (value >= bound if op == ">=" else value <= bound) else "MISSED"
+
+
+def format_suite(result: dict) -> str:
+    """Every measured section as a text table, then the headline against the targets."""
+    lines = [f"synd bench on {result['machine']}, device {result['device']}"
+             + (" (quick)" if result["quick"] else "")]
+    if "generator" in result:
+        lines += ["", "generator alone (frames/s, all cores)",
+                  f"{'preset':>8} {'size':>9} {'frames/s':>9} {'ms':>7} {'GFLOP':>7} {'of GEMM':>8}"]
+        for r in result["generator"]:
+            share = f"{100 * r['gemm_fraction']:.0f}%" if "gemm_fraction" in r else "-"
+            lines.append(f"{r['preset']:>8} {r['size']:>9} {r['fps']:>9} {r['ms_median']:>7} "
+                         f"{r['gflop_per_frame']:>7} {share:>8}")
+    if "baseline" in result:
+        b = result["baseline"]
+        lines += ["", "baseline: the original SyNEThesia generator, same runtime and threads",
+                  f"{'size':>9} {'frames/s':>9} {'GFLOP':>7} {'ours / baseline':>16}"]
+        for r in b["sizes"]:
+            lines.append(f"{r['size']:>9} {r['fps']:>9} {r['gflop_per_frame']:>7} "
+                         f"{r.get('speed_ratio', '-')!s:>15}x")
+        if "sound_r2" in b:
+            r2 = b["sound_r2"]
+            lines.append(f"sound-recovery R^2 on {r2['audio']}: ours {r2['ours']}, "
+                         f"baseline {r2['baseline']}")
+    if "live" in result:
+        live = result["live"]
+        stages = ", ".join(f"{k} {v} ms" for k, v in live.get("stage_ms", {}).items())
+        lines += ["", f"live: painted {live['painted_at']} -> {live['size']} BGRA at "
+                  f"{live['target_fps']:g} fps ({live['runtime']}): {live['engine_fps']} fps, "
+                  f"{live['engine_dropped']} dropped, latency median {live['latency_ms_median']} ms"
+                  f" (p90 {live.get('latency_ms_p90')} ms), CPU {live['cpu_percent']}%",
+                  f"  per frame (median): {stages}"]
+    if "render" in result:
+        from synd.bench import format_render
+
+        lines += ["", "render (x264 superfast)", format_render(result["render"], 30.0)]
+    if "train" in result:
+        t = result["train"]
+        lines += ["", f"training: {t['steps_per_s']} steps/s ({t['ms_per_step']} ms a step; "
+                  f"batch {t['batch']}, crop {t['crop']}, unroll {t['unroll']})"]
+    if result.get("ndi"):
+        from synd.bench import format_live
+
+        lines += ["", "NDI (a receiver in another process)", format_live(result["ndi"])]
+    if "capacity" in result:
+        lines += ["", "what this machine can do live (largest 16:9 painted size; "
+                  + ("estimated from the painter's speed)" if result["quick"]
+                     else "checked with the live engine)"),
+                  f"{'preset':>8} {'60 fps':>10} {'30 fps':>10}"]
+        for r in result["capacity"]:
+            lines.append(f"{r['preset']:>8} {r['60fps']['size'] or 'none':>10} "
+                         f"{r['30fps']['size'] or 'none':>10}")
+    lines += ["", f"{'headline':<26} {'value':>9}  target"]
+    for key, target in HEADLINE.items():
+        if key in result:
+            bound = f"{target[0]} {target[1]:g}" if target else ""
+            lines.append(f"{key:<26} {result[key]!s:>9}  {bound} {verdict(key, result[key])}")
+    return "\n".join(lines)
