@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synd.measure import CONVOLUTION_OPS, count_flops
 from synd.tables import reject_unknown
 
 
@@ -317,20 +318,6 @@ def count_parameters(module: nn.Module) -> int:
 def generator_macs(cfg: ModelConfig, height: int, width: int) -> int:
     """Multiply-accumulates of one generator frame (convolutions only; the rest is small)."""
     gen = Generator(cfg)
-    total = 0
-    hooks = []
-
-    def count(module: nn.Conv2d, _inputs, output):
-        nonlocal total
-        k = module.kernel_size[0] * module.kernel_size[1]
-        total += output.numel() * module.in_channels * k // module.groups
-
-    for m in gen.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(count))
-    with torch.no_grad():
-        gen(torch.zeros(1, 3, height, width), torch.zeros(1, cfg.feature_dim),
-            make_coords(height, width, cfg.native_size))
-    for h in hooks:
-        h.remove()
-    return total
+    flops = count_flops(gen, torch.zeros(1, 3, height, width), torch.zeros(1, cfg.feature_dim),
+                        make_coords(height, width, cfg.native_size), ops=CONVOLUTION_OPS)
+    return flops // 2

@@ -1,0 +1,244 @@
+"""Measurements for `synd bench`: timing, the machine's limits, FLOP counts and ratios.
+
+Speeds mean little on their own across machines, so the benchmark reads them as fractions
+of limits measured in the same run: the matrix-multiply rate (`gemm_gflops`) and the
+memory-copy rate (`memcopy_gbps`). `folded_flops` counts the arithmetic of one frame as
+the frame loop paints it, and `achieved_fraction` turns frames per second into a share
+of the multiply rate. Everything else here is plain arithmetic on timestamps, kept apart
+from the clock so that the tests check it with scripted times.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Iterable, Sequence, TypeVar
+
+import torch
+
+Size = TypeVar("Size")
+
+#: The FlopCounterMode operators that are convolutions (every name torch registers a
+#: convolution formula under), for counts that mean "convolutions only".
+CONVOLUTION_OPS = frozenset({"convolution", "_convolution", "cudnn_convolution",
+                             "convolution_overrideable", "_slow_conv2d_forward"})
+
+
+# --- timing -----------------------------------------------------------------------------
+
+def timed_runs(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
+               clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Seconds taken by each of `repeats` calls of `fn()`, after `warmup` untimed calls.
+
+    The warm-up calls absorb one-off costs (allocation, kernel selection, page faults of
+    fresh buffers). `clock` is read right before and right after each timed call; a
+    caller timing asynchronous work (a GPU) makes `fn` wait for it.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(repeats):
+        began = clock()
+        fn()
+        seconds.append(clock() - began)
+    return seconds
+
+
+def median(xs: Sequence[float]) -> float:
+    """The median of `xs` (the mean of the middle two for an even count)."""
+    if not len(xs):
+        raise ValueError("median of no samples")
+    return float(statistics.median(xs))
+
+
+def summary(xs: Sequence[float]) -> dict:
+    """{median, p10, p90, min, max, n} of `xs`.
+
+    p10 and p90 interpolate linearly between the two nearest order statistics, the
+    sample's minimum and maximum being p0 and p100 (`statistics.quantiles` "inclusive",
+    the same as numpy's default percentile): for 1..11, p10 = 2 and p90 = 10. A single
+    sample is all of its percentiles.
+    """
+    if not len(xs):
+        raise ValueError("summary of no samples")
+    xs = [float(x) for x in xs]
+    if len(xs) == 1:
+        p10 = p90 = xs[0]
+    else:
+        deciles = statistics.quantiles(xs, n=10, method="inclusive")
+        p10, p90 = deciles[0], deciles[-1]
+    return {"median": median(xs), "p10": p10, "p90": p90, "min": min(xs), "max": max(xs),
+            "n": len(xs)}
+
+
+# --- machine limits ----------------------------------------------------------------------
+
+def gemm_flops(n: int, m: int | None = None, k: int | None = None) -> int:
+    """Floating-point operations of an (n x k) @ (k x m) matrix product (one multiply and
+    one add per term: 2 n m k); `m` and `k` default to `n`, a square product."""
+    m = n if m is None else m
+    k = n if k is None else k
+    return 2 * n * m * k
+
+
+def gemm_gflops(device: str | torch.device = "cpu", n: int = 1024, repeats: int = 5,
+                threads: int | None = None, dtype: torch.dtype = torch.float32) -> dict:
+    """The matrix-multiply rate: `torch.mm` of two n x n matrices, timed.
+
+    On the CPU it uses all of torch's threads, or `threads` (torch's thread count is put
+    back afterwards). Returns {"gflops": GFLOP/s of the median run, "n", "threads" (None
+    on a GPU), "runs": `summary` of the seconds per product}. At n = 1024 the operands
+    (4 MiB each in float32) outgrow the caches of most CPUs, so this is the sustained rate
+    of large products, the best that convolutions lowered to products can hope for.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise RuntimeError("gemm_gflops: CUDA was asked for but is not available")
+    before = torch.get_num_threads()
+    try:
+        if threads is not None and not cuda:
+            torch.set_num_threads(threads)
+        generator = torch.Generator().manual_seed(0)
+        a = torch.rand(n, n, generator=generator).to(device, dtype)
+        b = torch.rand(n, n, generator=generator).to(device, dtype)
+        out = torch.empty(n, n, device=device, dtype=dtype)
+
+        def product() -> None:
+            torch.mm(a, b, out=out)
+            if cuda:  # kernels are queued: wait so the clock sees the work
+                torch.cuda.synchronize(device)
+
+        if cuda:
+            torch.cuda.synchronize(device)
+        seconds = timed_runs(product, repeats=repeats)
+        used = None if cuda else torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    return {"gflops": gemm_flops(n) / 1e9 / median(seconds), "n": n, "threads": used,
+            "runs": summary(seconds)}
+
+
+def copy_bytes(nbytes: int) -> int:
+    """Bytes moved by copying `nbytes`: each is read once and written once."""
+    return 2 * nbytes
+
+
+def memcopy_gbps(mb: int = 256, repeats: int = 5, threads: int | None = None) -> dict:
+    """The memory rate: copying a float32 buffer of `mb` MiB into another one, timed.
+
+    Counts bytes read plus bytes written (`copy_bytes`), in GB (1e9 bytes) per second of
+    the median run. 256 MiB, far beyond any CPU cache, measures main memory; the two
+    buffers take 512 MiB. The copy is torch's `copy_`, which spreads a large copy over
+    torch's threads, as it does any large element-wise work (or over `threads`, put back
+    afterwards). Returns {"gbps", "mb", "threads", "runs": `summary` of the seconds per
+    copy}.
+    """
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        count = mb * 2**20 // 4
+        source = torch.ones(count, dtype=torch.float32)   # written, so its pages exist
+        target = torch.empty(count, dtype=torch.float32)  # the warm-up copy touches these
+        seconds = timed_runs(lambda: target.copy_(source), repeats=repeats)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    nbytes = source.numel() * source.element_size()
+    return {"gbps": copy_bytes(nbytes) / 1e9 / median(seconds), "mb": mb, "threads": used,
+            "runs": summary(seconds)}
+
+
+# --- arithmetic counts -------------------------------------------------------------------
+
+def flops_by_op(module: Callable, *inputs) -> dict[str, int]:
+    """FLOPs of `module(*inputs)` by operator name ("convolution", "addmm", ...).
+
+    Counted by torch's `FlopCounterMode` under `torch.no_grad`: matrix products and
+    convolutions (transposed ones included) at 2 FLOPs per multiply-accumulate. Bias
+    additions, element-wise work, interpolation and pixel shuffles count nothing.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    counts = counter.get_flop_counts().get("Global", {})
+    return {getattr(op, "__name__", str(op)).split(".")[-1]: int(n) for op, n in counts.items()}
+
+
+def count_flops(module: Callable, *inputs, ops: Iterable[str] | None = None) -> int:
+    """Total FLOPs of `module(*inputs)` (see `flops_by_op` for what counts); with `ops`,
+    only those operators' (e.g. `CONVOLUTION_OPS`)."""
+    counts = flops_by_op(module, *inputs)
+    wanted = None if ops is None else set(ops)
+    return sum(n for op, n in counts.items() if wanted is None or op in wanted)
+
+
+def folded_flops(bundle_or_generator, height: int, width: int) -> int:
+    """FLOPs of one height x width frame as the frame loop paints it.
+
+    That is `synd.model.FoldedGenerator` (what `FrameLoop` runs live, and what the ONNX
+    painter exports), called on a base image and one feature vector: its convolutions and
+    the small sound-to-FiLM network. It does less than `Generator.forward`, whose count
+    (`generator_macs`) the model cards quote, so the achieved share of the multiply rate
+    is computed from this one. Takes a `ModelBundle` or a `Generator`.
+    """
+    from synd.model import FoldedGenerator
+
+    generator = getattr(bundle_or_generator, "generator", bundle_or_generator)
+    weight = generator.to_rgb.weight
+    with torch.no_grad():
+        folded = FoldedGenerator(generator, height, width).eval()
+    base = torch.zeros(1, 3, height, width, dtype=weight.dtype, device=weight.device)
+    features = torch.zeros(1, generator.cfg.feature_dim, dtype=weight.dtype, device=weight.device)
+    return count_flops(folded, base, features)
+
+
+def achieved_fraction(flops_per_frame: float, frames_per_s: float, gemm_gflops: float) -> float:
+    """The share of the measured multiply rate a painter achieves: FLOP/s done (FLOPs a
+    frame x frames a second) over `gemm_gflops` (GFLOP/s)."""
+    return flops_per_frame * frames_per_s / 1e9 / gemm_gflops
+
+
+# --- latency and real time ---------------------------------------------------------------
+
+def latency_ms(captured_at: Sequence[float], published_at: Sequence[float]) -> dict:
+    """`summary` of per-frame latency in milliseconds: for each frame, the seconds from
+    the capture of its sound (`captured_at`) to its publication (`published_at`), both
+    read from one clock and listed in the same frame order."""
+    if len(captured_at) != len(published_at):
+        raise ValueError(f"{len(captured_at)} capture times for {len(published_at)} frames")
+    return summary([(p - c) * 1000.0 for c, p in zip(captured_at, published_at)])
+
+
+def stage_ms(stage_times: dict[str, Sequence[float]]) -> dict[str, float]:
+    """Median milliseconds of each pipeline stage, from its per-frame seconds."""
+    return {stage: median(seconds) * 1000.0 for stage, seconds in stage_times.items()}
+
+
+def realtime_factor(media_seconds: float, wall_seconds: float) -> float:
+    """Seconds of media made per second of wall time: above 1 is faster than real time."""
+    if wall_seconds <= 0:
+        raise ValueError(f"wall time must be positive, got {wall_seconds}")
+    return media_seconds / wall_seconds
+
+
+def largest_size(measure_fps: Callable[[Size], float], sizes: Sequence[Size],
+                 target_fps: float) -> Size | None:
+    """The largest of `sizes` (ordered small to large) at which `measure_fps(size)` reaches
+    `target_fps`, or None if even the smallest does not.
+
+    The frame rate falls as the size grows, so the search stops at the first size that
+    misses the target: the larger ones would miss it too, and measuring them costs the
+    most time.
+    """
+    best = None
+    for size in sizes:
+        fps = measure_fps(size)
+        if not fps >= target_fps:  # NaN misses too
+            break
+        best = size
+    return best
