@@ -121,6 +121,37 @@ def gemm_gflops(device: str | torch.device = "cpu", n: int = 1024, repeats: int 
             "runs": summary(seconds)}
 
 
+def gemm_gflops_onnx(n: int = 2048, repeats: int = 5, threads: int | None = None) -> dict | None:
+    """The matrix-multiply rate of ONNX Runtime's CPU kernels (the runtime the live
+    generator paints in): one MatMul of two n x n float32 matrices, timed with all cores
+    (or `threads`). Same result keys as `gemm_gflops`; None without ONNX Runtime."""
+    import os
+
+    import numpy as np
+
+    from synd.onnxgen import onnx_missing, onnx_session
+
+    if onnx_missing():
+        return None
+    from onnx import TensorProto, helper
+
+    square = [n, n]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, square),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, square)],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, square)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what every ONNX Runtime release reads
+    used = threads or os.cpu_count() or 1
+    session = onnx_session(model.SerializeToString(), threads=used)
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.random(square, np.float32), "b": rng.random(square, np.float32)}
+    seconds = timed_runs(lambda: session.run(None, feeds), repeats=repeats)
+    return {"gflops": gemm_flops(n) / 1e9 / median(seconds), "n": n, "threads": used,
+            "runs": summary(seconds)}
+
+
 def copy_bytes(nbytes: int) -> int:
     """Bytes moved by copying `nbytes`: each is read once and written once."""
     return 2 * nbytes
