@@ -16,38 +16,23 @@ import time
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from synd.audio import write_wav  # noqa: E402
-from synd.bundle import ModelBundle  # noqa: E402
-from synd.features import FeatureConfig, FeatureStats  # noqa: E402
 from synd.link import LocalLink, OscLink  # noqa: E402
-from synd.model import ModelConfig  # noqa: E402
 from synd.osc import OscServer  # noqa: E402
 from synd.window import ControlWindow  # noqa: E402
 
-from conftest import music_clip  # noqa: E402
+from conftest import make_tiny_bundle, music_clip  # noqa: E402
 from test_osc import osc  # noqa: E402
 from test_window import Show  # noqa: E402
-
-
-def tiny_bundle() -> ModelBundle:
-    torch.manual_seed(0)
-    features = FeatureConfig(bands=8)
-    stats = FeatureStats(mean=np.full(features.dim, -5.0, np.float32),
-                         std=np.full(features.dim, 2.0, np.float32))
-    config = ModelConfig(feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16,
-                         decoder_width=8)
-    return ModelBundle.new(config, features, stats, meta={"name": "tiny"})
 
 
 def main() -> None:
     app = QApplication([])
     song = os.path.join(tempfile.mkdtemp(), "song.wav")
     write_wav(song, music_clip(5, seconds=4.0), 24000)
-    show = Show(tiny_bundle(), song)
+    show = Show(make_tiny_bundle(), song)
     show.start()
     server = OscServer(show.control, port=0)
     server.start()

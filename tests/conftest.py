@@ -13,6 +13,11 @@ from synd.model import ModelConfig
 @pytest.fixture
 def tiny_bundle() -> ModelBundle:
     """An untrained, small model with plausible normalisation statistics."""
+    return make_tiny_bundle()
+
+
+def make_tiny_bundle() -> ModelBundle:
+    """`tiny_bundle`, for code outside pytest (scripts/window_follow.py)."""
     torch.manual_seed(0)
     features = FeatureConfig(bands=8)
     stats = FeatureStats(mean=np.full(features.dim, -5.0, np.float32),

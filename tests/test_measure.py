@@ -73,6 +73,12 @@ def test_gemm_gflops_runs_and_restores_the_thread_count():
     assert measure.gemm_gflops(n=32, repeats=1)["threads"] == before
 
 
+def test_gemm_gflops_onnx_reports_the_rate_of_its_runs():
+    result = measure.gemm_gflops_onnx(n=64, repeats=3, threads=1)
+    assert result["n"] == 64 and result["threads"] == 1 and result["runs"]["n"] == 3
+    assert result["gflops"] == pytest.approx(measure.gemm_flops(64) / 1e9 / result["runs"]["median"])
+
+
 def test_memcopy_gbps_counts_reads_and_writes():
     assert measure.copy_bytes(1000) == 2000
     before = torch.get_num_threads()
