@@ -417,7 +417,7 @@ def run_suite(opts: SuiteOptions) -> dict:
     from synd.bench import machine
 
     result: dict = {"machine": machine(), "device": opts.device, "quick": opts.quick,
-                    "preset": opts.label}
+                    "preset": opts.label, "x264_speed": opts.speed}
     want = set(opts.sections)
     gemm = None
     if want & {"limits", "generator"}:
@@ -520,7 +520,8 @@ def format_suite(result: dict) -> str:
     if "render" in result:
         from synd.bench import format_render
 
-        lines += ["", "render (x264 superfast)", format_render(result["render"], 30.0)]
+        lines += ["", f"render (x264 {result.get('x264_speed', 'superfast')})",
+                  format_render(result["render"], 30.0)]
     if "train" in result:
         t = result["train"]
         lines += ["", f"training: {t['steps_per_s']} steps/s ({t['ms_per_step']} ms a step; "
