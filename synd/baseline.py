@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -75,7 +74,6 @@ __all__ = [
     "BaselineFeatures",
     "BaselineGenerator",
     "BaselineDecoder",
-    "count_macs",
     "random_bases",
     "train_baseline",
     "load_baseline",
@@ -253,37 +251,6 @@ class BaselineDecoder(nn.Module):
             top, left = (h - ch) // 2, (w - cw) // 2
             image = image[..., top:top + ch, left:left + cw]
         return self.head(self.res(self.stem(image))).mean(dim=(2, 3))
-
-
-def count_macs(module: nn.Module, *inputs, transposed_per: str = "output") -> int:
-    """Multiply-accumulates of one ``module(*inputs)`` call in its Conv2d/ConvTranspose2d layers.
-
-    A conv costs ``output pixels x in_channels / groups x kernel area x out_channels``.
-    A transposed conv is counted the same way (``transposed_per="output"``, the
-    convention of the common layer-wise counters) or by its input pixels
-    (``"input"``: the multiplications it really does, 1/stride^2 as many).
-    """
-    if transposed_per not in ("output", "input"):
-        raise ValueError(f"transposed_per must be 'output' or 'input', got {transposed_per!r}")
-    total = 0
-
-    def hook(layer, args, out):
-        nonlocal total
-        k = math.prod(layer.kernel_size) * layer.in_channels // layer.groups * layer.out_channels
-        pixels = out[0, 0].numel()
-        if isinstance(layer, nn.ConvTranspose2d) and transposed_per == "input":
-            pixels = args[0][0, 0].numel()
-        total += len(out) * pixels * k
-
-    handles = [m.register_forward_hook(hook) for m in module.modules()
-               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    try:
-        with torch.no_grad():
-            module(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return total
 
 
 # ----------------------------------------------------------------------------- training

@@ -90,7 +90,7 @@ def format_render(rows: list[dict], fps: float) -> str:
 
 class ScaleOnly(Output):
     """The live benchmarks' output: scales every frame to its size as BGRA (what NDI
-    sends; the conversion and the upscale are one pass), then drops it. `scale_ms` keeps
+    sends; the conversion and the upscale are one pass), then drops it. `scale_s` keeps
     how long that took for the last frames."""
 
     name = "bench"
@@ -98,12 +98,12 @@ class ScaleOnly(Output):
     def open(self) -> None:
         from collections import deque
 
-        self.scale_ms = deque(maxlen=600)
+        self.scale_s = deque(maxlen=600)
 
     def send(self, frame: Frame) -> None:
         began = time.perf_counter()
         self.pixels(frame, "bgra")
-        self.scale_ms.append(1000.0 * (time.perf_counter() - began))
+        self.scale_s.append(time.perf_counter() - began)
 
     def close(self) -> None:
         pass
@@ -137,7 +137,7 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
     from synd.capture import FileInput
     from synd.corpus import demo_clip
     from synd.engine import Engine, EngineOptions
-    from synd.measure import median, summary
+    from synd.measure import latency_ms, stage_ms
 
     with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
         song = demo_clip(Path(tmp) / "song.wav", duration=max(seconds, 5.0))
@@ -157,13 +157,14 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         frames0, dropped0 = engine.frames, engine.dropped
         sent0, out_dropped0 = runner.sent, runner.dropped
         time.sleep(seconds)
-        status = engine.status()
-        stages = {stage: round(median(ms), 2) for stage, ms in engine.stage_ms.items() if ms}
-        scale = list(getattr(runner.output, "scale_ms", ()))
+        stages = {stage: round(ms, 2) for stage, ms in
+                  stage_ms({k: v for k, v in engine.stage_s.items() if v}).items()}
+        scale = list(getattr(runner.output, "scale_s", ()))
         if scale:
-            stages["upscale+convert"] = round(median(scale), 2)
+            stages["upscale+convert"] = round(stage_ms({"scale": scale})["scale"], 2)
         with engine._lock:
-            latencies = list(engine._latency)
+            heard = list(engine._latency)
+        latency = latency_ms(*zip(*heard)) if heard else None
         frames, dropped = engine.frames - frames0, engine.dropped - dropped0
         sent, out_dropped = runner.sent - sent0, runner.dropped - out_dropped0
         cpu = 100.0 * (time.process_time() - began[0]) / (time.monotonic() - began[1])
@@ -176,8 +177,8 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         "runtime": engine.runtime, "target_fps": fps, "output_failed": runner.failed,
         "engine_fps": round(frames / seconds, 1), "engine_dropped": dropped,
         "output_fps": round(sent / seconds, 1), "output_dropped": out_dropped,
-        "latency_ms_median": status["latency_ms_median"], "cpu_percent": round(cpu),
-        "latency_ms_p90": round(1000 * summary(latencies)["p90"], 1) if latencies else None,
+        "latency_ms_median": round(latency["median"], 1) if latency else None,
+        "latency_ms_p90": round(latency["p90"], 1) if latency else None, "cpu_percent": round(cpu),
         "stage_ms": stages,
     }
 

@@ -125,13 +125,14 @@ def format_limits(limits: dict) -> str:
 # -- the generator and the baseline ------------------------------------------------------------
 
 
-def _painter(generator, height: int, width: int, device: str):
-    """What paints a frame live on `device`, using every core (the GEMM rate does too)."""
+def _painter(generator, height: int, width: int, device: str, threads: int | None = None):
+    """What paints a frame live on `device`; on a CPU with `threads` painting threads
+    (None: as many as the live engine uses)."""
     from synd.model import FoldedGenerator
     from synd.onnxgen import live_painter
 
     if device == "cpu":
-        return live_painter(generator.cpu(), height, width, threads=os.cpu_count() or 1)
+        return live_painter(generator.cpu(), height, width, threads=threads)
     return FoldedGenerator(generator.to(device), height, width).eval()
 
 
@@ -168,7 +169,7 @@ def generator_speed(bundle, size: tuple[int, int], device: str, budget_s: float)
     from synd.measure import folded_flops
 
     w, h = size
-    paint = _painter(bundle.generator, h, w, device)
+    paint = _painter(bundle.generator, h, w, device, threads=os.cpu_count() or 1)  # as GEMM
     base = torch.rand(1, 3, h, w, device=device if device != "cpu" else "cpu")
     feats = torch.zeros(1, bundle.config.feature_dim, device=base.device)
     with torch.inference_mode():
@@ -362,7 +363,6 @@ def capacity_section(opts: SuiteOptions, live: dict | None) -> list[dict]:
     itself (5 s, 1280x720 output) and taken one size down while it drops frames."""
     from synd.bench import bench_live
     from synd.measure import largest_size
-    from synd.onnxgen import live_painter
     from synd.render import generation_size
 
     other_ms = 0.0
@@ -378,8 +378,7 @@ def capacity_section(opts: SuiteOptions, live: dict | None) -> list[dict]:
         def fps_at(size: tuple[int, int]) -> float:
             if size not in timed:
                 w, h = size
-                paint = live_painter(bundle.generator.cpu(), h, w) if opts.device == "cpu" \
-                    else _painter(bundle.generator, h, w, opts.device)
+                paint = _painter(bundle.generator, h, w, opts.device)
                 base, feats = torch.rand(1, 3, h, w), torch.zeros(1, bundle.config.feature_dim)
                 with torch.inference_mode():
                     ms = frame_rate(lambda: paint(base, feats), opts.device, 0.4)["ms_median"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import statistics
 import threading
 import time
 import weakref
@@ -35,6 +34,7 @@ import torch
 from synd.bridges.base import Frame, yield_to_engine
 from synd.bundle import ModelBundle
 from synd.frameloop import to_rgb_uint8
+from synd.measure import latency_ms
 from synd.onnxgen import live_painter, runtime_name
 from synd.presets import Look
 from synd.render import GENERATION_SHORT_SIDE, generation_size
@@ -75,7 +75,8 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._latency: deque[float] = deque(maxlen=300)
+        # (capture time of the newest sound, publication time) of the last frames heard
+        self._latency: deque[tuple[float, float]] = deque(maxlen=300)
         self._tick_times: deque[float] = deque(maxlen=300)
         self.frames = 0
         self.dropped = 0
@@ -95,8 +96,8 @@ class Engine:
         #: The newest published frame (a control window's preview reads it; any thread).
         self.last_frame: Frame | None = None
         self._tick_ms: deque[float] = deque(maxlen=300)
-        #: Milliseconds of each stage of the last ~300 frames, for `synd bench`.
-        self.stage_ms: dict[str, deque[float]] = {
+        #: Seconds of each stage of the last ~300 frames, for `synd bench`.
+        self.stage_s: dict[str, deque[float]] = {
             stage: deque(maxlen=300) for stage in ("features", "generate", "publish")}
         self._loaders: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         rate = source.sample_rate
@@ -361,12 +362,12 @@ class Engine:
             out.offer(frame)
         self.last_frame = frame
         published = time.monotonic()
-        for stage, ms in (("features", t_generate - t_features), ("generate", t_publish - t_generate),
+        for stage, seconds in (("features", t_generate - t_features), ("generate", t_publish - t_generate),
                           ("publish", published - t_publish)):
-            self.stage_ms[stage].append(1000.0 * ms)
+            self.stage_s[stage].append(seconds)
         with self._lock:
             if heard:
-                self._latency.append(published - captured_at)
+                self._latency.append((captured_at, published))
             self._tick_times.append(published)
             self._tick_ms.append(1000.0 * (published - began))
             self.frames += 1
@@ -430,7 +431,7 @@ class Engine:
             "target_fps": self.options.fps,
             "frames": frames,
             "dropped_frames": dropped,
-            "latency_ms_median": round(statistics.median(latency) * 1000, 1) if latency else None,
+            "latency_ms_median": round(latency_ms(*zip(*latency))["median"], 1) if latency else None,
             # The longest frame of the last ~300: a hitch (a model switch, a stall) shows here.
             "frame_ms_max": round(max(tick_ms), 1) if tick_ms else None,
             **self.mix_state(),

@@ -75,7 +75,9 @@ class RenderResult:
     @property
     def speed(self) -> float:
         """Multiple of real time (2.0 = a 3-minute song takes 1.5 minutes)."""
-        return self.seconds_of_audio / max(self.seconds_taken, 1e-9)
+        from synd.measure import realtime_factor
+
+        return realtime_factor(self.seconds_of_audio, max(self.seconds_taken, 1e-9))
 
 
 def resolve_look(preset: str | None, model: str | None) -> tuple[ModelBundle, Look]:

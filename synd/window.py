@@ -367,8 +367,7 @@ class ControlWindow(QMainWindow):
     def _on_connection(self, connected: bool, text: str) -> None:
         self.setWindowTitle(TITLE if connected else f"{TITLE} (not connected)")
         self.statusBar().showMessage(text, 0 if not connected else 5000)
-        for widget in (self.centralWidget(),):
-            widget.setEnabled(connected)
+        self.centralWidget().setEnabled(connected)
 
     # -- Qt events -------------------------------------------------------------------------
 

@@ -17,17 +17,11 @@ from synd import midi as M
 from synd.control import PARAMS, Controller
 from synd.presets import Look
 
+from test_osc import wait_for
+
 JACKD = shutil.which("jackd")
 _servers = itertools.count()
 CC, NOTE_ON, NOTE_OFF = 0xB0, 0x90, 0x80
-
-
-def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class FakeEngine:
