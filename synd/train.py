@@ -406,7 +406,12 @@ def train(opts: TrainOptions) -> dict:
     world = dist.get_world_size() if distributed else 1
     main = rank == 0
     try:
-        return _train(opts, device, rank, world, main)
+        result = _train(opts, device, rank, world, main)
+        if distributed:
+            # Leave together: a rank tearing gloo down while another still writes the
+            # last checkpoint aborted now and then at exit ("terminate called ...").
+            dist.barrier()
+        return result
     finally:
         if distributed:
             dist.destroy_process_group()
