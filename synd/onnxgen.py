@@ -49,7 +49,7 @@ def export_generator(generator: Generator, height: int, width: int) -> bytes:
 
 
 #: Part of every cache key: bump it when the exported graph changes.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 
 
 def generator_key(generator: Generator, height: int, width: int) -> str:
