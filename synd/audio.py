@@ -6,6 +6,12 @@ soundtrack of a video), converts every decoded frame to float64 in [-1, 1] per c
 downmixes to mono as the exact mean of the channels and resamples with a polyphase
 filter (`scipy.signal.resample_poly`); a video's soundtrack can keep stereo. Failures raise `AudioError`, whose message is a
 single line naming the file and the problem.
+
+Hostile or odd files: only regular files are opened (a pipe or device would block or
+never end); sample rates outside [MIN_RATE, MAX_RATE] are refused (a header claiming
+1 Hz would turn a small file into hours of resampled audio); NaN and Inf samples become
+0, and finite samples beyond +-MAX_LEVEL (+24 dBFS, possible only in float files) are
+clipped there, so that the result and every feature computed from it are finite.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import io
 import logging
 import math
 import os
+import stat
 import wave
 from collections.abc import Callable
 from fractions import Fraction
@@ -40,6 +47,15 @@ _RESAMPLE_HALF_TAPS = 10
 # Output samples resampled per call: bounds the float64 temporaries for long files.
 _RESAMPLE_CHUNK = 1 << 20
 
+#: Source sample rates accepted (Hz): below telephone rates nothing is music, and the
+#: polyphase filter grows with the rate (768 kHz is the highest PCM rate in use).
+MIN_RATE = 2000
+MAX_RATE = 768000
+#: Largest sample magnitude kept (+24 dBFS). Float files may go beyond full scale (1.0),
+#: and lossy decoders do a little; far beyond it is not sound, and near float32's limit
+#: the resampler's overshoot would overflow to Inf.
+MAX_LEVEL = 16.0
+
 
 class AudioError(Exception):
     """An audio file cannot be read. str() is one line: the file and the problem."""
@@ -61,19 +77,22 @@ def _open(path: str | os.PathLike) -> Any:
     p = os.fspath(path)
     if not os.path.exists(p):
         raise AudioError(p, "no such file")
-    if os.path.isdir(p):
-        raise AudioError(p, "is a directory, not a file")
     try:
-        if os.path.getsize(p) == 0:
-            raise AudioError(p, "file is empty")
+        info = os.stat(p)
     except OSError as exc:
         raise AudioError(p, exc.strerror or str(exc)) from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioError(p, "is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):  # FFmpeg would wait on a pipe for ever
+        raise AudioError(p, "not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
+        raise AudioError(p, "file is empty")
     try:
         return av.open(p, mode="r")
     except OSError as exc:  # includes PyAV's errno errors, e.g. permission denied
         raise AudioError(p, _ffmpeg_reason(exc)) from exc
     except av.FFmpegError as exc:
-        raise AudioError(p, f"not a media file ({_ffmpeg_reason(exc)})") from exc
+        raise AudioError(p, f"not a media file, or damaged ({_ffmpeg_reason(exc)})") from exc
 
 
 def _audio_stream(container: Any, path: str | os.PathLike) -> Any:
@@ -207,7 +226,10 @@ def _decode(
     reached_end = True
 
     def keep(data: np.ndarray, pos: int) -> int:
-        """Downmix (exact channel mean), keep the wanted part; return the next position."""
+        """Downmix (exact channel mean), keep the wanted part; return the next position.
+
+        NaN and Inf become 0 and magnitudes beyond MAX_LEVEL are clipped; both are counted.
+        """
         nonlocal nonfinite
         if data.shape[0] != channels:
             data = np.repeat(data.mean(axis=0, keepdims=True), channels, axis=0)
@@ -215,10 +237,10 @@ def _decode(
         lo, hi = max(first - pos, 0), n if stop is None else min(stop - pos, n)
         if hi > lo:
             piece = data[:, lo:hi]
-            bad = ~np.isfinite(piece)
+            bad = ~(np.abs(piece) <= MAX_LEVEL)  # NaN compares False: counted here too
             if bad.any():
                 nonfinite += int(bad.sum())
-                piece = np.where(bad, 0.0, piece)
+                piece = np.clip(np.where(np.isfinite(piece), piece, 0.0), -MAX_LEVEL, MAX_LEVEL)
             pieces.append(piece.astype(np.float32))  # halves memory for long files
         return pos + n
 
@@ -241,6 +263,9 @@ def _decode(
         for frame in frames:
             if not rate:
                 rate = frame.rate
+                if not MIN_RATE <= rate <= MAX_RATE:
+                    raise AudioError(path, f"sample rate {rate} Hz is outside the "
+                                           f"{MIN_RATE}-{MAX_RATE} Hz synd accepts")
                 first, stop = plan(rate)
                 convert = _Converter(rate)
             pos = keep(convert(frame), pos)
@@ -270,8 +295,10 @@ def load_audio(
     `start` and `duration` (seconds) select an excerpt; the result equals the same slice
     of the whole decoded file (samples from ``round(start * sample_rate)`` on). Raises
     AudioError for a missing, empty or unreadable file, a file without audio, or when
-    nothing could be decoded. Non-finite samples are replaced by 0 (with a warning), and
-    a damaged file returns what was decodable (with a warning).
+    nothing could be decoded, or a sample rate outside [MIN_RATE, MAX_RATE]. NaN and Inf
+    samples are replaced by 0 and samples beyond +-MAX_LEVEL clipped to it (with one
+    warning), so the result is always finite; a damaged file returns what was
+    decodable (with a warning).
     """
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
@@ -305,7 +332,8 @@ def load_audio(
     if not src_rate or first + data.shape[1] == 0:
         raise AudioError(path, "no decodable audio samples")
     if nonfinite:
-        log.warning("%s: replaced %d NaN/Inf samples by 0", name, nonfinite)
+        log.warning("%s: replaced %d NaN/Inf or out-of-range samples (NaN/Inf by 0, beyond "
+                    "+-%g by +-%g)", name, nonfinite, MAX_LEVEL, MAX_LEVEL)
     decoded_s = (first + data.shape[1]) / src_rate
     if had_errors:
         log.warning("%s: damaged or truncated, decoded %.2f s", name, decoded_s)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint, shown_name
 from synd.features import FeatureConfig, FeatureStats
 from synd.model import Generator, ModelConfig, SoundDecoder, crop_side
 from synd.paths import resolve
@@ -71,39 +71,95 @@ class ModelBundle:
         return self
 
 
-def bundle_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict,
-                           path: Path) -> ModelBundle:
-    """Build networks from checkpoint contents, checking every tensor against the metadata."""
-    where = f"cannot load model '{path}'"
+#: Tensors a training-state file (`synd train`'s OUT.train.safetensors) carries beside
+#: the networks: the optimizer's state and the persistent chains.
+TRAINING_STATE_PREFIXES = ("optim.", "pool.")
+#: Weight types a checkpoint may store; they are converted to float32 on loading.
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _more(names: list[str]) -> str:
+    return f"{names[0]}{f' (+{len(names) - 1} more)' if len(names) > 1 else ''}"
+
+
+def _configs(meta: dict, where: str) -> tuple[ModelConfig, FeatureConfig, FeatureStats]:
+    """The architecture, feature config and normalisation the metadata declares, checked
+    against each other."""
+    for table in ("architecture", "features", "normalization"):
+        if table in meta and not isinstance(meta[table], dict):
+            raise CheckpointError(f"{where}: bad metadata ({table} must be a table, "
+                                  f"got {type(meta[table]).__name__})")
     try:
         config = ModelConfig.from_dict(meta["architecture"])
         features = FeatureConfig.from_dict(meta["features"])
         stats = FeatureStats.from_dict(meta["normalization"])
     except KeyError as e:
         raise CheckpointError(f"{where}: metadata lacks {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: bad metadata ({e})") from None
+    except (TypeError, ValueError, AttributeError, OverflowError) as e:
+        # Values of the wrong JSON type (a list for a table, a string for a number).
+        raise CheckpointError(f"{where}: bad metadata ({' '.join(str(e).split())[:200]})") from None
     if config.feature_dim != features.dim or len(stats.mean) != features.dim:
         raise CheckpointError(f"{where}: metadata disagrees: architecture expects "
                               f"{config.feature_dim} features, feature config gives "
                               f"{features.dim}, normalisation has {len(stats.mean)}")
+    return config, features, stats
+
+
+def _expected_shapes(config: ModelConfig, where: str) -> dict[str, tuple[int, ...]]:
+    """Every tensor name (with its `generator.`/`decoder.` prefix) and shape the
+    architecture has, from networks built on the meta device: no memory is allocated, so
+    metadata claiming an enormous network costs nothing before it is refused."""
+    try:
+        with torch.device("meta"):
+            nets = {"generator.": Generator(config), "decoder.": SoundDecoder(config)}
+    except (RuntimeError, ValueError, OverflowError, TypeError) as e:
+        raise CheckpointError(f"{where}: the architecture in the metadata cannot be built "
+                              f"({' '.join(str(e).split())[:200]})") from None
+    return {prefix + k: tuple(v.shape) for prefix, net in nets.items()
+            for k, v in net.state_dict().items()}
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]],
+                   meta: dict, where: str) -> None:
+    """Refuse tensors that are missing, unexpected, of another shape or type, or not finite."""
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise CheckpointError(f"{where}: missing tensor {_more(missing)}")
+    allowed = TRAINING_STATE_PREFIXES if isinstance(meta.get("training"), dict) else ()
+    extra = sorted(k for k in set(tensors) - set(expected) if not k.startswith(allowed))
+    if extra:
+        raise CheckpointError(f"{where}: unexpected tensor {_more(extra)}, which the "
+                              "architecture in the metadata does not have")
+    for k, shape in expected.items():
+        v = tensors[k]
+        if tuple(v.shape) != shape:
+            raise CheckpointError(f"{where}: tensor {k} has shape {tuple(v.shape)}, "
+                                  f"the architecture needs {shape}")
+        if v.dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(f"{where}: tensor {k} has type {str(v.dtype).removeprefix('torch.')}, "
+                                  "weights must be float32, float16, bfloat16 or float64")
+        if not torch.isfinite(v).all():
+            raise CheckpointError(f"{where}: tensor {k} holds NaN or Inf")
+
+
+def bundle_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict,
+                           path: Path) -> ModelBundle:
+    """Build networks from checkpoint contents, checking every tensor against the metadata.
+
+    Raises CheckpointError (one line) when the metadata is malformed or disagrees with
+    itself, or when a tensor is missing, unexpected, or of the wrong shape or type: all
+    checked before the networks are built, never as a torch size-mismatch error. Besides
+    the networks' tensors only a training-state file (metadata with a `training` table)
+    may carry more: its optimizer state and chains.
+    """
+    where = f"cannot load model '{shown_name(path)}'"
+    config, features, stats = _configs(meta, where)
+    _check_tensors(tensors, _expected_shapes(config, where), meta, where)
     bundle = ModelBundle.new(config, features, stats, meta={k: v for k, v in meta.items()
                                                              if k not in ("architecture", "features", "normalization")})
     bundle.path = path
     for prefix, net in (("generator.", bundle.generator), ("decoder.", bundle.decoder)):
-        expected = net.state_dict()
-        got = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        missing = sorted(set(expected) - set(got))
-        if missing:
-            raise CheckpointError(f"{where}: missing tensor {prefix}{missing[0]}"
-                                  f"{f' (+{len(missing) - 1} more)' if len(missing) > 1 else ''}")
-        for k, v in expected.items():
-            if got[k].shape != v.shape:
-                raise CheckpointError(f"{where}: tensor {prefix}{k} has shape "
-                                      f"{tuple(got[k].shape)}, the architecture needs {tuple(v.shape)}")
-            if not torch.isfinite(got[k]).all():
-                raise CheckpointError(f"{where}: tensor {prefix}{k} holds NaN or Inf")
-        net.load_state_dict({k: got[k].float() for k in expected})
+        net.load_state_dict({k: tensors[prefix + k].float() for k in net.state_dict()})
     bundle.generator.eval()
     bundle.decoder.eval()
     return bundle
@@ -114,6 +170,9 @@ def load_model(name: str, allow_paths: bool = True) -> ModelBundle:
     try:
         path = resolve("models", name, ".safetensors", allow_paths=allow_paths)
     except FileNotFoundError as e:
-        raise CheckpointError(str(e)) from None
+        raise CheckpointError(shown_name(str(e), limit=1000)) from None
+    except (OSError, ValueError) as e:  # e.g. a name too long for the file system
+        reason = getattr(e, "strerror", None) or e
+        raise CheckpointError(f"cannot load model '{shown_name(name)}': {reason}") from None
     tensors, meta = read_checkpoint(path)
     return bundle_from_checkpoint(tensors, meta, path)

@@ -3,7 +3,8 @@
 A checkpoint is a single `.safetensors` file. Its header's `__metadata__` holds the key
 `synd` with a JSON document (format, version, architecture, features, normalisation,
 losses, training summary, metrics). Loading parses the header ourselves and hands the
-tensors to safetensors: nothing is ever unpickled, so a file cannot run code.
+tensors to safetensors: nothing is ever unpickled, so a file cannot run code. Only
+regular files are read (a pipe or device named like a model would block or never end).
 Writing goes to a temporary file in the same folder, is fsynced, then renamed over the
 destination, so a crash never leaves a half-written checkpoint.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -38,32 +40,74 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     atomic_write_bytes(path, data)
 
 
+_PICKLE = "a Python pickle, which can run code when loaded; synd only loads safetensors"
+
+
+def _looks_like_text_pickle(data: bytes) -> bool:
+    """A protocol 0 or 1 pickle (no magic number): it opens with a mark, a dict or list,
+    or a global such as `cos\nsystem`, and ends with the STOP opcode. Only used to name
+    what a file that is not safetensors is; such a file is refused either way."""
+    return data.endswith(b".") and (data[:1] in (b"(", b"}", b"]", b")")
+                                    or (data[:1] == b"c" and b"\n" in data[:256]))
+
+
 def _sniff_foreign(head: bytes) -> str | None:
     """Name a known unsafe or foreign format from a file's first bytes."""
     if head.startswith(b"PK\x03\x04"):
         return ("a PyTorch/zip pickle archive (torch.save), which can run code when loaded; "
                 "synd only loads safetensors")
     if head[:1] == b"\x80" and head[1:2] in {bytes([n]) for n in range(2, 6)}:
-        return "a Python pickle, which can run code when loaded; synd only loads safetensors"
+        return _PICKLE
     if head.startswith(b"\x89HDF"):
         return "an HDF5 (Keras) file, not a synd safetensors checkpoint"
     return None
+
+
+def _read_regular_file(path: Path, where: str) -> bytes:
+    """The bytes of `path`, refusing anything but a regular file.
+
+    Opened without blocking and checked before reading, so a FIFO or a device named like
+    a model (in a models folder, say) is an error instead of a hang or an endless read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise CheckpointError(f"{where}: no such file") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        raise CheckpointError(f"{where}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise CheckpointError(f"{where}: is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise CheckpointError(f"{where}: not a regular file (a pipe, socket or device)")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise CheckpointError(f"{where}: {e.strerror or e}") from None
+
+
+def _json(raw: bytes | str, where: str, what: str):
+    """Parsed JSON, or CheckpointError: invalid text and absurd nesting are both corrupt."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise CheckpointError(f"{where}: {what}") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read and validate a checkpoint; returns (tensors, metadata).
 
     Raises CheckpointError with one line naming the file and the problem for a missing,
-    truncated, corrupt, pickled or foreign file.
+    truncated, corrupt, pickled or foreign file, or one that is not a regular file.
     """
     path = Path(path)
-    where = f"cannot load model '{path}'"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{where}: no such file") from None
-    except OSError as e:
-        raise CheckpointError(f"{where}: {e.strerror or e}") from None
+    where = f"cannot load model '{shown_name(path)}'"
+    data = _read_regular_file(path, where)
     if not data:
         raise CheckpointError(f"{where}: file is empty")
     foreign = _sniff_foreign(data[:8])
@@ -73,26 +117,25 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{where}: file is truncated (only {len(data)} bytes)")
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > min(MAX_HEADER, len(data) - 8):
-        raise CheckpointError(f"{where}: not a safetensors file, or truncated (bad header length)")
-    try:
-        header = json.loads(data[8:8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{where}: corrupt safetensors header") from None
+        if _looks_like_text_pickle(data):
+            raise CheckpointError(f"{where}: this is {_PICKLE}")
+        raise CheckpointError(f"{where}: not a safetensors file, or truncated (header length "
+                              f"{header_len}, file {len(data)} bytes)")
+    header = _json(data[8:8 + header_len], where, "corrupt safetensors header")
     if not isinstance(header, dict):
         raise CheckpointError(f"{where}: corrupt safetensors header")
     meta_block = header.get("__metadata__")
     meta_raw = meta_block.get("synd") if isinstance(meta_block, dict) else None
     if not isinstance(meta_raw, str):
         raise CheckpointError(f"{where}: a safetensors file, but not a synd model (no synd metadata)")
-    try:
-        meta = json.loads(meta_raw)
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{where}: corrupt synd metadata (invalid JSON)") from None
+    meta = _json(meta_raw, where, "corrupt synd metadata (invalid JSON)")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a synd model (format {meta.get('format')!r})"
                               if isinstance(meta, dict) else f"{where}: corrupt synd metadata")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{where}: corrupt synd metadata (format version {version!r})")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{where}: format version {version!r} is newer than this synd "
                               f"understands ({FORMAT_VERSION}); upgrade synd")
     try:
@@ -106,5 +149,14 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     try:
         tensors = load_safetensors_bytes(data)
     except Exception as e:  # safetensors raises its own error types for every corruption
-        raise CheckpointError(f"{where}: corrupt tensor data ({str(e).splitlines()[0]})") from None
+        reason = " ".join(str(e).split()) or type(e).__name__
+        reason = reason if len(reason) <= 160 else reason[:160] + "..."
+        raise CheckpointError(f"{where}: corrupt tensor data ({reason})") from None
     return tensors, meta
+
+
+def shown_name(name: str | os.PathLike, limit: int = 200) -> str:
+    """A file or model name (or a message holding one) fit for one line: control
+    characters (a newline, a NUL) escaped, and a very long text shortened in the middle."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in os.fspath(name))
+    return text if len(text) <= limit else f"{text[:limit * 2 // 3]}...{text[-limit // 3:]}"

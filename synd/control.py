@@ -217,10 +217,12 @@ class Controller:
     def _known(self, name: str) -> str:
         """`name` if it is a preset or model surfaces may choose (only names in the
         presets and models folders: never a path); else ValueError."""
+        from synd.checkpoint import shown_name
+
         choices = self.models()
         if name not in choices:
-            raise ValueError(f"no preset or model named {name!r} (choose from: "
-                             f"{', '.join(choices) or 'none'})")
+            raise ValueError(f"no preset or model named '{shown_name(name, limit=80)}' "
+                             f"(choose from: {', '.join(choices) or 'none'})")
         return name
 
     def _rotate(self) -> None:

@@ -127,15 +127,21 @@ def model_choices() -> list[str]:
 
 
 def load_look(name: str):
-    """(bundle, look) for a control command's name: a preset, else a model (name or file)."""
-    from synd.presets import PresetError, load_preset
-    from synd.render import resolve_look
+    """(bundle, look) for a control command's name: a preset, else a model. Only names in
+    the presets and models folders are looked up (never a path, nor a file in the working
+    directory), and a preset that exists but is broken is reported as such."""
+    from synd.bundle import load_model
+    from synd.paths import resolve
+    from synd.presets import load_preset
+    from synd.render import model_look
 
     try:
-        load_preset(name)
-    except PresetError:
-        return resolve_look(None, name)
-    return resolve_look(name, None)
+        resolve("presets", name, ".toml", allow_paths=False)
+    except (OSError, ValueError):  # no preset of that name: a model
+        bundle = load_model(name, allow_paths=False)
+        return bundle, model_look(bundle)
+    preset = load_preset(name, allow_paths=False)
+    return load_model(preset.model, allow_paths=False), preset.look
 
 
 class Daemon:
@@ -377,8 +383,13 @@ class Daemon:
         for runner in self.outputs:
             runner.stop(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))
         self.source.stop(timeout=max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))
-        log.info("stopped after %d frames (%.2f s to shut down)", self.engine.frames,
-                 time.monotonic() - began)
+        log.info("stopped after %d frames, %d dropped (%.2f s to shut down)", self.engine.frames,
+                 self.engine.dropped, time.monotonic() - began)
+        for runner in self.outputs:  # where every frame went, for a long run's accounting
+            s = runner.stats()
+            log.info("output %s: %d frames offered, %d sent, %d dropped (busy), %d skipped "
+                     "(beyond its fps)%s", s["name"], s["offered"], s["sent"], s["dropped"],
+                     s["skipped"], f"; failed: {s['failed']}" if s["failed"] else "")
 
     def _log_status(self) -> None:
         every = self.config.run.status_every
@@ -387,13 +398,22 @@ class Daemon:
         meter = CpuMeter(every=0.0)  # the log's own: the load since its previous line
         while not self.stopping.wait(every):
             s = self.status() | {"cpu_percent": meter.percent()}
-            latency = s["latency_ms_median"]
+            latency, paint = s["latency_ms_median"], self._paint_ms()
             log.info("status: %.1f fps (target %g), %d frames, %d dropped, latency %s, "
-                     "audio overflows %d, input %s, CPU %.0f%%", s["fps"], s["target_fps"],
-                     s["frames"], s["dropped_frames"],
+                     "painting %s, audio overflows %d, input %s, CPU %.0f%%", s["fps"],
+                     s["target_fps"], s["frames"], s["dropped_frames"],
                      f"{latency:.1f} ms" if latency is not None else "n/a",
+                     f"{paint:.1f} ms" if paint is not None else "n/a",
                      s["audio_overflows"], "connected" if s["input_connected"] else "LOST",
                      s["cpu_percent"])
+
+    def _paint_ms(self) -> float | None:
+        """Median milliseconds the generator took over the last ~300 frames (a long run's
+        log shows whether frame time drifts)."""
+        from synd.measure import median
+
+        seconds = list(self.engine.stage_s.get("generate", ()))
+        return median(seconds) * 1000.0 if seconds else None
 
 
 class CpuMeter:

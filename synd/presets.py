@@ -7,17 +7,22 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from synd.checkpoint import shown_name
 from synd.features import FeatureConfig
 from synd.losses import LossWeights
 from synd.model import ModelConfig
-from synd.paths import resolve, search_dirs
+from synd.paths import is_plain_name, resolve, search_dirs
 from synd.tables import reject_unknown
 
 DEFAULT_PRESET = "prism"
+#: A preset is a few hundred bytes of TOML; anything far bigger is not one.
+MAX_PRESET_BYTES = 1 << 20
 
 
 class PresetError(Exception):
@@ -102,26 +107,70 @@ def _typed(cls, table: dict, where: str):
     return cls(**table)
 
 
+def read_preset_text(path: Path) -> str:
+    """The UTF-8 text of a preset file; PresetError (one line) for anything else.
+
+    Only a regular file is read, opened without blocking: a pipe or device named like a
+    preset (in a presets folder, say) would otherwise hang `synd presets` or never end.
+    """
+    where = f"preset '{shown_name(path)}'"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        raise PresetError(f"{where}: {getattr(e, 'strerror', None) or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PresetError(f"{where}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_PRESET_BYTES + 1)
+    if len(data) > MAX_PRESET_BYTES:
+        raise PresetError(f"{where}: too big for a preset (over {MAX_PRESET_BYTES} bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PresetError(f"{where}: not UTF-8 text (byte {e.start})") from None
+
+
+def _string(doc: dict, key: str, default: str, where: str) -> str:
+    value = doc.get(key, default)
+    if not isinstance(value, str):
+        raise PresetError(f"{where}: {key} must be a string, got {type(value).__name__}")
+    return value
+
+
 def parse_preset(text: str, path: Path) -> Preset:
-    """Parse preset TOML text; raises PresetError naming the file and the problem."""
-    where = f"preset '{path}'"
+    """Parse preset TOML text; raises PresetError naming the file and the problem.
+
+    `model` must be a bare model name (found in the models folders), never a path: a
+    preset shared as a file must not make synd read some other file.
+    """
+    where = f"preset '{shown_name(path)}'"
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise PresetError(f"{where}: invalid TOML ({e})") from None
+        raise PresetError(f"{where}: invalid TOML ({' '.join(str(e).split())})") from None
+    except RecursionError:
+        raise PresetError(f"{where}: invalid TOML (nested too deeply)") from None
     allowed = {"name", "description", "model", "features", "architecture", "loss", "look", "train"}
     unknown = set(doc) - allowed
     if unknown:
         raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
-    name = str(doc.get("name", path.stem))
-    return Preset(name=name, description=str(doc.get("description", "")),
-                  model=str(doc.get("model", name)), path=path,
-                  **parse_preset_tables(doc, path))
+    name = _string(doc, "name", path.stem, where)
+    model = _string(doc, "model", name, where)
+    if not is_plain_name(model) or any(not c.isprintable() for c in model):
+        raise PresetError(f"{where}: model must be the bare name of a model in the models "
+                          f"folders, not a path: '{shown_name(model)}'")
+    return Preset(name=name, description=_string(doc, "description", "", where),
+                  model=model, path=path, **parse_preset_tables(doc, path))
 
 
 def parse_preset_tables(doc: dict, path: Path) -> dict:
     """The typed features/architecture/loss/look/train tables of a preset document."""
-    where = f"preset '{path}'"
+    where = f"preset '{shown_name(path)}'"
+    for table in ("features", "architecture", "loss", "look", "train"):
+        if not isinstance(doc.get(table, {}), dict):
+            raise PresetError(f"{where}: [{table}] must be a table, "
+                              f"got {type(doc[table]).__name__}")
     try:
         features = FeatureConfig.from_dict(doc.get("features", {}))
         ModelConfig.from_dict({"feature_dim": features.dim, **doc.get("architecture", {})})
@@ -135,7 +184,7 @@ def parse_preset_tables(doc: dict, path: Path) -> dict:
     except PresetError:
         raise
     except (TypeError, ValueError) as e:
-        raise PresetError(f"{where}: {e}") from None
+        raise PresetError(f"{where}: {' '.join(str(e).split())}") from None
 
 
 def load_preset(name: str, allow_paths: bool = True) -> Preset:
@@ -143,8 +192,11 @@ def load_preset(name: str, allow_paths: bool = True) -> Preset:
     try:
         path = resolve("presets", name, ".toml", allow_paths=allow_paths)
     except FileNotFoundError as e:
-        raise PresetError(str(e)) from None
-    return parse_preset(path.read_text(encoding="utf-8"), path)
+        raise PresetError(shown_name(str(e), limit=1000)) from None
+    except (OSError, ValueError) as e:  # e.g. a name too long for the file system
+        reason = getattr(e, "strerror", None) or e
+        raise PresetError(f"preset '{shown_name(name)}': {reason}") from None
+    return parse_preset(read_preset_text(path), path)
 
 
 def list_presets(errors: list[str] | None = None) -> list[Preset]:
@@ -157,8 +209,8 @@ def list_presets(errors: list[str] | None = None) -> list[Preset]:
     for folder in reversed(search_dirs("presets")):
         for path in sorted(folder.glob("*.toml")):
             try:
-                found[path.stem] = parse_preset(path.read_text(encoding="utf-8"), path)
-            except (PresetError, OSError, UnicodeDecodeError) as e:
+                found[path.stem] = parse_preset(read_preset_text(path), path)
+            except PresetError as e:
                 found[path.stem] = None
                 if errors is not None:
                     errors.append(str(e))

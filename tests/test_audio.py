@@ -358,3 +358,19 @@ def test_chunked_resampling_matches_one_pass():
         chunked = _resample(x, up, down, chunk=1000)  # many chunk seams
         assert chunked.shape == whole.shape
         assert np.max(np.abs(chunked - whole)) < 1e-5
+
+
+def test_sample_rates_outside_the_accepted_range_are_refused(tmp_path):
+    from synd.audio import MAX_RATE, MIN_RATE
+
+    for rate, ok in ((MIN_RATE - 1, False), (MIN_RATE, True), (MAX_RATE, True), (MAX_RATE + 1, False)):
+        with wave.open(str(tmp_path / "r.wav"), "wb") as w:  # any rate, as a header may claim
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(np.zeros(rate // 100, "<i2").tobytes())
+        if ok:
+            assert len(load_audio(tmp_path / "r.wav", SR)) == SR // 100
+        else:
+            with pytest.raises(AudioError, match=f"r.wav.*sample rate {rate} Hz is outside"):
+                load_audio(tmp_path / "r.wav", SR)

@@ -152,3 +152,10 @@ def test_written_files_get_ordinary_permissions(tiny_bundle, tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_odd_names_give_one_line_errors(tmp_path):
+    for name in ("a\nb", "x" * 5000, "a\x00b", str(tmp_path / "dir\nname.safetensors")):
+        with pytest.raises(CheckpointError) as err:
+            load_model(name)
+        assert "\n" not in str(err.value) and len(str(err.value)) < 1200

@@ -75,3 +75,13 @@ def test_overrides_change_one_setting_and_are_validated():
                        ("noise=1", "TABLE.KEY=VALUE"), ("train.size=30", "multiple of 8")):
         with pytest.raises(PresetError, match=match):
             apply_overrides(base, [bad])
+
+
+def test_a_preset_names_its_model_never_a_path(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('model = "prism.safetensors"\n')  # a bare file name is a name
+    assert load_preset(str(path)).model == "prism.safetensors"
+    for model in ("../models/prism", "/etc/passwd", "..", ""):
+        path.write_text(f'model = "{model}"\n')
+        with pytest.raises(PresetError, match="p.toml.*not a path"):
+            load_preset(str(path))
