@@ -5,7 +5,8 @@ The engine publishes every :class:`Frame` to one :class:`OutputRunner` per outpu
 :meth:`OutputRunner.offer`, which never blocks. Each runner owns a mailbox holding the
 newest frame and feeds its :class:`Output` on the output's own thread (or on the main
 thread, for Qt), at most at the output's own frame rate. A slow or broken output loses
-frames or is disabled; the engine never waits for it.
+frames or is disabled; the engine never waits for it, not even for an output whose
+``send`` never returns.
 
 Output specs (``--output``)::
 
@@ -107,12 +108,19 @@ class Output(ABC):
             runner is driven with :meth:`OutputRunner.run_here` there.
         default_size: (width, height) when the spec gives none.
         argument: the option that ``name:ARGUMENT`` fills (record: "path"), or None.
+        max_failures: failed ``send`` calls in a row after which the output is disabled.
+            1 (the default): the first failure disables it, for outputs whose failures
+            are final (a full disk, a closed device). An output whose sends can fail for
+            a moment (a network hiccup) raises it: the failed frames are lost, the next
+            ones are tried, and the failures are logged in one line every
+            ``FAILURE_LOG_EVERY_S`` with a running count.
     """
 
     name: ClassVar[str] = ""
     needs_main_thread: ClassVar[bool] = False
     default_size: ClassVar[tuple[int, int]] = (1280, 720)
     argument: ClassVar[str | None] = None
+    max_failures: ClassVar[int] = 1
 
     def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
                  engine_fps: float | None = None, **options: Any) -> None:
@@ -184,6 +192,11 @@ class Output(ABC):
 
 #: How much lower than the engine output and loader threads run (Unix nice steps).
 OUTPUT_NICE = 5
+#: While an output with ``max_failures > 1`` keeps failing, one log line this often.
+FAILURE_LOG_EVERY_S = 10.0
+#: At interpreter exit, how long a runner still inside ``send`` (or ``open``) after it was
+#: asked to stop gets before it is left behind (a hung output must not hold up the exit).
+EXIT_SEND_GRACE_S = 1.0
 
 
 def yield_to_engine() -> None:
@@ -221,9 +234,14 @@ class OutputRunner:
     replaced frame's audio is put in front of the new frame's audio.
 
     The output is opened once, fed at most ``output.fps`` frames a second, and closed
-    exactly once, whatever happens. If ``open`` or ``send`` raises, one line
+    exactly once, whatever happens. If ``open`` raises, or ``send`` raises
+    ``output.max_failures`` times in a row (once, by default), one line
     ``output NAME failed: REASON; disabled`` is logged, ``failed`` holds the reason, the
     output is closed and no further frames are taken; the engine never sees the error.
+    Failures it still retries are counted in ``failures`` and logged at most once every
+    ``FAILURE_LOG_EVERY_S``. A ``send`` that never returns costs that output its frames
+    (counted as ``dropped``), never the engine's; :meth:`stop` then gives up after its
+    timeout and leaves the output behind on its daemon thread.
 
     Threaded outputs: :meth:`start`, then :meth:`stop`. Main-thread outputs (Qt):
     the main thread calls :meth:`run_here`, which returns after :meth:`stop` (from any
@@ -252,6 +270,9 @@ class OutputRunner:
         self.dropped = 0
         self.skipped = 0
         self.failed: str | None = None
+        self.failures = 0  # failed sends, all told
+        self._streak = 0  # failed sends in a row
+        self._reported_at = -math.inf  # when the last retried failure was logged
         self._send_times: deque[float] = deque(maxlen=max(8, int(output.fps * 2) + 1))
 
     # -- engine side -----------------------------------------------------------------------
@@ -350,7 +371,26 @@ class OutputRunner:
             return True
         if threading.current_thread() is self._loop_thread:
             return False
-        return self._finished.wait(timeout)
+        if self._finished.wait(timeout):
+            return True
+        if timeout > 0 and self._busy:
+            log.warning("output %s did not stop within %.1f s (stuck in open() or send()); "
+                        "left behind", self.name, timeout)
+        elif timeout > 0:  # a recording still finishing its file: the exit waits for it
+            log.info("output %s is still closing after %.1f s", self.name, timeout)
+        return False
+
+    def _left_send(self, timeout: float) -> bool:
+        """After a stop request: wait up to `timeout` s for the output to leave open() or
+        send(); False when it is still inside (hung)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._busy and not self._finished.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+        return True
 
     @property
     def running(self) -> bool:
@@ -359,12 +399,13 @@ class OutputRunner:
 
     def stats(self) -> dict[str, Any]:
         """name, offered, sent, dropped (output too slow), skipped (beyond its fps),
-        failed (reason or None), pending (frames in the mailbox: 0 or 1), running, and
-        fps (measured over the last ~2 s)."""
+        failed (reason or None), failures (failed sends), pending (frames in the
+        mailbox: 0 or 1), running, and fps (measured over the last ~2 s)."""
         with self._cv:
             times = list(self._send_times)
             stats = {"name": self.name, "offered": self.offered, "sent": self.sent,
                      "dropped": self.dropped, "skipped": self.skipped, "failed": self.failed,
+                     "failures": self.failures,
                      "pending": int(self._pending is not None), "running": self.running}
         recent = [t for t in times if t >= time.monotonic() - 2.0]
         fps = 0.0
@@ -456,21 +497,40 @@ class OutputRunner:
         return frame
 
     def _deliver(self, frame: Frame) -> bool:
-        """Send one taken frame; False (and the output disabled) when send() raised."""
-        ok = True
+        """Send one taken frame; False when the output is disabled (send() raised
+        ``max_failures`` times in a row)."""
+        error: Exception | None = None
         try:
             self.output.send(frame)
         except Exception as exc:
-            self._fail(exc)
-            ok = False
+            error = exc
         finally:
             with self._cv:
                 self._busy = False
-                if ok:
+                if error is None:
                     self.sent += 1
                     self._send_times.append(time.monotonic())
                 self._cv.notify_all()
-        return ok
+        if error is None:
+            self._streak = 0
+            return True
+        return self._send_failed(error)
+
+    def _send_failed(self, exc: Exception) -> bool:
+        """Count a failed send; True while the output is still retried."""
+        self.failures += 1
+        self._streak += 1
+        limit = max(1, int(self.output.max_failures))
+        if self._streak >= limit:
+            self._fail(exc, f" ({self._streak} failed sends in a row)" if limit > 1 else "")
+            return False
+        now = time.monotonic()
+        if now - self._reported_at >= FAILURE_LOG_EVERY_S:
+            self._reported_at = now
+            log.warning("output %s: send failed: %s (%d failed so far); retrying, disabled "
+                        "after %d failures in a row", self.name, _one_line(exc), self.failures,
+                        limit)
+        return True
 
     def _pump(self) -> bool:
         """One step for outputs with their own event loop: send a due frame if any;
@@ -481,13 +541,13 @@ class OutputRunner:
         with self._cv:
             return not self._stopping and self.failed is None
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, detail: str = "") -> None:
         reason = _one_line(exc)
         with self._cv:
             if self.failed is not None:
                 return
             # Logged before anyone can see `failed`: whoever reacts to it finds the line.
-            log.error("output %s failed: %s; disabled", self.name, reason)
+            log.error("output %s failed: %s%s; disabled", self.name, reason, detail)
             self.failed = reason
             self._pending = None
             self._carried = []
@@ -497,14 +557,22 @@ class OutputRunner:
 # Threaded runners still running. They are daemon threads (a hung output must not keep the
 # process alive), so at interpreter exit, e.g. after an uncaught KeyboardInterrupt in a
 # daemon that forgot to stop them, they are stopped here: a recording is then finished
-# and renamed into place instead of being lost with its thread.
+# and renamed into place instead of being lost with its thread. An output still inside
+# send() or open() a moment after the stop request is hung and left behind.
 _running: weakref.WeakSet[OutputRunner] = weakref.WeakSet()
 
 
 @atexit.register
 def _stop_all_at_exit() -> None:
     for runner in list(_running):
-        runner.stop(timeout=10.0)
+        with runner._cv:
+            asked_before = runner._stopping
+        runner.stop(timeout=0)
+        if runner._left_send(EXIT_SEND_GRACE_S):
+            runner.stop(timeout=10.0)
+        elif not asked_before:
+            log.warning("output %s is stuck in open() or send() at exit; left behind",
+                        runner.name)
 
 
 # -- registry and --output specs ---------------------------------------------------------------

@@ -5,7 +5,10 @@ swap), takes the audio captured since the last tick (the newest audio wins: afte
 stall the backlog is skipped, not replayed), runs the streaming feature extractor, paints
 one frame with the shared `FrameLoop` (exactly what `synd render` paints for the same
 audio) and offers it to every output's mailbox. Outputs scale the frame to their own size
-on their own threads, so a slow output never stalls the engine.
+on their own threads, so a slow output never stalls the engine, nor does a broken one: an
+output whose send raises is disabled after `Output.max_failures` failures in a row (the
+first, by default) with one log line, and one whose send never returns only loses its
+own frames (`synd.bridges.base.OutputRunner`).
 
 A tick that starts more than a frame late is dropped (counted) and the clock resyncs,
 so the picture never lags further and further behind the sound.

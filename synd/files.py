@@ -1,9 +1,17 @@
-"""Writing files so that a crash, Ctrl-C or a full disk never leaves half of one behind."""
+"""Writing files so that a crash, Ctrl-C or a full disk never leaves half of one behind.
+
+A file is written under a hidden temporary name in its destination folder
+(``.NAME.<pid>-<random>.partial``), fsynced, renamed over the destination, and the
+folder is fsynced so that the rename itself survives a power loss. A process killed
+mid-write (SIGKILL, power loss) leaves only its temporary file, never a truncated
+destination; the next writer of the same destination deletes it (`remove_orphans`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,11 +26,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same folder and a rename.
 
     The file is fsynced before the rename, so `path` holds either the old content or all
-    of the new. Returns the path.
+    of the new. Temporary files that killed writers left for `path` are deleted first.
+    Returns the path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    prefix, suffix = f".{path.name}.", ".partial"
+    remove_orphans(path.parent, prefix, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=suffix, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -36,7 +47,61 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         except FileNotFoundError:
             pass
         raise
+    fsync_folder(path.parent)
     return path
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable (a no-op where folders cannot be fsynced)."""
+    if sys.platform == "win32":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse to fsync a folder; the data is synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_orphans(folder: str | os.PathLike, prefix: str, suffix: str) -> list[Path]:
+    """Delete the temporary files ``PREFIX<pid>-...SUFFIX`` in `folder` whose writing
+    process is gone (killed mid-write); returns what was deleted.
+
+    Files of running processes (another writer of the same destination) are kept, and so
+    are names without a process id.
+    """
+    try:
+        candidates = [p for p in Path(folder).iterdir()
+                      if p.name.startswith(prefix) and p.name.endswith(suffix)]
+    except OSError:
+        return []
+    removed = []
+    for p in candidates:
+        pid = p.name[len(prefix):len(p.name) - len(suffix)].split("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            try:
+                p.unlink()
+            except OSError:
+                continue
+            removed.append(p)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (True when it cannot be told)."""
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else, or cannot tell: keep the file
+    return True
 
 
 def write_json(data, path: str | os.PathLike) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +20,8 @@ import av
 import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+
+from synd.files import fsync_folder, remove_orphans
 
 __all__ = [
     "CODECS",
@@ -67,6 +68,10 @@ _SVT_PRESETS: dict[str, int] = {
 
 # NTSC-style rates (24000/1001, 30000/1001, 60000/1001, ...) written as decimals.
 _NTSC_TOLERANCE = 2e-3
+
+# Every this many frames the writer checks that its temporary file still exists (a
+# removed folder is otherwise noticed only at the end, after encoding everything).
+_CHECK_EVERY = 32
 
 
 # Packed formats that FrameScaler.array makes with OpenCV: pixel format -> cvtColor code
@@ -184,7 +189,8 @@ class VideoWriter:
     renamed on a successful :meth:`close`; a temporary file that a killed process left
     for the same destination is deleted when the next writer starts. On :meth:`abort`, or on an exception inside the
     ``with`` block, the temporary file is deleted and the destination is untouched (an
-    existing file there stays as it was).
+    existing file there stays as it was). A full disk, or the destination folder removed
+    while writing (noticed within ``_CHECK_EVERY`` frames), is a one-line VideoError.
 
     Args:
         path: destination; the container follows the extension (.mp4, .m4v, .mov, .mkv).
@@ -369,6 +375,8 @@ class VideoWriter:
             self._container.mux(self._vstream.encode(vf))
             self.n_frames += 1
             self.end_pts = int(pts) + 1
+            if self.n_frames % _CHECK_EVERY == 0:
+                self._check_tmp()
             # Live audio that has not arrived yet is not silence (yet): only close() pads.
             self._encode_audio_until(self._audio_samples_for(self.end_pts), pad=self._live is None)
         except (OSError, av.FFmpegError) as exc:
@@ -467,9 +475,11 @@ class VideoWriter:
                 self._container.mux(self._astream.encode(None))
             container, self._container = self._container, None
             container.close()  # writes the trailer (MP4 index); may hit a full disk too
+            self._check_tmp()
             _fsync(self._tmp)
             os.replace(self._tmp, self.path)
             self._tmp = None
+            fsync_folder(self.path.parent)
         except (OSError, av.FFmpegError) as exc:
             self._fail(exc)
         except BaseException:
@@ -500,8 +510,26 @@ class VideoWriter:
                 pass
 
     def _fail(self, exc: BaseException) -> None:
+        cause = self._vanished() or _cause(exc)
         self.abort()
-        raise VideoError(f"cannot write '{self.path}': {_cause(exc)}") from exc
+        raise VideoError(f"cannot write '{self.path}': {cause}") from exc
+
+    def _vanished(self) -> str | None:
+        """Why the temporary file is gone, or None while it is there."""
+        if self._tmp is None or self._tmp.exists():
+            return None
+        folder = self.path.parent
+        if not folder.is_dir():
+            return f"folder '{folder}' was removed while writing"
+        return f"its temporary file '{self._tmp.name}' was deleted while writing"
+
+    def _check_tmp(self) -> None:
+        """VideoError when the temporary file is gone (its folder was removed): the
+        encoder would go on filling a file that no name leads to."""
+        cause = self._vanished()
+        if cause is not None:
+            self.abort()
+            raise VideoError(f"cannot write '{self.path}': {cause}")
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -531,31 +559,7 @@ def _remove_orphans(path: Path) -> None:
     Temporary names carry the writer's process id; a file whose process is gone is an
     orphan. Files of running processes (another render of the same name) are kept.
     """
-    prefix, suffix = f".{path.stem}.", f".partial{path.suffix}"
-    try:
-        candidates = [p for p in path.parent.iterdir()
-                      if p.name.startswith(prefix) and p.name.endswith(suffix)]
-    except OSError:
-        return
-    for p in candidates:
-        pid = p.name[len(prefix):-len(suffix)].split("-")[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            try:
-                p.unlink()
-            except OSError:
-                pass
-
-
-def _process_alive(pid: int) -> bool:
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists but belongs to someone else, or cannot tell: keep the file
-    return True
+    remove_orphans(path.parent, f".{path.stem}.", f".partial{path.suffix}")
 
 
 def _chroma_subsampling(vformat: Any) -> tuple[int, int]:

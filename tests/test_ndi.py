@@ -298,14 +298,16 @@ def requires_namespace(test):
     return pytest.mark.slow(wrapper)
 
 
-def drive(mode: str, tmp_path: Path, *args: str, timeout: float = 150.0) -> dict:
-    """Run tests/ndi_driver.py MODE in a new loopback-only network namespace."""
+def drive(mode: str, tmp_path: Path, *args: str, timeout: float = 150.0,
+          script: Path = DRIVER) -> dict:
+    """Run tests/ndi_driver.py MODE (or another `script` taking the same arguments) in a
+    new loopback-only network namespace."""
     out = tmp_path / mode
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "PYTHONUNBUFFERED": "1"}
     cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
-           sys.executable, str(DRIVER), mode, "--out", str(out), *args]
+           sys.executable, str(script), mode, "--out", str(out), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     result_file = out / "result.json"
     assert result_file.exists(), f"driver failed ({proc.returncode}): {proc.stderr[-3000:]}"

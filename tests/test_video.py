@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from fractions import Fraction
@@ -268,14 +269,14 @@ def test_missing_folder_gives_one_line_video_error(tmp_path: Path) -> None:
     assert "No such file or directory" in message
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    """A 200 KiB tmpfs, unmounted afterwards; skips when mounting is not permitted."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point: Path, size: str):
+    """A tmpfs of `size` (mount's syntax: "200k", "2m") at `mount_point`, unmounted
+    afterwards; skips the test when mounting is not permitted (it needs root)."""
+    mount_point.mkdir(parents=True, exist_ok=True)
     try:
         result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount_point)],
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
             capture_output=True, text=True, timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -285,7 +286,14 @@ def tiny_disk(tmp_path: Path):
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], capture_output=True, timeout=20)
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 200 KiB tmpfs, unmounted afterwards; skips when mounting is not permitted."""
+    with mounted_tmpfs(tmp_path / "tiny", "200k") as mount_point:
+        yield mount_point
 
 
 def test_disk_full_raises_video_error_and_cleans_up(tiny_disk: Path) -> None:
@@ -327,3 +335,19 @@ def test_a_live_writers_temporary_file_is_not_taken_for_an_orphan(tmp_path: Path
     second.abort()
     first.write(make_frame(1))
     assert first.close().exists()
+
+
+def test_a_folder_removed_while_writing_is_one_line_and_noticed_early(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    dest = folder / "v.mp4"
+    writer = VideoWriter(dest, W, H, 30)
+    writer.write(make_frame(0))
+    shutil.rmtree(folder)
+    with pytest.raises(VideoError) as info:
+        for i in range(1, 100):  # noticed within a few dozen frames, not only at close()
+            writer.write(make_frame(i))
+    assert str(info.value) == f"cannot write '{dest}': folder '{folder}' was removed while writing"
+    assert writer.n_frames < 64 and not folder.exists()
