@@ -69,9 +69,17 @@ only parses a message and puts it on a queue; one worker thread applies the comm
 order and sends the feedback, so a slow controller listener never stalls the MIDI
 driver. JACK is the exception: it would run the callback in its real-time process
 thread, where Python waits for the GIL, so there the worker reads RtMidi's own queue
-every 2 ms instead. When messages pile up, a CC that only drives parameters is applied
-once with its latest value. No message, however malformed, and no failing command stops
-the worker: failures are logged, at most one line per kind every 10 s.
+every 2 ms instead, from a queue of JACK_QUEUE messages. When messages pile up, a CC that
+only drives parameters is applied once with its latest value; with the other APIs at most
+MAX_QUEUED messages wait, newer ones are refused. Sysex is ignored. On JACK a guard port
+(`_SysexGuard`) sends a lone F7 into synd's input after a quarter of a second without
+input: RtMidi would otherwise take everything after a stray sysex start as part of it.
+
+No message, however malformed (a bare status byte, data without a status, an undefined
+status such as F4, F5 or FD, a truncated message), and no failing command stops the
+worker: each is refused and logged, at most one line per kind every 10 s
+(synd.ratelimit), and every 10 s with something refused ends with one line counting them
+by kind.
 """
 
 from __future__ import annotations
@@ -95,6 +103,7 @@ from typing import Any
 from synd.control import PARAMS, TRIGGERS
 from synd.files import atomic_write_bytes
 from synd.paths import config_dir
+from synd.ratelimit import RateLimiter, Tally
 from synd.tables import reject_unknown
 
 log = logging.getLogger(__name__)
@@ -430,9 +439,9 @@ def choose_api(api: str = "auto") -> tuple[str, int]:
     return api, consts[api]
 
 
-def _open(cls, api: str, const: int, client: str):
+def _open(cls, api: str, const: int, client: str, **options):
     try:
-        return cls(const, name=client)
+        return cls(const, name=client, **options)
     except Exception as e:  # rtmidi.SystemError: no JACK server, no ALSA sequencer, ...
         hint = " (start jackd first)" if api == "jack" else ""
         raise MidiError(f"cannot open MIDI API {api}: {e}{hint}") from None
@@ -469,33 +478,42 @@ def list_ports(api: str = "auto", client_name: str = "synd-ports") -> tuple[list
 
 # -- rate-limited complaints -----------------------------------------------------------
 
-class _Complaints:
-    """Log a failure the first time, then at most once per `every` seconds per kind."""
+#: A problem of one kind is logged at most once in this many seconds; a summary line
+#: counts them all once per period.
+LOG_EVERY_S = 10.0
 
-    def __init__(self, every: float = 10.0):
-        self.every = every
+
+class _Complaints:
+    """Failures and bad input: `complaints(what, exc)` logs at most one line per `what`
+    every LOG_EVERY_S (synd.ratelimit) and counts it; `tally` sums them up by kind in
+    one line per period. `count` is the number of complaints so far."""
+
+    def __init__(self, every: float = LOG_EVERY_S):
+        self.limiter = RateLimiter(log, every)
+        self.tally = Tally(log, "MIDI: messages refused or commands failed", every)
         self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-        self._quiet: dict[str, int] = {}
         self.count = 0
 
     def __call__(self, what: str, exc: BaseException) -> None:
-        now = time.monotonic()
         with self._lock:
             self.count += 1
-            if now - self._last.get(what, -math.inf) < self.every:
-                self._quiet[what] = self._quiet.get(what, 0) + 1
-                return
-            quiet = self._quiet.pop(what, 0)
-            self._last[what] = now
-        more = f" (and {quiet} more since the last report)" if quiet else ""
-        log.warning("MIDI %s: %s%s", what, exc, more)
+        self.tally.add(what)
+        self.limiter(what, None, f"MIDI {what}: {exc}")
 
 
 # -- the control surface ---------------------------------------------------------------
 
 _STOP = object()
 POLL_SECONDS = 0.002  # how often the worker reads a JACK input (see MidiControl)
+#: RtMidi's queue for a JACK input: a flood from another JACK client arrives a period at
+#: a time (thousands of events); RtMidi prints a line on stderr for each one that does
+#: not fit. About 40 bytes an entry.
+JACK_QUEUE = 16384
+#: Messages the driver's callback may queue for the worker (other APIs); beyond, a flood
+#: is refused rather than held in memory.
+MAX_QUEUED = 4096
+#: JACK: a lone F7 goes into synd's own input after this long without input (_SysexGuard).
+UNSTICK_S = 0.25
 
 
 @dataclass
@@ -509,14 +527,23 @@ class _Event:
     value: int
 
 
+#: Data bytes after each status: channel messages by their high nibble, system messages
+#: by the whole byte (None: a sysex, any length; missing: undefined, F4 F5 F9 FD).
+_CHANNEL_DATA = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+_SYSTEM_DATA = {0xF0: None, 0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF7: 0, 0xF8: 0, 0xFA: 0,
+                0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
+
+
 def parse_message(message: list[int] | tuple[int, ...]) -> _Event | None:
-    """A CC, note-on or note-off as an _Event; None for anything else."""
+    """A CC, note-on or note-off as an _Event; None for any other well-formed message
+    (program change, clock, sysex, ...). ValueError (one line) for a malformed one:
+    empty, data without a status byte (each message carries its own), an undefined
+    status, a data byte above 127, or the wrong number of data bytes."""
+    check_message(message)
     if len(message) != 3:
         return None
     status, a, b = message
     kind, channel = status & 0xF0, (status & 0x0F) + 1
-    if not (0 <= a <= 127 and 0 <= b <= 127):
-        return None
     if kind == 0xB0:
         return _Event("cc", channel, a, b)
     if kind == 0x90:
@@ -524,6 +551,77 @@ def parse_message(message: list[int] | tuple[int, ...]) -> _Event | None:
     if kind == 0x80:
         return _Event("note", channel, a, 0)
     return None
+
+
+def check_message(message: list[int] | tuple[int, ...]) -> None:
+    """ValueError (one line, "malformed message ...") unless `message` is one well-formed
+    MIDI message."""
+    if not message:
+        raise ValueError("malformed message: empty")
+    status, data = message[0], message[1:]
+    if not isinstance(status, int) or not 0x80 <= status <= 0xFF:
+        raise ValueError(f"malformed message: no status byte: {_hex(message)}")
+    if status < 0xF0:
+        wanted = _CHANNEL_DATA[status & 0xF0]
+    elif status in _SYSTEM_DATA:
+        wanted = _SYSTEM_DATA[status]
+    else:
+        raise ValueError(f"malformed message: undefined status {status:02X}")
+    if wanted is None:  # a sysex: F0, data, F7; ignored, so its data is not read through
+        if not data or data[-1] != 0xF7:
+            raise ValueError(f"malformed message: a sysex without its end (F7), "
+                             f"{len(message)} bytes: {_hex(message)}")
+        return
+    if len(data) != wanted:
+        raise ValueError(f"malformed message: status {status:02X} takes {wanted} data "
+                         f"bytes, got {len(data)}: {_hex(message)}")
+    if not all(isinstance(x, int) and 0 <= x <= 127 for x in data):
+        raise ValueError(f"malformed message: a data byte above 127: {_hex(message)}")
+
+
+def _hex(message, limit: int = 8) -> str:
+    text = " ".join(f"{x:02X}" if isinstance(x, int) else "?" for x in message[:limit])
+    return text + (" ..." if len(message) > limit else "")
+
+
+class _SysexGuard:
+    """Keeps a JACK input from going deaf after a stray sysex start.
+
+    RtMidi's JACK input takes every event after a sysex start that does not end in F7
+    (a bare F0, a sysex cut short) as more of that sysex until an event ends in F7, and
+    with sysex ignored drops them all (measured: one `F0 01 02` from a client silenced
+    every later CC). This JACK client of our own, connected to synd's input port, sends
+    a lone F7 (End of Exclusive: nothing outside a sysex) after UNSTICK_S without input,
+    which ends such a sysex. Made before synd's input port is opened, it connects to the
+    one input port that appeared since (`connect`).
+    """
+
+    def __init__(self, rtmidi, const: int, client_name: str):
+        self._out = rtmidi.MidiOut(const, name=f"{client_name}-guard")
+        self._before = set(self._out.get_ports())
+        self._last = time.monotonic()
+
+    def connect(self) -> bool:
+        """Connect to the input port opened since; False when that is not exactly one."""
+        ports = self._out.get_ports()
+        new = [i for i, p in enumerate(ports) if p not in self._before]
+        if len(new) != 1:
+            return False
+        self._out.open_port(new[0], "sysex guard")
+        return True
+
+    def poke(self, last_input: float) -> None:
+        """Send the F7 when nothing came in (and nothing was sent) for UNSTICK_S."""
+        now = time.monotonic()
+        if now - max(last_input, self._last) >= UNSTICK_S:
+            self._last = now
+            self._out.send_message([0xF7])
+
+    def close(self) -> None:
+        try:
+            self._out.close_port()
+        finally:
+            self._out.delete()
 
 
 class MidiControl:
@@ -557,6 +655,8 @@ class MidiControl:
         self._out = None
         self._io = threading.Lock()  # held while a port is used or deleted
         self._poll = False
+        self._guard: _SysexGuard | None = None
+        self._last_input = time.monotonic()  # when the worker last read a JACK message
         self._running = False
         self._subscribed = False
         self._pressed: dict[tuple[int, int], bool] = {}   # CC (channel, number) -> pressed
@@ -647,8 +747,11 @@ class MidiControl:
         if (virtual_in or virtual_out) and api == "winmm":
             raise MidiError("Windows MM has no virtual MIDI ports: name an existing port "
                             "(one made by loopMIDI, for instance)")
-        midi_in = _open(rtmidi.MidiIn, api, const, self.client_name)
+        jack = api == "jack"
+        midi_in = _open(rtmidi.MidiIn, api, const, self.client_name,
+                        **({"queue_size_limit": JACK_QUEUE} if jack else {}))
         midi_out = None
+        guard = self._make_guard(rtmidi, const) if jack else None
         try:
             # Real ports first, so that a name never matches one of our own virtual ports.
             if not virtual_in:
@@ -670,14 +773,21 @@ class MidiControl:
                 midi_in.open_virtual_port(self.client_name)
                 self.in_port_name = self.client_name
             midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+            if guard is not None and not guard.connect():
+                log.info("MIDI: cannot tell synd's own JACK input port among the new ports; "
+                         "no guard against a stray sysex start")
+                guard.close()
+                guard = None
         except Exception as e:
+            if guard is not None:
+                guard.close()
             for m in (midi_in, midi_out):
                 if m is not None:
                     m.delete()
             if isinstance(e, MidiError):
                 raise
             raise MidiError(f"cannot open MIDI port: {e}") from None
-        self._in, self._out = midi_in, midi_out
+        self._in, self._out, self._guard = midi_in, midi_out, guard
         self._queue = queue.SimpleQueue()
         self._running = True
         # JACK calls an input callback in its real-time process thread, where Python must
@@ -685,7 +795,7 @@ class MidiControl:
         # hands over stale bytes (measured: about one burst of 129 CCs in four arrived with
         # repeated values). So a JACK input is read by the worker from RtMidi's queue
         # instead; the other APIs call back on a thread of their own.
-        self._poll = api == "jack"
+        self._poll = jack
         self._worker = threading.Thread(target=self._work, name="synd-midi", daemon=True)
         self._worker.start()
         if not self._poll:
@@ -699,6 +809,13 @@ class MidiControl:
         log.info("MIDI (%s): listening on %s%s", api, self.in_port_name,
                  f", feedback to {self.out_port_name}" if midi_out is not None else "")
         return self
+
+    def _make_guard(self, rtmidi, const: int) -> _SysexGuard | None:
+        try:
+            return _SysexGuard(rtmidi, const, self.client_name)
+        except Exception as e:  # noqa: BLE001 - JACK refused one more client: go on without
+            log.info("MIDI: no guard against a stray sysex start (%s)", e)
+            return None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Close the ports and stop the worker (idempotent)."""
@@ -720,7 +837,10 @@ class MidiControl:
                     port.close_port()
                 finally:
                     port.delete()
-            self._in = self._out = None
+            if self._guard is not None:
+                self._guard.close()
+            self._in = self._out = self._guard = None
+        self.complaints.tally.report(force=True)
 
     def __enter__(self) -> MidiControl:
         return self.start()
@@ -739,8 +859,13 @@ class MidiControl:
         """rtmidi's callback (the driver's thread): parse and hand over, nothing more."""
         try:
             ev = parse_message(event[0])
-            if ev is not None:
-                self._queue.put(ev)
+            if ev is None:
+                return
+            if self._queue.qsize() >= MAX_QUEUED:  # the worker is behind: refuse, not hoard
+                self.complaints("overflow", OverflowError(
+                    f"{MAX_QUEUED} messages waiting; dropping new ones"))
+                return
+            self._queue.put(ev)
         except Exception as e:  # noqa: BLE001 - a bad message must never kill the callback
             self.complaints("input", e)
 
@@ -757,10 +882,11 @@ class MidiControl:
         events = []
         with self._io:
             midi_in = self._in
-            for _ in range(4096):
+            for _ in range(JACK_QUEUE):  # all that waits: RtMidi's queue fills while we work
                 got = midi_in.get_message() if midi_in is not None else None
                 if got is None:
                     break
+                self._last_input = time.monotonic()
                 try:
                     ev = parse_message(got[0])
                 except Exception as e:  # noqa: BLE001 - a bad message is skipped
@@ -775,8 +901,9 @@ class MidiControl:
             batch: list = self._read_input() if self._poll else []
             if not batch:
                 try:
-                    batch.append(self._queue.get(timeout=POLL_SECONDS if self._poll else None))
+                    batch.append(self._queue.get(timeout=self._idle_wait()))
                 except queue.Empty:
+                    self._idle()
                     continue
             while True:  # take everything waiting: a fast knob sweep is applied once
                 try:
@@ -798,6 +925,26 @@ class MidiControl:
                         self._sync()
                 except Exception as e:  # noqa: BLE001 - logged, the next message goes on
                     self.complaints("command", e)
+            self.complaints.tally.report()
+
+    def _idle_wait(self) -> float | None:
+        """How long the worker may wait for the queue: a JACK input is read every
+        POLL_SECONDS; otherwise until the complaints' summary line is due."""
+        if self._poll:
+            return POLL_SECONDS
+        due = self.complaints.tally.due()
+        return None if due is None else max(0.0, due - time.monotonic())
+
+    def _idle(self) -> None:
+        """Nothing came in: the summary line when due, the sysex guard's F7 (JACK)."""
+        self.complaints.tally.report()
+        if self._guard is not None:
+            with self._io:
+                if self._guard is not None:
+                    try:
+                        self._guard.poke(self._last_input)
+                    except Exception as e:  # noqa: BLE001 - the guard is a help, not a must
+                        self.complaints("sysex guard", e)
 
     def _coalesce(self, batch: list) -> list:
         """Drop a CC that drives only continuous parameters when a later CC of the same

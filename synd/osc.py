@@ -65,21 +65,34 @@ changes (from any surface, so TouchOSC faders follow MIDI and the tray); and
 
 Bundles (nested too) are unpacked and their messages applied in order on arrival; time
 tags are not waited for. OSC address patterns (`/synd/*/toggle`, `/synd/{hue,gain}`)
-work: each matching address acts, and queries reply on the matched addresses.
+work: each matching address acts, and queries reply on the matched addresses. OSC 1.1's
+`//` (any number of levels) is not supported: such a pattern matches nothing.
 
 Anything wrong (a packet that is not OSC, a truncated one, an unsupported type tag, an
 unknown address, wrong argument types or counts, a value the controller refuses, a
 sender outside the allow-list) is dropped and logged in one line, at most once per kind
-and address every ten seconds (with a count of the ones not logged); the server goes on.
+and address every ten seconds and at most ten lines per kind in that time (with a count
+of the ones not logged); every ten seconds in which something was dropped ends with one
+line counting what was dropped, by kind. The server goes on.
+
+Limits, so that no packet costs much however it is made: a packet is checked before it
+is parsed (`_scan`): it has at most MAX_PACKET bytes, bundles nest at most
+MAX_BUNDLE_DEPTH deep and carry at most MAX_MESSAGES messages, a message has at most
+MAX_ARGS arguments in arrays nested at most MAX_ARRAY_DEPTH deep and an address of at
+most MAX_ADDRESS_LEN bytes; each element's size must fit its bundle. Address patterns
+are matched by `AddressPattern`, which walks the pattern once per character of an
+address (no backtracking regular expression: `/synd/********x` cannot take exponential
+time), and refuses patterns with more than MAX_WILDCARDS wildcards. A flood is read
+BATCH packets at a time, so timers still run.
 
 Design: one thread of our own, a non-blocking UDP socket and `select` with a wake-up
 socket (prompt stop, no polling, works on Windows too). python-osc parses packets
-(`OscPacket`, nested bundles included) and resolves addresses and patterns
-(`Dispatcher.handlers_for_address`). Its ready-made servers are not used:
-`ThreadingOSCUDPServer` starts a thread per message, and all of them drop malformed
-packets silently and sleep in the receiving thread until a bundle's time tag, so a
-bundle dated an hour ahead would stall every control surface. Replies and feedback are
-sent from the listening socket (any thread may send; a datagram never blocks).
+(`OscPacket`, nested bundles included) once `_scan` has passed them, and builds replies.
+Its ready-made servers are not used: `ThreadingOSCUDPServer` starts a thread per
+message, and all of them drop malformed packets silently and sleep in the receiving
+thread until a bundle's time tag, so a bundle dated an hour ahead would stall every
+control surface. Replies and feedback are sent from the listening socket (any thread may
+send; a datagram never blocks).
 """
 
 from __future__ import annotations
@@ -90,18 +103,17 @@ import select
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from synd.control import PARAMS, TRIGGERS
+from synd.ratelimit import RateLimiter, Tally
 
 try:
-    from pythonosc.dispatcher import Dispatcher
     from pythonosc.osc_message_builder import OscMessageBuilder
     from pythonosc.osc_packet import OscPacket
 except ImportError:  # python-osc is in the "live" extra; check_bind works without it
-    Dispatcher = OscMessageBuilder = OscPacket = None
+    OscMessageBuilder = OscPacket = None
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +124,16 @@ LOG_EVERY_S = 10.0
 #: At most this many lines per kind of problem in LOG_EVERY_S (many different addresses).
 LOG_KINDS_MAX = 10
 MAX_DATAGRAM = 65536
+#: Larger packets are refused unread: a control surface's are a few hundred bytes, and
+#: python-osc reads a string byte by byte in Python (about 4 ms for 64 KiB).
+MAX_PACKET = 16384
+#: Bundles nested deeper than this are refused (python-osc would recurse without limit).
 MAX_BUNDLE_DEPTH = 8
+#: Messages in one packet (all its bundles); a control surface sends a handful.
+MAX_MESSAGES = 128
+#: Arguments of one message, and how deep its arrays may nest (no command takes arrays).
+MAX_ARGS = 64
+MAX_ARRAY_DEPTH = 4
 #: Address patterns with more wildcards than this are refused (bounds the matching work).
 MAX_WILDCARDS = 8
 MAX_ADDRESS_LEN = 256
@@ -151,42 +172,6 @@ def check_bind(host: str, allow_remote: bool) -> None:
                              "listen on 127.0.0.1, or allow remote control explicitly")
 
 
-class _Throttle:
-    """Logs a problem at most once per (kind, key) every `every` seconds, and at most
-    `per_kind` lines per kind in that time; counts what it holds back."""
-
-    def __init__(self, every: float = LOG_EVERY_S, per_kind: int = LOG_KINDS_MAX,
-                 clock: Callable[[], float] = time.monotonic):
-        self.every, self.per_kind, self.clock = every, per_kind, clock
-        self._lock = threading.Lock()
-        self._seen: dict[tuple[str, Any], list] = {}  # (kind, key) -> [last logged, held back]
-        self._recent: dict[str, deque[float]] = {}
-
-    def __call__(self, kind: str, key: Any, message: str, level: int = logging.WARNING) -> bool:
-        now = self.clock()
-        with self._lock:
-            entry = self._seen.get((kind, key))
-            if entry is not None and now - entry[0] < self.every:
-                entry[1] += 1
-                return False
-            recent = self._recent.setdefault(kind, deque())
-            while recent and now - recent[0] >= self.every:
-                recent.popleft()
-            if len(recent) >= self.per_kind:
-                if entry is not None:
-                    entry[1] += 1
-                return False
-            recent.append(now)
-            held = entry[1] if entry is not None else 0
-            self._seen[(kind, key)] = [now, 0]
-            if len(self._seen) > 4096:
-                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.every}
-        if held:
-            message += f" ({held} more like this not logged)"
-        log.log(level, "%s", message)
-        return True
-
-
 class _BadArgs(ValueError):
     """The message's arguments do not fit its address."""
 
@@ -199,39 +184,74 @@ class _Unsupported(Exception):
     """The packet uses an OSC type tag python-osc cannot decode."""
 
 
-def _scan(dgram: bytes, depth: int = 0) -> None:
-    """Check a packet's structure before python-osc parses it: python-osc skips unknown
-    type tags and unidentifiable bundle elements with an unthrottled warning on the root
-    logger (and misreads what follows), and recurses without limit into nested bundles."""
-    if dgram.startswith(b"#bundle\0"):
-        if depth >= MAX_BUNDLE_DEPTH:
-            raise _Malformed(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
-        i = 16
-        while i < len(dgram):
-            if i + 4 > len(dgram):
-                raise _Malformed("truncated bundle")
-            n = int.from_bytes(dgram[i:i + 4], "big", signed=True)
-            i += 4
-            if n <= 0 or i + n > len(dgram):
-                raise _Malformed("truncated bundle element")
-            _scan(dgram[i:i + n], depth + 1)
-            i += n
-    elif dgram.startswith(b"/"):
-        end = dgram.find(b"\0")
-        if end < 0:
-            raise _Malformed("unterminated address")
-        i = (end // 4 + 1) * 4
-        if dgram[i:i + 1] == b",":
-            tend = dgram.find(b"\0", i)
-            if tend < 0:
-                raise _Malformed("unterminated type tags")
-            tags = dgram[i + 1:tend].decode("ascii", "replace")
-            bad = sorted(set(tags) - SUPPORTED_TAGS)
-            if bad:
-                address = dgram[:end].decode("utf-8", "replace")
-                raise _Unsupported(f"{_show(address)} uses type tag {','.join(bad)}")
-    else:
-        raise _Malformed("neither an OSC message nor a bundle" if dgram else "empty packet")
+def _scan(dgram: bytes) -> int:
+    """Check a packet's structure before python-osc parses it, and return how many
+    messages it holds. python-osc skips unknown type tags and unidentifiable bundle
+    elements with an unthrottled warning on the root logger (and misreads what follows),
+    recurses without limit into nested bundles and arrays, and decodes any number of
+    arguments; here each of those is refused, at a cost linear in the packet's size."""
+    if len(dgram) > MAX_PACKET:
+        raise _Malformed(f"{len(dgram)} bytes (at most {MAX_PACKET})")
+    return _scan_element(dgram, 0, len(dgram), 0)
+
+
+def _scan_element(dgram: bytes, start: int, end: int, depth: int) -> int:
+    """`_scan` of dgram[start:end] (a packet or a bundle element) at bundle depth `depth`."""
+    if dgram.startswith(b"#bundle\0", start, end):
+        return _scan_bundle(dgram, start, end, depth)
+    if dgram.startswith(b"/", start, end):
+        _scan_message(dgram, start, end)
+        return 1
+    raise _Malformed("neither an OSC message nor a bundle" if end > start else "empty packet")
+
+
+def _scan_bundle(dgram: bytes, start: int, end: int, depth: int) -> int:
+    if depth >= MAX_BUNDLE_DEPTH:
+        raise _Malformed(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+    if end - start < 16:
+        raise _Malformed("truncated bundle (no time tag)")
+    messages, i = 0, start + 16
+    while i < end:
+        if i + 4 > end:
+            raise _Malformed("truncated bundle")
+        n = int.from_bytes(dgram[i:i + 4], "big", signed=True)
+        i += 4
+        if n <= 0 or i + n > end:
+            raise _Malformed("truncated bundle element" if n > 0 else
+                             f"bundle element of size {n}")
+        messages += _scan_element(dgram, i, i + n, depth + 1)
+        if messages > MAX_MESSAGES:
+            raise _Malformed(f"more than {MAX_MESSAGES} messages in one packet")
+        i += n
+    return messages
+
+
+def _scan_message(dgram: bytes, start: int, end: int) -> None:
+    nul = dgram.find(b"\0", start, end)
+    if nul < 0:
+        raise _Malformed("unterminated address")
+    if nul - start > MAX_ADDRESS_LEN:
+        raise _Malformed(f"address longer than {MAX_ADDRESS_LEN} bytes")
+    i = start + ((nul - start) // 4 + 1) * 4
+    if not dgram.startswith(b",", i, end):
+        return  # no type tags: no arguments (OSC 1.0 allows it)
+    tend = dgram.find(b"\0", i, end)
+    if tend < 0:
+        raise _Malformed("unterminated type tags")
+    tags = dgram[i + 1:tend].decode("latin-1")
+    bad = sorted(set(tags) - SUPPORTED_TAGS)
+    if bad:
+        address = dgram[start:nul].decode("utf-8", "replace")
+        shown = ",".join(c if c.isascii() and c.isprintable() else f"\\x{ord(c):02x}"
+                         for c in bad)
+        raise _Unsupported(f"{_show(address)} uses type tag {shown}")
+    if len(tags) - tags.count("[") - tags.count("]") > MAX_ARGS:
+        raise _Malformed(f"more than {MAX_ARGS} arguments")
+    level = 0
+    for tag in tags:
+        level += (tag == "[") - (tag == "]")
+        if level > MAX_ARRAY_DEPTH:
+            raise _Malformed(f"arrays nested deeper than {MAX_ARRAY_DEPTH}")
 
 
 def _show(text: str, limit: int = 80) -> str:
@@ -276,6 +296,139 @@ def _describe(args: list) -> str:
     return ",".join(tags.get(type(a), type(a).__name__) for a in args) or "none"
 
 
+class AddressPattern:
+    """An OSC 1.0 address pattern (`?`, `*`, `[abc]`, `[!a-z]`, `{foo,bar}`), matched
+    without backtracking.
+
+    `parse(pattern)` is None for a pattern that cannot match anything (an unclosed `[` or
+    `{`, OSC 1.1's `//`, more than MAX_WILDCARDS wildcards, longer than MAX_ADDRESS_LEN).
+    `match(address)` compares part by part (parts between slashes); within a part it
+    keeps the set of pattern positions reached after each character, so the work is at
+    most (characters + 1) x (tokens + alternatives + 1) per part, whatever the pattern.
+    `steps` counts that work (the tests bound it).
+    """
+
+    def __init__(self, parts: list[list[tuple]]):
+        self.parts = parts
+        self.steps = 0
+        self._matched: dict[tuple[int, str], bool] = {}  # (part, name) -> matches
+
+    @classmethod
+    def parse(cls, pattern: str) -> AddressPattern | None:
+        """The pattern, or None when it cannot match anything (see the class)."""
+        if (len(pattern) > MAX_ADDRESS_LEN or not pattern.startswith("/")
+                or sum(c in "*?[{" for c in pattern) > MAX_WILDCARDS):
+            return None
+        texts = pattern[1:].split("/")
+        if "" in texts[:-1]:
+            return None  # `//`
+        parts = [_tokens(text) for text in texts]
+        return None if None in parts else cls(parts)
+
+    def match(self, address: str) -> bool:
+        """Whether `address` (a plain address, no pattern) matches."""
+        names = address[1:].split("/")
+        if len(names) != len(self.parts):
+            return False
+        for i, (tokens, name) in enumerate(zip(self.parts, names)):
+            key = (i, name)
+            if key not in self._matched:  # "synd" is the first part of every address
+                self._matched[key] = self._match_part(tokens, name)
+            if not self._matched[key]:
+                return False
+        return True
+
+    def _match_part(self, tokens: list[tuple], name: str) -> bool:
+        n, end = len(name), len(tokens)
+        reach: list[set[int]] = [set() for _ in range(n + 1)]  # token positions at each char
+        reach[0].add(0)
+        for p in range(n + 1):
+            todo = list(reach[p])
+            while todo:
+                i = todo.pop()
+                self.steps += 1
+                if i == end:
+                    continue
+                kind, arg = tokens[i]
+                if kind == "*":
+                    if p < n:
+                        reach[p + 1].add(i)
+                    if i + 1 not in reach[p]:
+                        reach[p].add(i + 1)
+                        todo.append(i + 1)
+                elif kind == "{":
+                    for alt in arg:
+                        self.steps += 1
+                        if not name.startswith(alt, p):
+                            continue
+                        if alt:
+                            reach[p + len(alt)].add(i + 1)
+                        elif i + 1 not in reach[p]:
+                            reach[p].add(i + 1)
+                            todo.append(i + 1)
+                elif p < n and _one_char(kind, arg, name[p]):
+                    reach[p + 1].add(i + 1)
+        return end in reach[n]
+
+
+def _tokens(text: str) -> list[tuple] | None:
+    """One part of an address pattern as tokens (kind, argument); None when malformed.
+    Kinds: "c" a character, "?" any one, "*" any run, "[" one of a set (argument:
+    negated, characters, ranges), "{" one of some strings (argument: the strings)."""
+    tokens: list[tuple] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "[":
+            close = text.find("]", i + 1)
+            if close < 0:
+                return None
+            tokens.append(("[", _char_set(text[i + 1:close])))
+            i = close + 1
+            continue
+        if c == "{":
+            close = text.find("}", i + 1)
+            if close < 0 or any(x in text[i + 1:close] for x in "*?[]{"):
+                return None
+            tokens.append(("{", tuple(dict.fromkeys(text[i + 1:close].split(",")))))
+            i = close + 1
+            continue
+        if c in "]}":
+            return None
+        if c == "*" and tokens and tokens[-1][0] == "*":
+            i += 1  # "**" is "*"
+            continue
+        tokens.append((c if c in "*?" else "c", c))
+        i += 1
+    return tokens
+
+
+def _char_set(body: str) -> tuple[bool, frozenset, tuple]:
+    """A `[...]` body as (negated, characters, ranges): `!` first negates, `a-z` is a
+    range, a `-` first or last is itself."""
+    negated = body.startswith("!")
+    if negated:
+        body = body[1:]
+    chars, ranges, i = set(), [], 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            ranges.append((body[i], body[i + 2]))
+            i += 3
+        else:
+            chars.add(body[i])
+            i += 1
+    return negated, frozenset(chars), tuple(ranges)
+
+
+def _one_char(kind: str, arg: Any, c: str) -> bool:
+    if kind == "c":
+        return c == arg
+    if kind == "?":
+        return True
+    negated, chars, ranges = arg
+    return (c in chars or any(lo <= c <= hi for lo, hi in ranges)) != negated
+
+
 class Commands:
     """The `/synd/` address space over a `Controller`, without a network: what a message
     does and what a query answers. `OscServer` serves it over UDP; the control window of
@@ -285,21 +438,28 @@ class Commands:
 
     def __init__(self, controller):
         self.controller = controller
-        self._dispatcher = self._routes()
+        self._routes = self._make_routes()
 
     def handlers(self, address: str) -> list[tuple[str, Callable[[list], list]]]:
         """(route, handler) for every address `address` names (it may be a pattern);
         `handler(args)` applies the message and returns the replies, a list of
-        (address, args). Empty for an unknown address."""
-        if len(address) > MAX_ADDRESS_LEN or sum(c in "*?[{" for c in address) > MAX_WILDCARDS:
+        (address, args). Empty for an unknown address or a pattern that names none."""
+        if len(address) > MAX_ADDRESS_LEN:
             return []
-        found = [(h.args[0], h.args[1]) for h in self._dispatcher.handlers_for_address(address)]
+        fn = self._routes.get(address)
+        if fn is not None:
+            return [(address, fn)]
+        if PATTERN_CHARS & set(address):
+            pattern = AddressPattern.parse(address)
+            if pattern is None:
+                return []
+            return [(route, fn) for route, fn in self._routes.items() if pattern.match(route)]
         prefix = "/synd/output/"
-        if not found and address.startswith(prefix):
+        if address.startswith(prefix):
             name = address[len(prefix):]
-            if name and "/" not in name and not PATTERN_CHARS & set(name):
-                found = [(address, self._output(name))]  # the controller names the outputs
-        return found
+            if name and "/" not in name:
+                return [(address, self._output(name))]  # the controller names the outputs
+        return []
 
     def run(self, address: str, args: list) -> list[tuple[str, list]]:
         """Apply one message; returns the replies. Raises KeyError for an unknown
@@ -324,7 +484,7 @@ class Commands:
                 messages.append((f"/synd/{name}", [_osc_value(value)]))
         return messages
 
-    def _routes(self) -> Dispatcher:
+    def _make_routes(self) -> dict[str, Callable[[list], list]]:
         c = self.controller
         routes: dict[str, Callable[[list], list]] = {
             "/synd/preset": self._query_or("preset", lambda a: c.select_preset(_one_string(a))),
@@ -351,10 +511,7 @@ class Commands:
             routes[f"/synd/{name}/toggle"] = self._action(lambda n=name: c.trigger(n, None))
         for runner in getattr(c.engine, "outputs", []):
             routes[f"/synd/output/{runner.name}"] = self._output(runner.name)
-        dispatcher = Dispatcher()
-        for route, fn in routes.items():
-            dispatcher.map(route, _never, route, fn)  # we call fn ourselves, with the route
-        return dispatcher
+        return routes
 
     def _query_or(self, name: str, change: Callable[[list], Any],
                   route: str | None = None) -> Callable[[list], list]:
@@ -414,7 +571,9 @@ class OscServer:
         engine_status = getattr(controller.engine, "status", None)
         self._status = status or (engine_status if callable(engine_status) else dict)
         self.status_every = float(status_every)
-        self._throttle = _Throttle()
+        self._throttle = RateLimiter(log, LOG_EVERY_S, LOG_KINDS_MAX)
+        #: What was dropped or refused, by kind: one summary line per LOG_EVERY_S.
+        self.tally = Tally(log, "OSC: dropped or refused", LOG_EVERY_S)
         self.commands = Commands(controller)
         self._sock: socket.socket | None = None
         self._wake_r = self._wake_w = None
@@ -430,6 +589,7 @@ class OscServer:
         self._thumbnailer: Any = None
         self.received = 0  # packets taken (after the allow-list), for tests and status
         self.dropped = 0   # packets refused: not allowed, malformed or unsupported
+        self.refused = 0   # messages refused: unknown address, arguments, values, failures
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -492,6 +652,7 @@ class OscServer:
             thread.join(timeout)
         for s in (self._sock, self._wake_r, self._wake_w):
             s.close()
+        self.tally.report(force=True)
 
     def __enter__(self) -> OscServer:
         self.start()
@@ -546,6 +707,9 @@ class OscServer:
                     deadlines.append(next_update)
                 if previews:
                     deadlines.append(next_preview)
+                report_at = self.tally.due()
+                if report_at is not None:
+                    deadlines.append(report_at)
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
                 ready, _, _ = select.select([self._sock, self._wake_r], [], [], timeout)
                 if self._stopping.is_set():
@@ -565,6 +729,7 @@ class OscServer:
                     previews = self._live_subscribers()[1]
                     if previews:
                         self._send_preview(previews)
+                self.tally.report()
             except Exception as exc:  # noqa: BLE001 - the server thread must not die
                 if self._stopping.is_set():
                     break
@@ -596,7 +761,7 @@ class OscServer:
 
     def _packet(self, data: bytes, sender: tuple) -> None:
         if not self._allowed_sender(sender):
-            self.dropped += 1
+            self._drop("denied")
             self._throttle("denied", sender[0], f"OSC: dropping packets from {sender[0]} "
                            "(not in the allow-list)")
             return
@@ -604,11 +769,11 @@ class OscServer:
             _scan(data)
             messages = [timed.message for timed in OscPacket(data).messages]
         except _Unsupported as exc:
-            self.dropped += 1
+            self._drop("unsupported")
             self._throttle("unsupported", None, f"OSC: dropped a packet from {sender[0]}: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - _Malformed, python-osc's ParseError, ...
-            self.dropped += 1
+            self._drop("malformed")
             self._throttle("malformed", None, f"OSC: dropped a malformed packet from "
                            f"{sender[0]} ({len(data)} bytes): {exc}")
             return
@@ -616,12 +781,23 @@ class OscServer:
         for message in messages:
             self._message(message.address, list(message), sender)
 
+    def _drop(self, kind: str) -> None:
+        """Count a packet dropped whole (see `tally` for the summary line)."""
+        self.dropped += 1
+        self.tally.add(kind)
+
+    def _refuse(self, kind: str) -> None:
+        """Count a message refused within a packet that was taken."""
+        self.refused += 1
+        self.tally.add(kind)
+
     def _message(self, address: str, args: list, sender: tuple) -> None:
         if address == "/synd/status" or address == "/synd/subscribe":
             handlers = [(address, lambda a, route=address: self._own(route, a, sender))]
         else:
             handlers = self.commands.handlers(address)
         if not handlers:
+            self._refuse("unknown")
             self._throttle("unknown", address, f"OSC: unknown address {_show(address)} "
                            "(addresses are under /synd/, see synd.osc)")
             return
@@ -630,11 +806,14 @@ class OscServer:
                 for reply_address, reply_args in fn(args):
                     self._send(sender, reply_address, reply_args)
             except _BadArgs as exc:
+                self._refuse("arguments")
                 self._throttle("arguments", route, f"OSC: {route} {exc}, got {_describe(args)}")
             except (ValueError, KeyError) as exc:
                 text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                self._refuse("refused")
                 self._throttle("refused", route, f"OSC: {route}: {text}")
             except Exception as exc:  # noqa: BLE001 - a failing command must not stop OSC
+                self._refuse("failed")
                 self._throttle("failed", route, f"OSC: {route} failed: "
                                f"{type(exc).__name__}: {exc}", logging.ERROR)
 
@@ -764,10 +943,6 @@ def parse_status(args: list) -> dict:
         if status.get(slot) == "":
             status[slot] = None
     return status
-
-
-def _never(*args: Any) -> None:
-    """The Dispatcher's callback slot; OscServer calls the routes itself."""
 
 
 def _plain_ip(ip: str) -> str:

@@ -21,8 +21,9 @@ from pythonosc.osc_message import OscMessage  # noqa: E402
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
 from synd.control import Controller  # noqa: E402
-from synd.osc import OscServer, _Throttle, check_bind  # noqa: E402
+from synd.osc import OscServer, check_bind  # noqa: E402
 from synd.presets import Look  # noqa: E402
+from synd.ratelimit import MAX_LINE, RateLimiter, Tally  # noqa: E402
 
 PRESETS = ["calm", "storm", "neon"]
 IMMEDIATE_TAG = (1).to_bytes(8, "big")
@@ -426,7 +427,8 @@ def test_malformed_packets_are_dropped_logged_once_per_kind_and_the_server_goes_
 def test_the_log_throttle_logs_again_after_the_window_with_a_count(caplog):
     caplog.set_level(logging.WARNING, logger="synd.osc")
     now = [100.0]
-    throttle = _Throttle(every=10.0, per_kind=3, clock=lambda: now[0])
+    throttle = RateLimiter(logging.getLogger("synd.osc"), every=10.0, per_kind=3,
+                           clock=lambda: now[0])
     for _ in range(5):
         throttle("unknown", "/a", "unknown /a")
     throttle("unknown", "/b", "unknown /b")
@@ -438,6 +440,30 @@ def test_the_log_throttle_logs_again_after_the_window_with_a_count(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["unknown /a", "unknown /b", "unknown /c", "malformed",
                      "unknown /a (4 more like this not logged)"]
+
+
+def test_the_tally_sums_up_by_kind_in_one_line_per_period(caplog):
+    caplog.set_level(logging.WARNING, logger="synd.osc")
+    now = [100.0]
+    tally = Tally(logging.getLogger("synd.osc"), "OSC: dropped or refused", every=10.0,
+                  clock=lambda: now[0])
+    assert tally.due() is None and not tally.report()
+    for _ in range(3):
+        tally.add("malformed")
+    tally.add("unknown")
+    assert tally.due() == 110.0 and not tally.report()  # not yet
+    now[0] = 110.0
+    assert tally.report() and tally.due() is None
+    tally.add("unknown", 2)
+    assert tally.report(force=True)  # at stop
+    assert [r.getMessage() for r in caplog.records] == [
+        "OSC: dropped or refused in the last 10 s: 4 (malformed 3, unknown 1)",
+        "OSC: dropped or refused in the last 1 s: 2 (unknown 2)"]
+    assert tally.totals == {"malformed": 3, "unknown": 3}
+    # Whatever a sender puts in a message, the limiter logs one line of bounded length.
+    RateLimiter(logging.getLogger("synd.osc"))("x", None, "a\nb\r\n" + "c" * 5000)
+    line = caplog.records[-1].getMessage()
+    assert "\n" not in line and "\r" not in line and len(line) <= MAX_LINE + 3
 
 
 def test_the_allow_list_drops_other_senders(rig, caplog):
