@@ -86,7 +86,9 @@ def resolve_look(preset: str | None, model: str | None) -> tuple[ModelBundle, Lo
         bundle = load_model(model)
         return bundle, model_look(bundle)
     p = load_preset(preset or load_config().preset)
-    return load_model(p.model), p.look
+    # A preset names its model by bare name: only the models folders are searched (not a
+    # file of that name in the working directory).
+    return load_model(p.model, allow_paths=False), p.look
 
 
 def model_look(bundle: ModelBundle) -> Look:

@@ -203,3 +203,39 @@ def test_frames_carry_silence_while_the_input_sends_nothing(tiny_bundle):
     assert abs(carried - frames[-1].audio_time) < 2 / 30
     silent = [f for f in frames if f.audio.size and not np.any(f.audio)]
     assert len(silent) > 10  # the quiet stretch was carried as zeros
+
+
+def test_preset_changes_faster_than_loads_build_only_the_newest(tiny_bundle, song):
+    """500 preset changes in a burst (a held button, an OSC flood): one load at a time,
+    each waiting one replaced by the next, the last asked for on screen, painting on."""
+    import copy
+
+    from synd.loadqueue import Superseded
+
+    out = Collect()
+    engine, runners, source = run_engine(tiny_bundle, song, [out], 0.3)
+    built, outcomes = [], []
+    lock = threading.Lock()
+
+    def load(name):
+        def build():
+            time.sleep(0.05)  # a model file being read
+            with lock:
+                built.append(name)
+            return copy.deepcopy(tiny_bundle), Look()
+        return build
+
+    threads_before = threading.active_count()
+    frames_before = engine.frames
+    most_threads = 0
+    for i in range(500):
+        engine.switch_to(load(f"look{i}"), f"look{i}", 0.0, done=outcomes.append)
+        most_threads = max(most_threads, threading.active_count())
+    wait_for(lambda: len(outcomes) == 500)
+    wait_for(lambda: engine.model_name == "look499")
+    stop_all(engine, runners, source)
+    assert len(built) <= 3 and built[-1] == "look499", built
+    assert most_threads <= threads_before + 1
+    assert sum(isinstance(o, Superseded) for o in outcomes) == 500 - len(built)
+    assert outcomes.count(None) == len(built)
+    assert engine.frames > frames_before
