@@ -140,6 +140,9 @@ MAX_ADDRESS_LEN = 256
 #: Packets handled per wake-up before the timer gets a look-in (a flood cannot starve it).
 BATCH = 256
 #: Control surfaces that may subscribe at once (each costs a datagram per change).
+#: Replies to one packet: a sender whose address is forged (UDP) must not be able to turn
+#: a small query packet ("/*/*" matches every address) into a stream aimed at someone else.
+MAX_REPLIES = 16
 MAX_SUBSCRIBERS = 8
 SUBSCRIBE_DEFAULT_S = 10.0
 SUBSCRIBE_MAX_S = 60.0
@@ -778,8 +781,9 @@ class OscServer:
                            f"{sender[0]} ({len(data)} bytes): {exc}")
             return
         self.received += 1
+        budget = [MAX_REPLIES]
         for message in messages:
-            self._message(message.address, list(message), sender)
+            self._message(message.address, list(message), sender, budget)
 
     def _drop(self, kind: str) -> None:
         """Count a packet dropped whole (see `tally` for the summary line)."""
@@ -791,7 +795,8 @@ class OscServer:
         self.refused += 1
         self.tally.add(kind)
 
-    def _message(self, address: str, args: list, sender: tuple) -> None:
+    def _message(self, address: str, args: list, sender: tuple, budget: list[int]) -> None:
+        """Handle one message; replies go to `sender`, at most `budget[0]` more for its packet."""
         if address == "/synd/status" or address == "/synd/subscribe":
             handlers = [(address, lambda a, route=address: self._own(route, a, sender))]
         else:
@@ -803,7 +808,16 @@ class OscServer:
             return
         for route, fn in handlers:
             try:
+                # A new subscriber's snapshot is not counted: it comes once per subscriber,
+                # and there are at most MAX_SUBSCRIBERS.
+                counted = route != "/synd/subscribe"
                 for reply_address, reply_args in fn(args):
+                    if counted and budget[0] <= 0:
+                        self._refuse("replies")
+                        self._throttle("replies", None, f"OSC: a packet from {sender[0]} asked "
+                                       f"for more than {MAX_REPLIES} replies; the rest withheld")
+                        break
+                    budget[0] -= counted
                     self._send(sender, reply_address, reply_args)
             except _BadArgs as exc:
                 self._refuse("arguments")

@@ -1,6 +1,7 @@
 """OSC control (synd.osc): a real `Controller`, a real UDP server, and two independent
 senders: liblo's `oscsend`/`oscdump` (another OSC implementation) and raw sockets."""
 
+import contextlib
 import logging
 import random
 import shlex
@@ -762,3 +763,29 @@ def test_list_queries_and_the_input_address(rig, caplog):
         wait_for(lambda: sum("/synd/input" in r.getMessage() or "/synd/presets" in r.getMessage()
                              for r in caplog.records) >= 2, what="two refusals")
     assert any("cannot be switched" in r.getMessage() for r in caplog.records)
+
+
+def test_one_packet_gets_at_most_max_replies(rig, caplog):
+    """A forged sender must not turn one small packet into a stream aimed at someone
+    else: "/*/*" matches every address and each query would reply."""
+    from synd.osc import MAX_REPLIES
+
+    server = rig.serve()
+    client = rig.client(server)
+    client.send("/*/*")
+    client.sock.settimeout(0.5)
+    replies = []
+    with contextlib.suppress(socket.timeout):
+        while True:
+            replies.append(OscMessage(client.sock.recvfrom(65536)[0]).address)
+    assert len(replies) == MAX_REPLIES
+    assert server.tally.totals.get("replies") == 1
+    assert any("more than" in r.getMessage() for r in caplog.records)
+    # A packet of a few queries is answered in full.
+    client.sock.settimeout(5.0)
+    queries = OscBundleBuilder(IMMEDIATELY)
+    for address in ("/synd/intensity", "/synd/hue"):
+        queries.add_content(OscMessage(osc(address)))
+    client.raw(queries.build().dgram)
+    got = {OscMessage(client.sock.recvfrom(65536)[0]).address for _ in range(2)}
+    assert got == {"/synd/intensity", "/synd/hue"}
