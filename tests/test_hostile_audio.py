@@ -26,6 +26,8 @@ import pytest
 from synd.audio import MAX_LEVEL, AudioError, load_audio
 from synd.features import FeatureConfig, FeatureExtractor
 
+from test_audio import encode
+
 SR = 24000          # the models' sample rate
 MUX_RATE = 48000    # a rate render muxes video soundtracks at
 TONE_HZ = 1000.0
@@ -48,17 +50,7 @@ def sox_tone(path: Path, rate: int, channels: int = 2, seconds: float = 2.0) -> 
 
 def pyav_audio(path: Path, samples: np.ndarray, rate: int, codec: str) -> Path:
     """Mono float samples encoded with an FFmpeg encoder (container chosen by suffix)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, layout="mono")
-        for lo in range(0, len(samples), 4096):
-            block = np.ascontiguousarray(samples[None, lo:lo + 4096], dtype=np.float32)
-            frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    return encode(path, samples, rate, codec)
 
 
 def tone(seconds: float, rate: int) -> np.ndarray:
