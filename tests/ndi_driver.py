@@ -269,7 +269,10 @@ def mode_content(args, out: Path) -> dict:
             "unmatched": len(matched) - len(found), "size": list(ndi.size)}
 
 
-def mode_reconnect(args, out: Path) -> dict:
+def with_ndi_sender(args, scenario) -> dict:
+    """Run `scenario(ndi, engine, runner, phases)` (a dict of results) while the engine
+    feeds an NdiOutput named `args.name`; snapshots go into `phases`. The result adds
+    the phases, the output's stats and the engine's counts."""
     from synd.bridges.ndi import NdiOutput
 
     ndi = NdiOutput(size=tuple(args.size), fps=args.fps, source_name=args.name)
@@ -280,6 +283,16 @@ def mode_reconnect(args, out: Path) -> dict:
     try:
         if not runner.wait_open(10):
             return {"error": f"ndi output did not open: {runner.failed}"}
+        result = scenario(ndi, engine, runner, phases)
+    finally:
+        stop(engine, runners, source)
+    return {**result, "phases": phases, "ndi_stats": runner.stats(),
+            "engine": {"frames": engine.frames, "dropped": engine.dropped,
+                       "error": None if engine.error is None else str(engine.error)}}
+
+
+def mode_reconnect(args, out: Path) -> dict:
+    def scenario(ndi, engine, runner, phases) -> dict:
         time.sleep(1.0)  # the engine settles (first frames, ONNX warm-up)
         first = Receiver(args.name, args.seconds)
         if first.wait_event("frame", 60) is None:
@@ -293,16 +306,12 @@ def mode_reconnect(args, out: Path) -> dict:
         second = Receiver(args.name, args.seconds)
         if second.wait_event("frame", 60) is None:
             return {"error": "second receiver got no frame", "first": first_result,
-                    "second": second.finish(5), "phases": phases}
+                    "second": second.finish(5)}
         phases["second_watching"] = snapshot(engine, runner)
         second_result = second.finish(args.seconds + 30)
         phases["second_gone"] = snapshot(engine, runner)
-    finally:
-        stop(engine, runners, source)
-    return {"first": first_result, "second": second_result, "phases": phases,
-            "ndi_stats": runner.stats(),
-            "engine": {"frames": engine.frames, "dropped": engine.dropped,
-                       "error": None if engine.error is None else str(engine.error)}}
+        return {"first": first_result, "second": second_result}
+    return with_ndi_sender(args, scenario)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,27 +330,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["bgra", "uyva"], default="bgra",
                    help="content: how the receiver reads frames (see ndi_receiver.py)")
     args = p.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
 
-    others = loopback_only()
-    if others:
+    def work(args, out: Path) -> dict:
+        if args.mode == "check":
+            from synd.bridges.ndi import NdiOutput
+            return {"available": NdiOutput.available()}
+        return {"cli": mode_cli, "content": mode_content,
+                "reconnect": mode_reconnect}[args.mode](args, out)
+    return run_in_namespace(work, args)
+
+
+def run_in_namespace(work, args) -> int:
+    """`work(args, args.out)` with a private NDI configuration, refused unless this is a
+    loopback-only network namespace; its result goes to OUT/result.json. 0 unless the
+    result holds an "error"."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    if (others := loopback_only()):
         result = {"error": f"refusing to run NDI outside a loopback-only network namespace "
                            f"(interfaces: {', '.join(others)})"}
     else:
         config = ndi_config()
         os.environ["NDI_CONFIG_DIR"] = config
         try:
-            if args.mode == "check":
-                from synd.bridges.ndi import NdiOutput
-                result = {"available": NdiOutput.available()}
-            else:
-                result = {"cli": mode_cli, "content": mode_content,
-                          "reconnect": mode_reconnect}[args.mode](args, args.out)
+            result = work(args, args.out)
         finally:
             shutil.rmtree(config, ignore_errors=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=1, default=str))
     return 0 if "error" not in result else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

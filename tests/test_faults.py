@@ -501,18 +501,10 @@ def test_the_engine_publishes_through_a_sound_server_crash_and_hears_again(pulse
 def ndi_receiver_killed(args, out: Path) -> dict:
     """Inside the namespace: the engine feeds an NdiOutput; a receiver watches, is
     SIGKILLed mid-stream; the engine and sender are sampled for a while; a new receiver
-    then watches. Uses tests/ndi_driver.py's receiver, engine and snapshots."""
-    from ndi_driver import Receiver, make_engine, snapshot, start, stop, wait_connections
-    from synd.bridges.ndi import NdiOutput
+    then watches. Uses tests/ndi_driver.py's receiver, sender and snapshots."""
+    from ndi_driver import Receiver, snapshot, wait_connections, with_ndi_sender
 
-    ndi = NdiOutput(size=tuple(args.size), fps=args.fps, source_name=args.name)
-    engine, runners, source = make_engine(args, [ndi])
-    runner = runners[0]
-    phases: dict[str, dict] = {}
-    start(engine, runners, source)
-    try:
-        if not runner.wait_open(10):
-            return {"error": f"ndi output did not open: {runner.failed}"}
+    def scenario(ndi, engine, runner, phases) -> dict:
         first = Receiver(args.name, 600)  # would watch for ten minutes: it is killed
         if first.wait_event("frame", 60) is None:
             return {"error": "first receiver got no frame", "first": first.finish(5)}
@@ -526,16 +518,11 @@ def ndi_receiver_killed(args, out: Path) -> dict:
         phases["after"] = snapshot(engine, runner)
         second = Receiver(args.name, args.seconds)
         if second.wait_event("frame", 60) is None:
-            return {"error": "second receiver got no frame", "second": second.finish(5),
-                    "phases": phases}
+            return {"error": "second receiver got no frame", "second": second.finish(5)}
         second_result = second.finish(args.seconds + 30)
         phases["second_done"] = snapshot(engine, runner)
-    finally:
-        stop(engine, runners, source)
-    return {"first": first_result, "second": second_result, "phases": phases,
-            "ndi_stats": runner.stats(),
-            "engine": {"frames": engine.frames, "dropped": engine.dropped,
-                       "error": None if engine.error is None else str(engine.error)}}
+        return {"first": first_result, "second": second_result}
+    return with_ndi_sender(args, scenario)
 
 
 @pytest.mark.slow
@@ -725,9 +712,8 @@ def _ndi_main(argv: list[str] | None = None) -> int:
     """`python tests/test_faults.py receiver-killed --out DIR ...` inside a loopback-only
     network namespace (see tests/ndi_driver.py, whose arguments it takes)."""
     import argparse
-    import json
 
-    from ndi_driver import loopback_only, ndi_config
+    from ndi_driver import run_in_namespace
 
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["receiver-killed"])
@@ -739,20 +725,7 @@ def _ndi_main(argv: list[str] | None = None) -> int:
     p.add_argument("--detail", type=int, default=96)
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--gap", type=float, default=2.0, help="seconds watched after the kill")
-    args = p.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if (others := loopback_only()):
-        result = {"error": f"refusing to run NDI outside a loopback-only network namespace "
-                           f"(interfaces: {', '.join(others)})"}
-    else:
-        config = ndi_config()
-        os.environ["NDI_CONFIG_DIR"] = config
-        try:
-            result = ndi_receiver_killed(args, args.out)
-        finally:
-            shutil.rmtree(config, ignore_errors=True)
-    (args.out / "result.json").write_text(json.dumps(result, indent=1, default=str))
-    return 0 if "error" not in result else 1
+    return run_in_namespace(ndi_receiver_killed, p.parse_args(argv))
 
 
 if __name__ == "__main__":
