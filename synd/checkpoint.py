@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import struct
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from synd.files import atomic_write_bytes
+from synd.files import atomic_write_bytes, read_regular_file
 
 FORMAT = "synd-model"
 FORMAT_VERSION = 1
@@ -64,31 +63,13 @@ def _sniff_foreign(head: bytes) -> str | None:
 
 
 def _read_regular_file(path: Path, where: str) -> bytes:
-    """The bytes of `path`, refusing anything but a regular file.
-
-    Opened without blocking and checked before reading, so a FIFO or a device named like
-    a model (in a models folder, say) is an error instead of a hang or an endless read.
-    """
+    """`files.read_regular_file`, its errors as CheckpointError."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        return read_regular_file(path)
     except FileNotFoundError:
         raise CheckpointError(f"{where}: no such file") from None
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+    except (OSError, ValueError) as e:
         raise CheckpointError(f"{where}: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise CheckpointError(f"{where}: is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise CheckpointError(f"{where}: not a regular file (a pipe, socket or device)")
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as f:
-        try:
-            return f.read()
-        except OSError as e:
-            raise CheckpointError(f"{where}: {e.strerror or e}") from None
 
 
 def _json(raw: bytes | str, where: str, what: str):

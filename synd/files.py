@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -49,6 +50,37 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         raise
     fsync_folder(path.parent)
     return path
+
+
+def read_regular_file(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of `path` (at most `limit`), refusing anything but a regular file.
+
+    Opened without blocking and checked before reading, so a FIFO or a device named like
+    a model or preset is an error instead of a hang or an endless read. Raises OSError
+    (FileNotFoundError, PermissionError, ...) or ValueError (a directory, a pipe, socket
+    or device, a NUL byte in the name), each with a one-line reason.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ValueError("is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise ValueError("not a regular file (a pipe, socket or device)")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        return f.read() if limit is None else f.read(limit)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Make sure a written file's data is on disk (before a rename publishes it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_folder(folder: str | os.PathLike) -> None:

@@ -139,10 +139,10 @@ MAX_WILDCARDS = 8
 MAX_ADDRESS_LEN = 256
 #: Packets handled per wake-up before the timer gets a look-in (a flood cannot starve it).
 BATCH = 256
-#: Control surfaces that may subscribe at once (each costs a datagram per change).
 #: Replies to one packet: a sender whose address is forged (UDP) must not be able to turn
 #: a small query packet ("/*/*" matches every address) into a stream aimed at someone else.
 MAX_REPLIES = 16
+#: Control surfaces that may subscribe at once (each costs a datagram per change).
 MAX_SUBSCRIBERS = 8
 SUBSCRIBE_DEFAULT_S = 10.0
 SUBSCRIBE_MAX_S = 60.0

@@ -7,14 +7,13 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import os
-import stat
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from synd.checkpoint import shown_name
 from synd.features import FeatureConfig
+from synd.files import read_regular_file
 from synd.losses import LossWeights
 from synd.model import ModelConfig
 from synd.paths import is_plain_name, resolve, search_dirs
@@ -115,14 +114,9 @@ def read_preset_text(path: Path) -> str:
     """
     where = f"preset '{shown_name(path)}'"
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        data = read_regular_file(path, MAX_PRESET_BYTES + 1)
+    except (OSError, ValueError) as e:
         raise PresetError(f"{where}: {getattr(e, 'strerror', None) or e}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise PresetError(f"{where}: not a regular file")
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(MAX_PRESET_BYTES + 1)
     if len(data) > MAX_PRESET_BYTES:
         raise PresetError(f"{where}: too big for a preset (over {MAX_PRESET_BYTES} bytes)")
     try:

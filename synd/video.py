@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
-from synd.files import fsync_folder, remove_orphans
+from synd.files import fsync_file, fsync_folder, remove_orphans
 
 __all__ = [
     "CODECS",
@@ -476,7 +476,7 @@ class VideoWriter:
             container, self._container = self._container, None
             container.close()  # writes the trailer (MP4 index); may hit a full disk too
             self._check_tmp()
-            _fsync(self._tmp)
+            fsync_file(self._tmp)
             os.replace(self._tmp, self.path)
             self._tmp = None
             fsync_folder(self.path.parent)
@@ -582,15 +582,6 @@ def _prepare_audio(audio: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError("audio contains NaN or infinite samples")
     return np.ascontiguousarray(np.clip(arr, -1.0, 1.0))
-
-
-def _fsync(path: Path) -> None:
-    """Make sure the data is on disk before the rename publishes it."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- reading back ----------------------------------------------------------------------------
