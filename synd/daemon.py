@@ -132,16 +132,14 @@ def load_look(name: str):
     directory), and a preset that exists but is broken is reported as such."""
     from synd.bundle import load_model
     from synd.paths import resolve
-    from synd.presets import load_preset
-    from synd.render import model_look
+    from synd.render import model_look, resolve_look
 
     try:
         resolve("presets", name, ".toml", allow_paths=False)
     except (OSError, ValueError):  # no preset of that name: a model
         bundle = load_model(name, allow_paths=False)
         return bundle, model_look(bundle)
-    preset = load_preset(name, allow_paths=False)
-    return load_model(preset.model, allow_paths=False), preset.look
+    return resolve_look(name, None)  # the preset found above, and its model by name
 
 
 class Daemon:
@@ -410,10 +408,10 @@ class Daemon:
     def _paint_ms(self) -> float | None:
         """Median milliseconds the generator took over the last ~300 frames (a long run's
         log shows whether frame time drifts)."""
-        from synd.measure import median
+        from synd.measure import stage_ms
 
         seconds = list(self.engine.stage_s.get("generate", ()))
-        return median(seconds) * 1000.0 if seconds else None
+        return stage_ms({"generate": seconds})["generate"] if seconds else None
 
 
 class CpuMeter:

@@ -61,12 +61,6 @@ class LoadQueue:
                 _, (request, _done) = self._waiting.popitem(last=False)
             self._work(request)
 
-    @property
-    def pending(self) -> int:
-        """Requests waiting (not counting one being built)."""
-        with self._lock:
-            return len(self._waiting)
-
     def cancel(self) -> None:
         """Drop the waiting requests (a load being built still finishes)."""
         with self._lock:

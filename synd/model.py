@@ -220,8 +220,8 @@ def interleave_phases(x: torch.Tensor) -> torch.Tensor:
     """(B, 4C, H, W) phase-major (see `phase_weights`) -> (B, C, 2H, 2W).
 
     What `pixel_shuffle` does for channel-minor phases, written as stacks: ONNX Runtime
-    runs these as contiguous copies, about 3x faster than its DepthToSpace, which was 11%
-    of a frame at 256x256."""
+    runs these as copies, which took 0.63 ms of a 256x256 frame where its DepthToSpace
+    (what `pixel_shuffle` exports to) took 0.92 ms, 11% of the frame."""
     p00, p01, p10, p11 = x.chunk(4, dim=1)
     rows = [torch.stack(pair, dim=-1).flatten(-2) for pair in ((p00, p01), (p10, p11))]
     return torch.stack(rows, dim=-2).flatten(-3, -2)

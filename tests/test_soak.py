@@ -46,8 +46,8 @@ SOAK_S = float(os.environ.get("SYND_SOAK_S", "600"))
 WARMUP_S = min(180.0, SOAK_S / 3)
 FPS = 30
 #: From the minute after the warm-up to the last minute (medians, so that a sample taken
-#: while two models are loaded for a fade does not count): a leak of one 320x180 frame
-#: a second would pass 32 MiB in under 3 minutes.
+#: while two models are loaded for a fade does not count): a leak of one 320x180 RGB
+#: frame (170 kB) a second would add about 60 MiB over the 6 minutes between them.
 RSS_GROWTH_BOUND_MIB = 32.0
 DRIFT_FACTOR, DRIFT_SLACK_MS = 1.5, 3.0
 #: Ticks the clock may not account for: the first and the last, half-finished.
