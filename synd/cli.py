@@ -157,19 +157,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the starting picture (default 0)")
     _add_detail(p, "short side at which the pictures are painted before upscaling")
 
-    p = sub.add_parser("eval", help="measure how well the pictures see the sound",
+    p = sub.add_parser("eval", help="measure how well the pictures see the sound, for synd "
+                                    "or any other visualizer's video",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Render the frames (without encoding) for some audio and "
-                                   "measure: sound_r2 (the decoder reads the sound back), "
-                                   "probe_r2 (a fresh linear probe reads it from 16x16 "
-                                   "thumbnails), sync_corr/sync_lag_frames (onsets vs picture "
-                                   "change), colorfulness, and flicker_silence (movement on "
-                                   "digital silence). Use music the model was not trained on.",
+                       description="With songs: render the frames (without encoding) and "
+                                   "measure the model: sound_r2 (the decoder reads the sound "
+                                   "back), probe_r2, sync_corr/sync_lag_frames, colorfulness, "
+                                   "flicker_silence and silence_motion_de. Use music the model "
+                                   "was not trained on.\n\n"
+                                   "Then, for songs and for --video alike, the judge scores "
+                                   "what a viewer sees, from pictures and sound alone: "
+                                   "motion_de, swing_de, variety_de, spread_de (CIELAB "
+                                   "delta-E; 2.3 is just visible), tiling, onset_sync, "
+                                   "beat_sync, energy_sync, sound_de, sound_frac, flashes_max "
+                                   "and flash_hazard_s. The README explains each number.",
                        epilog="examples:\n"
                               "  synd eval song.flac\n"
                               "  synd eval --preset sharp ~/music/*.mp3 --json sharp.json "
-                              "--report sharp-report/")
-    p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO")
+                              "--report sharp-report/\n"
+                              "  synd eval --video projectm.mp4 --video synd.mp4 --audio "
+                              "song.flac --report side-by-side/")
+    p.add_argument("audio", nargs="*", type=Path, metavar="SONG",
+                   help="songs to render and measure (or give --video instead)")
+    p.add_argument("--video", action="append", type=Path, default=[], metavar="CLIP",
+                   help="score a video made by any program (repeat for side by side)")
+    p.add_argument("--audio", dest="video_audio", type=Path, metavar="SONG",
+                   help="with --video: the music the videos were made to (default: each "
+                        "video's own soundtrack)")
     _add_look_args(p)
     p.add_argument("--json", type=Path, metavar="OUT", help="write the numbers as one JSON object")
     p.add_argument("--report", type=Path, metavar="DIR",
@@ -475,6 +489,12 @@ def cmd_eval(args) -> int:
     from synd.evaluate import evaluate, print_summary, write_eval_report
     from synd.files import write_json
 
+    if args.video:
+        return _eval_videos(args)
+    if args.video_audio is not None:
+        raise ValueError("--audio goes with --video; songs to render are given without it")
+    if not args.audio:
+        raise ValueError("give songs to render and measure, or --video CLIP to score a video")
     bundle, look = _model_and_look(args)
     result, tracks = evaluate(bundle, look, args.audio, size=args.size, fps=args.fps,
                               seed=args.seed, detail=args.detail, progress=sys.stderr.isatty())
@@ -485,6 +505,23 @@ def cmd_eval(args) -> int:
         log.info("wrote %s", write_json(result, args.json))
     if args.report:
         log.info("wrote %s", write_eval_report(result, tracks, args.report, bundle, args.fps))
+    return 0
+
+
+def _eval_videos(args) -> int:
+    """`synd eval --video`: the judge's view of videos made by any program."""
+    from synd.evaluate import evaluate_videos, print_summary, write_video_report
+    from synd.files import write_json
+
+    if args.audio:
+        raise ValueError("give either songs to render or --video clips, not both")
+    result, judged = evaluate_videos(args.video, args.video_audio, progress=sys.stderr.isatty())
+    print(f"{len(judged)} video(s), {result['seconds']} s:")
+    print(print_summary(result))
+    if args.json:
+        log.info("wrote %s", write_json(result, args.json))
+    if args.report:
+        log.info("wrote %s", write_video_report(result, judged, args.report))
     return 0
 
 

@@ -1069,7 +1069,7 @@ def track_seed(corpus_seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(corpus_seed), int(index)]).generate_state(1, np.uint32)[0])
 
 
-def _write_audio(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+def write_audio(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     """Write (n, channels) float samples as FLAC or WAV (by extension), atomically."""
     suffix = path.suffix.lower()
     if suffix not in (".flac", ".wav"):
@@ -1142,7 +1142,7 @@ def write_corpus(
         s = track_seed(seed, i)
         audio, info = _render(s, duration, sample_rate)
         path = out / f"track_{i:03d}.{fmt}"
-        _write_audio(path, audio, sample_rate)
+        write_audio(path, audio, sample_rate)
         paths.append(path)
         tracks.append({"file": path.name, "seed": s, "duration": audio.shape[0] / sample_rate, **info})
         if log is not None:
@@ -1183,7 +1183,7 @@ def demo_clip(path: str | os.PathLike[str], duration: float = 20.0, seed: int = 
     audio, _ = _render(int(seed), float(duration), int(sample_rate), style=style, script=_DEMO_SCRIPT)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_audio(out, audio, int(sample_rate))
+    write_audio(out, audio, int(sample_rate))
     return out
 
 

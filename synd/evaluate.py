@@ -14,7 +14,13 @@ generation size of `--size`, with the preset's look) but are not encoded. From t
   weighted by length), and its lag (positive: the picture moves after the sound).
 * ``colorfulness``: Hasler-Suesstrunk colourfulness, median over all frames.
 * ``flicker_silence``: mean absolute frame-to-frame change (0-1 scale) over 5 s of
-  digital silence, after 1 s of silence to settle from the starting picture.
+  digital silence, after 1 s of silence to settle from the starting picture;
+  ``silence_motion_de`` the judge's motion (delta-E per frame) over the same frames.
+
+Then the judge (`synd.judge`) scores what a viewer sees, from the frames and the
+sound alone, as it scores any other visualizer's video (`evaluate_videos`): motion_de,
+swing_de, variety_de, spread_de, tiling, onset_sync, beat_sync, energy_sync, sound_de,
+sound_frac, flashes_max and flash_hazard_s, against `LOOK_TARGETS`.
 
 Frames are processed as they are made, so memory does not grow with the audio's length.
 """
@@ -27,8 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+from synd.audio import load_audio
 from synd.bundle import ModelBundle
 from synd.frameloop import to_rgb_uint8
+from synd.judge import JUDGE_KEYS, JUDGE_RATE, MIN_SECONDS, Judge, JudgedTrack, combine, judge_video, silence_motion
 from synd.listen import decode_pictures
 from synd.metrics import r2_score
 from synd.presets import Look
@@ -54,6 +62,22 @@ TARGETS = {
     "flicker_silence": f"<= {1 / 255:.5f}",
 }
 
+#: What a look should reach on music it never heard, as the judge scores it: as rich and
+#: alive as MilkDrop, never strobing, and driven by the music rather than a clock.
+LOOK_TARGETS = {
+    "motion_de": "1.5 .. 8",
+    "swing_de": ">= 30",
+    "variety_de": ">= 25",
+    "spread_de": ">= 15",
+    "tiling": "<= 0.4",
+    "beat_sync": ">= 0.6",
+    "energy_sync": ">= 0.3",
+    "sound_de": ">= 15",
+    "sound_frac": ">= 0.4",
+    "flash_hazard_s": "<= 0",
+    "silence_motion_de": "<= 0.5",
+}
+
 
 @dataclass
 class TrackEval:
@@ -69,14 +93,21 @@ class TrackEval:
     colour: np.ndarray      # (n,) colourfulness
     samples: list[np.ndarray] = field(default_factory=list)  # frames for a contact sheet
     sample_times: list[float] = field(default_factory=list)
+    judged: JudgedTrack | None = None  # the judge's view, when the sound was given
 
 
 def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple[int, int],
                    name: str = "", seed: int = 0, detail: int = GENERATION_SHORT_SIDE,
-                   fps: float = 30.0, progress=None) -> TrackEval:
-    """Run one track's raw features (n, F) through the frame loop and measure every frame."""
+                   fps: float = 30.0, progress=None, sound: np.ndarray | None = None) -> TrackEval:
+    """Run one track's raw features (n, F) through the frame loop and measure every frame.
+
+    With `sound` (the track's mono samples at `synd.judge.JUDGE_RATE`) the judge scores
+    the frames too, if the track is long enough for it (`synd.judge.MIN_SECONDS`).
+    """
     loop = render_loop(bundle, look, size, seed, detail)
     n = len(raw)
+    judge = (Judge(fps, expected_frames=n, name=name)
+             if sound is not None and n >= MIN_SECONDS * fps else None)
     sample_at = set(np.linspace(n * 0.1, n - 1, SHEET_FRAMES).astype(int).tolist()) if n else set()
     given, thumbs, change, colour = [], [], [], []
     samples, sample_times = [], []
@@ -102,6 +133,8 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
             rgb = to_rgb_uint8(loop.step(row))
             given.append(loop.given.cpu().numpy())
             batch.append(rgb)
+            if judge is not None:
+                judge.add(rgb)
             if i in sample_at:
                 samples.append(rgb)
                 sample_times.append(i / fps)
@@ -117,12 +150,19 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
     return TrackEval(name=name, given=np.asarray(given), decoded=decoded,
                      normalised=bundle.stats.normalize(raw), thumbs=np.concatenate(thumbs),
                      onset=np.asarray(onset, np.float64), change=np.concatenate(change),
-                     colour=np.concatenate(colour), samples=samples, sample_times=sample_times)
+                     colour=np.concatenate(colour), samples=samples, sample_times=sample_times,
+                     judged=judge.score(sound) if judge is not None else None)
 
 
 def silence_flicker(bundle: ModelBundle, look: Look, size: tuple[int, int], fps: float,
                     seed: int = 0, detail: int = GENERATION_SHORT_SIDE) -> float:
     """Mean frame-to-frame change over `SILENCE_SECONDS` of digital silence (0-1 scale)."""
+    return flicker(_silence_frames(bundle, look, size, fps, seed, detail))
+
+
+def _silence_frames(bundle: ModelBundle, look: Look, size: tuple[int, int], fps: float,
+                    seed: int = 0, detail: int = GENERATION_SHORT_SIDE) -> list[np.ndarray]:
+    """The frames painted over `SILENCE_SECONDS` of digital silence, after settling."""
     from synd.features import FeatureExtractor
 
     cfg = replace(bundle.features, fps=fps)
@@ -131,11 +171,12 @@ def silence_flicker(bundle: ModelBundle, look: Look, size: tuple[int, int], fps:
     loop = render_loop(bundle, look, size, seed, detail)
     settle = int(round(SETTLE_SECONDS * fps))
     frames = [to_rgb_uint8(loop.step(row)) for row in raw]
-    return flicker(frames[settle:])
+    return frames[settle:]
 
 
 def summarize(tracks: list[TrackEval], flicker_silence: float, fps: float) -> dict:
-    """The metrics over all tracks; see the module docstring."""
+    """The model's metrics over all tracks (the judge's are added by `evaluate`); see the
+    module docstring."""
     if not tracks or all(len(t.given) <= WARMUP_FRAMES for t in tracks):
         raise ValueError("the audio is too short to evaluate (need more than "
                          f"{WARMUP_FRAMES / fps:.2f} s)")
@@ -168,27 +209,72 @@ def evaluate(bundle: ModelBundle, look: Look, files: list[Path], size: tuple[int
     from tqdm import tqdm
 
     raws = [song_features(f, bundle, fps) for f in files]
+    sounds = [load_audio(f, JUDGE_RATE) for f in files]
     bar = tqdm(total=sum(len(r) for r in raws), unit="frame", desc="eval", disable=not progress,
                dynamic_ncols=True)
     try:
         tracks = [evaluate_track(bundle, look, raw, size, name=f.name, seed=seed, detail=detail,
-                                 fps=fps, progress=bar) for f, raw in zip(files, raws)]
+                                 fps=fps, progress=bar, sound=sound)
+                  for f, raw, sound in zip(files, raws, sounds)]
     finally:
         bar.close()
-    result = summarize(tracks, silence_flicker(bundle, look, size, fps, seed, detail), fps)
+    silence = _silence_frames(bundle, look, size, fps, seed, detail)
+    result = summarize(tracks, flicker(silence), fps)
+    judged = [t.judged for t in tracks if t.judged is not None]
+    if not judged:
+        log.warning("every track is shorter than %g s: the judge scores nothing", MIN_SECONDS)
+    result.update(combine(judged) if judged else dict.fromkeys(JUDGE_KEYS))
+    result["silence_motion_de"] = round(silence_motion(silence, fps), 4)
     gw, gh = generation_size(*size, short=detail)
     result.update(
         model=bundle.name, files=[str(f) for f in files],
         seconds=round(sum(len(t.given) for t in tracks) / fps, 1),
         size=f"{size[0]}x{size[1]}", painted_at=f"{gw}x{gh}", fps=fps,
         tracks={t.name: {"frames": len(t.given),
-                         "colorfulness": round(float(np.median(t.colour)), 2)} for t in tracks},
-        targets=dict(TARGETS),
+                         "colorfulness": round(float(np.median(t.colour)), 2),
+                         **(t.judged.numbers if t.judged else {})} for t in tracks},
     )
+    _add_targets(result, {**TARGETS, **LOOK_TARGETS})
+    return result, tracks
+
+
+def _add_targets(result: dict, targets: dict) -> None:
+    """The targets that apply to `result`, and whether each passed."""
     from synd.report import check_target
 
-    result["passed"] = {k: check_target(result[k], v) for k, v in TARGETS.items()}
-    return result, tracks
+    result["targets"] = {k: v for k, v in targets.items() if k in result}
+    result["passed"] = {k: check_target(result[k], v) for k, v in result["targets"].items()}
+
+
+def evaluate_videos(videos: list[Path], audio: Path | None = None, progress: bool = True
+                    ) -> tuple[dict, list[JudgedTrack]]:
+    """The judge's view of videos made by any program (see `synd.judge`).
+
+    Each video is scored with its own soundtrack, or with `audio` when given (the song a
+    capture was made to). Returns (result with the judge's keys at the top level, over
+    all videos, and per video under ``tracks``; the judged tracks).
+    """
+    from tqdm import tqdm
+
+    from synd.video import read_video_info
+
+    judged = []
+    for video in videos:
+        try:
+            frames = read_video_info(video).get("n_frames") or None
+        except Exception:  # judge_video says what is wrong with it, in one line
+            frames = None
+        with tqdm(total=frames, unit="frame", desc=video.name[:30], disable=not progress,
+                  dynamic_ncols=True) as bar:
+            judged.append(judge_video(video, audio, progress=bar))
+    result = combine(judged)
+    result.update(
+        videos=[str(v) for v in videos], audio=str(audio) if audio else None,
+        seconds=round(sum(t.frames / t.fps for t in judged), 1),
+        tracks={t.name: {"frames": t.frames, "fps": t.fps, **t.numbers} for t in judged},
+    )
+    _add_targets(result, LOOK_TARGETS)
+    return result, judged
 
 
 def write_eval_report(result: dict, tracks: list[TrackEval], out_dir: Path, bundle: ModelBundle,
@@ -209,16 +295,47 @@ def write_eval_report(result: dict, tracks: list[TrackEval], out_dir: Path, bund
         fps=fps, title=f"synd eval: {bundle.name}",
         notes=[f"{len(tracks)} track(s), {result['seconds']} s, painted at {result['painted_at']} "
                f"for {result['size']} at {fps:g} fps", *[t.name for t in tracks]],
+        judged=[t.judged for t in tracks if t.judged is not None],
     )
-    shown = {k: v for k, v in result.items() if k not in ("sync_curve", "tracks", "files", "passed")}
-    return write_report(out_dir, shown, data)
+    return write_report(out_dir, _shown(result), data)
+
+
+def write_video_report(result: dict, judged: list[JudgedTrack], out_dir: Path) -> Path:
+    """The HTML report of `evaluate_videos`: the numbers, a motion/onset plot and a
+    contact sheet for each video."""
+    from synd.report import ReportData, write_report
+
+    data = ReportData(title="synd eval: " + ", ".join(t.name for t in judged),
+                      notes=[f"{len(judged)} video(s), {result['seconds']} s"
+                             + (f", scored with the sound of {result['audio']}"
+                                if result.get("audio") else ", each with its own soundtrack")],
+                      judged=judged, fps=judged[0].fps)
+    return write_report(out_dir, _shown(result), data)
+
+
+def _shown(result: dict) -> dict:
+    """The result's numbers for the report's table (lists and per-track details left out)."""
+    return {k: v for k, v in result.items()
+            if k not in ("sync_curve", "tracks", "files", "videos", "passed")}
 
 
 def print_summary(result: dict) -> str:
-    """A small text table of the metrics with their targets and pass/miss."""
-    lines = []
-    for key, target in result["targets"].items():
-        ok = result["passed"].get(key)
-        mark = "ok  " if ok else "miss" if ok is False else "n/a "
-        lines.append(f"  {mark} {key:<16} {result[key]!s:>10}   target {target}")
+    """A text table of the numbers, with targets and pass/miss; one column per track too
+    when there are several (side by side)."""
+    keys = [k for k in (*TARGETS, *JUDGE_KEYS, "silence_motion_de") if k in result]
+    tracks = result.get("tracks") or {}
+    side = list(tracks) if len(tracks) > 1 else []
+    head = f"  {'':4} {'':<17} {'all':>10}" + "".join(f" {n[:12]:>12}" for n in side)
+    lines = [head + "   target"] if side else []
+    for key in keys:
+        ok = result.get("passed", {}).get(key)
+        mark = "ok  " if ok else "miss" if ok is False else "    "
+        target = result.get("targets", {}).get(key)
+        cells = "".join(f" {_cell(tracks[n].get(key)):>12}" for n in side)
+        lines.append(f"  {mark} {key:<17} {_cell(result[key]):>10}{cells}"
+                     + (f"   target {target}" if target is not None else ""))
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -16,6 +16,8 @@ Values per frame (all computed in float64, returned as float32), in this order:
     ``fmin`` and ``fmax`` (every filter covers at least one FFT bin);
   - ``fft``: ``log(P + 1e-10)`` of the mean power in ``bands`` bands of equal width in
     Hz between ``fmin`` and ``fmax``;
+  - ``log``: the same for bands of equal width in log frequency (octave-like bands, as
+    the ear hears them; needs ``fmin > 0``);
   - ``wave``: the window (without Hann weighting) cut into ``bands`` consecutive
     segments of (nearly) equal length, each replaced by its mean: a coarse waveform.
 * ``loudness`` (optional): ``10 * log10(mean(window**2) + 1e-10)``, the RMS level in dB.
@@ -51,7 +53,7 @@ __all__ = [
     "KINDS",
 ]
 
-KINDS = ("mel", "fft", "wave")
+KINDS = ("mel", "fft", "log", "wave")
 _EPS = 1e-10
 # Frames computed per batch in `offline`: bounds the temporary window/spectrum arrays
 # (about 2 x 16 MB at n_fft=2048) whatever the length of the song.
@@ -96,6 +98,8 @@ class FeatureConfig:
             raise bad("bands", f"must be <= n_fft ({self.n_fft}) for kind 'wave'")
         if not is_num(self.fmin) or not math.isfinite(self.fmin) or self.fmin < 0:
             raise bad("fmin", "must be a finite number >= 0")
+        if self.kind == "log" and self.fmin <= 0:
+            raise bad("fmin", "must be more than 0 for kind 'log'")
         nyquist = self.sample_rate / 2
         if not is_num(self.fmax) or not (self.fmin < self.fmax <= nyquist):
             raise bad("fmax", f"must be > fmin ({self.fmin}) and <= sample_rate / 2 ({nyquist:g})")
@@ -178,9 +182,11 @@ def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
 
 
 def linear_bands(cfg: FeatureConfig) -> np.ndarray:
-    """Averaging matrix (bands, n_fft // 2 + 1) for equal-width bands fmin..fmax."""
+    """Averaging matrix (bands, n_fft // 2 + 1) for bands fmin..fmax of equal width: in Hz,
+    or in log frequency for kind ``log``."""
     bin_hz = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate)
-    edges = np.linspace(cfg.fmin, cfg.fmax, cfg.bands + 1)
+    spacing = np.geomspace if cfg.kind == "log" else np.linspace
+    edges = spacing(cfg.fmin, cfg.fmax, cfg.bands + 1)
     inside = (bin_hz >= edges[:-1, None]) & (bin_hz < edges[1:, None])
     inside[-1] |= bin_hz == edges[-1]  # fmax belongs to the last band
     weights = inside.astype(np.float64)
@@ -196,7 +202,7 @@ class _Kernel:
         self.cfg = cfg
         self.hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)  # periodic Hann
         self.mel = mel_filterbank(cfg)
-        self.fft = linear_bands(cfg) if cfg.kind == "fft" else None
+        self.fft = linear_bands(cfg) if cfg.kind in ("fft", "log") else None
         self.need_spectrum = cfg.kind != "wave" or cfg.onset
         self.need_mel = cfg.kind == "mel" or cfg.onset
         # Segment boundaries for `wave` (reduceat wants the start of each segment).
@@ -235,7 +241,7 @@ def _frame_features(kern: _Kernel, windows: np.ndarray, lagged: np.ndarray) -> n
             logmel = np.log(power @ kern.mel.T + _EPS)
     if cfg.kind == "mel":
         out[:, : cfg.bands] = logmel
-    elif cfg.kind == "fft":
+    elif kern.fft is not None:
         out[:, : cfg.bands] = np.log(power @ kern.fft.T + _EPS)
     else:
         sums = np.add.reduceat(windows, kern.wave_starts, axis=1)

@@ -36,6 +36,8 @@ __all__ = [
     "to_unit_float",
     "thumbnails",
     "probe_r2",
+    "probe_predictions",
+    "pearson",
     "frame_change",
     "sync",
     "sync_lags",
@@ -266,6 +268,16 @@ def probe_r2(tracks: list[tuple[np.ndarray, np.ndarray]]) -> float:
     worse. Deterministic. Raises ValueError for tracks shorter than 8 frames, mismatched
     widths, non-finite values, or test targets that do not vary.
     """
+    return r2_score(*probe_predictions(tracks))
+
+
+def probe_predictions(tracks: list[tuple[np.ndarray, np.ndarray]]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The probe of `probe_r2`, returned as (pooled test targets, their predictions).
+
+    Same split, strength choice and refit as `probe_r2`, for scores other than R^2 (the
+    judge's explained variance per picture cell, for one). Same errors.
+    """
     s = _probe_split(_check_tracks(tracks))
     inner = _RidgePath(s["x_fit"], s["y_fit"])
     errors = [float(((inner.predict(s["x_val"], a) - s["y_val"]) ** 2).sum())
@@ -274,7 +286,7 @@ def probe_r2(tracks: list[tuple[np.ndarray, np.ndarray]]) -> float:
     full = _RidgePath(s["x_train"], s["y_train"])
     # The chosen strength is relative to the Gram scale, which grows with the frame count.
     alpha = _ALPHA_GRID[best] * max(full.scale, 1e-12)
-    return r2_score(s["y_test"], full.predict(s["x_test"], alpha))
+    return s["y_test"], full.predict(s["x_test"], alpha)
 
 
 # ----------------------------------------------------------------------------- change and sync
@@ -309,7 +321,8 @@ def sync_lags(max_lag: int = 15) -> np.ndarray:
     return np.arange(-int(max_lag), int(max_lag) + 1)
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two equal-length series; 0 where either is constant."""
     x = x - x.mean()
     y = y - y.mean()
     den = np.sqrt((x * x).sum() * (y * y).sum())
@@ -352,8 +365,8 @@ def sync(onset: np.ndarray, change: np.ndarray, max_lag: int = 15
         raise ValueError("onset and change must be finite")
     o = onset[1:]  # onset[t] for t = 1 .. n-1, aligned with change[t]
     lags = sync_lags(max_lag)
-    curve = np.array([_pearson(o[:m - k], change[k:]) if k >= 0 else
-                      _pearson(o[-k:], change[:m + k]) for k in lags])
+    curve = np.array([pearson(o[:m - k], change[k:]) if k >= 0 else
+                      pearson(o[-k:], change[:m + k]) for k in lags])
     # Peak: the largest correlation; among (near-)equals the lag closest to 0.
     order = sorted(range(len(lags)), key=lambda i: (-round(curve[i], 12), abs(lags[i]), lags[i]))
     best = order[0]

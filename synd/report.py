@@ -10,7 +10,10 @@
   target vs read-back;
 * ``contact_sheet.png``: sample frames (via `synd.sheets`);
 * ``sync_curve.png``: onset/frame-change correlation against lag, peak marked;
-* ``sync_time.png``: onset envelope and frame change over a short stretch.
+* ``sync_time.png``: onset envelope and frame change over a short stretch;
+* per judged clip ``k`` (`synd.judge`): its numbers, ``judge_motion_k.png`` (the
+  picture's motion against the sound's onsets and the flash count over the whole clip)
+  and ``judge_sheet_k.png`` (frames spread over the clip).
 
 A plot is left out (and not referenced) when `ReportData` lacks its data. PNGs are
 written first, each atomically, and index.html last through a temporary file and a
@@ -61,6 +64,7 @@ class ReportData:
     * ``fps``: frames per second, to label time axes in seconds and lags in milliseconds.
     * ``title``: the page heading; ``notes``: extra lines shown under it (e.g. model and
       audio names).
+    * ``judged``: `synd.judge.JudgedTrack` objects, one section each.
     """
 
     targets: np.ndarray | None = None
@@ -75,9 +79,21 @@ class ReportData:
     fps: float = 30.0
     title: str = "synd eval"
     notes: list[str] = field(default_factory=list)
+    judged: list[Any] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- targets
+
+
+def _range(target: Any) -> tuple[float, float] | None:
+    """``"lo .. hi"`` as (lo, hi); None for any other form."""
+    if not (isinstance(target, str) and ".." in target):
+        return None
+    lo, _, hi = target.partition("..")
+    try:
+        return float(lo), float(hi)
+    except ValueError:
+        raise ValueError(f"target {target!r}: expected 'low .. high' with two numbers") from None
 
 
 def parse_target(target: Any) -> tuple[str, float]:
@@ -86,7 +102,12 @@ def parse_target(target: Any) -> tuple[str, float]:
     Accepted forms: a number ``x`` (meaning ``>= x``, higher is better), a string such as
     ``"<= 0.02"`` or ``">=0.5"``, or a pair ``["<=", 0.02]``. Operators: >=, <=, >, <.
     A string may start with ``|x|`` (``"|x| <= 1"``): the value's magnitude is compared.
+    A range ``"1.5 .. 8"`` (both ends included) is returned as ``(">=", low)``; use
+    `check_target` to test it.
     """
+    bounds = _range(target)
+    if bounds is not None:
+        return ">=", bounds[0]
     if isinstance(target, str) and target.strip().startswith(_ABS):
         return parse_target(target.strip()[len(_ABS):])
     if isinstance(target, numbers.Real) and not isinstance(target, bool):
@@ -114,6 +135,9 @@ def check_target(value: Any, target: Any) -> bool | None:
     op, limit = parse_target(target)
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
         return None
+    bounds = _range(target)
+    if bounds is not None:
+        return bounds[0] <= value <= bounds[1]
     if isinstance(target, str) and target.strip().startswith(_ABS):
         value = abs(value)
     return {">=": value >= limit, "<=": value <= limit, ">": value > limit, "<": value < limit}[op]
@@ -315,6 +339,63 @@ def _plot_sync(out: Path, data: ReportData) -> list[tuple[str, str]]:
     return files
 
 
+def _plot_judged(out: Path, k: int, track: Any) -> str:
+    """Motion against onsets, and the flash count, over one judged clip; the file name."""
+    fps = track.fps
+    n = track.frames
+    time = np.arange(n) / fps
+    smooth = max(1, int(round(0.2 * fps)))
+    kernel = np.ones(smooth) / smooth
+    fig = _figure((11, 4.2))
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    onset = np.convolve(np.asarray(track.onset[:n], np.float64), kernel, mode="same")
+    scale = float(np.percentile(onset, 99)) or 1.0
+    motion = np.asarray(track.motion[:n], np.float64)
+    top.plot(time, motion, lw=0.8, color="tab:green", label="motion (delta-E per frame)")
+    top.set_ylabel("motion (delta-E)")
+    settled = motion[int(2 * fps):] if n > 4 * fps else motion  # the first frames may jump
+    if len(settled) and np.isfinite(settled).all():
+        top.set_ylim(0, max(5.0, 1.15 * float(settled.max())))
+    top.axhline(2.3, color="grey", lw=0.6, ls=":")
+    twin = top.twinx()
+    twin.plot(time, onset / scale, lw=0.8, color="black", alpha=0.6, label="onsets (0.2 s)")
+    twin.set_ylabel("onset envelope (scaled)")
+    twin.set_ylim(bottom=0)
+    top.set_title(_mpl_text(f"{track.name}: motion against the sound's onsets"))
+    handles = top.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    top.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=8)
+    flashes = np.asarray(track.flashes[:n], np.float64)
+    bottom.plot(np.arange(len(flashes)) / fps, flashes, lw=0.8, color="tab:red")
+    bottom.axhline(3, color="tab:red", lw=0.6, ls=":")
+    bottom.set_ylabel("flashes / s")
+    bottom.set_xlabel("time (s)")
+    name = f"judge_motion_{k}.png"
+    _save(fig, out / name)
+    return name
+
+
+def _judged_sections(out: Path, data: ReportData, targets: dict) -> list[tuple[str, list[str]]]:
+    sections = []
+    for k, track in enumerate(data.judged):
+        body = ["<table><tr><th>number</th><th>value</th><th>target</th><th></th></tr>",
+                *_metric_rows(dict(track.numbers), {key: v for key, v in targets.items()
+                                                    if key in track.numbers}), "</table>"]
+        body.append(_figure_html(_plot_judged(out, k, track),
+                                 "Motion per frame (green; the dotted line is the smallest "
+                                 "difference a viewer notices) against the sound's onsets "
+                                 "(black), and the flash count (red; more than 3 is a hazard)."))
+        if track.sheet:
+            from synd.sheets import save_contact_sheet
+
+            name = f"judge_sheet_{k}.png"
+            save_contact_sheet(track.sheet, out / name, columns=min(4, len(track.sheet)),
+                               labels=[f"{t:.1f} s" for t in track.sheet_times])
+            body.append(_figure_html(name, f"{len(track.sheet)} frames spread over the clip."))
+        sections.append((f"What a viewer sees: {track.name}"
+                         f" ({track.frames / track.fps:.1f} s)", body))
+    return sections
+
+
 # ----------------------------------------------------------------------------- html
 
 
@@ -350,7 +431,8 @@ def _metric_rows(result: dict, targets: dict) -> list[str]:
             ok = check_target(value, targets[name])
             verdict = {True: '<td class="pass">pass</td>', False: '<td class="miss">miss</td>',
                        None: "<td>n/a</td>"}[ok]
-            cells += f'<td class="num">{e(f"{op} {limit:g}")}</td>{verdict}'
+            shown = targets[name] if _range(targets[name]) else f"{op} {limit:g}"
+            cells += f'<td class="num">{e(shown)}</td>{verdict}'
         else:
             cells += "<td></td><td></td>"
         rows.append(f"<tr><th>{e(str(name))}</th>{cells}</tr>")
@@ -460,6 +542,7 @@ def write_report(out_dir: str | os.PathLike, result: dict,
         sections.append(("Is the picture in time with the sound?",
                          [_figure_html(src, cap) for src, cap in sync_figures]))
 
+    sections += _judged_sections(out, data, targets)
     index = out / "index.html"
     atomic_write_bytes(index, _html(result, data, sections).encode("utf-8"))
     return index

@@ -646,6 +646,7 @@ def read_video_info(path: str | os.PathLike[str]) -> dict[str, Any]:
 def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
     """Decode the first video stream of ``path`` into (height, width, 3) uint8 RGB frames."""
     with av.open(str(path)) as container:
+        container.streams.video[0].thread_type = "AUTO"  # frame threads: ~2x on 2 cores
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
 
