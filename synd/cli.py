@@ -87,6 +87,21 @@ def _add_detail(p: argparse.ArgumentParser, what: str) -> None:
                         "and slower)")
 
 
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "true", "1", "yes"):
+        return True
+    if text.lower() in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"choose on or off, not {text!r}")
+
+
+def _add_flash_guard(p: argparse.ArgumentParser, default: bool | None) -> None:
+    p.add_argument("--flash-guard", dest="flash_guard", type=_on_off, default=default,
+                   metavar="on|off",
+                   help="never more than 3 flashes a second over a quarter of the screen "
+                        "(ITU-R BT.1702; default on; off warns: a seizure risk)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synd", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -156,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive(float), help="render only this many seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting picture (default 0)")
     _add_detail(p, "short side at which the pictures are painted before upscaling")
+    _add_flash_guard(p, True)
 
     p = sub.add_parser("eval", help="measure how well the pictures see the sound, for synd "
                                     "or any other visualizer's video",
@@ -193,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=_positive(float), default=30.0, help="frames per second (default 30)")
     p.add_argument("--seed", type=int, default=0)
     _add_detail(p, "short side at which the pictures are painted")
+    _add_flash_guard(p, True)
 
     p = sub.add_parser("listen", help="hear the sound the pictures carry (video or images -> WAV)",
                        description="Read the sound features back from a video's frames (or a "
@@ -303,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send state back to this MIDI output (controller LEDs; virtual: a port)")
     p.add_argument("--mix", choices=["image", "weights"],
                    help="how the crossfader blends two models: pictures or weights")
+    _add_flash_guard(p, None)  # None: the config's [run] flash_guard
     p.add_argument("--tray", action="store_true", default=None,
                    help="show a tray icon and a control window (with the picture; the "
                         "default outputs then leave out the preview window)")
@@ -469,7 +487,11 @@ def cmd_render(args) -> int:
         args.output.mkdir(parents=True, exist_ok=True)
     options = RenderOptions(size=args.size, fps=args.fps, codec=args.codec, crf=args.crf,
                             speed=args.speed, start=args.start, duration=args.duration,
-                            seed=args.seed, detail=args.detail, progress=sys.stderr.isatty())
+                            seed=args.seed, detail=args.detail, progress=sys.stderr.isatty(),
+                            flash_guard=args.flash_guard)
+    if not args.flash_guard:
+        log.warning("flash guard off: the video may flash more than 3 times a second, a "
+                    "seizure risk for some viewers")
     failed = 0
     for song, out in zip(args.songs, outs):
         try:
@@ -478,8 +500,10 @@ def cmd_render(args) -> int:
             print(f"synd: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        log.info("wrote %s (%d frames, %.1f s, %.2fx real time)", result.path, result.frames,
-                 result.seconds_of_audio, result.speed)
+        log.info("wrote %s (%d frames, %.1f s, %.2fx real time%s)", result.path, result.frames,
+                 result.seconds_of_audio, result.speed,
+                 f", {result.guarded_frames} frames limited by the flash guard"
+                 if result.guarded_frames else "")
     if failed and len(outs) > 1:
         log.info("%d of %d songs failed", failed, len(outs))
     return 1 if failed else 0
@@ -497,7 +521,8 @@ def cmd_eval(args) -> int:
         raise ValueError("give songs to render and measure, or --video CLIP to score a video")
     bundle, look = _model_and_look(args)
     result, tracks = evaluate(bundle, look, args.audio, size=args.size, fps=args.fps,
-                              seed=args.seed, detail=args.detail, progress=sys.stderr.isatty())
+                              seed=args.seed, detail=args.detail, progress=sys.stderr.isatty(),
+                              flash_guard=args.flash_guard)
     print(f"{bundle.name} on {len(tracks)} track(s), {result['seconds']} s "
           f"(painted at {result['painted_at']}):")
     print(print_summary(result))
@@ -548,7 +573,8 @@ def cmd_run(args) -> int:
     flags = {k: getattr(args, k) for k in ("input", "play", "loop", "output", "fps", "size",
                                              "delay_ms", "ndi_name", "osc", "osc_remote", "osc_allow",
                                              "osc_feedback", "mix", "midi", "midi_api", "midi_map",
-                                             "midi_feedback", "tray") if getattr(args, k) is not None}
+                                             "midi_feedback", "tray", "flash_guard")
+             if getattr(args, k) is not None}
     config = apply_overrides(config, [f"{k}={_toml(v)}" for k, v in flags.items()])
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
 

@@ -53,6 +53,7 @@ class RunConfig:
     midi_map: str = ""       # mapping file (empty: ~/.config/synd/midi.toml, else the shipped one)
     midi_feedback: str = ""  # output port name part (or "virtual") for controller LEDs; empty: none
     tray: bool = False       # a tray icon and control window (the window has the preview)
+    flash_guard: bool = True  # never more than 3 flashes a second (off: a warning at start)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ Presets and models: `select_preset("name" | "next" | "previous" | "random")` loa
 preset into the slot that is not showing and crossfades to it over `transition_time`;
 `load(slot, name)` puts a model or preset into slot "a" or "b" without fading;
 `fade(target, seconds)` moves the crossfader; `cut()` switches to the other slot at the
-next beat. `set_output(name, enabled)` pauses or resumes an output. `set_input(name)`
+next beat. `set_output(name, enabled)` pauses or resumes an output.
+`set_flash_guard(on)` turns the flash guard (`synd.flash.FlashGuard`) on or off. `set_input(name)`
 switches the audio input to one of `inputs()` (devices only: a control surface cannot make
 synd open a file).
 
@@ -179,6 +180,13 @@ class Controller:
         self._emit("changed", name, on)
         return on
 
+    def set_flash_guard(self, on: bool) -> bool:
+        """Turn the flash guard on (the default) or off; returns the new state."""
+        on = bool(on)
+        self.engine.set_flash_guard(on)
+        self._emit("changed", "flash_guard", on)
+        return on
+
     def select_preset(self, which: str) -> str:
         """Show preset `which` (a name, "next", "previous" or "random"), crossfading to it
         over `transition_time`; returns the preset's name."""
@@ -322,7 +330,9 @@ class Controller:
             preset = self.preset
         engine = self.engine.mix_state()
         values["crossfade"] = engine["crossfade"]
+        guard = getattr(self.engine, "guard", None)
         return {**values, **triggers, "preset": preset, "model/a": engine["a"],
                 "model/b": engine["b"], "mix": engine["mix"],
+                "flash_guard": bool(guard.enabled) if guard is not None else True,
                 "input": getattr(getattr(self.engine, "source", None), "description", None),
                 **{f"output/{r.name}": r.enabled for r in self.engine.outputs}}

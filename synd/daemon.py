@@ -191,7 +191,7 @@ class Daemon:
         self.engine = Engine(bundle, look, source, self.outputs,
                              EngineOptions(fps=fps, size=size, detail=run.detail,
                                            delay_ms=run.delay_ms, runtime=run.runtime,
-                                           mix=run.mix),
+                                           mix=run.mix, flash_guard=run.flash_guard),
                              model_name=model or preset or config.preset)
         def load(name: str):
             found, found_look = load_look(name)
@@ -302,6 +302,9 @@ class Daemon:
         log.info("frame rate: %g fps%s", self.engine.options.fps,
                  f", visuals delayed {self.engine.options.delay_ms:g} ms"
                  if self.engine.options.delay_ms else "")
+        if not self.engine.guard.enabled:
+            log.warning("flash guard off: the pictures may flash more than 3 times a second, "
+                        "a seizure risk for some viewers")
         self.source.start()
         main_thread_output = None
         for runner in self.outputs:
@@ -398,12 +401,13 @@ class Daemon:
             s = self.status() | {"cpu_percent": meter.percent()}
             latency, paint = s["latency_ms_median"], self._paint_ms()
             log.info("status: %.1f fps (target %g), %d frames, %d dropped, latency %s, "
-                     "painting %s, audio overflows %d, input %s, CPU %.0f%%", s["fps"],
-                     s["target_fps"], s["frames"], s["dropped_frames"],
+                     "painting %s, audio overflows %d, input %s, CPU %.0f%%, flash guard %s",
+                     s["fps"], s["target_fps"], s["frames"], s["dropped_frames"],
                      f"{latency:.1f} ms" if latency is not None else "n/a",
                      f"{paint:.1f} ms" if paint is not None else "n/a",
                      s["audio_overflows"], "connected" if s["input_connected"] else "LOST",
-                     s["cpu_percent"])
+                     s["cpu_percent"],
+                     f"{s['guarded_frames']} frames limited" if s["flash_guard"] else "OFF")
 
     def _paint_ms(self) -> float | None:
         """Median milliseconds the generator took over the last ~300 frames (a long run's

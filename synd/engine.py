@@ -35,6 +35,7 @@ import torch
 
 from synd.bridges.base import Frame
 from synd.bundle import ModelBundle
+from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
 from synd.loadqueue import LoadQueue
 from synd.measure import latency_ms
@@ -60,6 +61,7 @@ class EngineOptions:
     seed: int = 0
     runtime: str = "auto"  # what paints: "onnx" (ONNX Runtime, CPU), "torch", or "auto"
     mix: str = "image"     # how the crossfader blends slots A and B: "image" or "weights"
+    flash_guard: bool = True  # limit flashes to the safe rate (synd.flash.FlashGuard)
 
 
 class Engine:
@@ -91,6 +93,9 @@ class Engine:
         self.crossfade = 0.0
         self.gain = 1.0
         self.flags = {"blackout": False, "freeze": False, "lock": False}
+        # The last step before any output: whatever made the picture (a model, a fade, a
+        # beat cut, blackout toggles), it never flashes faster than the safe rate.
+        self.guard = FlashGuard(options.fps, enabled=options.flash_guard)
         self._fade: tuple[float, float, float, float] | None = None  # x0, x1, t0, seconds
         self._cut_pending = False
         self._rotation: tuple[float, Callable[[], None]] | None = None
@@ -101,7 +106,7 @@ class Engine:
         self._tick_ms: deque[float] = deque(maxlen=300)
         #: Seconds of each stage of the last ~300 frames, for `synd bench`.
         self.stage_s: dict[str, deque[float]] = {
-            stage: deque(maxlen=300) for stage in ("features", "generate", "publish")}
+            stage: deque(maxlen=300) for stage in ("features", "generate", "guard", "publish")}
         self._loads = LoadQueue(self._build)
         rate = source.sample_rate
         self.sample_rate = rate
@@ -278,6 +283,15 @@ class Engine:
             self.flags[name] = bool(on)
         self.command(apply)
 
+    def set_flash_guard(self, on: bool) -> None:
+        """Turn the flash guard on or off (off: a warning, for the log of the show)."""
+        def apply() -> None:
+            if self.guard.enabled and not on:
+                log.warning("flash guard off: the pictures may now flash more than 3 times a "
+                            "second, a seizure risk for some viewers")
+            self.guard.enabled = bool(on)
+        self.command(apply)
+
     def set_rotation(self, seconds: float, rotate: Callable[[], None]) -> None:
         """Call `rotate()` every `seconds` (0: never) unless locked."""
         def apply() -> None:
@@ -365,6 +379,8 @@ class Engine:
         self._advance(now)
         t_generate = time.monotonic()
         rgb = self._picture()
+        t_guard = time.monotonic()
+        rgb = self.guard(rgb)
         frame = Frame(seq=self.frames, audio_time=self._samples / rate,
                       captured_at=captured_at, rgb=rgb, audio=samples, sample_rate=rate)
         t_publish = time.monotonic()
@@ -372,8 +388,8 @@ class Engine:
             out.offer(frame)
         self.last_frame = frame
         published = time.monotonic()
-        for stage, seconds in (("features", t_generate - t_features), ("generate", t_publish - t_generate),
-                          ("publish", published - t_publish)):
+        for stage, seconds in (("features", t_generate - t_features), ("generate", t_guard - t_generate),
+                               ("guard", t_publish - t_guard), ("publish", published - t_publish)):
             self.stage_s[stage].append(seconds)
         with self._lock:
             if heard:
@@ -449,6 +465,8 @@ class Engine:
             "input_connected": source["connected"],
             "audio_overflows": source["overflows"] + source["overruns"],
             "outputs": {o.name: o.stats() for o in self.outputs},
+            "flash_guard": self.guard.enabled,
+            "guarded_frames": self.guard.changed,
         }
 
 

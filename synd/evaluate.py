@@ -13,6 +13,9 @@ generation size of `--size`, with the preset's look) but are not encoded. From t
   and the frame-to-frame change over lags of +-15 frames (curves of all tracks averaged,
   weighted by length), and its lag (positive: the picture moves after the sound).
 * ``colorfulness``: Hasler-Suesstrunk colourfulness, median over all frames.
+* The frames pass the flash guard as in a render (`synd.flash.FlashGuard`, unless
+  turned off); ``flashes_max_unguarded`` and ``flash_hazard_s_unguarded`` count the
+  flashes they would have had without it, ``guarded_frames`` the frames it changed.
 * ``flicker_silence``: mean absolute frame-to-frame change (0-1 scale) over 5 s of
   digital silence, after 1 s of silence to settle from the starting picture;
   ``silence_motion_de`` the judge's motion (delta-E per frame) over the same frames.
@@ -35,6 +38,7 @@ import numpy as np
 
 from synd.audio import load_audio
 from synd.bundle import ModelBundle
+from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
 from synd.judge import JUDGE_KEYS, JUDGE_RATE, MIN_SECONDS, Judge, JudgedTrack, combine, judge_video, silence_motion
 from synd.listen import decode_pictures
@@ -50,6 +54,7 @@ MAX_LAG = 15
 SILENCE_SECONDS = 5.0
 SETTLE_SECONDS = 1.0
 SHEET_FRAMES = 16
+SIDE_BY_SIDE = 4
 _BATCH = 32
 
 #: What the default preset should reach on music it was not trained on.
@@ -94,17 +99,23 @@ class TrackEval:
     samples: list[np.ndarray] = field(default_factory=list)  # frames for a contact sheet
     sample_times: list[float] = field(default_factory=list)
     judged: JudgedTrack | None = None  # the judge's view, when the sound was given
+    unguarded: tuple[float, float] = (0.0, 0.0)  # flashes_max, flash_hazard_s without the guard
+    guarded_frames: int = 0  # frames the flash guard changed
 
 
 def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple[int, int],
                    name: str = "", seed: int = 0, detail: int = GENERATION_SHORT_SIDE,
-                   fps: float = 30.0, progress=None, sound: np.ndarray | None = None) -> TrackEval:
+                   fps: float = 30.0, progress=None, sound: np.ndarray | None = None,
+                   flash_guard: bool = True) -> TrackEval:
     """Run one track's raw features (n, F) through the frame loop and measure every frame.
 
-    With `sound` (the track's mono samples at `synd.judge.JUDGE_RATE`) the judge scores
-    the frames too, if the track is long enough for it (`synd.judge.MIN_SECONDS`).
+    Frames pass the flash guard as in a render (`flash_guard`), which also counts the
+    flashes they would have had without it. With `sound` (the track's mono samples at
+    `synd.judge.JUDGE_RATE`) the judge scores the frames too, if the track is long
+    enough for it (`synd.judge.MIN_SECONDS`).
     """
     loop = render_loop(bundle, look, size, seed, detail)
+    guard = FlashGuard(fps, enabled=flash_guard, measure_unguarded=True)
     n = len(raw)
     judge = (Judge(fps, expected_frames=n, name=name)
              if sound is not None and n >= MIN_SECONDS * fps else None)
@@ -130,7 +141,7 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
     def frames():
         """The rendered frames, measured on the way to the decoder."""
         for i, row in enumerate(raw):
-            rgb = to_rgb_uint8(loop.step(row))
+            rgb = guard(to_rgb_uint8(loop.step(row)))
             given.append(loop.given.cpu().numpy())
             batch.append(rgb)
             if judge is not None:
@@ -151,7 +162,9 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
                      normalised=bundle.stats.normalize(raw), thumbs=np.concatenate(thumbs),
                      onset=np.asarray(onset, np.float64), change=np.concatenate(change),
                      colour=np.concatenate(colour), samples=samples, sample_times=sample_times,
-                     judged=judge.score(sound) if judge is not None else None)
+                     judged=judge.score(sound) if judge is not None else None,
+                     unguarded=(guard.unguarded_flashes_max, guard.unguarded_hazard_frames / fps),
+                     guarded_frames=guard.changed)
 
 
 def silence_flicker(bundle: ModelBundle, look: Look, size: tuple[int, int], fps: float,
@@ -204,7 +217,7 @@ def summarize(tracks: list[TrackEval], flicker_silence: float, fps: float) -> di
 
 def evaluate(bundle: ModelBundle, look: Look, files: list[Path], size: tuple[int, int] = (1280, 720),
              fps: float = 30.0, seed: int = 0, detail: int = GENERATION_SHORT_SIDE,
-             progress: bool = True) -> tuple[dict, list[TrackEval]]:
+             progress: bool = True, flash_guard: bool = True) -> tuple[dict, list[TrackEval]]:
     """Evaluate on `files`; returns (result with the metric keys at the top level, tracks)."""
     from tqdm import tqdm
 
@@ -214,7 +227,7 @@ def evaluate(bundle: ModelBundle, look: Look, files: list[Path], size: tuple[int
                dynamic_ncols=True)
     try:
         tracks = [evaluate_track(bundle, look, raw, size, name=f.name, seed=seed, detail=detail,
-                                 fps=fps, progress=bar, sound=sound)
+                                 fps=fps, progress=bar, sound=sound, flash_guard=flash_guard)
                   for f, raw, sound in zip(files, raws, sounds)]
     finally:
         bar.close()
@@ -225,6 +238,10 @@ def evaluate(bundle: ModelBundle, look: Look, files: list[Path], size: tuple[int
         log.warning("every track is shorter than %g s: the judge scores nothing", MIN_SECONDS)
     result.update(combine(judged) if judged else dict.fromkeys(JUDGE_KEYS))
     result["silence_motion_de"] = round(silence_motion(silence, fps), 4)
+    result.update(flash_guard=flash_guard,
+                  flashes_max_unguarded=max(t.unguarded[0] for t in tracks),
+                  flash_hazard_s_unguarded=round(sum(t.unguarded[1] for t in tracks), 4),
+                  guarded_frames=sum(t.guarded_frames for t in tracks))
     gw, gh = generation_size(*size, short=detail)
     result.update(
         model=bundle.name, files=[str(f) for f in files],
@@ -321,10 +338,11 @@ def _shown(result: dict) -> dict:
 
 def print_summary(result: dict) -> str:
     """A text table of the numbers, with targets and pass/miss; one column per track too
-    when there are several (side by side)."""
-    keys = [k for k in (*TARGETS, *JUDGE_KEYS, "silence_motion_de") if k in result]
+    when there are two to `SIDE_BY_SIDE` (a terminal's width)."""
+    keys = [k for k in (*TARGETS, *JUDGE_KEYS, "silence_motion_de", "flashes_max_unguarded",
+                        "flash_hazard_s_unguarded", "guarded_frames") if k in result]
     tracks = result.get("tracks") or {}
-    side = list(tracks) if len(tracks) > 1 else []
+    side = list(tracks) if 1 < len(tracks) <= SIDE_BY_SIDE else []
     head = f"  {'':4} {'':<17} {'all':>10}" + "".join(f" {n[:12]:>12}" for n in side)
     lines = [head + "   target"] if side else []
     for key in keys:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["GRID", "FlashCounter", "FlashReading", "cell_signals", "srgb_to_linear"]
+__all__ = ["GRID", "FlashCounter", "FlashGuard", "FlashReading", "cell_signals", "srgb_to_linear"]
 
 GRID = (32, 18)           # cells across and down
 TRANSITION = 0.1          # relative luminance
@@ -48,6 +48,9 @@ RED_TRANSITION = 20.0     # a red transition changes more than this
 MAX_FLASHES = 3           # allowed within any 1 s
 AREA = 0.25               # share of the screen that must flash together
 _MAX_TRANSITIONS = 2 * MAX_FLASHES  # 6 transitions are 3 flashes: the 7th is too many
+#: The guard holds itself to a stricter rule, so that its output stays within the real
+#: one after scaling and lossy encoding (which move a cell's luminance by about 0.01).
+GUARD_MARGIN = 0.8
 
 
 def srgb_to_linear(values: np.ndarray) -> np.ndarray:
@@ -142,20 +145,24 @@ class FlashReading:
 
 
 class FlashCounter:
-    """Counts flashes over a sliding 1 s window of a stream of frames at `fps`."""
+    """Counts flashes over a sliding 1 s window of a stream of frames at `fps`.
 
-    def __init__(self, fps: float) -> None:
+    `strictness` scales the transition thresholds and the area (1: the standard's rule;
+    `GUARD_MARGIN`: the guard's stricter one).
+    """
+
+    def __init__(self, fps: float, strictness: float = 1.0) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be more than 0, got {fps!r}")
         self.window = max(1, int(round(fps)))
         cells = GRID[0] * GRID[1]
-        self._luma = _Transitions(cells, TRANSITION, red=False)
-        self._red = _Transitions(cells, RED_TRANSITION, red=True)
+        self._luma = _Transitions(cells, TRANSITION * strictness, red=False)
+        self._red = _Transitions(cells, RED_TRANSITION * strictness, red=True)
         # Transitions per frame of the last second, luminance and red: (window, 2, cells).
         self._history = np.zeros((self.window, 2, cells), np.int16)
         self._counts = np.zeros((2, cells), np.int32)
         self._pos = 0
-        self._quantile = max(1, int(np.ceil(AREA * cells)))  # cells that make a quarter
+        self._quantile = max(1, int(np.ceil(AREA * strictness * cells)))  # a quarter
         self.frames = 0
 
     def _after(self, new: np.ndarray) -> np.ndarray:
@@ -170,8 +177,8 @@ class FlashCounter:
         return FlashReading(flashes=flashes, hazard=area_count > _MAX_TRANSITIONS,
                             transitions=int(new.any(axis=0).sum()))
 
-    def _new(self, frame: np.ndarray, take: bool) -> np.ndarray:
-        luminance, red, saturated = cell_signals(frame)
+    def _new(self, frame: np.ndarray, take: bool, signals=None) -> np.ndarray:
+        luminance, red, saturated = signals if signals is not None else cell_signals(frame)
         no_sat = np.zeros_like(saturated)
         if take:
             luma = self._luma.push(luminance, no_sat)
@@ -187,16 +194,110 @@ class FlashCounter:
         new = self._new(frame, take=False)
         return ((self._after(new) > _MAX_TRANSITIONS) & (new > 0)).any(axis=0)
 
-    def peek(self, frame: np.ndarray) -> FlashReading:
-        """The reading `frame` would give, without taking it."""
-        new = self._new(frame, take=False)
+    def peek(self, frame: np.ndarray, signals=None) -> FlashReading:
+        """The reading `frame` would give, without taking it. `signals` may give the
+        frame's `cell_signals` when they are known already."""
+        new = self._new(frame, take=False, signals=signals)
         return self._reading(self._after(new), new)
 
-    def push(self, frame: np.ndarray) -> FlashReading:
-        """Take the next frame of the stream; returns its reading."""
-        new = self._new(frame, take=True)
+    def push(self, frame: np.ndarray, signals=None) -> FlashReading:
+        """Take the next frame of the stream; returns its reading (`signals` as in `peek`)."""
+        new = self._new(frame, take=True, signals=signals)
         self._counts = self._after(new)
         self._history[self._pos] = new
         self._pos = (self._pos + 1) % self.window
         self.frames += 1
         return self._reading(self._counts, new)
+
+
+class FlashGuard:
+    """Keeps a stream of frames under the flash limit, changing only frames that would cross it.
+
+    Each frame is checked with `FlashCounter.peek` before it is shown, under a rule
+    stricter than the standard's by `GUARD_MARGIN` (transitions of 0.08 and red changes
+    of 16, over a fifth of the screen), so that what reaches a screen or a file stays
+    within the real rule after scaling and encoding. A frame that would make the flash
+    count exceed `MAX_FLASHES` within 1 s is limited: in the cells where it would make one transition too many, it is blended
+    towards the frame shown before, just far enough that the change stays below a
+    transition (a soft-edged map of blend weights, a linear estimate with a margin). If
+    the limited frame still crosses the limit, those cells keep the previous picture
+    outright, and failing that the whole previous frame is shown again, which makes no
+    transition at all: so the limit is never crossed. Frames that do not cross it pass
+    through untouched (the same array, bit for bit).
+
+    The guard measures what is shown; with `measure_unguarded` it also counts the
+    flashes the frames would have had without it (`unguarded`), for reports.
+    """
+
+    def __init__(self, fps: float, enabled: bool = True, measure_unguarded: bool = False) -> None:
+        self.enabled = enabled
+        self.shown = FlashCounter(fps, strictness=GUARD_MARGIN)
+        self.unguarded = FlashCounter(fps) if measure_unguarded else None
+        self.changed = 0      # frames the guard altered
+        self.frames = 0
+        #: Without the guard (with `measure_unguarded`): the most flashes, hazardous frames.
+        self.unguarded_flashes_max = 0.0
+        self.unguarded_hazard_frames = 0
+        self._previous: np.ndarray | None = None
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """The frame to show instead of `frame`: (H, W, 3) uint8 RGB."""
+        self.frames += 1
+        signals = cell_signals(frame)
+        if self.unguarded is not None:
+            reading = self.unguarded.push(frame, signals)
+            self.unguarded_flashes_max = max(self.unguarded_flashes_max, reading.flashes)
+            self.unguarded_hazard_frames += reading.hazard
+        out = frame
+        if self.enabled and self._previous is not None and self.shown.peek(frame, signals).hazard:
+            out = self._limit(frame)
+            self.changed += 1
+            signals = None
+        self.shown.push(out, signals)
+        self._previous = out
+        return out
+
+    def _previous_like(self, frame: np.ndarray) -> np.ndarray:
+        previous = self._previous
+        if previous.shape != frame.shape:  # the painted size changed (another model)
+            previous = cv2.resize(previous, (frame.shape[1], frame.shape[0]),
+                                  interpolation=cv2.INTER_AREA)
+        return previous
+
+    def _limit(self, frame: np.ndarray) -> np.ndarray:
+        previous = self._previous_like(frame)
+        risky = self.shown.at_risk(frame)
+        weights = np.where(risky, self._allowed(frame, previous), 1.0).astype(np.float32)
+        for attempt in (weights, np.where(risky, 0.0, 1.0).astype(np.float32)):
+            out = _blend(previous, frame, attempt)
+            if not self.shown.peek(out).hazard:
+                return out
+        return previous.copy()
+
+    def _allowed(self, frame: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """Per cell, the share of the change from `previous` to `frame` that stays under a
+        transition (both signals, a linear estimate with a margin)."""
+        share = np.ones(GRID[0] * GRID[1], np.float32)
+        new, old = cell_signals(frame), cell_signals(previous)
+        for tracker, index in ((self.shown._luma, 0), (self.shown._red, 1)):
+            step = tracker.threshold
+            delta = new[index] - old[index]
+            lo = np.where(np.isnan(tracker.lo), old[index], tracker.lo)
+            hi = np.where(np.isnan(tracker.hi), old[index], tracker.hi)
+            room = np.where(delta > 0, lo + step - old[index], old[index] - (hi - step))
+            moving = np.abs(delta) > 1e-6
+            ratio = np.where(moving, np.clip(room, 0, None) / np.where(moving, np.abs(delta), 1), 1)
+            share = np.minimum(share, np.clip(0.7 * ratio, 0.0, 1.0))
+        return share
+
+
+def _blend(previous: np.ndarray, frame: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """previous + w * (frame - previous), with the per-cell weights `w` spread smoothly
+    over the frame (each risky cell fully inside its own weight)."""
+    grid = weights.reshape(GRID[1], GRID[0])
+    grid = cv2.erode(grid, np.ones((3, 3), np.uint8))  # edges fall outside the risky cells
+    grid = np.minimum(grid, cv2.GaussianBlur(grid, (3, 3), 0))  # softer, never higher
+    h, w = frame.shape[:2]
+    field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+    old = previous.astype(np.float32)
+    return np.clip(old + field * (frame.astype(np.float32) - old) + 0.5, 0, 255).astype(np.uint8)

@@ -102,14 +102,16 @@ def excerpt(parts: list[Path], seconds: float) -> tuple[np.ndarray, float] | Non
     return piece.astype(np.float32), start / RATE
 
 
-def build(which: str, out: Path, seconds: float = 40.0) -> Path:
-    """Fetch the `which` set and write its excerpts and music.json to `out`."""
+def build(which: str, out: Path, seconds: float = 40.0,
+          packages: tuple[Package, ...] | None = None) -> Path:
+    """Fetch the `which` set (or just `packages`) and write its excerpts and music.json
+    to `out`."""
     from synd.corpus import write_audio
 
     out.mkdir(parents=True, exist_ok=True)
     listing = []
     with tempfile.TemporaryDirectory(prefix="synd-music-") as tmp:
-        for package in SETS[which]:
+        for package in packages if packages is not None else SETS[which]:
             log.info("fetching %s", package.name)
             root, version = fetch(package, Path(tmp))
             copyright_file = next(root.glob("usr/share/doc/*/copyright"), None)

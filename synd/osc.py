@@ -32,6 +32,7 @@ i 0/1, and an empty slot as the empty string.
 | /synd/lock            | i     | 1 press (no automatic preset rotation), 0 release   | i 0/1       |
 | /synd/lock/toggle     | [n]   | toggle lock                                         | -           |
 | /synd/output/NAME     | i     | 1 resume, 0 pause output NAME (ndi, record, ...)    | i 0/1       |
+| /synd/flash_guard     | i     | 1 on (default), 0 off: the flash guard              | i 0/1       |
 | /synd/input           | s     | switch the audio input to one of /synd/inputs       | s input     |
 | /synd/midi/learn      | s     | bind the next MIDI control moved to PARAM           | -           |
 | /synd/status          |       | query only                                          | see below   |
@@ -44,9 +45,9 @@ i 0/1, and an empty slot as the empty string.
 `[n]`: an action takes no argument, or one number: non-zero fires it, 0 is ignored (the
 release of a TouchOSC button, which sends 1 on press and 0 on release).
 
-`/synd/status` is ONE message with seven arguments in this order, a consistent snapshot:
+`/synd/status` is ONE message with eight arguments in this order, a consistent snapshot:
 `fps f, latency_ms f (-1 = not known yet), preset s, model_a s, model_b s, crossfade f,
-dropped i` (frames dropped since the start).
+dropped i, guarded i` (frames dropped since the start; frames the flash guard changed).
 
 `/synd/subscribe` is how a control surface that cannot be the one feedback target (the
 tray of `synd tray`, a second TouchOSC) follows the show: the sender gets everything a
@@ -496,6 +497,8 @@ class Commands:
             "/synd/input": self._query_or("input", lambda a: c.set_input(_one_string(a))),
             "/synd/fade": self._query_or("crossfade", self._fade, "/synd/fade"),
             "/synd/cut": self._action(c.cut),
+            "/synd/flash_guard": self._query_or("flash_guard", lambda a: c.set_flash_guard(
+                bool(_one_number(a, "one i (1 or 0)")))),
             "/synd/midi/learn": lambda a: c.request_learn(_one_string(a)) or [],
             "/synd/presets": self._list("/synd/presets", lambda: c.presets),
             "/synd/models": self._list("/synd/models", c.models),
@@ -935,7 +938,8 @@ class OscServer:
 
 
 #: The `/synd/status` arguments, in order.
-STATUS_FIELDS = ("fps", "latency_ms", "preset", "model/a", "model/b", "crossfade", "dropped")
+STATUS_FIELDS = ("fps", "latency_ms", "preset", "model/a", "model/b", "crossfade", "dropped",
+                 "guarded")
 
 
 def status_args(live: dict, state: dict) -> list:
@@ -944,7 +948,7 @@ def status_args(live: dict, state: dict) -> list:
     return [float(live.get("fps") or 0.0), float(latency) if latency is not None else -1.0,
             _osc_value(state.get("preset")), _osc_value(state.get("model/a")),
             _osc_value(state.get("model/b")), float(state.get("crossfade") or 0.0),
-            int(live.get("dropped_frames") or 0)]
+            int(live.get("dropped_frames") or 0), int(live.get("guarded_frames") or 0)]
 
 
 def parse_status(args: list) -> dict:

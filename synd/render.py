@@ -28,6 +28,7 @@ from synd.audio import load_audio
 from synd.bundle import ModelBundle, load_model
 from synd.config import load_config
 from synd.features import FeatureExtractor
+from synd.flash import FlashGuard
 from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.presets import Look, load_preset
 from synd.video import VideoWriter
@@ -61,6 +62,7 @@ class RenderOptions:
     seed: int = 0
     detail: int = GENERATION_SHORT_SIDE
     progress: bool = True
+    flash_guard: bool = True  # never more than 3 flashes a second (synd.flash.FlashGuard)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class RenderResult:
     frames: int
     seconds_of_audio: float
     seconds_taken: float
+    guarded_frames: int = 0  # frames the flash guard limited
 
     @property
     def speed(self) -> float:
@@ -158,14 +161,15 @@ def generation_size(width: int, height: int, short: int = GENERATION_SHORT_SIDE)
 class _Encoder:
     """Encodes frames on its own thread; `put` re-raises the thread's error, if any.
 
-    Frames are (1, 3, H, W) tensors from the frame loop: the conversion to 8-bit RGB
-    happens here too, off the generator's thread.
+    Frames are (1, 3, H, W) tensors from the frame loop: the conversion to 8-bit RGB and
+    the flash guard (`guard`, if any) happen here too, off the generator's thread.
     """
 
     _STOP = None
 
-    def __init__(self, writer: VideoWriter, depth: int = 6):
+    def __init__(self, writer: VideoWriter, depth: int = 6, guard=None):
         self.writer = writer
+        self.guard = guard
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, name="synd-encoder", daemon=True)
@@ -178,7 +182,8 @@ class _Encoder:
                 return
             if self.error is None:
                 try:
-                    self.writer.write(to_rgb_uint8(frame))
+                    rgb = to_rgb_uint8(frame)
+                    self.writer.write(self.guard(rgb) if self.guard is not None else rgb)
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     self.error = exc
 
@@ -267,7 +272,7 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
     writer = VideoWriter(out, width, height, options.fps, codec=options.codec, crf=options.crf,
                          preset=options.speed, audio=audio, audio_rate=MUX_RATE,
                          audio_bitrate=AUDIO_BITRATE)
-    encoder = _Encoder(writer)
+    encoder = _Encoder(writer, guard=FlashGuard(options.fps, enabled=options.flash_guard))
     bar = tqdm(total=len(features), unit="frame", desc=song.name[:30], disable=not options.progress,
                dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
@@ -288,4 +293,5 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
         raise
     finally:
         bar.close()
-    return RenderResult(path, len(features), seconds, time.perf_counter() - began)
+    return RenderResult(path, len(features), seconds, time.perf_counter() - began,
+                        encoder.guard.changed)

@@ -245,8 +245,9 @@ def test_liblo_sends_commands_and_receives_status_beats_and_changes(rig):
         assert [(t, float(v)) for t, [v] in dump.messages("/synd/hue")] == [("f", 0.25)]
         assert [(t, float(v)) for t, [v] in dump.messages("/synd/beat")] == [("f", 0.7)]
         types, values = dump.messages("/synd/status")[-1]
-        assert types == "ffsssfi"
-        fps, latency, preset, a, b, crossfade, dropped = values
+        assert types == "ffsssfii"
+        fps, latency, preset, a, b, crossfade, dropped, guarded = values
+        assert int(guarded) == 0
         assert float(fps) == 29.5 and float(latency) == 12.5 and int(dropped) == 0
         assert (preset, a, b, float(crossfade)) == ("storm", "calm", "", 1.0)
     finally:
@@ -278,7 +279,7 @@ def test_queries_return_current_values_to_the_sender(rig):
     address, status = c.ask("/synd/status")
     assert address == "/synd/status"
     assert status == [pytest.approx(29.5), pytest.approx(12.5), "calm", "calm", "",
-                      pytest.approx(0.25), 0]
+                      pytest.approx(0.25), 0, 0]
     # A second client gets its own answers, on its own port.
     other = rig.client(server)
     assert other.ask("/synd/crossfade") == ("/synd/crossfade", [pytest.approx(0.25)])
@@ -615,8 +616,8 @@ def test_osc_reaches_a_real_engine_pictures_and_state(tiny_bundle, tmp_path):
 
         address, status = c.ask("/synd/status")
         assert address == "/synd/status"
-        fps, latency, preset, a, b, crossfade, dropped = status
-        assert fps > 5 and latency >= 0 and dropped >= 0
+        fps, latency, preset, a, b, crossfade, dropped, guarded = status
+        assert fps > 5 and latency >= 0 and dropped >= 0 and guarded >= 0
         assert (preset, a, b, crossfade) == ("tiny", "tiny", "other", 1.0)
 
         seen = set()
