@@ -147,14 +147,14 @@ class FlashReading:
 class FlashCounter:
     """Counts flashes over a sliding 1 s window of a stream of frames at `fps`.
 
-    `strictness` scales the transition thresholds and the area (1: the standard's rule;
-    `GUARD_MARGIN`: the guard's stricter one).
+    `strictness` scales the transition thresholds and the area, and divides the window's
+    length (1: the standard's rule; `GUARD_MARGIN`: the guard's stricter one).
     """
 
     def __init__(self, fps: float, strictness: float = 1.0) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be more than 0, got {fps!r}")
-        self.window = max(1, int(round(fps)))
+        self.window = max(1, int(round(fps / strictness)))
         cells = GRID[0] * GRID[1]
         self._luma = _Transitions(cells, TRANSITION * strictness, red=False)
         self._red = _Transitions(cells, RED_TRANSITION * strictness, red=True)
@@ -213,25 +213,27 @@ class FlashCounter:
 class FlashGuard:
     """Keeps a stream of frames under the flash limit, changing only frames that would cross it.
 
-    Each frame is checked with `FlashCounter.peek` before it is shown, under a rule
-    stricter than the standard's by `GUARD_MARGIN` (transitions of 0.08 and red changes
-    of 16, over a fifth of the screen), so that what reaches a screen or a file stays
-    within the real rule after scaling and encoding. A frame that would make the flash
-    count exceed `MAX_FLASHES` within 1 s is limited: in the cells where it would make one transition too many, it is blended
-    towards the frame shown before, just far enough that the change stays below a
-    transition (a soft-edged map of blend weights, a linear estimate with a margin). If
-    the limited frame still crosses the limit, those cells keep the previous picture
-    outright, and failing that the whole previous frame is shown again, which makes no
-    transition at all: so the limit is never crossed. Frames that do not cross it pass
-    through untouched (the same array, bit for bit).
+    Each frame is checked before it is shown, under the standard's rule and under one
+    stricter by `GUARD_MARGIN` (transitions of 0.08 and red changes of 16, over a fifth
+    of the screen, at most 6 in 1.25 s), so that what reaches a screen or a file stays
+    within the real rule after scaling and encoding too. A frame that would make the
+    flash count exceed `MAX_FLASHES` within 1 s under either is limited: in the cells
+    where it would make one transition too many, it is blended towards the frame shown
+    before, just far enough that the change stays below a transition (a soft-edged map
+    of blend weights, a linear estimate with a margin). If the limited frame still
+    crosses the limit, those cells keep the previous picture outright, and failing that
+    the whole previous frame is shown again, which makes no transition at all: so the
+    limit is never crossed. Frames that do not cross it pass through untouched (the same
+    array, bit for bit).
 
-    The guard measures what is shown; with `measure_unguarded` it also counts the
-    flashes the frames would have had without it (`unguarded`), for reports.
+    With `measure_unguarded` the guard also counts the flashes the frames would have had
+    without it, for reports.
     """
 
     def __init__(self, fps: float, enabled: bool = True, measure_unguarded: bool = False) -> None:
         self.enabled = enabled
-        self.shown = FlashCounter(fps, strictness=GUARD_MARGIN)
+        # What is shown, by the standard's rule and the stricter one.
+        self.rules = (FlashCounter(fps), FlashCounter(fps, strictness=GUARD_MARGIN))
         self.unguarded = FlashCounter(fps) if measure_unguarded else None
         self.changed = 0      # frames the guard altered
         self.frames = 0
@@ -249,13 +251,17 @@ class FlashGuard:
             self.unguarded_flashes_max = max(self.unguarded_flashes_max, reading.flashes)
             self.unguarded_hazard_frames += reading.hazard
         out = frame
-        if self.enabled and self._previous is not None and self.shown.peek(frame, signals).hazard:
+        if self.enabled and self._previous is not None and self._crosses(frame, signals):
             out = self._limit(frame)
             self.changed += 1
-            signals = None
-        self.shown.push(out, signals)
+            signals = cell_signals(out)
+        for rule in self.rules:
+            rule.push(out, signals)
         self._previous = out
         return out
+
+    def _crosses(self, frame: np.ndarray, signals=None) -> bool:
+        return any(rule.peek(frame, signals).hazard for rule in self.rules)
 
     def _previous_like(self, frame: np.ndarray) -> np.ndarray:
         previous = self._previous
@@ -266,28 +272,29 @@ class FlashGuard:
 
     def _limit(self, frame: np.ndarray) -> np.ndarray:
         previous = self._previous_like(frame)
-        risky = self.shown.at_risk(frame)
+        risky = np.logical_or(*(rule.at_risk(frame) for rule in self.rules))
         weights = np.where(risky, self._allowed(frame, previous), 1.0).astype(np.float32)
         for attempt in (weights, np.where(risky, 0.0, 1.0).astype(np.float32)):
             out = _blend(previous, frame, attempt)
-            if not self.shown.peek(out).hazard:
+            if not self._crosses(out):
                 return out
         return previous.copy()
 
     def _allowed(self, frame: np.ndarray, previous: np.ndarray) -> np.ndarray:
         """Per cell, the share of the change from `previous` to `frame` that stays under a
-        transition (both signals, a linear estimate with a margin)."""
+        transition (both signals, both rules, a linear estimate with a margin)."""
         share = np.ones(GRID[0] * GRID[1], np.float32)
         new, old = cell_signals(frame), cell_signals(previous)
-        for tracker, index in ((self.shown._luma, 0), (self.shown._red, 1)):
-            step = tracker.threshold
-            delta = new[index] - old[index]
-            lo = np.where(np.isnan(tracker.lo), old[index], tracker.lo)
-            hi = np.where(np.isnan(tracker.hi), old[index], tracker.hi)
-            room = np.where(delta > 0, lo + step - old[index], old[index] - (hi - step))
-            moving = np.abs(delta) > 1e-6
-            ratio = np.where(moving, np.clip(room, 0, None) / np.where(moving, np.abs(delta), 1), 1)
-            share = np.minimum(share, np.clip(0.7 * ratio, 0.0, 1.0))
+        for rule in self.rules:
+            for tracker, index in ((rule._luma, 0), (rule._red, 1)):
+                delta = new[index] - old[index]
+                lo = np.where(np.isnan(tracker.lo), old[index], tracker.lo)
+                hi = np.where(np.isnan(tracker.hi), old[index], tracker.hi)
+                step = tracker.threshold
+                room = np.where(delta > 0, lo + step - old[index], old[index] - (hi - step))
+                moving = np.abs(delta) > 1e-6
+                ratio = np.where(moving, np.clip(room, 0, None) / np.where(moving, np.abs(delta), 1), 1)
+                share = np.minimum(share, np.clip(0.7 * ratio, 0.0, 1.0))
         return share
 
 
