@@ -20,7 +20,12 @@ render's multiple of real time. The sections (`SECTIONS`, each also a `synd benc
 * train: optimizer steps/s at the default preset's crop and batch;
 * ndi: the live engine publishing a real NDI source, received in another process;
 * capacity: "what this machine can do live": per preset, the largest 16:9 painted size
-  holding 60 fps and 30 fps, checked by running the live engine at that size.
+  holding 60 fps and 30 fps, checked by running the live engine at that size;
+* guard: the flash guard's milliseconds a frame at 384x216 (the live painted size),
+  passing a moving picture through and limiting a 10 Hz strobe (every frame checked,
+  most changed);
+* judge: how long `synd eval --video` takes for a 4-minute 640x360 H.264 video,
+  extrapolated from a 20 s one (decoding included).
 
 `--quick` (under a minute on 2 cores) measures the default preset only, with shorter
 runs, no NDI and an estimated capacity. Results print as tables and go to JSON with the
@@ -42,7 +47,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity")
+SECTIONS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity",
+            "guard", "judge")
 GENERATOR_SIZES = [(128, 128), (256, 256), (512, 512), (1280, 720)]
 #: Painted sizes tried for "what this machine can do live", 16:9 by short side.
 CAPACITY_SHORT_SIDES = (144, 180, 216, 256, 288, 324, 360, 432, 540, 720)
@@ -61,6 +67,8 @@ HEADLINE = {
     "render_rtf_1080p30": (">=", 1.0),
     "baseline_speed_ratio": (">=", 8.0),
     "train_steps_per_s": None,
+    "flash_guard_ms": ("<=", 1.0),
+    "judge_s_4min_640x360": ("<=", 60.0),
 }
 
 
@@ -410,6 +418,54 @@ def capacity_section(opts: SuiteOptions, live: dict | None) -> list[dict]:
 # -- the whole suite ----------------------------------------------------------------------------------
 
 
+def guard_section(opts: SuiteOptions) -> dict:
+    """Median milliseconds of `FlashGuard` a frame at 384x216, on calm and strobing input."""
+    from synd.flash import FlashGuard
+    from synd.measure import stage_ms
+
+    h, w = 216, 384
+    ramp = np.tile(np.linspace(0, 255, w, dtype=np.uint8)[None, :, None], (h, 1, 3))
+    cases = {"moving picture": [np.roll(ramp, 4 * i, axis=1) for i in range(60)],
+             "10 Hz strobe": [np.full((h, w, 3), 255 * (i * 20 // 30 % 2), np.uint8)
+                              for i in range(60)]}
+    rounds = 3 if opts.quick else 10
+    out = {}
+    for name, frames in cases.items():
+        guard = FlashGuard(30.0)
+        seconds = []
+        for _ in range(rounds):
+            for f in frames:
+                t = time.perf_counter()
+                guard(f)
+                seconds.append(time.perf_counter() - t)
+        out[name] = {"ms_median": round(stage_ms({"g": seconds})["g"], 3),
+                     "changed_share": round(guard.changed / guard.frames, 2)}
+    return out
+
+
+def judge_section(opts: SuiteOptions) -> dict:
+    """Seconds the judge takes for a 20 s 640x360 H.264 video with sound, and that
+    scaled to 4 minutes."""
+    from synd.judge import JUDGE_RATE, judge_video
+    from synd.video import VideoWriter
+
+    seconds, fps = 20.0, 30.0
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
+        video = Path(tmp) / "clip.mp4"
+        sound = rng.normal(0, 0.1, int(seconds * JUDGE_RATE)).astype(np.float32)
+        base = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)
+        with VideoWriter(video, 640, 360, fps, preset="ultrafast", audio=sound,
+                         audio_rate=JUDGE_RATE) as writer:
+            for i in range(int(seconds * fps)):
+                writer.write(np.roll(base, i, axis=1).repeat(10, 0).repeat(10, 1))
+        began = time.perf_counter()
+        judge_video(video)
+        took = time.perf_counter() - began
+    return {"clip_s": seconds, "took_s": round(took, 2),
+            "s_for_4min": round(took * 240.0 / seconds, 1)}
+
+
 def run_suite(opts: SuiteOptions) -> dict:
     """Measure the sections asked for; returns the result with the `HEADLINE` numbers
     (those that were measured) at the top level."""
@@ -445,6 +501,12 @@ def run_suite(opts: SuiteOptions) -> dict:
     if "capacity" in want:
         _say("what this machine can do live ...")
         result["capacity"] = capacity_section(opts, result.get("live"))
+    if "guard" in want:
+        _say("flash guard ...")
+        result["guard"] = guard_section(opts)
+    if "judge" in want:
+        _say("judge (synd eval --video) ...")
+        result["judge"] = judge_section(opts)
     result.update(headline(result, opts.label))
     return result
 
@@ -470,6 +532,10 @@ def headline(result: dict, preset: str) -> dict:
             found["baseline_speed_ratio"] = row["speed_ratio"]
     if "train" in result:
         found["train_steps_per_s"] = result["train"]["steps_per_s"]
+    if "guard" in result:
+        found["flash_guard_ms"] = max(r["ms_median"] for r in result["guard"].values())
+    if "judge" in result:
+        found["judge_s_4min_640x360"] = result["judge"]["s_for_4min"]
     return found
 
 
@@ -537,6 +603,14 @@ def format_suite(result: dict) -> str:
         for r in result["capacity"]:
             lines.append(f"{r['preset']:>8} {r['60fps']['size'] or 'none':>10} "
                          f"{r['30fps']['size'] or 'none':>10}")
+    if "guard" in result:
+        lines += ["", "flash guard at 384x216 (median ms a frame)"]
+        lines += [f"  {name}: {r['ms_median']} ms, {100 * r['changed_share']:.0f}% of frames "
+                  "limited" for name, r in result["guard"].items()]
+    if "judge" in result:
+        j = result["judge"]
+        lines += ["", f"judge: a {j['clip_s']:g} s 640x360 video in {j['took_s']} s, so 4 minutes "
+                  f"in about {j['s_for_4min']} s"]
     lines += ["", f"{'headline':<26} {'value':>9}  target"]
     for key, target in HEADLINE.items():
         if key in result:

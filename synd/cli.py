@@ -50,7 +50,7 @@ def _positive(kind):
 
 
 BENCH_PARTS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity",
-               "switch")
+               "guard", "judge", "switch")
 
 
 def _bench_part(text: str) -> str:

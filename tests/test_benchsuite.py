@@ -42,6 +42,9 @@ def made_up_result():
                     "goal_x_real_time": 1.0}],
         "train": {"steps_per_s": 0.5, "ms_per_step": 2000.0, "batch": 16, "crop": 64,
                   "unroll": 3},
+        "guard": {"moving picture": {"ms_median": 0.2, "changed_share": 0.0},
+                  "10 Hz strobe": {"ms_median": 0.6, "changed_share": 0.3}},
+        "judge": {"clip_s": 20.0, "took_s": 2.0, "s_for_4min": 24.0},
         "capacity": [{"preset": "prism", "60fps": {"size": "384x216"},
                       "30fps": {"size": "640x360"}}],
     }
@@ -53,7 +56,8 @@ def test_the_headline_numbers_come_from_the_default_preset_and_the_right_sizes()
     assert found == {"gemm_gflops": 100.0, "generator_gemm_fraction": 0.5, "live_fps": 59.9,
                      "live_dropped": 2, "latency_ms_median": 17.0, "render_rtf_720p30": 1.83,
                      "render_rtf_1080p30": 0.99, "baseline_speed_ratio": 10.0,
-                     "train_steps_per_s": 0.5}
+                     "train_steps_per_s": 0.5, "flash_guard_ms": 0.6,
+                     "judge_s_4min_640x360": 24.0}
     assert set(found) == set(HEADLINE)
     assert headline(result, "drift")["generator_gemm_fraction"] == 0.25
     assert "live_fps" not in headline({"limits": result["limits"]}, "prism")
@@ -76,7 +80,9 @@ def test_the_table_shows_every_section_and_the_verdicts():
     for needle in ("generator alone", "baseline: the original SyNEThesia generator",
                    "sound-recovery R^2 on a track: ours 0.95, baseline 0.9",
                    "features 0.4 ms, generate 10.0 ms", "training: 0.5 steps/s",
-                   "384x216", "640x360", "render_rtf_1080p30"):
+                   "384x216", "640x360", "render_rtf_1080p30",
+                   "10 Hz strobe: 0.6 ms, 30% of frames limited", "4 minutes in about 24.0 s",
+                   "flash_guard_ms"):
         assert needle in text, needle
     lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
     assert lines["live_dropped"].endswith("MISSED")
