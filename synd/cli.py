@@ -17,6 +17,7 @@ EPILOG = """examples:
   synd presets                                   list the looks
   synd render song.flac                          music video song.mp4 with the default look
   synd eval song.flac --report report/           does the picture see the sound? (HTML)
+  synd eval --video capture.mp4                  score any visualizer's video the same way
   synd listen song.mp4 -o heard.wav              hear the sound back from the pictures
   synd train ~/music --preset prism --out mine.safetensors --minutes 10
   synd train ~/music --preset sharp -o loss.noise=1.0 --out sharper.safetensors

@@ -39,6 +39,7 @@ class Package:
     licence: str
     kind: str                        # what the music is, for people
     stems: tuple[str, ...] = ()      # files of one song that are mixed (multitrack songs)
+    folder: str = ""                 # only files below a folder of this name (not sound effects)
 
 
 #: Held-out music: judged on, never trained or tuned on.
@@ -50,10 +51,12 @@ EVAL = (
 )
 #: Music that looks may be trained on.
 TRAIN = (
-    Package("hedgewars-data", "see the package's copyright file", "game music"),
-    Package("supertux-data", "see the package's copyright file", "game music"),
-    Package("warzone2100-music", "see the package's copyright file", "game score"),
-    Package("xmoto-data", "see the package's copyright file", "game music"),
+    Package("hedgewars-data", "GPL-2 (the Hedgewars project)", "game music", folder="Music"),
+    Package("supertux-data", "GPL-2+ (data/music: Marek Moeckel and others)", "game music",
+            folder="music"),
+    Package("warzone2100-music", "GPL-2+ (the Warzone 2100 project)", "game score",
+            folder="music"),
+    Package("xmoto-data", "GPL-2+ (the X-Moto project)", "game music", folder="Musics"),
 )
 SETS = {"eval": EVAL, "train": TRAIN}
 
@@ -79,7 +82,8 @@ def fetch(package: Package, work: Path) -> tuple[Path, str]:
 
 def songs(package: Package, root: Path) -> list[list[Path]]:
     """The songs in an unpacked package, each as the files to mix (one, or its stems)."""
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_ENDINGS and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_ENDINGS and p.is_file()
+                   and (not package.folder or package.folder in p.relative_to(root).parts))
     if not package.stems:
         return [[p] for p in files]
     folders = sorted({p.parent for p in files if p.name in package.stems})
@@ -125,6 +129,8 @@ def build(which: str, out: Path, seconds: float = 40.0,
                 samples, start = cut
                 song = parts[0].parent.name if package.stems else parts[0].stem
                 name = f"{package.name}--{song}".replace(" ", "_").lower() + ".flac"
+                if (out / name).exists() and any(e["file"] == name for e in listing):
+                    name = name.replace("--", f"--{parts[0].parent.name.lower()}-", 1)
                 write_audio(out / name, samples, RATE)
                 listing.append({"file": name, "package": package.name, "version": version,
                                 "licence": package.licence, "kind": package.kind,
