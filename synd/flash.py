@@ -303,8 +303,9 @@ def _blend(previous: np.ndarray, frame: np.ndarray, weights: np.ndarray) -> np.n
     over the frame (each risky cell fully inside its own weight)."""
     grid = weights.reshape(GRID[1], GRID[0])
     grid = cv2.erode(grid, np.ones((3, 3), np.uint8))  # edges fall outside the risky cells
-    grid = np.minimum(grid, cv2.GaussianBlur(grid, (3, 3), 0))  # softer, never higher
+    grid = np.minimum(grid, cv2.GaussianBlur(grid, (5, 5), 0))  # softer, never higher
     h, w = frame.shape[:2]
-    field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+    field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+    field = np.clip(field, 0.0, 1.0)[..., None]
     old = previous.astype(np.float32)
     return np.clip(old + field * (frame.astype(np.float32) - old) + 0.5, 0, 255).astype(np.uint8)

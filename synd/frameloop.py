@@ -1,9 +1,11 @@
 """The frame loop shared by training, render and live: features in, frames out.
 
-Every frame's base image is a blend of the previous output and a fixed, seeded pattern:
+Every frame's base image is a blend of the previous output and a pattern:
 `base = feedback * previous + (1 - feedback) * pattern`. The generator paints the
-current sound onto it. Render and live run this same loop, so a render shows what the
-daemon would show for the same audio.
+current sound onto it. The pattern is a fixed, seeded one, or for a model with a scene
+(`synd.model.SceneHead`) the colour field the scene paints from the sound now and its
+slow average over `SLOW_SECONDS`. Render and live run this same loop, so a render shows
+what the daemon would show for the same audio.
 """
 
 from __future__ import annotations
@@ -15,8 +17,29 @@ import torch
 import torch.nn.functional as F
 
 from synd.bundle import ModelBundle
-from synd.model import FoldedGenerator
+from synd.model import FoldedGenerator, make_coords, scene_basis
 from synd.presets import Look
+
+#: Time constant of the slow average of the features that steers a scene (seconds).
+SLOW_SECONDS = 2.0
+
+
+def slow_decay(fps: float) -> float:
+    """Per-frame decay of the slow average at `fps`: slow = d * slow + (1 - d) * now."""
+    return math.exp(-1.0 / (fps * SLOW_SECONDS))
+
+
+def slow_average(features: np.ndarray, fps: float) -> np.ndarray:
+    """The slow average of every row of `features` (n, F), started at the first row: what
+    the frame loop keeps while it plays them (for training on whole tracks)."""
+    from scipy.signal import lfilter
+
+    x = np.asarray(features, dtype=np.float64)
+    if not len(x):
+        return x.astype(np.float32)
+    d = slow_decay(fps)
+    out, _ = lfilter([1.0 - d], [1.0, -d], x, axis=0, zi=d * x[:1])
+    return out.astype(np.float32)
 
 
 def smooth_pattern(n: int, height: int, width: int, generator: torch.Generator,
@@ -51,10 +74,12 @@ class FrameLoop:
     """Turns a stream of raw feature vectors into a chain of frames with feedback."""
 
     def __init__(self, bundle: ModelBundle, height: int, width: int, look: Look | None = None,
-                 seed: int = 0, device: str | torch.device = "cpu", paint=None):
+                 seed: int = 0, device: str | torch.device = "cpu", paint=None,
+                 fps: float = 30.0):
         """`paint(base, features) -> frame` paints the frames: by default the bundle's
         generator folded for this frame size (`FoldedGenerator`, a snapshot of its weights
-        now); the live engine may pass a `synd.onnxgen.OnnxGenerator`."""
+        now); the live engine may pass a `synd.onnxgen.OnnxGenerator`. `fps` is the rate
+        the frames are shown at (it sets the scene's slow average)."""
         self.bundle = bundle
         self.look = look or Look()
         self.device = torch.device(device)
@@ -72,6 +97,12 @@ class FrameLoop:
         self._hue: tuple[float, torch.Tensor | None] = (0.0, None)
         self._mean = torch.as_tensor(bundle.stats.mean, device=self.device)
         self._std = torch.as_tensor(bundle.stats.std, device=self.device)
+        self.scene = bundle.generator.scene
+        if self.scene is not None:
+            coords = make_coords(height, width, bundle.config.native_size).to(self.device)
+            self._basis = scene_basis(coords)
+            self._decay = slow_decay(fps)
+            self._slow: torch.Tensor | None = None
 
     def condition(self, raw: np.ndarray) -> torch.Tensor:
         """Normalise, smooth and scale one raw feature vector -> (1, F) tensor."""
@@ -82,12 +113,23 @@ class FrameLoop:
         self.given = f
         return (f * float(self.look.intensity)).unsqueeze(0)
 
+    def scene_field(self, cond: torch.Tensor) -> torch.Tensor:
+        """The scene's colour field for conditioned features `cond` (1, F), updating the
+        slow average."""
+        if self._slow is None:
+            self._slow = cond.clone()
+        else:
+            self._slow = self._decay * self._slow + (1.0 - self._decay) * cond
+        return self.scene(cond, self._slow, self._basis).contiguous(memory_format=torch.channels_last)
+
     @torch.inference_mode()
     def step(self, raw: np.ndarray) -> torch.Tensor:
         """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
         fb = float(self.look.feedback)
-        base = fb * self.previous + (1.0 - fb) * self.pattern
-        frame = self.paint(base, self.condition(raw))
+        cond = self.condition(raw)
+        pattern = self.scene_field(cond) if self.scene is not None else self.pattern
+        base = fb * self.previous + (1.0 - fb) * pattern
+        frame = self.paint(base, cond)
         self.previous = frame
         if self.look.hue:
             if self._hue[0] != self.look.hue:  # built once per hue value, not per frame

@@ -24,8 +24,15 @@ class LossWeights:
     color_variance: float = 0.0  # spread within each colour channel
     temporal: float = 0.0        # frame-to-frame consistency (penalises change)
     motion: float = 0.0          # rewards frame-to-frame change up to `motion_target`
+    scene_swing: float = 0.0     # the scene's colours must differ between sounds
+    scene_spread: float = 0.0    # ... and across the frame (a picture, not a wash)
+    scene_calm: float = 0.0      # ... and move smoothly from frame to frame
+    composition: float = 0.0     # the picture keeps the scene's large-scale colours
     image_hinge: float = 0.2
     motion_target: float = 0.08
+    swing_target: float = 0.25   # std of a scene pixel over different sounds (0-1 scale)
+    spread_target: float = 0.2   # std of a scene's pixels within one frame
+    calm_margin: float = 0.02    # mean change of the scene per frame allowed for free
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,3 +110,26 @@ def motion_loss(image: torch.Tensor, previous: torch.Tensor, target: float = 0.0
     """Rewards mean absolute frame-to-frame change up to `target` (the original's
     'consecutive change' loss, capped so that it cannot ask for pure noise)."""
     return F.relu(target - (image - previous).abs().mean())
+
+
+def scene_swing_loss(fields: torch.Tensor, target: float = 0.25) -> torch.Tensor:
+    """Per pixel, the standard deviation over the batch (different sounds) of the scene
+    fields (B, 3, h, w), hinged below `target`: what a viewer sees must change with the
+    music by much more than a just-visible step."""
+    return F.relu(target - fields.std(dim=0)).mean()
+
+
+def scene_spread_loss(fields: torch.Tensor, target: float = 0.2) -> torch.Tensor:
+    """Each field's spatial standard deviation per channel, hinged below `target`."""
+    return F.relu(target - fields.flatten(2).std(dim=2)).mean()
+
+
+def scene_calm_loss(field: torch.Tensor, previous: torch.Tensor, margin: float = 0.02) -> torch.Tensor:
+    """Mean absolute change of the field from the previous frame beyond `margin`."""
+    return F.relu((field - previous).abs().mean(dim=(1, 2, 3)) - margin).mean()
+
+
+def composition_loss(image: torch.Tensor, scene: torch.Tensor, scale: int = 8) -> torch.Tensor:
+    """Mean squared difference of the picture and the scene seen from afar (both averaged
+    over `scale` x `scale` blocks): the texture is free, the composition is the scene's."""
+    return F.mse_loss(F.avg_pool2d(image, scale), F.avg_pool2d(scene, scale))

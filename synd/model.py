@@ -36,6 +36,11 @@ class ModelConfig:
     cond_dim: int = 64       # hidden size of the features -> FiLM network
     decoder_width: int = 32
     native_size: int = 256   # short side (pixels) over which coordinates span [-1, 1]
+    scene: int = 0           # 0: none; else the hidden size of the sound-driven scene (SceneHead)
+
+    @property
+    def has_scene(self) -> bool:
+        return self.scene > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,8 +51,10 @@ class ModelConfig:
         cfg = cls(**d)
         for f in fields(cls):
             value = getattr(cfg, f.name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"model config {f.name} must be a positive integer, got {value!r}")
+            lowest = 0 if f.name == "scene" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+                kind = "a positive integer" if lowest else "an integer >= 0"
+                raise ValueError(f"model config {f.name} must be {kind}, got {value!r}")
         return cfg
 
 
@@ -107,6 +114,52 @@ class FiLMConv(FiLM):
         return super().forward(self.conv(x), film)
 
 
+#: The scene's colour blobs: centres (x, y) in coordinate units (the short side spans
+#: [-1, 1]) on a 4x3 grid over a 16:9 frame, and their width. Broad and few, so the
+#: scene is a composition, never a lattice.
+SCENE_CENTRES = [(x, y) for y in (-0.6, 0.0, 0.6) for x in (-1.2, -0.4, 0.4, 1.2)]
+SCENE_WIDTH = 0.5
+
+
+def scene_basis(coords: torch.Tensor) -> torch.Tensor:
+    """Normalised Gaussian weights of each scene blob at each pixel: (B, K, H, W) summing
+    to 1 over K, from `make_coords` coordinates (B, 3, H, W)."""
+    centres = torch.tensor(SCENE_CENTRES, dtype=coords.dtype, device=coords.device)
+    dx = coords[:, :1] - centres[:, 0].view(1, -1, 1, 1)
+    dy = coords[:, 1:2] - centres[:, 1].view(1, -1, 1, 1)
+    return torch.softmax(-(dx * dx + dy * dy) / (2 * SCENE_WIDTH ** 2), dim=1)
+
+
+class SceneHead(nn.Module):
+    """Sound -> a smooth colour field: the large-scale picture, readable from afar.
+
+    An MLP turns the features now and their slow average (seconds) into one colour per
+    blob of `SCENE_CENTRES`; the field blends them with `scene_basis`. The frame loop
+    paints on this field instead of a fixed pattern, so what a viewer sees from across
+    the room (colours, where they sit) is a function of the music.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        k = len(SCENE_CENTRES)
+        self.net = nn.Sequential(
+            nn.Linear(2 * cfg.feature_dim, cfg.scene), nn.LeakyReLU(0.2),
+            nn.Linear(cfg.scene, cfg.scene), nn.LeakyReLU(0.2),
+            nn.Linear(cfg.scene, 3 * k))
+
+    def colours(self, features: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
+        """(B, K, 3) colour logits of the blobs."""
+        return self.net(torch.cat([features, slow], dim=1)).view(len(features), -1, 3)
+
+    def forward(self, features: torch.Tensor, slow: torch.Tensor, basis: torch.Tensor
+                ) -> torch.Tensor:
+        """The field (B, 3, H, W) in [0, 1] for `basis` = `scene_basis(coords)`."""
+        b, (k, h, w) = len(features), basis.shape[1:]
+        colours = self.colours(features, slow).transpose(1, 2)            # (B, 3, K)
+        flat = basis.reshape(basis.shape[0], k, h * w).expand(b, -1, -1)  # (B, K, HW)
+        return torch.sigmoid(torch.bmm(colours, flat)).view(b, 3, h, w)
+
+
 class Generator(nn.Module):
     """(base image, features, coordinates) -> image; see the module docstring."""
 
@@ -140,6 +193,7 @@ class Generator(nn.Module):
         # Start as a gentle modulation so early training is stable.
         nn.init.normal_(self.cond[-1].weight, std=0.01)
         nn.init.zeros_(self.cond[-1].bias)
+        self.scene = SceneHead(cfg) if cfg.has_scene else None
 
     def film(self, features: torch.Tensor) -> list[torch.Tensor]:
         """Per-layer FiLM parameters (batch, 2 * channels) from the features."""

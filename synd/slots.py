@@ -185,7 +185,7 @@ def make_slot(bundle: ModelBundle, look: Look, name: str, sample_rate: int, fps:
     features = replace(bundle.features, fps=fps)
     w, h = size
     loop = FrameLoop(bundle, h, w, look=look, seed=seed,
-                     device=next(bundle.generator.parameters()).device, paint=paint)
+                     device=next(bundle.generator.parameters()).device, paint=paint, fps=fps)
     # A first run sets up kernels and memory (tens of milliseconds): done here, off the
     # engine thread, so that the slot's first live frame costs what every frame costs.
     silent = torch.zeros(1, bundle.config.feature_dim, device=loop.pattern.device)

@@ -35,9 +35,9 @@ from synd.audio import AudioError, load_audio
 from synd.bundle import ModelBundle, bundle_from_checkpoint
 from synd.checkpoint import read_checkpoint
 from synd.features import FeatureExtractor, FeatureStats
-from synd.frameloop import FrameLoop, smooth_pattern
+from synd.frameloop import FrameLoop, slow_average, smooth_pattern
 from synd.metrics import r2_score
-from synd.model import Generator, ModelConfig, SoundDecoder, crop_side, make_coords
+from synd.model import Generator, ModelConfig, SoundDecoder, crop_side, make_coords, scene_basis
 from synd.presets import Preset, TrainSettings
 from synd.sheets import loop_thumbnails, save_contact_sheet
 
@@ -177,16 +177,35 @@ class UnrolledStep(nn.Module):
     def forward(self, previous, pattern, feedback, coords, features, crops):
         w = self.weights
         terms = {k: previous.new_zeros(()) for k in
-                 ("sound", "image", "noise", "colorfulness", "color_variance", "temporal", "motion")}
+                 ("sound", "image", "noise", "colorfulness", "color_variance", "temporal", "motion",
+                  "scene_swing", "scene_spread", "scene_calm", "composition")}
         fb = feedback.view(-1, 1, 1, 1)
+        scene = self.generator.scene
+        if scene is not None:
+            basis = scene_basis(coords)
+            whole = scene_basis(make_coords(9, 16, 16).to(coords))  # the frame at 16x9
+            shown = None
         for t in range(features.shape[0]):
+            now = features[t]
+            if scene is not None:
+                # Tracks carry the features and their slow average side by side.
+                now, slow = now.chunk(2, dim=1)
+                pattern = scene(now, slow, basis)
+                small = scene(now, slow, whole)
+                terms["scene_swing"] = terms["scene_swing"] + L.scene_swing_loss(small, w.swing_target)
+                terms["scene_spread"] = terms["scene_spread"] + L.scene_spread_loss(small, w.spread_target)
+                if shown is not None:
+                    terms["scene_calm"] = terms["scene_calm"] + L.scene_calm_loss(small, shown, w.calm_margin)
+                shown = small
             base = fb * previous + (1.0 - fb) * pattern
-            frame = self.generator(base, features[t], coords)
+            frame = self.generator(base, now, coords)
             top, left, size = crops[t]
             terms["sound"] = terms["sound"] + L.sound_loss(
-                self.decoder(frame[..., top:top + size, left:left + size]), features[t])
+                self.decoder(frame[..., top:top + size, left:left + size]), now)
             if w.image:
                 terms["image"] = terms["image"] + L.image_loss(frame, pattern, w.image_hinge)
+            if w.composition:
+                terms["composition"] = terms["composition"] + L.composition_loss(frame, pattern)
             if w.noise:
                 terms["noise"] = terms["noise"] + L.noise_loss(frame)
             if w.colorfulness:
@@ -210,8 +229,9 @@ class ChainPool:
     FIELDS = ("previous", "pattern", "track", "frame", "top", "left", "feedback")
 
     def __init__(self, size: int, crop: int, native: int, tracks: list[torch.Tensor],
-                 settings: TrainSettings):
+                 settings: TrainSettings, scene: bool = False):
         self.size, self.crop, self.native = size, crop, native
+        self.scene = scene  # tracks hold the features and their slow average side by side
         self.tracks = tracks
         self.lengths = torch.tensor([len(t) for t in tracks], dtype=torch.float64)
         self.settings = settings
@@ -261,6 +281,11 @@ class ChainPool:
         sigma = self.settings.augment
         if not sigma:
             return feats
+        if self.scene:  # features | slow average: one offset for both, noise on the features
+            now, slow = feats.chunk(2, dim=2)
+            offset = sigma * torch.randn(1, now.shape[1], now.shape[2], generator=g)
+            noise = (sigma / 3) * torch.randn(now.shape, generator=g)
+            return torch.cat([now + offset + noise, slow + offset], dim=2)
         offset = sigma * torch.randn(1, feats.shape[1], feats.shape[2], generator=g)
         noise = (sigma / 3) * torch.randn(feats.shape, generator=g)
         return feats + offset + noise
@@ -312,7 +337,9 @@ def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Te
     if not holdout:
         return None
     g = torch.Generator().manual_seed(seed)
-    pool = ChainPool(chains, settings.size, native, holdout, replace(settings, reset_prob=0.0))
+    scene = generator.scene
+    pool = ChainPool(chains, settings.size, native, holdout, replace(settings, reset_prob=0.0),
+                     scene=scene is not None)
     length = min(frames, int(min(len(t) for t in holdout)))
     idx = torch.arange(chains)
     pool.reset(idx, length, g)
@@ -323,11 +350,16 @@ def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Te
     prev, pattern = pool.previous.to(device), pool.pattern.to(device)
     fb = pool.feedback.to(device).view(-1, 1, 1, 1)
     preds, targets = [], []
+    basis = scene_basis(coords) if scene is not None else None
     for t in range(length):
-        frame = generator(fb * prev + (1 - fb) * pattern, feats[t].to(device), coords)
+        now = feats[t].to(device)
+        if scene is not None:
+            now, slow = now.chunk(2, dim=1)
+            pattern = scene(now, slow, basis)
+        frame = generator(fb * prev + (1 - fb) * pattern, now, coords)
         if t >= VALIDATION_WARMUP:
             preds.append(decoder.read(frame, tile).cpu())
-            targets.append(feats[t])
+            targets.append(now.cpu())
         prev = frame
     try:
         return r2_score(torch.cat(targets).numpy(), torch.cat(preds).numpy())
@@ -441,18 +473,26 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         stats = FeatureStats.from_dict(saved[1]["normalization"])
     else:
         stats = FeatureStats.fit(np.concatenate(corpus.train))
-    tracks = [torch.from_numpy(stats.normalize(x)) for x in corpus.train]
-    holdout = [torch.from_numpy(stats.normalize(x)) for x in corpus.holdout]
+    tracks = [stats.normalize(x) for x in corpus.train]
+    holdout = [stats.normalize(x) for x in corpus.holdout]
 
     try:
         config = ModelConfig.from_dict({"feature_dim": preset.features.dim, **preset.architecture})
     except (TypeError, ValueError) as e:
         raise TrainError(f"preset '{preset.name}' [architecture]: {e}") from None
+    fps = preset.features.fps
+
+    def as_tensors(parts: list[np.ndarray]) -> list[torch.Tensor]:
+        # A scene also hears the slow average of the features, kept beside them.
+        return [torch.from_numpy(np.concatenate([x, slow_average(x, fps)], axis=1)
+                                 if config.has_scene else x) for x in parts]
+    tracks, holdout = as_tensors(tracks), as_tensors(holdout)
     torch.manual_seed(opts.seed)
     bundle = ModelBundle.new(config, preset.features, stats, meta={
         "name": opts.out.stem, "preset": preset.to_dict(), "loss_weights": preset.loss.to_dict(),
         "data": corpus.summary})
-    pool = ChainPool(settings.pool, settings.size, config.native_size, tracks, settings)
+    pool = ChainPool(settings.pool, settings.size, config.native_size, tracks, settings,
+                     scene=config.has_scene)
     step_module = UnrolledStep(bundle.generator, bundle.decoder, preset.loss).to(device)
     params = list(bundle.generator.parameters()) + list(bundle.decoder.parameters())
     opt = torch.optim.Adam(params, lr=settings.lr)
@@ -599,7 +639,7 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
 def write_sample_sheet(bundle: ModelBundle, holdout: list[torch.Tensor], stats: FeatureStats,
                        preset: Preset, path: Path, count: int = 16, every: int = 6) -> None:
     """Frames of held-out audio through the real frame loop, as one PNG."""
-    track = max(holdout, key=len)
+    track = max(holdout, key=len)[:, :len(stats.mean)]  # without a scene's slow average
     raw = track[: count * every].numpy() * stats.std + stats.mean  # back to raw features
     native = bundle.config.native_size
     loop = FrameLoop(bundle, native, native, look=replace(preset.look, hue=0.0), seed=0,
