@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synd-setup
 DEMO   := demo
 
-.PHONY: setup run demo test models screenshots clean
+.PHONY: setup run demo test models music looks screenshots clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,16 @@ screenshots: setup
 ## models: retrain every shipped model from the synthesized corpus (about 10 min each on 2 cores)
 models: setup
 	bash scripts/train_shipped.sh
+
+## music: set up, then fetch freely licensed real music from Debian packages into
+## data/music: eval (held out: no look is trained or tuned on it) and train
+music: setup
+	$(BIN)/python -m synd.music eval data/music/eval
+	$(BIN)/python -m synd.music train data/music/train
+
+## looks: set up, then score every shipped look with the judge on the held-out music
+looks: setup
+	bash scripts/judge_looks.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(DEMO)

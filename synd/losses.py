@@ -28,6 +28,7 @@ class LossWeights:
     scene_spread: float = 0.0    # ... and across the frame (a picture, not a wash)
     scene_calm: float = 0.0      # ... and move smoothly from frame to frame
     composition: float = 0.0     # the picture keeps the scene's large-scale colours
+    texture_calm: float = 0.0    # the texture over the scene moves only where the scene does
     image_hinge: float = 0.2
     motion_target: float = 0.08
     swing_target: float = 0.25   # std of a scene pixel over different sounds (0-1 scale)
@@ -133,3 +134,10 @@ def composition_loss(image: torch.Tensor, scene: torch.Tensor, scale: int = 8) -
     """Mean squared difference of the picture and the scene seen from afar (both averaged
     over `scale` x `scale` blocks): the texture is free, the composition is the scene's."""
     return F.mse_loss(F.avg_pool2d(image, scale), F.avg_pool2d(scene, scale))
+
+
+def texture_calm_loss(image: torch.Tensor, scene: torch.Tensor, previous_image: torch.Tensor,
+                      previous_scene: torch.Tensor) -> torch.Tensor:
+    """Mean absolute change of the texture (picture minus scene) from one frame to the
+    next: a still sound gives a still picture, and motion comes from the music's scene."""
+    return ((image - scene) - (previous_image - previous_scene)).abs().mean()

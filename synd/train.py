@@ -178,7 +178,7 @@ class UnrolledStep(nn.Module):
         w = self.weights
         terms = {k: previous.new_zeros(()) for k in
                  ("sound", "image", "noise", "colorfulness", "color_variance", "temporal", "motion",
-                  "scene_swing", "scene_spread", "scene_calm", "composition")}
+                  "scene_swing", "scene_spread", "scene_calm", "composition", "texture_calm")}
         fb = feedback.view(-1, 1, 1, 1)
         scene = self.generator.scene
         if scene is not None:
@@ -206,6 +206,10 @@ class UnrolledStep(nn.Module):
                 terms["image"] = terms["image"] + L.image_loss(frame, pattern, w.image_hinge)
             if w.composition:
                 terms["composition"] = terms["composition"] + L.composition_loss(frame, pattern)
+            if w.texture_calm and t > 0:
+                terms["texture_calm"] = terms["texture_calm"] + L.texture_calm_loss(
+                    frame, pattern, previous, last_pattern)
+            last_pattern = pattern
             if w.noise:
                 terms["noise"] = terms["noise"] + L.noise_loss(frame)
             if w.colorfulness:

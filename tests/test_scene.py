@@ -115,3 +115,23 @@ def test_a_scene_models_frames_change_with_the_music_at_large_scale():
     motion = judge.motion()
     assert motion[31:40].max() > 2.3  # the change of sound is a visible change
     assert np.abs(frames[29].astype(int) - frames[59].astype(int)).mean() > 5
+
+
+def test_the_composition_loss_sees_only_the_large_scale():
+    g = torch.Generator().manual_seed(2)
+    ramp = torch.linspace(0, 1, 64)
+    scene = (ramp.view(1, 1, 1, 64) * ramp.view(1, 1, 64, 1)).expand(2, 3, 64, 64).clone()
+    texture = (torch.rand(2, 3, 64, 64, generator=g) - 0.5) * 0.4
+    texture -= torch.nn.functional.avg_pool2d(texture, 8).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    assert L.composition_loss(scene + texture, scene) < 1e-10  # zero-mean detail is free
+    assert L.composition_loss(torch.full_like(scene, 0.5), scene) > 0.005  # a wash is not
+
+
+def test_the_texture_may_move_only_with_the_scene():
+    g = torch.Generator().manual_seed(3)
+    scene0, scene1 = torch.rand(2, 1, 3, 16, 16, generator=g)
+    texture = 0.1 * torch.rand(1, 3, 16, 16, generator=g)
+    # The scene moved, the texture on it stayed: free. The texture moved by 0.05: not.
+    assert L.texture_calm_loss(scene1 + texture, scene1, scene0 + texture, scene0) < 1e-7
+    moved = L.texture_calm_loss(scene1 + texture + 0.05, scene1, scene0 + texture, scene0)
+    assert moved == pytest.approx(0.05, abs=1e-6)
