@@ -114,7 +114,7 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
     `synd.judge.JUDGE_RATE`) the judge scores the frames too, if the track is long
     enough for it (`synd.judge.MIN_SECONDS`).
     """
-    loop = render_loop(bundle, look, size, seed, detail)
+    loop = render_loop(bundle, look, size, seed, detail, fps)
     guard = FlashGuard(fps, enabled=flash_guard, measure_unguarded=True)
     n = len(raw)
     judge = (Judge(fps, expected_frames=n, name=name)
@@ -181,7 +181,7 @@ def _silence_frames(bundle: ModelBundle, look: Look, size: tuple[int, int], fps:
     cfg = replace(bundle.features, fps=fps)
     silence = np.zeros(int((SETTLE_SECONDS + SILENCE_SECONDS) * cfg.sample_rate), np.float32)
     raw = FeatureExtractor(cfg).offline(silence)
-    loop = render_loop(bundle, look, size, seed, detail)
+    loop = render_loop(bundle, look, size, seed, detail, fps)
     settle = int(round(SETTLE_SECONDS * fps))
     frames = [to_rgb_uint8(loop.step(row)) for row in raw]
     return frames[settle:]

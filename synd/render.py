@@ -242,11 +242,11 @@ def song_features(song: Path, bundle: ModelBundle, fps: float, start: float = 0.
 
 
 def render_loop(bundle: ModelBundle, look: Look, size: tuple[int, int], seed: int = 0,
-                detail: int = GENERATION_SHORT_SIDE) -> FrameLoop:
-    """The frame loop that paints frames for a video of `size` (at generation size)."""
+                detail: int = GENERATION_SHORT_SIDE, fps: float = 30.0) -> FrameLoop:
+    """The frame loop that paints frames for a video of `size` (at generation size) at `fps`."""
     gw, gh = generation_size(*size, short=detail)
     return FrameLoop(bundle, gh, gw, look=look, seed=seed,
-                     device=next(bundle.generator.parameters()).device)
+                     device=next(bundle.generator.parameters()).device, fps=fps)
 
 
 def render_frames(bundle: ModelBundle, look: Look, features: np.ndarray, size: tuple[int, int],
@@ -278,7 +278,8 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
                "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     try:
         with encoder_friendly_threads(next(bundle.generator.parameters()).device):
-            loop = render_loop(bundle, look, options.size, options.seed, options.detail)
+            loop = render_loop(bundle, look, options.size, options.seed, options.detail,
+                               options.fps)
             for i, frame in enumerate(loop.run(features), 1):
                 encoder.put(frame)
                 bar.update()
