@@ -59,6 +59,7 @@ class TrainSettings:
     pool: int = 256         # persistent chains: long feedback histories without long unrolls
     reset_prob: float = 0.1
     augment: float = 0.3    # std of random offsets added to the (normalised) features
+    silence: float = 0.0    # share of sequences that hear digital silence (a still picture then)
 
     def __post_init__(self):
         for name, lo, hi in (("steps", 1, 10**9), ("size", 16, 256), ("batch", 1, 4096),
@@ -71,7 +72,8 @@ class TrainSettings:
         if self.pool < self.batch:
             raise ValueError(f"train.pool ({self.pool}) must be at least train.batch ({self.batch})")
         for name, lo, hi in (("lr", 1e-7, 1.0), ("min_crop", 0.1, 1.0), ("feedback_min", 0.0, 1.0),
-                             ("reset_prob", 0.0, 1.0), ("augment", 0.0, 10.0)):
+                             ("reset_prob", 0.0, 1.0), ("augment", 0.0, 10.0),
+                             ("silence", 0.0, 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
                 raise ValueError(f"train.{name} must be a number in [{lo}, {hi}], got {value!r}")

@@ -236,6 +236,8 @@ class ChainPool:
                  settings: TrainSettings, scene: bool = False):
         self.size, self.crop, self.native = size, crop, native
         self.scene = scene  # tracks hold the features and their slow average side by side
+        #: The (normalised) features of digital silence, a row like the tracks' rows.
+        self.silence: torch.Tensor | None = None
         self.tracks = tracks
         self.lengths = torch.tensor([len(t) for t in tracks], dtype=torch.float64)
         self.settings = settings
@@ -276,7 +278,12 @@ class ChainPool:
         self.reset(idx[done], unroll, g)
         feats = torch.stack([self.tracks[int(self.track[i])][int(self.frame[i]):int(self.frame[i]) + unroll]
                              for i in idx.tolist()], dim=1)
-        return idx, self.augment(feats, g)
+        feats = self.augment(feats, g)
+        if self.silence is not None and self.settings.silence:
+            # Music has little digital silence; a show has plenty, and its picture must calm.
+            quiet = torch.rand(len(idx), generator=g) < self.settings.silence
+            feats[:, quiet] = self.silence.to(feats)
+        return idx, feats
 
     def augment(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Shift each sequence by a random offset and add a little noise per frame, so the
@@ -402,7 +409,10 @@ def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch
     tr = meta.get("training")
     if not isinstance(tr, dict) or "budget" not in tr:
         raise TrainError(f"cannot resume '{spath}': it holds no training state")
-    changed = sorted(k for k, v in asdict(opts.preset.train).items() if tr["settings"].get(k) != v)
+    # A setting newer than the saved run counts as its default there.
+    defaults = asdict(TrainSettings())
+    changed = sorted(k for k, v in asdict(opts.preset.train).items()
+                     if tr["settings"].get(k, defaults[k]) != v)
     if meta.get("preset", {}).get("name") != opts.preset.name:
         changed.insert(0, "preset")
     if tr["seed"] != opts.seed:
@@ -497,6 +507,9 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         "data": corpus.summary})
     pool = ChainPool(settings.pool, settings.size, config.native_size, tracks, settings,
                      scene=config.has_scene)
+    quiet = stats.normalize(FeatureExtractor(preset.features).offline(
+        np.zeros(preset.features.sample_rate, np.float32)))[-1:]
+    pool.silence = as_tensors([quiet])[0][0]
     step_module = UnrolledStep(bundle.generator, bundle.decoder, preset.loss).to(device)
     params = list(bundle.generator.parameters()) + list(bundle.decoder.parameters())
     opt = torch.optim.Adam(params, lr=settings.lr)

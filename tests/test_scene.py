@@ -135,3 +135,20 @@ def test_the_texture_may_move_only_with_the_scene():
     assert L.texture_calm_loss(scene1 + texture, scene1, scene0 + texture, scene0) < 1e-7
     moved = L.texture_calm_loss(scene1 + texture + 0.05, scene1, scene0 + texture, scene0)
     assert moved == pytest.approx(0.05, abs=1e-6)
+
+
+def test_training_sequences_can_hear_digital_silence():
+    from dataclasses import replace
+
+    from synd.presets import TrainSettings
+    from synd.train import ChainPool
+
+    settings = replace(TrainSettings(), pool=32, batch=32, unroll=2, size=16, silence=0.5,
+                       augment=0.0)
+    tracks = [torch.randn(50, 4) for _ in range(3)]
+    pool = ChainPool(32, 16, 32, tracks, settings)
+    pool.silence = torch.full((4,), -7.0)
+    _, feats = pool.draw(32, 2, torch.Generator().manual_seed(0))
+    quiet = (feats == -7.0).all(dim=2).all(dim=0)
+    assert 8 <= int(quiet.sum()) <= 24  # about half the sequences, whole sequences
+    assert not (feats[:, ~quiet] == -7.0).any()
