@@ -188,10 +188,11 @@ class FlashCounter:
             reds = np.logical_or(*self._red.peek(red, saturated))
         return np.stack([luma, reds]).astype(np.int16)
 
-    def at_risk(self, frame: np.ndarray) -> np.ndarray:
+    def at_risk(self, frame: np.ndarray, signals=None) -> np.ndarray:
         """Cells (flat, row-major over ``GRID``) where `frame` would make a transition
-        beyond the allowed count within the last second, taking nothing."""
-        new = self._new(frame, take=False)
+        beyond the allowed count within the last second, taking nothing (`signals` as in
+        `peek`)."""
+        new = self._new(frame, take=False, signals=signals)
         return ((self._after(new) > _MAX_TRANSITIONS) & (new > 0)).any(axis=0)
 
     def peek(self, frame: np.ndarray, signals=None) -> FlashReading:
@@ -241,6 +242,7 @@ class FlashGuard:
         self.unguarded_flashes_max = 0.0
         self.unguarded_hazard_frames = 0
         self._previous: np.ndarray | None = None
+        self._previous_signals: tuple | None = None
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """The frame to show instead of `frame`: (H, W, 3) uint8 RGB."""
@@ -252,15 +254,14 @@ class FlashGuard:
             self.unguarded_hazard_frames += reading.hazard
         out = frame
         if self.enabled and self._previous is not None and self._crosses(frame, signals):
-            out = self._limit(frame)
+            out, signals = self._limit(frame, signals)
             self.changed += 1
-            signals = cell_signals(out)
         for rule in self.rules:
             rule.push(out, signals)
-        self._previous = out
+        self._previous, self._previous_signals = out, signals
         return out
 
-    def _crosses(self, frame: np.ndarray, signals=None) -> bool:
+    def _crosses(self, frame: np.ndarray, signals) -> bool:
         return any(rule.peek(frame, signals).hazard for rule in self.rules)
 
     def _previous_like(self, frame: np.ndarray) -> np.ndarray:
@@ -270,21 +271,24 @@ class FlashGuard:
                                   interpolation=cv2.INTER_AREA)
         return previous
 
-    def _limit(self, frame: np.ndarray) -> np.ndarray:
+    def _limit(self, frame: np.ndarray, signals) -> tuple[np.ndarray, tuple]:
+        """The limited frame and its cell signals."""
         previous = self._previous_like(frame)
-        risky = np.logical_or(*(rule.at_risk(frame) for rule in self.rules))
-        weights = np.where(risky, self._allowed(frame, previous), 1.0).astype(np.float32)
+        risky = np.logical_or(*(rule.at_risk(frame, signals) for rule in self.rules))
+        weights = np.where(risky, self._allowed(signals), 1.0).astype(np.float32)
         for attempt in (weights, np.where(risky, 0.0, 1.0).astype(np.float32)):
             out = _blend(previous, frame, attempt)
-            if not self._crosses(out):
-                return out
-        return previous.copy()
+            out_signals = cell_signals(out)
+            if not self._crosses(out, out_signals):
+                return out, out_signals
+        return previous.copy(), cell_signals(previous)
 
-    def _allowed(self, frame: np.ndarray, previous: np.ndarray) -> np.ndarray:
-        """Per cell, the share of the change from `previous` to `frame` that stays under a
-        transition (both signals, both rules, a linear estimate with a margin)."""
+    def _allowed(self, new) -> np.ndarray:
+        """Per cell, the share of the change from the previous frame to the one with
+        signals `new` that stays under a transition (both signals, both rules, a linear
+        estimate with a margin)."""
         share = np.ones(GRID[0] * GRID[1], np.float32)
-        new, old = cell_signals(frame), cell_signals(previous)
+        old = self._previous_signals
         for rule in self.rules:
             for tracker, index in ((rule._luma, 0), (rule._red, 1)):
                 delta = new[index] - old[index]
@@ -305,7 +309,7 @@ def _blend(previous: np.ndarray, frame: np.ndarray, weights: np.ndarray) -> np.n
     grid = cv2.erode(grid, np.ones((3, 3), np.uint8))  # edges fall outside the risky cells
     grid = np.minimum(grid, cv2.GaussianBlur(grid, (5, 5), 0))  # softer, never higher
     h, w = frame.shape[:2]
-    field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
-    field = np.clip(field, 0.0, 1.0)[..., None]
-    old = previous.astype(np.float32)
-    return np.clip(old + field * (frame.astype(np.float32) - old) + 0.5, 0, 255).astype(np.uint8)
+    field = np.clip(cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+    # OpenCV's per-pixel weighted blend of two uint8 pictures (rounded), in one pass.
+    return cv2.blendLinear(np.ascontiguousarray(frame), np.ascontiguousarray(previous),
+                           field, 1.0 - field)
