@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from synd.bridges.registry import OUTPUT_CHECKS
+from synd.priority import yield_to_engine
 
 __all__ = [
     "Frame",
@@ -190,27 +191,11 @@ class Output(ABC):
         raise NotImplementedError
 
 
-#: How much lower than the engine output and loader threads run (Unix nice steps).
-OUTPUT_NICE = 5
 #: While an output with ``max_failures > 1`` keeps failing, one log line this often.
 FAILURE_LOG_EVERY_S = 10.0
 #: At interpreter exit, how long a runner still inside ``send`` (or ``open``) after it was
 #: asked to stop gets before it is left behind (a hung output must not hold up the exit).
 EXIT_SEND_GRACE_S = 1.0
-
-
-def yield_to_engine() -> None:
-    """Lower the calling thread's CPU priority (and that of threads it starts, such as
-    NDI's compressors, which inherit it), so that on a busy CPU the engine's frame clock
-    wins: an output or a model load may take longer, the engine should not drop frames. Lowering needs
-    no privileges; where threads have no priority of their own, nothing happens."""
-    if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + OUTPUT_NICE)
-    except OSError:
-        pass
 
 
 def _positive_fps(fps: Any) -> float:

@@ -21,9 +21,9 @@ import torch
 
 from synd.bridges.base import Frame, Output
 from synd.bundle import ModelBundle
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.presets import Look
-from synd.render import (GENERATION_SHORT_SIDE, RenderOptions, generation_size, render_frames,
-                         render_song, song_features)
+from synd.render import RenderOptions, render_frames, render_song, song_features
 from synd.video import VideoWriter
 
 #: Real-time goals of the render benchmark with the default preset (x real time).
@@ -187,7 +187,8 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
 NDI_GOALS = [(1280, 720, 60.0), (1920, 1080, 30.0)]
 
 
-def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0, detail: int = 216) -> list[dict]:
+def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0,
+              detail: int = GENERATION_SHORT_SIDE) -> list[dict]:
     """The live engine publishing to a real NDI source at each of `NDI_GOALS`, watched by
     an NDI receiver in another process (`synd.bridges.ndi_watch`): NDI compresses and
     sends frames only while someone receives them. Sender and receiver find each other
@@ -229,7 +230,7 @@ def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0, detail: in
 
 
 def bench_switch(look_loader, first: str, presets: list[str], mix: str = "image",
-                 fps: float = 30.0, size: tuple[int, int] = (1280, 720), detail: int = 216,
+                 fps: float = 30.0, size: tuple[int, int] = (1280, 720), detail: int = GENERATION_SHORT_SIDE,
                  switches: int = 3, fade: float = 2.0) -> dict:
     """The longest engine frame while presets change: the live engine on the demo song,
     `switches` preset changes through the Controller (load into the hidden slot, fade

@@ -45,6 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
+
 log = logging.getLogger(__name__)
 
 SECTIONS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity",
@@ -82,7 +84,7 @@ class SuiteOptions:
     preset: str = "prism"  # the default live preset: the headline numbers are its
     model: str | None = None  # a model to measure instead of the preset's (name or file)
     presets: list[str] = field(default_factory=list)  # empty: every shipped preset
-    detail: int = 216
+    detail: int = GENERATION_SHORT_SIDE
     render_sizes: list[tuple[int, int]] | None = None  # default 1280x720 and 1920x1080
     render_seconds: float | None = None  # default 20 s (4 s quick)
     speed: str = "superfast"
@@ -95,7 +97,7 @@ class SuiteOptions:
 
 def _main_look(opts: SuiteOptions):
     """(bundle, look) of what the headline numbers measure: the model, else the preset."""
-    from synd.render import resolve_look
+    from synd.catalog import resolve_look
 
     return resolve_look(None, opts.model) if opts.model else resolve_look(opts.preset, None)
 
@@ -209,7 +211,7 @@ def _looks(opts: SuiteOptions):
     """(label, bundle, look) of each model the per-preset sections measure: the main one
     first (the only one with --quick or --model), then the other shipped presets."""
     from synd.paths import shipped_dir
-    from synd.render import resolve_look
+    from synd.catalog import resolve_look
 
     bundle, look = _main_look(opts)
     yield opts.label, bundle, look
@@ -371,7 +373,6 @@ def capacity_section(opts: SuiteOptions, live: dict | None) -> list[dict]:
     itself (5 s, 1280x720 output) and taken one size down while it drops frames."""
     from synd.bench import bench_live
     from synd.measure import largest_size
-    from synd.render import generation_size
 
     other_ms = 0.0
     if live and live.get("stage_ms"):
@@ -423,7 +424,7 @@ def guard_section(opts: SuiteOptions) -> dict:
     from synd.flash import FlashGuard
     from synd.measure import stage_ms
 
-    h, w = 216, 384
+    w, h = generation_size(1280, 720)
     ramp = np.tile(np.linspace(0, 255, w, dtype=np.uint8)[None, :, None], (h, 1, 3))
     cases = {"moving picture": [np.roll(ramp, 4 * i, axis=1) for i in range(60)],
              "10 Hz strobe": [np.full((h, w, 3), 255 * (i * 20 // 30 % 2), np.uint8)

@@ -9,9 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
+from synd.sizes import GENERATION_SHORT_SIDE
+
 log = logging.getLogger("synd")
 
-DETAIL = 216  # synd.render.GENERATION_SHORT_SIDE, without importing torch for --help
 
 EPILOG = """examples:
   synd presets                                   list the looks
@@ -83,8 +84,8 @@ def _add_look_args(p: argparse.ArgumentParser, settings: bool = True) -> None:
 
 
 def _add_detail(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--detail", type=_positive(int), default=DETAIL, metavar="PIXELS",
-                   help=f"{what} (default {DETAIL}; 256, the models' native scale, is finer "
+    p.add_argument("--detail", type=_positive(int), default=GENERATION_SHORT_SIDE, metavar="PIXELS",
+                   help=f"{what} (default {GENERATION_SHORT_SIDE}; 256, the models' native scale, is finer "
                         "and slower)")
 
 
@@ -275,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Capture audio and paint it live, publishing frames to the "
                                    "outputs until stopped (Ctrl-C, SIGTERM, or q in the preview). "
                                    "Stays in the foreground, for systemd and launchd. Settings "
-                                   "come from the [run] table of the config file; flags and -o "
+                                   "come from the [run], [osc], [midi] and [tray] tables of the "
+                                   "config file; flags and -o (e.g. -o fps=60, -o osc.listen=off) "
                                    "override them.",
                        epilog="inputs: system (what the computer plays), mic, a device name or "
                               "index (see synd info), or an audio file played in real time\n"
@@ -346,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "preset N, Ctrl+Up/Down intensity, [ ] fade to A/B, C cut on the "
                               "beat, F freeze, B blackout, Ctrl+L MIDI learn, Esc close, Ctrl+Q quit")
     p.add_argument("--osc", metavar="HOST:PORT",
-                   help="synd's OSC port (default: the [run] osc setting, 127.0.0.1:9000)")
+                   help="synd's OSC port (default: the config's [osc] listen, 127.0.0.1:9000)")
     p.add_argument("--config", type=Path, help="config file (default: ~/.config/synd/config.toml)")
 
     p = sub.add_parser("service", help="run synd as a background service (systemd user unit)")
@@ -462,8 +464,8 @@ def _model_and_look(args):
     """The model (on the chosen device) and look that --preset/--model/--set ask for."""
     from synd.config import load_config
     from synd.presets import Preset, apply_overrides
-    from synd.render import resolve_look
-    from synd.train import pick_device
+    from synd.catalog import resolve_look
+    from synd.device import pick_device
 
     device = pick_device(args.device or load_config().device)
     bundle, look = resolve_look(args.preset, args.model)
@@ -566,35 +568,32 @@ def _stop_during_startup() -> None:
     signal.signal(signal.SIGTERM, during_startup)
 
 
+#: `synd run` flags (argparse dests) -> the (table, key) of the config each sets.
+RUN_FLAGS = {
+    **{k: ("run", k) for k in ("input", "play", "loop", "output", "fps", "size", "delay_ms",
+                               "ndi_name", "mix", "flash_guard")},
+    "osc": ("osc", "listen"), "osc_remote": ("osc", "remote"), "osc_allow": ("osc", "allow"),
+    "osc_feedback": ("osc", "feedback"), "midi": ("midi", "port"), "midi_api": ("midi", "api"),
+    "midi_map": ("midi", "map"), "midi_feedback": ("midi", "feedback"), "tray": ("tray", "show")}
+
+
 def cmd_run(args) -> int:
-    from synd.config import apply_overrides, load_config
+    from synd.config import apply_overrides, load_config, with_values
     from synd.daemon import run_daemon
 
     config = apply_overrides(load_config(args.config), args.overrides)
-    flags = {k: getattr(args, k) for k in ("input", "play", "loop", "output", "fps", "size",
-                                             "delay_ms", "ndi_name", "osc", "osc_remote", "osc_allow",
-                                             "osc_feedback", "mix", "midi", "midi_api", "midi_map",
-                                             "midi_feedback", "tray", "flash_guard")
-             if getattr(args, k) is not None}
-    config = apply_overrides(config, [f"{k}={_toml(v)}" for k, v in flags.items()])
+    flags = {where: getattr(args, dest) for dest, where in RUN_FLAGS.items()
+             if getattr(args, dest) is not None}
+    config = with_values(config, flags, "flags")
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
-
-
-def _toml(value) -> str:
-    """A flag's value as a TOML literal for `apply_overrides`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
 def cmd_tray(args) -> int:
     from synd.bridges.preview import display_problem
-    from synd.config import load_config, parse_host_port
+    from synd.config import is_off, load_config, parse_host_port
 
-    target = args.osc or load_config(args.config).run.osc
-    if target.strip().lower() in ("off", "", "none"):
+    target = args.osc or load_config(args.config).osc.listen
+    if is_off(target):
         raise ValueError("synd's OSC is off in the config: give --osc HOST:PORT")
     host, port = parse_host_port(target, "osc")
     host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
@@ -643,7 +642,7 @@ def cmd_bench(args) -> int:
     from synd.benchsuite import SECTIONS, SuiteOptions, format_suite, run_suite
     from synd.config import load_config
     from synd.files import write_json
-    from synd.train import pick_device
+    from synd.device import pick_device
 
     config = load_config(None)
     parts = args.parts or list(SECTIONS)

@@ -268,7 +268,7 @@ class Controller:
         """Pause (False) or resume (True) output `name`."""
         runners = [r for r in self.engine.outputs if r.name == name]
         if not runners:
-            names = ", ".join(r.name for r in self.engine.outputs) or "none"
+            names = ", ".join(self.outputs()) or "none"
             raise KeyError(f"no output {name!r} is running (outputs: {names})")
         for runner in runners:
             runner.enabled = bool(enabled)
@@ -301,6 +301,10 @@ class Controller:
                 log.error("cannot switch the input to %s: %s", name, exc)
         threading.Thread(target=work, name="synd-input-open", daemon=True).start()
 
+    def outputs(self) -> list[str]:
+        """The names of the engine's outputs, in order."""
+        return [r.name for r in getattr(self.engine, "outputs", [])]
+
     def inputs(self) -> list[str]:
         """The audio inputs `set_input` takes ("system", "mic", then device names)."""
         return list(self._inputs()) if self._inputs is not None else []
@@ -321,6 +325,15 @@ class Controller:
         """The current value of a parameter, trigger, "preset", "model/a", "model/b",
         "input" (its description) or "output/NAME"."""
         return self.state()[name]
+
+    def status(self) -> dict:
+        """The engine's status (frame rate, drops, stages), {} when it keeps none."""
+        status = getattr(self.engine, "status", None)
+        return status() if callable(status) else {}
+
+    def last_frame(self) -> Any:
+        """The newest frame the engine sent out (`synd.bridges.base.Frame`), or None."""
+        return getattr(self.engine, "last_frame", None)
 
     def state(self) -> dict[str, Any]:
         """Everything a surface can query: parameters, triggers, preset, slots, outputs."""

@@ -112,36 +112,6 @@ def open_device(name: str, rate: int):
     return DeviceInput("device", name, rate=rate)
 
 
-def model_choices() -> list[str]:
-    """What the model slots can load: the presets, then the model files in the models
-    folders by name (training checkpoints left out)."""
-    from synd.paths import search_dirs
-    from synd.presets import list_presets
-
-    names = [p.name for p in list_presets()]
-    for folder in search_dirs("models"):
-        for path in sorted(folder.glob("*.safetensors")):
-            if path.stem not in names and not path.name.endswith(".train.safetensors"):
-                names.append(path.stem)
-    return names
-
-
-def load_look(name: str):
-    """(bundle, look) for a control command's name: a preset, else a model. Only names in
-    the presets and models folders are looked up (never a path, nor a file in the working
-    directory), and a preset that exists but is broken is reported as such."""
-    from synd.bundle import load_model
-    from synd.paths import resolve
-    from synd.render import model_look, resolve_look
-
-    try:
-        resolve("presets", name, ".toml", allow_paths=False)
-    except (OSError, ValueError):  # no preset of that name: a model
-        bundle = load_model(name, allow_paths=False)
-        return bundle, model_look(bundle)
-    return resolve_look(name, None)  # the preset found above, and its model by name
-
-
 class Daemon:
     """The running pieces of `synd run` and their lifecycle."""
 
@@ -150,19 +120,16 @@ class Daemon:
         from synd.bridges.base import OutputRunner, create_output, parse_outputs
         from synd.control import Controller
         from synd.engine import Engine, EngineOptions
-        from synd.presets import list_presets
-        from synd.render import resolve_look
-        from synd.train import pick_device
+        from synd.catalog import choices, look_for, preset_names, resolve_look
+        from synd.device import pick_device
+
+        from synd.frontends import build_frontends
 
         run = config.run
         self.config = config
-        self.tray = run.tray
-        if self.tray:  # fail before anything loads when no window can open
-            from synd.bridges.preview import display_problem
-
-            problem = display_problem()
-            if problem:
-                raise ValueError(f"cannot show the tray: {problem}")
+        # OSC, MIDI, the tray: checked now (a bad address fails before anything loads),
+        # started in run() once the engine paints.
+        self.frontends = build_frontends(config, self)
         self.stopping = threading.Event()
         self._cpu = CpuMeter()
         size = parse_size(run.size)
@@ -176,7 +143,7 @@ class Daemon:
         source = open_source(config, bundle.features.sample_rate)
         self._first_source = source
         if parsed is None:
-            parsed = parse_outputs(auto_outputs(preview=not self.tray))
+            parsed = parse_outputs(auto_outputs(preview=not config.tray.show))
         # --size is the size of every output that does not name its own (NAME@WxH), and
         # --ndi-name the name of every NDI/Syphon/Spout source that does not (ndi:NAME).
         fps = engine_fps(run.fps, parsed)
@@ -194,39 +161,23 @@ class Daemon:
                                            mix=run.mix, flash_guard=run.flash_guard),
                              model_name=model or preset or config.preset)
         def load(name: str):
-            found, found_look = load_look(name)
+            found, found_look = look_for(name)
             return found.to(device), found_look
-        self.control = Controller(self.engine, [p.name for p in list_presets()], load,
+        self.control = Controller(self.engine, preset_names(), load,
                                   current=model or preset or config.preset,
-                                  models=model_choices, inputs=input_choices,
+                                  models=choices, inputs=input_choices,
                                   open_input=lambda name: open_device(name, self.engine.sample_rate))
-        self.osc = self._osc_server(run)
         for runner in self.outputs:  # q or closing the preview window stops the daemon
             if hasattr(runner.output, "on_quit"):
                 runner.output.on_quit = self.stop
-        self.midi = None  # started in run(): MIDI trouble is a warning, never fatal
-
-    def _osc_server(self, run):
-        """The OSC server the config asks for (checked now: a bad address fails at once),
-        or None with `osc = "off"`."""
-        if run.osc.strip().lower() in ("off", "", "none"):
-            return None
-        from synd.config import parse_host_port
-        from synd.osc import OscServer, check_bind
-
-        host, port = parse_host_port(run.osc, "osc")
-        check_bind(host, run.osc_remote)
-        allow = [a.strip() for a in run.osc_allow.split(",") if a.strip()] or None
-        feedback = parse_host_port(run.osc_feedback, "osc_feedback") if run.osc_feedback else None
-        return OscServer(self.control, host, port, allow=allow, feedback=feedback,
-                         status=self.status)
 
     def _prepare_presets(self) -> None:
         """Export every preset's model for ONNX Runtime into the cache, below the engine's
         priority, so that preset switches later only read files (the first run after an
         install prepares them; later runs find them all cached)."""
-        from synd.bridges.base import yield_to_engine
+        from synd.catalog import look_for
         from synd.onnxgen import cached_export, export_cache_path, onnx_missing
+        from synd.priority import yield_to_engine
 
         if self.engine.runtime != "onnxruntime" or onnx_missing():
             return
@@ -235,7 +186,7 @@ class Daemon:
         todo = []
         for name in self.control.presets:
             try:
-                bundle, _ = load_look(name)
+                bundle, _ = look_for(name)
             except Exception as exc:  # noqa: BLE001 - a broken preset is reported when chosen
                 log.debug("cannot prepare preset %s: %s", name, exc)
                 continue
@@ -248,32 +199,6 @@ class Daemon:
                 return
             cached_export(bundle.generator, h, w)
 
-    def _start_midi(self, run):
-        """MIDI control as the config asks (`midi = "auto"`: the first input port, else a
-        virtual port named synd); any problem is one warning line and no MIDI."""
-        choice = run.midi.strip()
-        if choice.lower() in ("off", "", "none"):
-            return None
-        # Never let libjack start a JACK server of its own just because synd looked for one.
-        os.environ.setdefault("JACK_NO_START_SERVER", "1")
-        try:
-            from synd.midi import MidiControl, list_ports, resolve_mapping, user_mapping_path
-
-            port = None if choice.lower() in ("auto", "virtual") else choice
-            if choice.lower() == "auto":
-                inputs = [p for p in list_ports(run.midi_api)[0] if "synd" not in p.lower()]
-                port = inputs[0] if inputs else None
-            map_path = Path(run.midi_map).expanduser() if run.midi_map else None
-            midi = MidiControl(self.control, run.midi_api, port, resolve_mapping(map_path),
-                               feedback_port=run.midi_feedback or None,
-                               save_path=map_path or user_mapping_path())
-            midi.start()
-        except Exception as exc:  # noqa: BLE001 - no MIDI is not a reason to stop the show
-            log.warning("MIDI: off (%s)", " ".join(str(exc).split()))
-            return None
-        log.info("MIDI: listening on %s", port or "a virtual port named synd")
-        return midi
-
     @property
     def source(self):
         """The audio input in use (the tray and OSC can switch it)."""
@@ -282,7 +207,8 @@ class Daemon:
 
     def status(self) -> dict:
         """Live numbers: fps, dropped frames, latency, overflows, CPU load, outputs."""
-        return self.engine.status() | {"cpu_percent": self._cpu.percent()}
+        return self.engine.status() | {"cpu_percent": self._cpu.percent(),
+                                       "frontends": {f.name: f.status() for f in self.frontends}}
 
     def stop(self) -> None:
         """Ask everything to stop (any thread, a signal handler included)."""
@@ -313,28 +239,19 @@ class Daemon:
             else:
                 runner.start()
         self.engine.start()
-        if self.osc is not None:
-            try:
-                self.osc.start()  # it logs where it listens
-            except (OSError, ValueError) as exc:  # a taken port: the show goes on
-                log.error("OSC: cannot listen on %s: %s (control over OSC is off)",
-                          self.config.run.osc, exc)
-                self.osc = None
-        self.midi = self._start_midi(self.config.run)
+        for frontend in self.frontends:
+            frontend.start()
         threading.Thread(target=self._prepare_presets, name="synd-prepare", daemon=True).start()
         status_thread = threading.Thread(target=self._log_status, name="synd-status", daemon=True)
         status_thread.start()
         try:
-            tray = self._show_tray() if self.tray else None
             if main_thread_output is not None:
                 main_thread_output.run_here()  # Qt's loop; returns on stop() or q
-            if tray is not None:
+            if any(f.needs_qt for f in self.frontends):
                 self._run_qt()
             while not self.stopping.wait(0.2) and not self._finished():
                 pass
         finally:
-            if tray is not None:
-                tray.hide()
             self.shutdown()
         return 1 if self.engine.error is not None else 0
 
@@ -346,18 +263,6 @@ class Daemon:
             log.info("input finished")
             return True
         return False
-
-    def _show_tray(self):
-        """The tray icon (or, with no system tray, the control window) for this daemon."""
-        from synd.link import LocalLink
-        from synd.tray import Tray, application
-
-        application()
-        link = LocalLink(self)
-        tray = Tray(link, on_quit=self.stop)
-        link.start()
-        tray.show()
-        return tray
 
     def _run_qt(self) -> None:
         """Run Qt's event loop on the main thread until the daemon stops."""
@@ -376,10 +281,8 @@ class Daemon:
         """Stop the engine, close every output once, stop the audio: about 2 s at most."""
         self.stopping.set()
         began = time.monotonic()
-        if self.osc is not None:
-            self.osc.stop()
-        if self.midi is not None:
-            self.midi.stop()
+        for frontend in reversed(self.frontends):
+            frontend.stop()
         self.engine.stop(STOP_TIMEOUT_S / 2)
         for runner in self.outputs:
             runner.stop(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))

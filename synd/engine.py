@@ -37,11 +37,11 @@ from synd.bridges.base import Frame
 from synd.bundle import ModelBundle
 from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.loadqueue import LoadQueue
 from synd.measure import latency_ms
 from synd.onnxgen import live_painter, runtime_name
 from synd.presets import Look
-from synd.render import GENERATION_SHORT_SIDE, generation_size
 from synd.slots import BeatDetector, Mixer, Slot, make_slot
 
 log = logging.getLogger(__name__)

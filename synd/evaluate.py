@@ -45,7 +45,8 @@ from synd.listen import decode_pictures
 from synd.metrics import r2_score
 from synd.presets import Look
 from synd.quality import colorfulness, flicker, frame_change, probe_r2, sync, sync_lags, thumbnails
-from synd.render import GENERATION_SHORT_SIDE, generation_size, render_loop, song_features
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
+from synd.render import render_loop, song_features
 
 log = logging.getLogger(__name__)
 

@@ -7,30 +7,26 @@ import platform
 import torch
 
 from synd.bridges.base import output_status
+from synd.catalog import model_files
 from synd.checkpoint import CheckpointError, read_checkpoint
-from synd.paths import search_dirs
 from synd.presets import list_presets
 
 
 def list_models() -> list[dict]:
     """Model files in the search folders, with the summary their metadata carries."""
-    models, seen = [], set()
-    for folder in search_dirs("models"):
-        for path in sorted(folder.glob("*.safetensors")):
-            if path.stem in seen or path.name.endswith(".train.safetensors"):
-                continue
-            seen.add(path.stem)
-            entry = {"name": path.stem, "path": str(path), "bytes": path.stat().st_size}
-            try:
-                _, meta = read_checkpoint(path)
-                summary, preset, card = (meta.get(k) if isinstance(meta.get(k), dict) else {}
-                                         for k in ("summary", "preset", "card"))
-                scores = card.get("eval") if isinstance(card.get("eval"), dict) else {}
-                entry.update(preset=preset.get("name"), steps=summary.get("steps"),
-                             sound_r2=scores.get("sound_r2"), probe_r2=scores.get("probe_r2"))
-            except CheckpointError as e:
-                entry["error"] = str(e)
-            models.append(entry)
+    models = []
+    for name, path in model_files():
+        entry = {"name": name, "path": str(path), "bytes": path.stat().st_size}
+        try:
+            _, meta = read_checkpoint(path)
+            summary, preset, card = (meta.get(k) if isinstance(meta.get(k), dict) else {}
+                                     for k in ("summary", "preset", "card"))
+            scores = card.get("eval") if isinstance(card.get("eval"), dict) else {}
+            entry.update(preset=preset.get("name"), steps=summary.get("steps"),
+                         sound_r2=scores.get("sound_r2"), probe_r2=scores.get("probe_r2"))
+        except CheckpointError as e:
+            entry["error"] = str(e)
+        models.append(entry)
     return models
 
 

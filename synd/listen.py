@@ -28,7 +28,7 @@ from synd.audio import write_wav
 from synd.bundle import ModelBundle
 from synd.features import FeatureConfig, linear_bands, mel_filterbank
 from synd.frameloop import hue_rotation
-from synd.render import GENERATION_SHORT_SIDE, generation_size
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.video import read_frames, read_video_info
 
 __all__ = [

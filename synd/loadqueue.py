@@ -50,7 +50,7 @@ class LoadQueue:
                 replaced[1](Superseded(f"replaced by a newer request for {key}"))
 
     def _run(self) -> None:
-        from synd.bridges.base import yield_to_engine
+        from synd.priority import yield_to_engine
 
         yield_to_engine()
         while True:

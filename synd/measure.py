@@ -228,6 +228,16 @@ def folded_flops(bundle_or_generator, height: int, width: int) -> int:
     return count_flops(folded, base, features)
 
 
+def generator_macs(cfg, height: int, width: int) -> int:
+    """Multiply-accumulates of one generator frame (convolutions only; the rest is small)."""
+    from synd.model import Generator, make_coords
+
+    gen = Generator(cfg)
+    flops = count_flops(gen, torch.zeros(1, 3, height, width), torch.zeros(1, cfg.feature_dim),
+                        make_coords(height, width, cfg.native_size), ops=CONVOLUTION_OPS)
+    return flops // 2
+
+
 def achieved_fraction(flops_per_frame: float, frames_per_s: float, gemm_gflops: float) -> float:
     """The share of the measured multiply rate a painter achieves: FLOP/s done (FLOPs a
     frame x frames a second) over `gemm_gflops` (GFLOP/s)."""

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synd.measure import CONVOLUTION_OPS, count_flops
 from synd.tables import reject_unknown
 
 
@@ -392,11 +391,3 @@ def crop_side(size: int, fraction: float) -> int:
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def generator_macs(cfg: ModelConfig, height: int, width: int) -> int:
-    """Multiply-accumulates of one generator frame (convolutions only; the rest is small)."""
-    gen = Generator(cfg)
-    flops = count_flops(gen, torch.zeros(1, 3, height, width), torch.zeros(1, cfg.feature_dim),
-                        make_coords(height, width, cfg.native_size), ops=CONVOLUTION_OPS)
-    return flops // 2

@@ -27,8 +27,9 @@ from synd.evaluate import TARGETS, WARMUP_FRAMES, evaluate
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
 from synd.metrics import r2_score
-from synd.model import count_parameters, generator_macs
-from synd.render import model_look
+from synd.measure import generator_macs
+from synd.model import count_parameters
+from synd.catalog import model_look
 from synd.sheets import loop_thumbnails, save_contact_sheet
 from synd.train import find_audio
 

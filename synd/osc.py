@@ -482,7 +482,7 @@ class Commands:
         c = self.controller
         messages = [("/synd/presets", list(c.presets)), ("/synd/models", c.models()),
                     ("/synd/inputs", c.inputs()),
-                    ("/synd/outputs", [r.name for r in getattr(c.engine, "outputs", [])])]
+                    ("/synd/outputs", c.outputs())]
         for name, value in c.state().items():
             if name != "mix":
                 messages.append((f"/synd/{name}", [_osc_value(value)]))
@@ -503,8 +503,7 @@ class Commands:
             "/synd/presets": self._list("/synd/presets", lambda: c.presets),
             "/synd/models": self._list("/synd/models", c.models),
             "/synd/inputs": self._list("/synd/inputs", c.inputs),
-            "/synd/outputs": self._list("/synd/outputs", lambda: [
-                r.name for r in getattr(c.engine, "outputs", [])]),
+            "/synd/outputs": self._list("/synd/outputs", c.outputs),
         }
         for which in ("next", "previous", "random"):
             routes[f"/synd/preset/{which}"] = self._action(lambda w=which: c.select_preset(w))
@@ -515,8 +514,8 @@ class Commands:
             routes[f"/synd/{name}"] = self._query_or(
                 name, lambda a, n=name: c.trigger(n, bool(_one_number(a, "one i (1 or 0)"))))
             routes[f"/synd/{name}/toggle"] = self._action(lambda n=name: c.trigger(n, None))
-        for runner in getattr(c.engine, "outputs", []):
-            routes[f"/synd/output/{runner.name}"] = self._output(runner.name)
+        for name in c.outputs():
+            routes[f"/synd/output/{name}"] = self._output(name)
         return routes
 
     def _query_or(self, name: str, change: Callable[[list], Any],
@@ -574,8 +573,7 @@ class OscServer:
         self.host, self.port = host, int(port)
         self.allow = list(allow) if allow is not None else None
         self.feedback = feedback
-        engine_status = getattr(controller.engine, "status", None)
-        self._status = status or (engine_status if callable(engine_status) else dict)
+        self._status = status or controller.status
         self.status_every = float(status_every)
         self._throttle = RateLimiter(log, LOG_EVERY_S, LOG_KINDS_MAX)
         #: What was dropped or refused, by kind: one summary line per LOG_EVERY_S.
@@ -893,7 +891,7 @@ class OscServer:
 
     def _send_preview(self, targets: list[tuple]) -> None:
         """The newest frame as a small JPEG (`/synd/preview b`) to `targets`."""
-        frame = getattr(self.controller.engine, "last_frame", None)
+        frame = self.controller.last_frame()
         if frame is None or frame.seq == self._preview_seq:
             return
         self._preview_seq = frame.seq

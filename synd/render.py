@@ -30,15 +30,12 @@ from synd.config import load_config
 from synd.features import FeatureExtractor
 from synd.flash import FlashGuard
 from synd.frameloop import FrameLoop, to_rgb_uint8
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.presets import Look, load_preset
 from synd.video import VideoWriter
 
 log = logging.getLogger(__name__)
 
-# Painting at a 216-pixel short side (384x216 for 16:9) keeps 720p renders at 1.6x and
-# 1080p at 1.2x real time on two CPU cores (`synd bench`); 256, the models' native
-# scale, is slightly finer and about 25% slower.
-GENERATION_SHORT_SIDE = 216
 MUX_RATE = 48000
 # AAC at FFmpeg's default (~69 kbit/s a channel) crackles on pure tones; 192 kbit/s is
 # transparent for music.
@@ -83,28 +80,6 @@ class RenderResult:
         return realtime_factor(self.seconds_of_audio, max(self.seconds_taken, 1e-9))
 
 
-def resolve_look(preset: str | None, model: str | None) -> tuple[ModelBundle, Look]:
-    """The model and look to use: a preset (its model), or a model (its training preset's look)."""
-    if model:
-        bundle = load_model(model)
-        return bundle, model_look(bundle)
-    p = load_preset(preset or load_config().preset)
-    # A preset names its model by bare name: only the models folders are searched (not a
-    # file of that name in the working directory).
-    return load_model(p.model, allow_paths=False), p.look
-
-
-def model_look(bundle: ModelBundle) -> Look:
-    """The look of the preset a model was trained with (defaults where it has none)."""
-    preset = bundle.meta.get("preset")
-    saved = preset.get("look") if isinstance(preset, dict) else None
-    known = {f.name for f in fields(Look)}
-    try:
-        return Look(**{k: v for k, v in (saved or {}).items() if k in known})
-    except (TypeError, ValueError):
-        return Look()
-
-
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')
 
 
@@ -143,19 +118,6 @@ def output_paths(songs: list[Path], out: Path | None, codec: str = "h264") -> li
         taken.add(path.resolve())
         paths.append(path)
     return paths
-
-
-def generation_size(width: int, height: int, short: int = GENERATION_SHORT_SIDE) -> tuple[int, int]:
-    """Generator frame size (w, h) with the output's aspect ratio and `short` as short side.
-
-    The generator runs at about its native scale and the frames are upscaled: running a
-    float network at 720p/1080p would cost 10-20x more for little visible gain.
-    Both sides are multiples of 8 (the generator halves the frame three times).
-    """
-    short = max(8, min(short, width, height) // 8 * 8)
-    if width >= height:
-        return max(8, round(short * width / height / 8) * 8), short
-    return short, max(8, round(short * height / width / 8) * 8)
 
 
 class _Encoder:

@@ -89,26 +89,6 @@ def find_audio(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def pick_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then Apple's MPS, then the CPU; a named device must exist."""
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if mps else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but this torch sees no CUDA GPU")
-    if device.type == "mps" and not mps:
-        raise ValueError("device 'mps' asked for, but this machine has no Apple MPS")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device '{name}' (use auto, cpu, cuda, cuda:N or mps)")
-    return device
-
-
 @dataclass
 class Corpus:
     """Raw features of the training and held-out audio."""
@@ -398,7 +378,7 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 
 def state_path(out: Path) -> Path:
     """The resumable training state beside the model file."""
-    return out.with_name(out.stem + ".train.safetensors")
+    return out.with_name(out.stem + TRAINING_STATE)
 
 
 def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch.Tensor], dict]:
