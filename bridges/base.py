@@ -32,8 +32,6 @@ import importlib
 import logging
 import atexit
 import math
-import os
-import sys
 import re
 import threading
 import time

@@ -2,9 +2,8 @@
 
 The window runs on the process's main thread (Qt requires it): the daemon's main thread
 calls :meth:`OutputRunner.run_here`, which opens the window and runs a Qt event loop in
-which a timer polls the runner's mailbox. Frames are scaled to the window (aspect kept,
-black bars) in one swscale pass by :class:`synd.video.FrameScaler`, straight into the
-32-bit layout Qt paints fastest, and wrapped in a QImage without copying.
+which a timer polls the runner's mailbox. The window is a :mod:`synd.frameview`
+FrameView (frames scaled to fit, black bars) with keys and full screen.
 
 Keys: F or a double click toggles full screen, Esc leaves it, Q or closing the window
 asks the daemon to quit (the ``on_quit`` hook) and ends the preview.
@@ -25,18 +24,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from synd.bridges.base import Frame, Output
 from synd.bridges.registry import OUTPUT_CHECKS
-from synd.video import FrameScaler
+from synd.frameview import frame_view_class, guarded
 
-__all__ = ["PreviewOutput", "display_problem", "frame_view_class"]
+__all__ = ["PreviewOutput", "display_problem"]
 
 # Qt platforms that need no window system.
 _HEADLESS = {"offscreen", "minimal", "minimalegl", "eglfs", "linuxfb", "vnc", "vkkhrdisplay"}
-# 32-bit pixels as Qt's Format_RGB32 (0xffRRGGBB in native byte order) lays them out.
-_PIX_FMT = "bgra" if sys.byteorder == "little" else "argb"
 
 
 def display_problem(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
@@ -237,14 +233,6 @@ class PreviewOutput(Output):
 _CLASSES: dict[str, Any] = {}
 
 
-def frame_view_class() -> Any:
-    """`FrameView`, a QWidget showing RGB frames scaled to fit with black bars (the
-    preview window, and the control window's live picture). Defined on first use so that
-    PyQt6 loads only then."""
-    _define_classes()
-    return _CLASSES["FrameView"]
-
-
 def _window_class() -> Any:
     """The preview window's QWidget subclass (a FrameView with keys and full screen)."""
     _define_classes()
@@ -255,83 +243,9 @@ def _define_classes() -> None:
     if _CLASSES:
         return
 
-    from PyQt6 import sip
-    from PyQt6.QtCore import QPointF, QRectF, Qt
-    from PyQt6.QtGui import QImage, QPainter
-    from PyQt6.QtWidgets import QWidget
+    from PyQt6.QtCore import Qt
 
-    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
-        # An exception escaping a Qt virtual method makes PyQt abort the process.
-        def wrapper(self: Any, *args: Any) -> Any:
-            try:
-                return method(self, *args)
-            except BaseException as exc:
-                self.failed(exc)
-        wrapper.__name__ = method.__name__
-        return wrapper
-
-    class FrameView(QWidget):
-        """Shows (h, w, 3) uint8 RGB frames, scaled to the widget with the aspect kept."""
-
-        def __init__(self, parent: Any = None) -> None:
-            super().__init__(parent)
-            self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-            self._rgb: np.ndarray | None = None
-            self._scaler: FrameScaler | None = None
-            self._pixels: np.ndarray | None = None  # the memory the QImage points into
-            self._image: QImage | None = None
-
-        def failed(self, exc: BaseException) -> None:
-            """An exception inside a Qt callback: logged (PyQt would abort the process)."""
-            import logging
-            logging.getLogger(__name__).error("picture view: %s: %s", type(exc).__name__, exc)
-
-        def show_frame(self, rgb: np.ndarray) -> None:
-            self._rgb = rgb
-            self._convert()
-            self.update()
-
-        def _convert(self) -> None:
-            """Scale the frame to fit the widget (device pixels) in one pass."""
-            rgb = self._rgb
-            if rgb is None:
-                return
-            h, w = rgb.shape[:2]
-            dpr = self.devicePixelRatioF()
-            room_w, room_h = max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr))
-            scale = min(room_w / w, room_h / h)
-            tw, th = max(1, round(w * scale)), max(1, round(h * scale))
-            if self._scaler is None or (self._scaler.width, self._scaler.height) != (tw, th):
-                self._scaler = FrameScaler(tw, th, _PIX_FMT)
-            pixels = self._scaler.array(rgb)  # rows may be padded: use its strides
-            image = QImage(sip.voidptr(pixels.ctypes.data), tw, th, pixels.strides[0],
-                           QImage.Format.Format_RGB32)
-            image.setDevicePixelRatio(dpr)
-            self._pixels, self._image = pixels, image
-
-        @guarded
-        def paintEvent(self, event: Any) -> None:
-            painter = QPainter(self)
-            try:
-                painter.fillRect(self.rect(), Qt.GlobalColor.black)
-                image = self._image
-                if image is None:
-                    return
-                size = image.deviceIndependentSize()
-                scale = min(self.width() / size.width(), self.height() / size.height())
-                tw, th = size.width() * scale, size.height() * scale
-                x, y = (self.width() - tw) / 2, (self.height() - th) / 2
-                if abs(tw - size.width()) < 0.5 and abs(th - size.height()) < 0.5:
-                    painter.drawImage(QPointF(round(x), round(y)), image)
-                else:  # the widget changed size since the frame was converted
-                    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-                    painter.drawImage(QRectF(x, y, tw, th), image)
-            finally:
-                painter.end()
-
-        @guarded
-        def resizeEvent(self, event: Any) -> None:
-            self._convert()
+    FrameView = frame_view_class()
 
     class PreviewWindow(FrameView):
         def __init__(self, owner: PreviewOutput) -> None:
@@ -377,4 +291,4 @@ def _define_classes() -> None:
             if not self.owner._closing:
                 self.owner.request_quit()
 
-    _CLASSES.update(FrameView=FrameView, PreviewWindow=PreviewWindow)
+    _CLASSES.update(PreviewWindow=PreviewWindow)

@@ -10,7 +10,6 @@ aborted under a timeout, all within about two seconds. A status line is logged e
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time

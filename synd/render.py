@@ -18,20 +18,19 @@ import threading
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from synd.audio import load_audio
-from synd.bundle import ModelBundle, load_model
-from synd.config import load_config
+from synd.bundle import ModelBundle
 from synd.features import FeatureExtractor
 from synd.flash import FlashGuard
 from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size
-from synd.presets import Look, load_preset
+from synd.presets import Look
 from synd.video import VideoWriter
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,9 @@ from torch import nn
 from synd import losses as L
 from synd.audio import AudioError, load_audio
 from synd.bundle import ModelBundle, bundle_from_checkpoint
+from synd.catalog import TRAINING_STATE
 from synd.checkpoint import read_checkpoint
+from synd.device import pick_device
 from synd.features import FeatureExtractor, FeatureStats
 from synd.frameloop import FrameLoop, slow_average, smooth_pattern
 from synd.metrics import r2_score

@@ -24,8 +24,8 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, 
                              QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow,
                              QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget)
 
-from synd.bridges.preview import frame_view_class
 from synd.control import LEARNABLE, PARAMS
+from synd.frameview import frame_view_class
 from synd.link import Link
 
 log = logging.getLogger(__name__)
