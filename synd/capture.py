@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from synd.audio import StreamResampler
+from synd.native import explain, quiet_stderr
 
 __all__ = [
     "CaptureError",
@@ -212,7 +213,8 @@ class AudioRing:
 def _sounddevice() -> Any:
     """Import sounddevice lazily (it is an optional extra and reads devices at import)."""
     try:
-        import sounddevice as sd
+        with quiet_stderr("PortAudio", log):  # initialises PortAudio: ALSA/JACK chatter
+            import sounddevice as sd
     except ImportError:
         raise CaptureError("live audio needs sounddevice: pip install 'synethesia[live]'") from None
     except OSError as exc:  # the PortAudio library is missing
@@ -230,7 +232,7 @@ def refresh_devices() -> bool:
     PortAudio would close it.
     """
     sd = _sounddevice()
-    with _PA_LOCK:
+    with _PA_LOCK, quiet_stderr("PortAudio", log):
         if _OPEN_STREAMS:
             return False
         try:
@@ -603,7 +605,7 @@ class DeviceInput(LiveInput):
     def _pick_rate(self, target: _Target) -> int:
         """The feature rate if the device takes it, else its default rate (resampled)."""
         try:
-            with _PA_LOCK, _pulse_source(target.pulse_source):
+            with _PA_LOCK, _pulse_source(target.pulse_source), quiet_stderr("PortAudio", log):
                 self._sd.check_input_settings(device=target.device, channels=target.channels,
                                               samplerate=self.sample_rate,
                                               extra_settings=target.extra_settings)
@@ -641,7 +643,8 @@ class DeviceInput(LiveInput):
         sd = self._sd
         self._gen += 1
         self._opened_at = time.monotonic()  # before any callback can run
-        with _PA_LOCK, _pulse_source(target.pulse_source):
+        with _PA_LOCK, _pulse_source(target.pulse_source), \
+                quiet_stderr("PortAudio", log) as self._said:
             stream = sd.InputStream(device=target.device, samplerate=self.ring.rate,
                                     channels=min(self.ring.channels, max(1, target.channels)),
                                     dtype="float32", blocksize=self.block,
@@ -666,7 +669,8 @@ class DeviceInput(LiveInput):
             try:
                 self._open(self._target)
             except Exception as exc:  # noqa: BLE001
-                raise CaptureError(f"cannot open {self.description}: {exc}") from None
+                raise CaptureError(f"cannot open {self.description}: "
+                                   f"{explain(exc, getattr(self, '_said', None))}") from None
             self.connected = True
             self._supervisor = threading.Thread(target=self._supervise, name="synd-capture",
                                                 daemon=True)
@@ -844,10 +848,11 @@ class FileInput(LiveInput):
             self._feed_until(heard, now)
 
     def _open_output(self) -> bool:
+        said = None
         try:
             sd = _sounddevice()
             refresh_devices()
-            with _PA_LOCK:
+            with _PA_LOCK, quiet_stderr("PortAudio", log) as said:
                 # Variable blocks and 100 ms of buffer: with 256-frame blocks PortAudio's
                 # ALSA -> PulseAudio output fell into storms of underflowing callbacks
                 # (swallowing up to 30 s of audio in 1.5 s); these settings never did.
@@ -859,7 +864,7 @@ class FileInput(LiveInput):
                 stream.start()
         except Exception as exc:  # noqa: BLE001 - any failure: play silently
             log.warning("cannot play %s (%s): continuing without sound",
-                        self.path.name, " ".join(str(exc).split()) or type(exc).__name__)
+                        self.path.name, explain(exc, said))
             return False
         self._stream = stream
         return True

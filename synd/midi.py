@@ -102,6 +102,7 @@ from typing import Any
 
 from synd.control import PARAMS, TRIGGERS
 from synd.files import atomic_write_bytes
+from synd.native import explain, quiet_stderr
 from synd.paths import config_dir
 from synd.ratelimit import RateLimiter, Tally
 from synd.tables import reject_unknown
@@ -440,11 +441,13 @@ def choose_api(api: str = "auto") -> tuple[str, int]:
 
 
 def _open(cls, api: str, const: int, client: str, **options):
+    said = None  # libjack and ALSA print their own complaints: to the debug log
     try:
-        return cls(const, name=client, **options)
-    except Exception as e:  # rtmidi.SystemError: no JACK server, no ALSA sequencer, ...
+        with quiet_stderr(f"MIDI ({api})", log) as said:
+            return cls(const, name=client, **options)
+    except Exception as e:  # noqa: BLE001 - rtmidi.SystemError: no JACK server, no ALSA sequencer, ...
         hint = " (start jackd first)" if api == "jack" else ""
-        raise MidiError(f"cannot open MIDI API {api}: {e}{hint}") from None
+        raise MidiError(f"cannot open MIDI API {api}: {explain(e, said)}{hint}") from None
 
 
 def _find_port(ports: list[str], wanted: str, what: str) -> int:
@@ -597,7 +600,8 @@ class _SysexGuard:
     """
 
     def __init__(self, rtmidi, const: int, client_name: str):
-        self._out = rtmidi.MidiOut(const, name=f"{client_name}-guard")
+        with quiet_stderr("MIDI (jack)", log):
+            self._out = rtmidi.MidiOut(const, name=f"{client_name}-guard")
         self._before = set(self._out.get_ports())
         self._last = time.monotonic()
 
