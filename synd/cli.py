@@ -367,10 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "moved to TARGET (a parameter such as intensity, a trigger such "
                                    "as blackout, cut, or preset/next) and save the mapping. A running "
                                    "synd run learns over OSC instead: /synd/midi/learn s TARGET.")
-    p.add_argument("action", choices=["ports", "learn"])
-    p.add_argument("midi_args", nargs=argparse.REMAINDER, metavar="...",
-                   help="ports: [--api API]; learn: TARGET [--api API] [--port PART] "
-                        "[--mapping FILE] [--timeout S]")
+    from synd.midi import add_commands
+
+    add_commands(p)
 
     p = sub.add_parser("info", help="models, presets, audio devices and outputs on this machine")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -606,9 +605,9 @@ def cmd_tray(args) -> int:
 
 
 def cmd_midi(args) -> int:
-    from synd.midi import main as midi_main
+    from synd.midi import run_command
 
-    return midi_main([args.action, *args.midi_args])
+    return run_command(args)
 
 
 def cmd_service(args) -> int:

@@ -1064,12 +1064,12 @@ def learn_once(target: str, *, api: str = "auto", port: str | None = None,
     return binding, midi.save_mapping(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m synd.midi ports | learn TARGET`."""
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """The `ports` and `learn` commands on `parser`: the one definition behind both
+    `synd midi` and `python -m synd.midi`; `run_command` carries them out."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--api", default="auto", help=f"MIDI API: {', '.join(APIS)}")
-    ap = argparse.ArgumentParser(prog="python -m synd.midi", description="synd MIDI tools")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="midi_command", metavar="ACTION", required=True)
     sub.add_parser("ports", parents=[common], help="list the MIDI input and output ports")
     lp = sub.add_parser("learn", parents=[common],
                         help="bind the next control moved to a parameter or trigger")
@@ -1077,10 +1077,12 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--port", default=None, help="part of an input port's name (default: a virtual port)")
     lp.add_argument("--mapping", default=None, help=f"mapping file (default: {user_mapping_path()})")
     lp.add_argument("--timeout", type=float, default=60.0)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Carry out a command parsed by `add_commands`; errors are one line on stderr."""
     try:
-        if args.command == "ports":
+        if args.midi_command == "ports":
             ins, outs = list_ports(args.api)
             print("inputs:  " + (", ".join(ins) or "none"))
             print("outputs: " + (", ".join(outs) or "none"))
@@ -1097,6 +1099,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m synd.midi ports | learn TARGET`."""
+    ap = argparse.ArgumentParser(prog="python -m synd.midi", description="synd MIDI tools")
+    add_commands(ap)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_command(args)
 
 
 if __name__ == "__main__":
