@@ -100,16 +100,21 @@ def check_source_name(name: Any) -> str:
         raise ValueError(f"NDI source name is empty (use ndi:NAME, or no ':' for '{DEFAULT_NAME}')")
     for ch in name:
         if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp"):
-            raise ValueError(f"NDI source name must not contain control or invisible "
-                             f"characters (found {ch!r})")
+            raise ValueError(
+                f"NDI source name must not contain control or invisible characters (found {ch!r})"
+            )
     reserved = sorted({ch for ch in name if ch in RESERVED}, key=RESERVED.index)
     if reserved:
-        raise ValueError(f"NDI source name must not contain {' '.join(reserved)} "
-                         f"(NDI turns {' '.join(RESERVED)} into spaces)")
+        raise ValueError(
+            f"NDI source name must not contain {' '.join(reserved)} "
+            f"(NDI turns {' '.join(RESERVED)} into spaces)"
+        )
     size = len(name.encode("utf-8"))
     if size > MAX_NAME_BYTES:
-        raise ValueError(f"NDI source name is {size} bytes long in UTF-8; at most "
-                         f"{MAX_NAME_BYTES} fit in NDI's 'HOST (NAME)'")
+        raise ValueError(
+            f"NDI source name is {size} bytes long in UTF-8; at most "
+            f"{MAX_NAME_BYTES} fit in NDI's 'HOST (NAME)'"
+        )
     return name
 
 
@@ -141,11 +146,11 @@ def ndi_problem() -> str | None:
         import NDIlib
     except ImportError as exc:
         return _import_problem(exc)
-    except Exception as exc:  # a broken install must not break `synd info`
+    except Exception as exc:  # noqa: BLE001 - a broken install must not break `synd info`
         return f"Python module 'NDIlib' cannot load: {_one_line(exc)}"
     try:
         ok = NDIlib.initialize()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is the one-line reason returned
         return f"the NDI runtime cannot start: {_one_line(exc)}"
     if not ok:
         return "the NDI runtime does not support this CPU (it needs SSE4.2)"
@@ -160,8 +165,9 @@ def _import_problem(exc: ImportError) -> str:
     missing = re.search(r"(lib[\w.+-]*?\.so[\d.]*): cannot open shared object file", text)
     if missing:
         library = missing.group(1)
-        package = next((p for prefix, p in _LIBRARY_PACKAGES.items()
-                        if library.startswith(prefix + ".")), None)
+        package = next(
+            (p for prefix, p in _LIBRARY_PACKAGES.items() if library.startswith(prefix + ".")), None
+        )
         hint = f"apt install {package}" if package else "install the package that provides it"
         return f"the NDI runtime needs the system library {library} ({hint})"
     if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "NDIlib":
@@ -180,8 +186,14 @@ class NdiOutput(Output):
     argument = "source_name"
     default_size = (1280, 720)
 
-    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
-                 source_name: str = DEFAULT_NAME, **options: Any) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        fps: float = 30.0,
+        *,
+        source_name: str = DEFAULT_NAME,
+        **options: Any,
+    ) -> None:
         super().__init__(size, fps, **options)
         self.source_name = check_source_name(source_name)
         self.frame_rate = frame_rate(self.fps)
@@ -208,20 +220,25 @@ class NdiOutput(Output):
         if not NDIlib.initialize():
             raise RuntimeError("NDI cannot start: the NDI runtime does not support this CPU")
         self._lib = NDIlib
-        settings = NDIlib.SendCreate(p_ndi_name=self.source_name, clock_video=False,
-                                     clock_audio=False)
+        settings = NDIlib.SendCreate(p_ndi_name=self.source_name, clock_video=False, clock_audio=False)
         sender = NDIlib.send_create(settings)
         if sender is None:
-            raise RuntimeError(f"NDI sender '{self.source_name}' could not be created "
-                               f"(is another NDI source on this machine called that?)")
+            raise RuntimeError(
+                f"NDI sender '{self.source_name}' could not be created "
+                f"(is another NDI source on this machine called that?)"
+            )
         video = NDIlib.VideoFrameV2()
         video.FourCC = NDIlib.FOURCC_VIDEO_TYPE_BGRA
         video.frame_format_type = NDIlib.FRAME_FORMAT_TYPE_PROGRESSIVE
         self._video = video
         with self._lock:
             self._sender = sender
-        log.info("output ndi: sending %dx%d at %d/%d fps as NDI source '%s'",
-                 *self.size, *self.frame_rate, self.source_name)
+        log.info(
+            "output ndi: sending %dx%d at %d/%d fps as NDI source '%s'",
+            *self.size,
+            *self.frame_rate,
+            self.source_name,
+        )
 
     def send(self, frame: Frame) -> None:
         lib, sender, video = self._lib, self._sender, self._video

@@ -66,7 +66,9 @@ def watch(name: str, seconds: float, timeout: float = 15.0) -> dict:
                     first, deadline = now, now + seconds
                     continue
                 frames, last = frames + 1, now
-            fps = frames / (last - first) if frames and last > first else 0.0
+            fps = 0.0
+            if frames and first is not None and last is not None and last > first:
+                fps = frames / (last - first)
             return {"source": source.ndi_name, "frames": frames, "fps": round(fps, 1), "size": size}
         finally:
             lib.recv_destroy(receiver)
@@ -75,8 +77,9 @@ def watch(name: str, seconds: float, timeout: float = 15.0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m synd.bridges.ndi_watch",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m synd.bridges.ndi_watch", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("name", help="the source name (synd's --ndi-name; default synd)")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to watch")
     parser.add_argument("--timeout", type=float, default=15.0, help="how long to look for it")

@@ -47,9 +47,17 @@ class RecordOutput(Output):
     AUDIO_RATE = 48000
     AUDIO_BITRATE = 160_000  # mono AAC; FFmpeg's default 69 kbit/s crackles on clean tones
 
-    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
-                 path: str | Path, codec: str = "h264", crf: int = 20,
-                 preset: str = "ultrafast", **options: Any) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        fps: float = 30.0,
+        *,
+        path: str | Path,
+        codec: str = "h264",
+        crf: int = 20,
+        preset: str = "ultrafast",
+        **options: Any,
+    ) -> None:
         super().__init__(size, fps, **options)
         self.check_options({"path": path, "size": self.size})
         self.path = Path(path).expanduser()
@@ -76,9 +84,18 @@ class RecordOutput(Output):
 
     def open(self) -> None:
         w, h = self.size
-        self._writer = VideoWriter(self.path, w, h, self.fps, codec=self.codec, crf=self.crf,
-                                   preset=self.preset, live_audio=1, audio_rate=self.AUDIO_RATE,
-                                   audio_bitrate=self.AUDIO_BITRATE)
+        self._writer = VideoWriter(
+            self.path,
+            w,
+            h,
+            self.fps,
+            codec=self.codec,
+            crf=self.crf,
+            preset=self.preset,
+            live_audio=1,
+            audio_rate=self.AUDIO_RATE,
+            audio_bitrate=self.AUDIO_BITRATE,
+        )
 
     def send(self, frame: Frame) -> None:
         writer = self._writer

@@ -22,6 +22,7 @@ def _platform(required: str, label: str, module: str, extra: str) -> Callable[[]
         if not sys.platform.startswith(required):
             return f"{label} exists only on {'macOS' if required == 'darwin' else 'Windows'}"
         return _module(module, extra)
+
     return check
 
 

@@ -52,18 +52,17 @@ def check_sender_name(name: Any) -> str:
     if not isinstance(name, str):
         raise ValueError(f"Spout sender name must be text, got {type(name).__name__}")
     if not name.strip():
-        raise ValueError(f"Spout sender name is empty (use spout:NAME, or no ':' for "
-                         f"'{DEFAULT_NAME}')")
+        raise ValueError(f"Spout sender name is empty (use spout:NAME, or no ':' for '{DEFAULT_NAME}')")
     bad = next((ch for ch in name if not " " <= ch <= "~"), None)
     if bad is not None:
         kind = "control characters" if bad.isascii() else "non-ASCII characters"
-        raise ValueError(f"Spout sender name must be printable ASCII, without {kind} "
-                         f"(found {bad!r})")
+        raise ValueError(f"Spout sender name must be printable ASCII, without {kind} (found {bad!r})")
     if "\\" in name:
         raise ValueError("Spout sender name must not contain a backslash")
     if len(name) > MAX_NAME_BYTES:
-        raise ValueError(f"Spout sender name is {len(name)} characters long; Spout takes at "
-                         f"most {MAX_NAME_BYTES}")
+        raise ValueError(
+            f"Spout sender name is {len(name)} characters long; Spout takes at most {MAX_NAME_BYTES}"
+        )
     return name
 
 
@@ -79,8 +78,14 @@ class SpoutOutput(Output):
     argument = "source_name"
     default_size = (1280, 720)
 
-    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
-                 source_name: str = DEFAULT_NAME, **options: Any) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        fps: float = 30.0,
+        *,
+        source_name: str = DEFAULT_NAME,
+        **options: Any,
+    ) -> None:
         super().__init__(size, fps, **options)
         self.source_name = check_sender_name(source_name)
         self._sender: Any = None
@@ -105,19 +110,22 @@ class SpoutOutput(Output):
             import SpoutGL
             from SpoutGL.enums import GL_RGBA
         except ImportError as exc:
-            raise RuntimeError(f"Spout cannot start: {_one_line(exc)} "
-                               f"(pip install 'synethesia[spout]')") from exc
+            raise RuntimeError(
+                f"Spout cannot start: {_one_line(exc)} (pip install 'synethesia[spout]')"
+            ) from exc
         self._format = GL_RGBA
         try:
             self._sender = SpoutGL.SpoutSender()
             self._gl = bool(self._sender.createOpenGL())
             if not self._gl:
-                raise RuntimeError("Spout could not create an OpenGL context "
-                                   "(is an OpenGL driver installed?)")
+                raise RuntimeError(
+                    "Spout could not create an OpenGL context (is an OpenGL driver installed?)"
+                )
             self._sender.setSenderName(self.source_name)
         except Exception as exc:
-            raise RuntimeError(f"Spout sender {self.source_name!r} could not start: "
-                               f"{_one_line(exc)}") from exc
+            raise RuntimeError(
+                f"Spout sender {self.source_name!r} could not start: {_one_line(exc)}"
+            ) from exc
 
     def send(self, frame: Frame) -> None:
         sender = self._sender
@@ -132,8 +140,10 @@ class SpoutOutput(Output):
         if self._failures == 1:
             log.warning("output spout: Spout did not take frame %d; retrying", frame.seq)
         if self._failures >= self._max_failures:
-            raise RuntimeError(f"Spout refused {self._failures} frames in a row "
-                               f"(no DirectX 11, or no GL/DX texture sharing?)")
+            raise RuntimeError(
+                f"Spout refused {self._failures} frames in a row "
+                f"(no DirectX 11, or no GL/DX texture sharing?)"
+            )
 
     def close(self) -> None:
         sender, self._sender = self._sender, None

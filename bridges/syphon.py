@@ -59,15 +59,12 @@ def check_server_name(name: Any) -> str:
     if not isinstance(name, str):
         raise ValueError(f"Syphon server name must be text, got {type(name).__name__}")
     if not name.strip():
-        raise ValueError(f"Syphon server name is empty (use syphon:NAME, or no ':' for "
-                         f"'{DEFAULT_NAME}')")
+        raise ValueError(f"Syphon server name is empty (use syphon:NAME, or no ':' for '{DEFAULT_NAME}')")
     bad = next((ch for ch in name if unicodedata.category(ch) in _BAD_CATEGORIES), None)
     if bad is not None:
-        raise ValueError(f"Syphon server name must not contain control characters "
-                         f"(found {bad!r})")
+        raise ValueError(f"Syphon server name must not contain control characters (found {bad!r})")
     if len(name) > MAX_NAME_CHARS:
-        raise ValueError(f"Syphon server name is {len(name)} characters long; "
-                         f"at most {MAX_NAME_CHARS}")
+        raise ValueError(f"Syphon server name is {len(name)} characters long; at most {MAX_NAME_CHARS}")
     return name
 
 
@@ -83,8 +80,14 @@ class SyphonOutput(Output):
     argument = "source_name"
     default_size = (1280, 720)
 
-    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
-                 source_name: str = DEFAULT_NAME, **options: Any) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        fps: float = 30.0,
+        *,
+        source_name: str = DEFAULT_NAME,
+        **options: Any,
+    ) -> None:
         super().__init__(size, fps, **options)
         self.source_name = check_server_name(source_name)
         self._server: Any = None
@@ -111,8 +114,9 @@ class SyphonOutput(Output):
             from syphon.utils.numpy import copy_image_to_mtl_texture
             from syphon.utils.raw import create_mtl_texture
         except ImportError as exc:
-            raise RuntimeError(f"Syphon cannot start: {_one_line(exc)} "
-                               f"(pip install 'synethesia[syphon]')") from exc
+            raise RuntimeError(
+                f"Syphon cannot start: {_one_line(exc)} (pip install 'synethesia[syphon]')"
+            ) from exc
         self._copy, self._pool = copy_image_to_mtl_texture, objc.autorelease_pool
         w, h = self.size
         try:
@@ -121,13 +125,15 @@ class SyphonOutput(Output):
                 if device is None:
                     raise RuntimeError("this Mac reports no Metal GPU")
                 self._server = syphon.SyphonMetalServer(self.source_name, device=device)
-                self._textures = [create_mtl_texture(device, w, h, Metal.MTLPixelFormatBGRA8Unorm)
-                                  for _ in range(2)]
+                self._textures = [
+                    create_mtl_texture(device, w, h, Metal.MTLPixelFormatBGRA8Unorm) for _ in range(2)
+                ]
                 if any(t is None for t in self._textures):
                     raise RuntimeError(f"Metal could not make a {w}x{h} texture")
         except Exception as exc:
-            raise RuntimeError(f"Syphon server {self.source_name!r} could not start: "
-                               f"{_one_line(exc)}") from exc
+            raise RuntimeError(
+                f"Syphon server {self.source_name!r} could not start: {_one_line(exc)}"
+            ) from exc
 
     def send(self, frame: Frame) -> None:
         server = self._server

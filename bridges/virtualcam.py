@@ -53,8 +53,7 @@ def loopback_devices(sysfs: Path | None = None) -> list[str] | None:
         entries = list(root.iterdir())
     except OSError:
         return None
-    found = [e.name for e in entries
-             if e.name.startswith("video") and (e / "max_openers").exists()]
+    found = [e.name for e in entries if e.name.startswith("video") and (e / "max_openers").exists()]
     return [f"/dev/{name}" for name in sorted(found, key=lambda n: (len(n), n))]
 
 
@@ -67,18 +66,18 @@ def check_device(device: Any, platform: str | None = None) -> str | None:
     plat = sys.platform if platform is None else platform
     example = "/dev/video10" if plat.startswith("linux") else "OBS Virtual Camera"
     if not device.strip():
-        raise ValueError(f"virtual camera device is empty (use virtualcam:{example}, "
-                         f"or no ':' for the first free one)")
+        raise ValueError(
+            f"virtual camera device is empty (use virtualcam:{example}, or no ':' for the first free one)"
+        )
     bad = next((ch for ch in device if unicodedata.category(ch) in _BAD_CATEGORIES), None)
     if bad is not None:
-        raise ValueError(f"virtual camera device must not contain control characters "
-                         f"(found {bad!r})")
+        raise ValueError(f"virtual camera device must not contain control characters (found {bad!r})")
     if len(device) > MAX_DEVICE_CHARS:
-        raise ValueError(f"virtual camera device is {len(device)} characters long; "
-                         f"at most {MAX_DEVICE_CHARS}")
+        raise ValueError(
+            f"virtual camera device is {len(device)} characters long; at most {MAX_DEVICE_CHARS}"
+        )
     if plat.startswith("linux") and not device.startswith("/"):
-        raise ValueError(f"virtual camera device must be a device path like /dev/video10, "
-                         f"got '{device}'")
+        raise ValueError(f"virtual camera device must be a device path like /dev/video10, got '{device}'")
     return device
 
 
@@ -94,8 +93,14 @@ class VirtualCamOutput(Output):
     argument = "device"
     default_size = (1280, 720)
 
-    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
-                 device: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        fps: float = 30.0,
+        *,
+        device: str | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(size, fps, **options)
         self.device = check_device(device)
         self._cam: Any = None
@@ -113,8 +118,10 @@ class VirtualCamOutput(Output):
         if devices:
             return None
         if SYSFS_MODULE.exists():
-            return (f"the v4l2loopback module is loaded but made no device "
-                    f"(reload it: sudo modprobe -r v4l2loopback && {MODPROBE})")
+            return (
+                f"the v4l2loopback module is loaded but made no device "
+                f"(reload it: sudo modprobe -r v4l2loopback && {MODPROBE})"
+            )
         return f"no v4l2loopback virtual camera device: load the kernel module ({MODPROBE})"
 
     @classmethod
@@ -125,12 +132,14 @@ class VirtualCamOutput(Output):
         try:
             import pyvirtualcam
         except ImportError as exc:
-            raise RuntimeError(f"virtual camera cannot start: {_one_line(exc)} "
-                               f"(pip install 'synethesia[virtualcam]')") from exc
+            raise RuntimeError(
+                f"virtual camera cannot start: {_one_line(exc)} (pip install 'synethesia[virtualcam]')"
+            ) from exc
         w, h = self.size
         try:
-            self._cam = pyvirtualcam.Camera(w, h, self.fps, fmt=pyvirtualcam.PixelFormat.RGB,
-                                            device=self.device)
+            self._cam = pyvirtualcam.Camera(
+                w, h, self.fps, fmt=pyvirtualcam.PixelFormat.RGB, device=self.device
+            )
         except Exception as exc:
             # pyvirtualcam raises one line per backend it tried: keep them on one line.
             reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

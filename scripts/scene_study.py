@@ -25,8 +25,16 @@ from synd.features import FeatureConfig, FeatureExtractor
 from synd.judge import JUDGE_RATE, Judge
 from synd.model import make_coords, scene_basis
 
-KEYS = ("motion_de", "swing_de", "variety_de", "spread_de", "beat_sync", "energy_sync",
-        "sound_de", "sound_frac")
+KEYS = (
+    "motion_de",
+    "swing_de",
+    "variety_de",
+    "spread_de",
+    "beat_sync",
+    "energy_sync",
+    "sound_de",
+    "sound_frac",
+)
 FPS = 30.0
 
 
@@ -66,17 +74,18 @@ def main() -> None:
     comp = vt[:k] / (s[:k, None] / np.sqrt(len(x)))  # whitened over the training music
     basis = scene_basis(make_coords(72, 128, 256)).numpy()[0]
     mix = np.random.default_rng(0).normal(size=(k, len(basis), 3))
-    mix /= np.sqrt((mix ** 2).sum(0, keepdims=True))
+    mix /= np.sqrt((mix**2).sum(0, keepdims=True))
     songs = [(f, ema(extract(load_audio(f, cfg.sample_rate)), 0.3), load_audio(f, JUDGE_RATE)) for f in tune]
     for gain, agc in itertools.product(args.gain or [0.5], args.agc or [0.0]):
         scores = []
-        for f, feats, sound in songs:
+        for _path, feats, sound in songs:
             p = ((feats - mu) / sd) @ comp.T
             if agc:
                 p = gain_control(p, agc)
             c = np.clip(gain * np.einsum("tp,pkc->tkc", p, mix), -2.2, 2.2)
-            lab = np.stack([52 + 0.6 * args.chroma * c[..., 0], args.chroma * c[..., 1],
-                            args.chroma * c[..., 2]], -1).astype(np.float32)
+            lab = np.stack(
+                [52 + 0.6 * args.chroma * c[..., 0], args.chroma * c[..., 1], args.chroma * c[..., 2]], -1
+            ).astype(np.float32)
             rgb = cv2.cvtColor(lab.reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(len(c), -1, 3)
             judge = Judge(FPS, len(rgb))
             for colours in rgb:

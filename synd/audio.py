@@ -4,8 +4,8 @@
 corpus tools. It decodes the first audio stream of a file (music formats or the
 soundtrack of a video), converts every decoded frame to float64 in [-1, 1] per channel,
 downmixes to mono as the exact mean of the channels and resamples with a polyphase
-filter (`scipy.signal.resample_poly`); a video's soundtrack can keep stereo. Failures raise `AudioError`, whose message is a
-single line naming the file and the problem.
+filter (`scipy.signal.resample_poly`); a video's soundtrack can keep stereo. Failures
+raise `AudioError`, whose message is a single line naming the file and the problem.
 
 Hostile or odd files: only regular files are opened (a pipe or device would block or
 never end); sample rates outside [MIN_RATE, MAX_RATE] are refused (a header claiming
@@ -26,10 +26,9 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+import av
 import numpy as np
 from scipy.signal import firwin, resample_poly, upfirdn
-
-import av
 
 from synd.files import atomic_write_bytes
 
@@ -261,11 +260,12 @@ def _decode(
             log.debug("decode error in %s: %s", path, exc)
             continue
         for frame in frames:
-            if not rate:
+            if convert is None:  # the first frame (rate and convert are set together)
                 rate = frame.rate
                 if not MIN_RATE <= rate <= MAX_RATE:
-                    raise AudioError(path, f"sample rate {rate} Hz is outside the "
-                                           f"{MIN_RATE}-{MAX_RATE} Hz synd accepts")
+                    raise AudioError(
+                        path, f"sample rate {rate} Hz is outside the {MIN_RATE}-{MAX_RATE} Hz synd accepts"
+                    )
                 first, stop = plan(rate)
                 convert = _Converter(rate)
             pos = keep(convert(frame), pos)
@@ -332,15 +332,18 @@ def load_audio(
     if not src_rate or first + data.shape[1] == 0:
         raise AudioError(path, "no decodable audio samples")
     if nonfinite:
-        log.warning("%s: replaced %d NaN/Inf or out-of-range samples (NaN/Inf by 0, beyond "
-                    "+-%g by +-%g)", name, nonfinite, MAX_LEVEL, MAX_LEVEL)
+        log.warning(
+            "%s: replaced %d NaN/Inf or out-of-range samples (NaN/Inf by 0, beyond +-%g by +-%g)",
+            name,
+            nonfinite,
+            MAX_LEVEL,
+            MAX_LEVEL,
+        )
     decoded_s = (first + data.shape[1]) / src_rate
     if had_errors:
         log.warning("%s: damaged or truncated, decoded %.2f s", name, decoded_s)
     elif reached_end and declared is not None and declared - decoded_s > max(0.5, 0.02 * declared):
-        log.warning(
-            "%s: truncated? decoded %.2f s of a declared %.2f s", name, decoded_s, declared
-        )
+        log.warning("%s: truncated? decoded %.2f s of a declared %.2f s", name, decoded_s, declared)
 
     up, down = _rate_ratio(src_rate, sample_rate)
     if up == down:
@@ -370,8 +373,7 @@ class StreamResampler:
         r = Fraction(dst, src)
         self.up, self.down = r.numerator, r.denominator
         half = _RESAMPLE_HALF_TAPS * max(self.up, self.down)
-        self.h = firwin(2 * half + 1, 1.0 / max(self.up, self.down),
-                        window=("kaiser", 5.0)) * self.up
+        self.h = firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)) * self.up
         self._x = np.zeros(0, np.float64)
         self._s = 0  # absolute index of _x[0]
         self._n = 0  # inputs received
@@ -387,12 +389,12 @@ class StreamResampler:
             return np.zeros(0, np.float32)
         y = upfirdn(self.h, self._x, up, down)
         q0 = self._m - self._s * up // down
-        out = y[q0:q0 + m_end - self._m].astype(np.float32)
+        out = y[q0 : q0 + m_end - self._m].astype(np.float32)
         self._m = m_end
         need = max(0, (self._m * down - len(self.h) + 1) // up)  # oldest input still needed
         new_s = need // down * down
         if new_s > self._s:
-            self._x = self._x[new_s - self._s:]
+            self._x = self._x[new_s - self._s :]
             self._s = new_s
         return out
 
@@ -442,4 +444,3 @@ def audio_info(path: str | os.PathLike) -> dict:
         }
     finally:
         container.close()
-

@@ -122,9 +122,17 @@ class BaselineFeatures:
         self.sample_rate = int(sample_rate)
         self.fps = float(fps)
         # The project's log-mel and loudness give the filterbank and the log energy.
-        self.config = FeatureConfig(kind="mel", sample_rate=self.sample_rate, fps=self.fps,
-                                    n_fft=N_FFT, bands=BANDS, fmin=0.0,
-                                    fmax=self.sample_rate / 2, loudness=True, onset=False)
+        self.config = FeatureConfig(
+            kind="mel",
+            sample_rate=self.sample_rate,
+            fps=self.fps,
+            n_fft=N_FFT,
+            bands=BANDS,
+            fmin=0.0,
+            fmax=self.sample_rate / 2,
+            loudness=True,
+            onset=False,
+        )
         self._extractor = FeatureExtractor(self.config)
         n = np.arange(BANDS)
         self._lifter = 1.0 + (LIFTER / 2.0) * np.sin(np.pi * n / LIFTER)
@@ -180,11 +188,13 @@ class BaselineGenerator(nn.Module):
         self.feature_dim = feature_dim
         self.stem = nn.Conv2d(3 + feature_dim, WIDTH, 7, padding=3)
         widths = [WIDTH * 2**i for i in range(LEVELS + 1)]  # 16, 32, 64, 128, 256
-        self.down = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1)
-                                  for a, b in zip(widths[:-1], widths[1:]))
+        self.down = nn.ModuleList(
+            nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:])
+        )
         self.res = nn.Sequential(*(_Residual(widths[-1]) for _ in range(RES_BLOCKS)))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(b, a, 3, stride=2, padding=1)
-                                for a, b in zip(widths[-2::-1], widths[:0:-1]))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(b, a, 3, stride=2, padding=1) for a, b in zip(widths[-2::-1], widths[:0:-1])
+        )
         self.head = nn.Conv2d(WIDTH, 3, 7, padding=3)
 
     def forward(self, base: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -202,9 +212,13 @@ class BaselineGenerator(nn.Module):
             x = conv(F.relu(x), output_size=list(size))
         return torch.sigmoid(self.head(F.relu(x)))
 
-    def paint(self, features: torch.Tensor, height: int = NATIVE_SIZE[0],
-              width: int = NATIVE_SIZE[1],
-              generator: torch.Generator | None = None) -> torch.Tensor:
+    def paint(
+        self,
+        features: torch.Tensor,
+        height: int = NATIVE_SIZE[0],
+        width: int = NATIVE_SIZE[1],
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Frames for feature rows (N, 41), each on a fresh random solid-colour base image.
 
         `generator` (a torch.Generator) makes the colours reproducible. Returns
@@ -216,8 +230,7 @@ class BaselineGenerator(nn.Module):
         return self(base, features)
 
 
-def random_bases(n: int, height: int, width: int,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def random_bases(n: int, height: int, width: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """`n` solid-colour images (n, 3, height, width), colours uniform in [0, 1]^3."""
     colours = torch.rand(n, 3, 1, 1, generator=generator)
     return colours.expand(n, 3, height, width).contiguous()
@@ -236,8 +249,7 @@ class BaselineDecoder(nn.Module):
         self.res = nn.Sequential(*(_Residual(WIDTH) for _ in range(RES_BLOCKS)))
         self.head = nn.Conv2d(WIDTH, feature_dim, 3, padding=1)
 
-    def forward(self, image: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> (N, 41); `generator` draws the training crop."""
         h, w = image.shape[-2:]
         ch, cw = max(1, int(h * CROP)), max(1, int(w * CROP))
@@ -245,11 +257,12 @@ class BaselineDecoder(nn.Module):
             # One crop position per image, as a random crop of each image would be.
             tops = torch.randint(0, h - ch + 1, (len(image),), generator=generator)
             lefts = torch.randint(0, w - cw + 1, (len(image),), generator=generator)
-            image = torch.stack([im[:, t:t + ch, l:l + cw]
-                                 for im, t, l in zip(image, tops.tolist(), lefts.tolist())])
+            image = torch.stack(
+                [im[:, t : t + ch, x : x + cw] for im, t, x in zip(image, tops.tolist(), lefts.tolist())]
+            )
         else:
             top, left = (h - ch) // 2, (w - cw) // 2
-            image = image[..., top:top + ch, left:left + cw]
+            image = image[..., top : top + ch, left : left + cw]
         return self.head(self.res(self.stem(image))).mean(dim=(2, 3))
 
 
@@ -281,8 +294,14 @@ def _load_songs(files: list[Path], holdout_every: int, features: BaselineFeature
     return _Songs(torch.cat(train), names, held)
 
 
-def _losses(generator: BaselineGenerator, decoder: BaselineDecoder, feats: torch.Tensor,
-            height: int, width: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _losses(
+    generator: BaselineGenerator,
+    decoder: BaselineDecoder,
+    feats: torch.Tensor,
+    height: int,
+    width: int,
+    g: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sound MSE, hinged image MSE) of one batch of feature rows."""
     base = random_bases(len(feats), height, width, g)
     image = generator(base, feats)
@@ -291,8 +310,9 @@ def _losses(generator: BaselineGenerator, decoder: BaselineDecoder, feats: torch
     return sound, picture
 
 
-def save_baseline(path: str | Path, generator: BaselineGenerator, decoder: BaselineDecoder,
-                  meta: dict) -> None:
+def save_baseline(
+    path: str | Path, generator: BaselineGenerator, decoder: BaselineDecoder, meta: dict
+) -> None:
     """Write both models as a float16 safetensors checkpoint that `load_baseline` reads.
 
     `meta` (JSON-able) is stored with the architecture name, which it must not override.
@@ -304,10 +324,19 @@ def save_baseline(path: str | Path, generator: BaselineGenerator, decoder: Basel
     save_checkpoint(path, tensors, meta)
 
 
-def train_baseline(audio_files: list[str | Path], out: str | Path, minutes: float | None = None,
-                   steps: int | None = None, size: tuple[int, int] = NATIVE_SIZE, batch: int = 8,
-                   seed: int = 0, holdout_every: int = 10, log_every: int = 25,
-                   save_every: int = 250, lr: float = LR) -> dict:
+def train_baseline(
+    audio_files: list[str | Path],
+    out: str | Path,
+    minutes: float | None = None,
+    steps: int | None = None,
+    size: tuple[int, int] = NATIVE_SIZE,
+    batch: int = 8,
+    seed: int = 0,
+    holdout_every: int = 10,
+    log_every: int = 25,
+    save_every: int = 250,
+    lr: float = LR,
+) -> dict:
     """Train a baseline generator and decoder jointly; write them to `out`; return a summary.
 
     `audio_files` are files or folders (searched like `synd train` does). Every
@@ -326,8 +355,15 @@ def train_baseline(audio_files: list[str | Path], out: str | Path, minutes: floa
     g = torch.Generator().manual_seed(seed)
     features = BaselineFeatures()
     songs = _load_songs(find_audio([Path(a) for a in audio_files]), holdout_every, features)
-    log.info("baseline: %d frames from %d songs (%d held out), %dx%d, batch %d",
-             len(songs.frames), len(songs.names), len(songs.held_out), height, width, batch)
+    log.info(
+        "baseline: %d frames from %d songs (%d held out), %dx%d, batch %d",
+        len(songs.frames),
+        len(songs.names),
+        len(songs.held_out),
+        height,
+        width,
+        batch,
+    )
     generator, decoder = BaselineGenerator(), BaselineDecoder()
     params = list(generator.parameters()) + list(decoder.parameters())
     opt = torch.optim.Adam(params, lr=lr)
@@ -340,20 +376,33 @@ def train_baseline(audio_files: list[str | Path], out: str | Path, minutes: floa
         return {
             "architecture": ARCHITECTURE,
             "native_size": [height, width],
-            "features": {"sample_rate": features.sample_rate, "fps": features.fps,
-                         "n_fft": N_FFT, "bands": BANDS, "lifter": LIFTER, "dim": FEATURE_DIM},
-            "training": {"steps": step, "batch": batch, "seed": seed, "lr": lr,
-                         "seconds": round(time.monotonic() - start, 1),
-                         "threads": torch.get_num_threads(), "songs": songs.names,
-                         "held_out": songs.held_out, "frames": len(songs.frames),
-                         "loss_sound": run_sound, "loss_image": run_image,
-                         "history": history},
+            "features": {
+                "sample_rate": features.sample_rate,
+                "fps": features.fps,
+                "n_fft": N_FFT,
+                "bands": BANDS,
+                "lifter": LIFTER,
+                "dim": FEATURE_DIM,
+            },
+            "training": {
+                "steps": step,
+                "batch": batch,
+                "seed": seed,
+                "lr": lr,
+                "seconds": round(time.monotonic() - start, 1),
+                "threads": torch.get_num_threads(),
+                "songs": songs.names,
+                "held_out": songs.held_out,
+                "frames": len(songs.frames),
+                "loss_sound": run_sound,
+                "loss_image": run_image,
+                "history": history,
+            },
         }
 
     while True:
         elapsed = time.monotonic() - start
-        if ((steps is not None and step >= steps)
-                or (minutes is not None and elapsed >= minutes * 60)):
+        if (steps is not None and step >= steps) or (minutes is not None and elapsed >= minutes * 60):
             break
         for group in opt.param_groups:
             group["lr"] = lr * LR_DECAY ** (step / LR_DECAY_STEPS)
@@ -368,11 +417,20 @@ def train_baseline(audio_files: list[str | Path], out: str | Path, minutes: floa
         run_sound = s if run_sound is None else 0.95 * run_sound + 0.05 * s
         run_image = i if run_image is None else 0.95 * run_image + 0.05 * i
         if step % log_every == 0 or step == 1:
-            entry = {"step": step, "seconds": round(time.monotonic() - start, 1),
-                     "loss_sound": round(run_sound, 5), "loss_image": round(run_image, 5)}
+            entry = {
+                "step": step,
+                "seconds": round(time.monotonic() - start, 1),
+                "loss_sound": round(run_sound, 5),
+                "loss_image": round(run_image, 5),
+            }
             history.append(entry)
-            log.info("baseline step %d, %.0f s: sound %.4f, image %.4f", step,
-                     entry["seconds"], run_sound, run_image)
+            log.info(
+                "baseline step %d, %.0f s: sound %.4f, image %.4f",
+                step,
+                entry["seconds"],
+                run_sound,
+                run_image,
+            )
         if save_every and step % save_every == 0:
             save_baseline(out, generator, decoder, meta())
     save_baseline(out, generator, decoder, meta())
@@ -389,11 +447,10 @@ def load_baseline(path: str | Path) -> tuple[BaselineGenerator, BaselineDecoder,
     """
     tensors, meta = read_checkpoint(path)
     if meta.get("architecture") != ARCHITECTURE:
-        raise ValueError(f"'{path}' is not a baseline model "
-                         f"(architecture {meta.get('architecture')!r})")
+        raise ValueError(f"'{path}' is not a baseline model (architecture {meta.get('architecture')!r})")
     generator, decoder = BaselineGenerator(), BaselineDecoder()
     for prefix, model in (("generator.", generator), ("decoder.", decoder)):
-        state = {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
         model.load_state_dict(state)
         model.eval()
     return generator, decoder, meta
@@ -403,9 +460,15 @@ def load_baseline(path: str | Path) -> tuple[BaselineGenerator, BaselineDecoder,
 
 
 @torch.no_grad()
-def read_back(generator: BaselineGenerator, decoder: BaselineDecoder, audio: np.ndarray,
-              sample_rate: int = SAMPLE_RATE, size: tuple[int, int] = NATIVE_SIZE, seed: int = 0,
-              batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def read_back(
+    generator: BaselineGenerator,
+    decoder: BaselineDecoder,
+    audio: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    size: tuple[int, int] = NATIVE_SIZE,
+    seed: int = 0,
+    batch: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
     """(z-scored features, decoder's reading of the 8-bit frames), first WARMUP_FRAMES left out.
 
     Every frame of mono `audio` is painted on its own random base image (seeded by
@@ -419,7 +482,7 @@ def read_back(generator: BaselineGenerator, decoder: BaselineDecoder, audio: np.
     decoded = []
     try:
         for lo in range(0, len(feats), batch):
-            frames = generator.paint(torch.from_numpy(feats[lo:lo + batch]), *size, generator=g)
+            frames = generator.paint(torch.from_numpy(feats[lo : lo + batch]), *size, generator=g)
             frames = torch.round(frames.clamp(0, 1) * 255.0) / 255.0
             decoded.append(decoder(frames).float().numpy())
     finally:
@@ -428,9 +491,14 @@ def read_back(generator: BaselineGenerator, decoder: BaselineDecoder, audio: np.
     return feats[WARMUP_FRAMES:], decoded_all[WARMUP_FRAMES:]
 
 
-def sound_r2(generator: BaselineGenerator, decoder: BaselineDecoder, audio: np.ndarray,
-             sample_rate: int = SAMPLE_RATE, size: tuple[int, int] = NATIVE_SIZE,
-             seed: int = 0) -> float:
+def sound_r2(
+    generator: BaselineGenerator,
+    decoder: BaselineDecoder,
+    audio: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    size: tuple[int, int] = NATIVE_SIZE,
+    seed: int = 0,
+) -> float:
     """R^2 (`synd.metrics.r2_score`) of the features read back from 8-bit frames of `audio`.
 
     See `read_back` for how the frames are made and read.
@@ -444,8 +512,7 @@ def sound_r2(generator: BaselineGenerator, decoder: BaselineDecoder, audio: np.n
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m synd.baseline train DATA --out PATH --minutes M``, or ``r2 MODEL AUDIO...``."""
-    parser = argparse.ArgumentParser(prog="python -m synd.baseline",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m synd.baseline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the baseline on audio files or folders")
     t.add_argument("data", nargs="+", type=Path)
@@ -465,8 +532,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         if args.minutes is None and args.steps is None:
             parser.error("give --minutes or --steps")
-        summary = train_baseline(args.data, args.out, minutes=args.minutes, steps=args.steps,
-                                 size=tuple(args.size), batch=args.batch, seed=args.seed)
+        summary = train_baseline(
+            args.data,
+            args.out,
+            minutes=args.minutes,
+            steps=args.steps,
+            size=tuple(args.size),
+            batch=args.batch,
+            seed=args.seed,
+        )
         summary = {k: v for k, v in summary.items() if k not in ("history", "songs")}
         print(json.dumps(summary, indent=1))
         return 0
@@ -474,14 +548,15 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(args.size or meta.get("native_size", NATIVE_SIZE))
     targets, preds, tracks = [], [], {}
     for f in find_audio(args.audio):
-        target, predicted = read_back(generator, decoder, load_audio(f, SAMPLE_RATE),
-                                      SAMPLE_RATE, size, args.seed)
-        targets.append(target), preds.append(predicted)
+        target, predicted = read_back(
+            generator, decoder, load_audio(f, SAMPLE_RATE), SAMPLE_RATE, size, args.seed
+        )
+        targets.append(target)
+        preds.append(predicted)
         tracks[f.name] = round(r2_score(target, predicted), 4)
         log.info("%s: sound R^2 %.4f", f.name, tracks[f.name])
     pooled = r2_score(np.concatenate(targets), np.concatenate(preds))
-    print(json.dumps({"sound_r2": round(pooled, 4), "size": list(size), "tracks": tracks},
-                     indent=1))
+    print(json.dumps({"sound_r2": round(pooled, 4), "size": list(size), "tracks": tracks}, indent=1))
     return 0
 
 

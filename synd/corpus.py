@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from scipy import signal
@@ -75,8 +75,16 @@ _SCALES: dict[str, list[int]] = {
 
 # Chord roots as scale degrees, looped over the track.
 _PROGRESSIONS: list[list[int]] = [
-    [0, 5, 3, 4], [0, 3, 4, 4], [5, 3, 0, 4], [0, 0, 3, 4], [0, 6, 5, 6],
-    [0, 4, 5, 3], [0, 2, 3, 1], [0, 0, 0, 0], [0, 3, 0, 4], [1, 4, 0, 0],
+    [0, 5, 3, 4],
+    [0, 3, 4, 4],
+    [5, 3, 0, 4],
+    [0, 0, 3, 4],
+    [0, 6, 5, 6],
+    [0, 4, 5, 3],
+    [0, 2, 3, 1],
+    [0, 0, 0, 0],
+    [0, 3, 0, 4],
+    [1, 4, 0, 0],
 ]
 
 # 16-step drum patterns per style: lists of alternatives, "x" = hit, "o" = ghost note.
@@ -175,21 +183,28 @@ def _osc(wave: str, freq: float | np.ndarray, n: int, sr: int, phase: float = 0.
     return saw - saw2 + (2.0 * width - 1.0)  # remove the pulse's DC offset
 
 
-def _env(n: int, sr: int, attack: float, decay: float, sustain: float, gate: float, release: float) -> np.ndarray:
+def _env(
+    n: int, sr: int, attack: float, decay: float, sustain: float, gate: float, release: float
+) -> np.ndarray:
     """ADSR: linear attack, exponential decay to ``sustain``, exponential release after ``gate`` s."""
     t = np.arange(n) / sr
     attack = max(attack, 1e-4)
-    env = np.where(t < attack, t / attack, sustain + (1.0 - sustain) * np.exp(-(t - attack) / max(decay, 1e-4)))
+    env = np.where(
+        t < attack, t / attack, sustain + (1.0 - sustain) * np.exp(-(t - attack) / max(decay, 1e-4))
+    )
     if gate < n / sr:
         g = int(gate * sr)
         env[g:] = env[g] * np.exp(-(t[g:] - t[g]) / max(release, 1e-4))
     return env
 
 
-def _sos(kind: str, cutoff: float | Sequence[float], sr: int, order: int = 2) -> np.ndarray:
+_FilterKind = Literal["lowpass", "highpass", "bandpass"]
+
+
+def _sos(kind: _FilterKind, cutoff: float | Sequence[float], sr: int, order: int = 2) -> np.ndarray:
     nyq = 0.5 * sr
     if np.ndim(cutoff):
-        lo, hi = sorted(cutoff)  # type: ignore[arg-type]
+        lo, hi = sorted(cutoff)  # type: ignore[arg-type]  # np.ndim does not narrow: a sequence here
         lo, hi = max(lo, 10.0), min(hi, 0.9 * nyq)
         if lo >= hi:
             lo = hi * 0.5
@@ -197,7 +212,9 @@ def _sos(kind: str, cutoff: float | Sequence[float], sr: int, order: int = 2) ->
     return signal.butter(order, float(np.clip(cutoff, 10.0, 0.9 * nyq)), btype=kind, fs=sr, output="sos")
 
 
-def _filt(x: np.ndarray, kind: str, cutoff: float | Sequence[float], sr: int, order: int = 2) -> np.ndarray:
+def _filt(
+    x: np.ndarray, kind: _FilterKind, cutoff: float | Sequence[float], sr: int, order: int = 2
+) -> np.ndarray:
     return signal.sosfilt(_sos(kind, cutoff, sr, order), x, axis=0)
 
 
@@ -252,7 +269,9 @@ def _pluck(freq: float, n: int, sr: int, rng: np.random.Generator, damping: floa
     # y[i] = mean(y[i - p], y[i - p - 1]) * damping: each block only needs the previous one.
     for start in range(period + 1, y.size, period):
         stop = min(start + period, y.size)
-        y[start:stop] = damping * 0.5 * (y[start - period : stop - period] + y[start - period - 1 : stop - period - 1])
+        y[start:stop] = (
+            damping * 0.5 * (y[start - period : stop - period] + y[start - period - 1 : stop - period - 1])
+        )
     return y[1 : n + 1]
 
 
@@ -330,8 +349,9 @@ class _Track:
         k = len(self.scale)
         return self.root + 12 * (octave + degree // k) + self.scale[degree % k]
 
-    def place(self, bus: np.ndarray, t: float, sound: np.ndarray, gain: float, pan: float,
-              send: float = 0.0) -> None:
+    def place(
+        self, bus: np.ndarray, t: float, sound: np.ndarray, gain: float, pan: float, send: float = 0.0
+    ) -> None:
         """Mix a mono sound at time t with constant-power panning (pan in [-1, 1])."""
         start = int(round(t * self.sr))
         if start >= self.n or sound.size == 0:
@@ -349,8 +369,18 @@ class _Track:
 
 # Arrangement of the demo song: every kind of moment early on, in (kind, bars).
 _DEMO_SCRIPT: list[tuple[str, float]] = [
-    ("intro", 1), ("main", 2), ("build", 1), ("silence", 0.25), ("drop", 2), ("breakdown", 1),
-    ("quiet", 0.5), ("build", 1), ("drop", 4), ("sparse", 1), ("main", 2), ("drop", 4),
+    ("intro", 1),
+    ("main", 2),
+    ("build", 1),
+    ("silence", 0.25),
+    ("drop", 2),
+    ("breakdown", 1),
+    ("quiet", 0.5),
+    ("build", 1),
+    ("drop", 4),
+    ("sparse", 1),
+    ("main", 2),
+    ("drop", 4),
 ]
 
 
@@ -401,16 +431,25 @@ def _plan_sections(trk: _Track, script: Sequence[tuple[str, float]] | None = Non
             keep = set(layers) if kind == "drop" else {x for x in layers if rng.random() < 0.85}
             active, gain = keep or set(layers), float(rng.uniform(0.75, 1.0)) if kind == "main" else 1.0
         elif kind == "intro":
-            active, gain = subset(["pad", "hat", "lead", "fx", "texture", "bass"], 1, 3), float(rng.uniform(0.3, 0.8))
+            active, gain = (
+                subset(["pad", "hat", "lead", "fx", "texture", "bass"], 1, 3),
+                float(rng.uniform(0.3, 0.8)),
+            )
         elif kind == "breakdown":
-            active, gain = subset(["pad", "lead", "texture", "fx", "bass"], 1, 3), float(rng.uniform(0.3, 0.75))
+            active, gain = (
+                subset(["pad", "lead", "texture", "fx", "bass"], 1, 3),
+                float(rng.uniform(0.3, 0.75)),
+            )
         elif kind == "build":
             active = {x for x in layers if x != "bass" and rng.random() < 0.7}
             gain = 1.0
         elif kind == "quiet":
             active, gain = subset(layers, 1, 3), float(rng.uniform(0.03, 0.22))
         elif kind == "sparse":
-            active, gain = subset(drums[:1] + ["bass", "pad", "hat", "texture"], 1, 2), float(rng.uniform(0.4, 0.9))
+            active, gain = (
+                subset(drums[:1] + ["bass", "pad", "hat", "texture"], 1, 2),
+                float(rng.uniform(0.4, 0.9)),
+            )
         else:  # silence
             active, gain = set(), 0.0
         sections.append(_Section(kind, t_bar * trk.bar, (t_bar + bars) * trk.bar, gain, active))
@@ -439,13 +478,17 @@ def _snare_sound(trk: _Track, clap: bool = False) -> np.ndarray:
     rng, sr = trk.rng, trk.sr
     n_decay = rng.uniform(0.05, 0.25)
     t = np.arange(int(sr * n_decay * 6)) / sr
-    noise = _filt(rng.standard_normal(t.size), "bandpass", (rng.uniform(600, 1500), rng.uniform(4000, 12000)), sr)
+    noise = _filt(
+        rng.standard_normal(t.size), "bandpass", (rng.uniform(600, 1500), rng.uniform(4000, 12000)), sr
+    )
     if clap:  # several quick bursts, then a tail
         env = sum(np.exp(-np.maximum(t - k * 0.011, 0) / 0.006) * (t >= k * 0.011) for k in range(4))
         env = env + 0.6 * np.exp(-t / n_decay)
         return 0.5 * noise * env / (np.abs(noise * env).max() + 1e-12)
     tone_f = rng.uniform(150, 280)
-    tone = np.sin(2 * np.pi * tone_f * t * (1 + 0.3 * np.exp(-t / 0.01))) * np.exp(-t / rng.uniform(0.03, 0.1))
+    tone = np.sin(2 * np.pi * tone_f * t * (1 + 0.3 * np.exp(-t / 0.01))) * np.exp(
+        -t / rng.uniform(0.03, 0.1)
+    )
     mix = rng.uniform(0.3, 0.8)
     snd = mix * noise / (np.abs(noise).max() + 1e-12) * np.exp(-t / n_decay) + (1 - mix) * tone
     return snd / (np.abs(snd).max() + 1e-12)
@@ -456,7 +499,8 @@ def _hat_sound(trk: _Track, decay: float) -> np.ndarray:
     t = np.arange(int(sr * decay * 6)) / sr
     if rng.random() < 0.4:  # metallic: inharmonic square partials, 808 style
         base = rng.uniform(280, 420)
-        src = sum(_osc("square", base * r, t.size, sr) for r in (1.0, 1.342, 1.2312, 1.6532, 1.9523, 2.1523))
+        ratios = (1.0, 1.342, 1.2312, 1.6532, 1.9523, 2.1523)
+        src = sum((_osc("square", base * r, t.size, sr) for r in ratios), np.zeros(t.size))
     else:
         src = rng.standard_normal(t.size)
     hat = _filt(src, "highpass", rng.uniform(5000, 10000), sr, order=4) * np.exp(-t / decay)
@@ -512,13 +556,32 @@ def _render_drums(trk: _Track) -> None:
         "open": _hat_sound(trk, rng.uniform(0.12, 0.35)),
         "perc": _perc_sound(trk),
     }
-    level = {"kick": rng.uniform(0.8, 1.0), "snare": rng.uniform(0.5, 0.8), "clap": rng.uniform(0.4, 0.7),
-             "hat": rng.uniform(0.15, 0.35), "open": rng.uniform(0.12, 0.3), "perc": rng.uniform(0.2, 0.45)}
+    level = {
+        "kick": rng.uniform(0.8, 1.0),
+        "snare": rng.uniform(0.5, 0.8),
+        "clap": rng.uniform(0.4, 0.7),
+        "hat": rng.uniform(0.15, 0.35),
+        "open": rng.uniform(0.12, 0.3),
+        "perc": rng.uniform(0.2, 0.45),
+    }
     width = rng.uniform(0.1, 0.9)
-    pan = {"kick": 0.0, "snare": rng.uniform(-0.1, 0.1), "clap": rng.uniform(-0.2, 0.2),
-           "hat": rng.uniform(-1, 1) * width, "open": rng.uniform(-1, 1) * width, "perc": rng.uniform(-1, 1) * width}
+    pan = {
+        "kick": 0.0,
+        "snare": rng.uniform(-0.1, 0.1),
+        "clap": rng.uniform(-0.2, 0.2),
+        "hat": rng.uniform(-1, 1) * width,
+        "open": rng.uniform(-1, 1) * width,
+        "perc": rng.uniform(-1, 1) * width,
+    }
     send = rng.uniform(0.0, 0.5)
-    layer_of = {"kick": "kick", "snare": "snare", "clap": "snare", "hat": "hat", "open": "hat", "perc": "perc"}
+    layer_of = {
+        "kick": "kick",
+        "snare": "snare",
+        "clap": "snare",
+        "hat": "hat",
+        "open": "hat",
+        "perc": "perc",
+    }
     n_bars = int(np.ceil(trk.duration / trk.bar)) + 1
     for bar in range(n_bars):
         fill = bar % 4 == 3 and rng.random() < 0.5
@@ -543,8 +606,14 @@ def _render_drums(trk: _Track) -> None:
                     continue
                 if name == "kick":
                     trk.kick_times.append(t)
-                trk.place(trk.drums, t, sounds[name], level[name] * vel, pan[name] + rng.normal(0, 0.05) * width,
-                          send=send if name in ("snare", "clap", "perc") else 0.0)
+                trk.place(
+                    trk.drums,
+                    t,
+                    sounds[name],
+                    level[name] * vel,
+                    pan[name] + rng.normal(0, 0.05) * width,
+                    send=send if name in ("snare", "clap", "perc") else 0.0,
+                )
     # Build-ups: a snare roll that speeds up and gets louder.
     for sec in trk.sections:
         if sec.kind != "build":
@@ -554,7 +623,9 @@ def _render_drums(trk: _Track) -> None:
         while t < sec.end and t < trk.duration:
             x = (t - sec.start) / length
             div = 4 if x < 0.5 else 8 if x < 0.75 else 16
-            trk.place(trk.drums, t, sounds["snare"], level["snare"] * (0.2 + 0.8 * x), pan["snare"], send=send)
+            trk.place(
+                trk.drums, t, sounds["snare"], level["snare"] * (0.2 + 0.8 * x), pan["snare"], send=send
+            )
             t += trk.bar / div
 
 
@@ -573,9 +644,21 @@ def _chords(trk: _Track) -> list[list[int]]:
     return out
 
 
-def _synth_note(trk: _Track, wave: str, midi: float, dur: float, *, detune: float = 0.0, voices: int = 1,
-                attack: float = 0.005, decay: float = 0.2, sustain: float = 0.6, release: float = 0.1,
-                cutoff: float | None = None, glide_from: float | None = None) -> np.ndarray:
+def _synth_note(
+    trk: _Track,
+    wave: str,
+    midi: float,
+    dur: float,
+    *,
+    detune: float = 0.0,
+    voices: int = 1,
+    attack: float = 0.005,
+    decay: float = 0.2,
+    sustain: float = 0.6,
+    release: float = 0.1,
+    cutoff: float | None = None,
+    glide_from: float | None = None,
+) -> np.ndarray:
     """One note: oscillator(s) + ADSR + low-pass; waves include pluck and fm."""
     sr = trk.sr
     n = int((dur + release * 4) * sr)
@@ -594,7 +677,7 @@ def _synth_note(trk: _Track, wave: str, midi: float, dur: float, *, detune: floa
     else:
         if glide_from is not None:
             t = np.arange(n) / sr
-            freq = f + (float(_midi_hz(glide_from)) - f) * np.exp(-t / 0.04)
+            freq: float | np.ndarray = f + (float(_midi_hz(glide_from)) - f) * np.exp(-t / 0.04)
         else:
             freq = f
         snd = np.zeros(n)
@@ -612,10 +695,12 @@ def _synth_note(trk: _Track, wave: str, midi: float, dur: float, *, detune: floa
 def _render_bass(trk: _Track, chords: list[list[int]]) -> None:
     rng = trk.rng
     style = trk.style
-    kind = str(rng.choice(["offbeat", "rolling", "root8", "long", "808", "walk", "acid"],
-                          p=_bass_weights(style)))
+    kind = str(
+        rng.choice(["offbeat", "rolling", "root8", "long", "808", "walk", "acid"], p=_bass_weights(style))
+    )
     wave = {"808": "sine", "long": str(rng.choice(["saw", "square", "sine"]))}.get(
-        kind, str(rng.choice(["saw", "square", "triangle", "sine"], p=[0.4, 0.3, 0.15, 0.15])))
+        kind, str(rng.choice(["saw", "square", "triangle", "sine"], p=[0.4, 0.3, 0.15, 0.15]))
+    )
     cutoff = rng.uniform(180, 1600) * (3.0 if kind == "acid" else 1.0)
     level = rng.uniform(0.35, 0.6)
     voices, detune = (3, rng.uniform(8, 25)) if kind == "long" and rng.random() < 0.5 else (1, 0.0)
@@ -627,7 +712,9 @@ def _render_bass(trk: _Track, chords: list[list[int]]) -> None:
         if kind == "offbeat":
             steps = [(s, 1.5, chord[0]) for s in (2, 6, 10, 14)]
         elif kind == "rolling":
-            steps = [(s, 0.8, chord[0] if s % 4 else chord[0] + 7 * (s % 8 == 4)) for s in range(16) if s % 4 != 0]
+            steps = [
+                (s, 0.8, chord[0] if s % 4 else chord[0] + 7 * (s % 8 == 4)) for s in range(16) if s % 4 != 0
+            ]
         elif kind == "root8":
             steps = [(s, 1.8, chord[0]) for s in range(0, 16, 2)]
         elif kind == "long":
@@ -637,7 +724,11 @@ def _render_bass(trk: _Track, chords: list[list[int]]) -> None:
         elif kind == "walk":
             steps = [(s, 3.5, chord[0] + int(rng.integers(-2, 5))) for s in range(0, 16, 4)]
         else:  # acid: random 16ths, accents, slides
-            steps = [(s, 0.9, chord[0] + int(rng.choice([0, 0, 7, 12, 3, 5]))) for s in range(16) if rng.random() < 0.6]
+            steps = [
+                (s, 0.9, chord[0] + int(rng.choice([0, 0, 7, 12, 3, 5])))
+                for s in range(16)
+                if rng.random() < 0.6
+            ]
         for step, length, degree in steps:
             t = trk.step_time(bar, step)
             if not trk.active("bass", t):
@@ -645,10 +736,20 @@ def _render_bass(trk: _Track, chords: list[list[int]]) -> None:
             midi = trk.note(degree, octave)
             dur = length * trk.beat / 4
             glide = prev if (kind in ("808", "acid") and prev is not None and rng.random() < 0.3) else None
-            snd = _synth_note(trk, wave, midi, dur, detune=detune, voices=voices, attack=0.003,
-                              decay=rng.uniform(0.1, 0.4), sustain=0.7 if kind != "acid" else 0.3,
-                              release=0.05, cutoff=cutoff * (rng.uniform(1.0, 2.5) if kind == "acid" else 1.0),
-                              glide_from=glide)
+            snd = _synth_note(
+                trk,
+                wave,
+                midi,
+                dur,
+                detune=detune,
+                voices=voices,
+                attack=0.003,
+                decay=rng.uniform(0.1, 0.4),
+                sustain=0.7 if kind != "acid" else 0.3,
+                release=0.05,
+                cutoff=cutoff * (rng.uniform(1.0, 2.5) if kind == "acid" else 1.0),
+                glide_from=glide,
+            )
             if kind == "808":
                 snd = np.tanh(2.0 * snd)
             vel = rng.uniform(0.8, 1.0)
@@ -659,10 +760,14 @@ def _render_bass(trk: _Track, chords: list[list[int]]) -> None:
 def _bass_weights(style: str) -> list[float]:
     # offbeat, rolling, root8, long, 808, walk, acid
     table = {
-        "four_floor": [4, 3, 1, 1, 0, 0, 2], "minimal": [3, 3, 0, 1, 0, 0, 2],
-        "breakbeat": [0, 1, 1, 4, 2, 0, 1], "hiphop": [0, 0, 0, 1, 4, 2, 0],
-        "lofi": [0, 0, 0, 2, 1, 4, 0], "rock": [0, 1, 5, 0, 0, 2, 0],
-        "chip": [1, 2, 3, 0, 0, 1, 2], "ambient": [0, 0, 0, 5, 0, 1, 0],
+        "four_floor": [4, 3, 1, 1, 0, 0, 2],
+        "minimal": [3, 3, 0, 1, 0, 0, 2],
+        "breakbeat": [0, 1, 1, 4, 2, 0, 1],
+        "hiphop": [0, 0, 0, 1, 4, 2, 0],
+        "lofi": [0, 0, 0, 2, 1, 4, 0],
+        "rock": [0, 1, 5, 0, 0, 2, 0],
+        "chip": [1, 2, 3, 0, 0, 1, 2],
+        "ambient": [0, 0, 0, 5, 0, 1, 0],
         "experimental": [1, 1, 1, 2, 1, 1, 2],
     }
     w = np.array(table[style], dtype=float)
@@ -672,8 +777,12 @@ def _bass_weights(style: str) -> list[float]:
 def _render_pad(trk: _Track, chords: list[list[int]]) -> None:
     rng = trk.rng
     style = trk.style
-    wave = str(rng.choice(["saw", "square", "sine", "triangle", "pulse", "pluck", "fm"],
-                          p=[0.25, 0.15, 0.15, 0.1, 0.1, 0.15, 0.1]))
+    wave = str(
+        rng.choice(
+            ["saw", "square", "sine", "triangle", "pulse", "pluck", "fm"],
+            p=[0.25, 0.15, 0.15, 0.1, 0.1, 0.15, 0.1],
+        )
+    )
     if style == "chip":
         wave = str(rng.choice(["square", "pulse", "triangle"]))
     mode = str(rng.choice(["sustain", "stab", "pulse", "strum"], p=[0.45, 0.25, 0.15, 0.15]))
@@ -702,7 +811,9 @@ def _render_pad(trk: _Track, chords: list[list[int]]) -> None:
         elif mode == "pulse":
             hits = [(s + 16 * b, 0.6) for b in range(span) for s in range(0, 16, 2)]
         else:
-            hits = [(16.0 * b + s, 3.5) for b in range(span) for s in (0, 6, 10) if s == 0 or rng.random() < 0.5]
+            hits = [
+                (16.0 * b + s, 3.5) for b in range(span) for s in (0, 6, 10) if s == 0 or rng.random() < 0.5
+            ]
         for step, length in hits:
             t = trk.step_time(bar, step)
             if not trk.active("pad", t):
@@ -711,9 +822,19 @@ def _render_pad(trk: _Track, chords: list[list[int]]) -> None:
             for i, degree in enumerate(chord):
                 midi = trk.note(degree, octave)
                 strum = i * rng.uniform(0.005, 0.03) if mode == "strum" else 0.0
-                snd = _synth_note(trk, wave, midi, dur, detune=detune, voices=voices, attack=attack,
-                                  decay=rng.uniform(0.2, 1.0), sustain=rng.uniform(0.4, 0.9), release=release,
-                                  cutoff=cutoff)
+                snd = _synth_note(
+                    trk,
+                    wave,
+                    midi,
+                    dur,
+                    detune=detune,
+                    voices=voices,
+                    attack=attack,
+                    decay=rng.uniform(0.2, 1.0),
+                    sustain=rng.uniform(0.4, 0.9),
+                    release=release,
+                    cutoff=cutoff,
+                )
                 pan = spread * (1 if i % 2 else -1) * (0.5 + 0.5 * i / max(1, len(chord) - 1))
                 trk.place(trk.music, t + strum, snd, level, pan, send=send)
         bar += span
@@ -753,10 +874,20 @@ def _render_lead(trk: _Track, chords: list[list[int]]) -> None:
                 degree = int(np.clip(degree + rng.choice([-2, -1, 0, 1, 2, 3, -3]), -3, 10))
                 deg = degree
                 length = rate * gate * float(rng.choice([1, 1, 2, 3]))
-            snd = _synth_note(trk, wave, trk.note(deg, octave), length * trk.beat / 4, attack=0.003,
-                              decay=rng.uniform(0.05, 0.3), sustain=rng.uniform(0.2, 0.8), release=0.05,
-                              cutoff=cutoff)
-            trk.place(lead, t, snd, level * rng.uniform(0.7, 1.0), pan_mode[0] + rng.uniform(-1, 1) * pan_mode[1])
+            snd = _synth_note(
+                trk,
+                wave,
+                trk.note(deg, octave),
+                length * trk.beat / 4,
+                attack=0.003,
+                decay=rng.uniform(0.05, 0.3),
+                sustain=rng.uniform(0.2, 0.8),
+                release=0.05,
+                cutoff=cutoff,
+            )
+            trk.place(
+                lead, t, snd, level * rng.uniform(0.7, 1.0), pan_mode[0] + rng.uniform(-1, 1) * pan_mode[1]
+            )
     if delay:  # ping-pong echo on the beat grid
         d = int(trk.beat * float(rng.choice([0.75, 0.5, 1.0 / 3.0])) * trk.sr)
         feedback = rng.uniform(0.25, 0.6)
@@ -778,17 +909,22 @@ def _riser(trk: _Track, length: float, up: bool) -> np.ndarray:
     noise = rng.standard_normal(n) if rng.random() < 0.5 else _pink(n, rng)
     lo, hi = rng.uniform(150, 600), rng.uniform(3000, 0.45 * sr)
     a, b = (lo, hi) if up else (hi, lo)
-    snd = _tv_filter(noise, sr, lambda t: a * (b / a) ** np.clip(t / length, 0, 1), "bandpass", rng.uniform(0.5, 2.0))
+    snd = _tv_filter(
+        noise, sr, lambda t: a * (b / a) ** np.clip(t / length, 0, 1), "bandpass", rng.uniform(0.5, 2.0)
+    )
     t = np.arange(n) / sr
     env = (t / length) ** 2 if up else np.exp(-t / (0.3 * length))
     return snd * env / (np.abs(snd).max() + 1e-12)
+
+
+_ChirpMethod = Literal["linear", "logarithmic", "quadratic", "hyperbolic"]
 
 
 def _chirp(trk: _Track, length: float) -> np.ndarray:
     rng, sr = trk.rng, trk.sr
     t = np.arange(int(length * sr)) / sr
     f0, f1 = np.exp(rng.uniform(np.log(40), np.log(0.4 * sr), 2))
-    method = str(rng.choice(["linear", "logarithmic", "quadratic", "hyperbolic"]))
+    method = cast(_ChirpMethod, str(rng.choice(["linear", "logarithmic", "quadratic", "hyperbolic"])))
     snd = signal.chirp(t, f0, max(length, 1e-3), f1, method=method)
     fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.01) if t.size > 1 else np.ones_like(t)
     return snd * fade
@@ -801,8 +937,14 @@ def _render_fx(trk: _Track) -> None:
     for i, sec in enumerate(trk.sections):
         length = sec.end - sec.start
         if sec.kind == "build":
-            trk.place(trk.music, sec.start, _riser(trk, length, up=True), level * 1.5, rng.uniform(-0.3, 0.3),
-                      send=0.3)
+            trk.place(
+                trk.music,
+                sec.start,
+                _riser(trk, length, up=True),
+                level * 1.5,
+                rng.uniform(-0.3, 0.3),
+                send=0.3,
+            )
             if rng.random() < 0.5:  # rising sine chirp on top
                 t = np.arange(int(length * trk.sr)) / trk.sr
                 f0, f1 = rng.uniform(100, 400), rng.uniform(1500, 5000)
@@ -814,16 +956,34 @@ def _render_fx(trk: _Track) -> None:
             boom = _env(n, trk.sr, 0.001, 0.6, 0.0, 2.0, 0.1) * _osc("sine", pitch, n, trk.sr)
             trk.place(trk.drums, sec.start, boom, 0.8, 0.0, send=0.2)
             if rng.random() < 0.6:
-                trk.place(trk.music, sec.start, _riser(trk, min(2.0, length), up=False), level, rng.uniform(-0.5, 0.5),
-                          send=0.3)
+                trk.place(
+                    trk.music,
+                    sec.start,
+                    _riser(trk, min(2.0, length), up=False),
+                    level,
+                    rng.uniform(-0.5, 0.5),
+                    send=0.3,
+                )
         elif "fx" in sec.layers and rng.random() < 0.5:
             t0 = sec.start + rng.uniform(0, max(1e-3, length * 0.7))
             if rng.random() < 0.5:
-                trk.place(trk.music, t0, _chirp(trk, rng.uniform(0.1, 1.5)), level * 0.6, rng.uniform(-0.8, 0.8),
-                          send=0.4)
+                trk.place(
+                    trk.music,
+                    t0,
+                    _chirp(trk, rng.uniform(0.1, 1.5)),
+                    level * 0.6,
+                    rng.uniform(-0.8, 0.8),
+                    send=0.4,
+                )
             else:
-                trk.place(trk.music, t0, _riser(trk, rng.uniform(0.5, 3.0), up=bool(rng.random() < 0.5)), level,
-                          rng.uniform(-0.8, 0.8), send=0.4)
+                trk.place(
+                    trk.music,
+                    t0,
+                    _riser(trk, rng.uniform(0.5, 3.0), up=bool(rng.random() < 0.5)),
+                    level,
+                    rng.uniform(-0.8, 0.8),
+                    send=0.4,
+                )
 
 
 def _render_texture(trk: _Track, chords: list[list[int]]) -> None:
@@ -859,8 +1019,16 @@ def _texture(trk: _Track, sec: _Section, chords: list[list[int]], kinds: list[st
     t = np.arange(n) / sr
     if kind == "drone":
         bar = min(len(chords) - 1, int(sec.start / trk.bar))
-        snd = sum(_osc("sine", float(_midi_hz(trk.note(d, 1))) * (1 + rng.normal(0, 0.002)), n, sr,
-                       float(rng.random())) for d in chords[bar])
+        snd = sum(
+            _osc(
+                "sine",
+                float(_midi_hz(trk.note(d, 1))) * (1 + rng.normal(0, 0.002)),
+                n,
+                sr,
+                float(rng.random()),
+            )
+            for d in chords[bar]
+        )
         snd = snd * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.05, 4.0) * t))
     elif kind == "noise":
         raw = _pink(n, rng) if rng.random() < 0.5 else rng.standard_normal(n)
@@ -869,8 +1037,13 @@ def _texture(trk: _Track, sec: _Section, chords: list[list[int]], kinds: list[st
             raw = _filt(raw - raw.mean(), "highpass", 20, sr)
         lo, hi = np.exp(rng.uniform(np.log(100), np.log(0.4 * sr), 2))
         rate = rng.uniform(0.05, 1.0)
-        snd = _tv_filter(raw, sr, lambda tt: lo * (hi / lo) ** (0.5 + 0.5 * np.sin(2 * np.pi * rate * tt)),
-                         str(rng.choice(["lowpass", "bandpass", "highpass"])), rng.uniform(0.5, 3))
+        snd = _tv_filter(
+            raw,
+            sr,
+            lambda tt: lo * (hi / lo) ** (0.5 + 0.5 * np.sin(2 * np.pi * rate * tt)),
+            str(rng.choice(["lowpass", "bandpass", "highpass"])),
+            rng.uniform(0.5, 3),
+        )
     elif kind == "chirps":
         snd = np.zeros(n)
         for _ in range(int(rng.integers(2, 10))):
@@ -911,7 +1084,11 @@ def _reverb(trk: _Track, x: np.ndarray) -> np.ndarray:
 def _duck(trk: _Track) -> np.ndarray:
     """Side-chain pumping: the music bus dips after every kick."""
     rng, sr = trk.rng, trk.sr
-    depth = rng.uniform(0.3, 0.8) if trk.style in ("four_floor", "minimal", "breakbeat") and rng.random() < 0.7 else 0.0
+    depth = (
+        rng.uniform(0.3, 0.8)
+        if trk.style in ("four_floor", "minimal", "breakbeat") and rng.random() < 0.7
+        else 0.0
+    )
     if depth == 0.0 or not trk.kick_times:
         return np.ones(trk.n)
     imp = np.zeros(trk.n)
@@ -939,10 +1116,20 @@ def _master(trk: _Track, mix: np.ndarray) -> np.ndarray:
         length = sec.end - sec.start
         if sec.kind == "build":
             top = rng.uniform(400, 3000)
-            mix[s0:s1] = _tv_filter(mix[s0:s1], sr, lambda t: 30 * (top / 30) ** np.clip(t / length, 0, 1), "highpass")
+            mix[s0:s1] = _tv_filter(
+                mix[s0:s1],
+                sr,
+                lambda t: 30 * (top / 30) ** np.clip(t / length, 0, 1),  # noqa: B023 - called before _tv_filter returns
+                "highpass",
+            )
         elif sec.kind in ("quiet", "breakdown") and rng.random() < 0.4:
             fc = rng.uniform(300, 2000)
-            mix[s0:s1] = _tv_filter(mix[s0:s1], sr, lambda t: np.full_like(t, fc), "lowpass")
+            mix[s0:s1] = _tv_filter(
+                mix[s0:s1],
+                sr,
+                lambda t: np.full_like(t, fc),  # noqa: B023 - called before _tv_filter returns
+                "lowpass",
+            )
     peak = np.abs(mix).max()
     if peak > 0:
         mix = mix / peak
@@ -995,8 +1182,13 @@ def _choose_layers(rng: np.random.Generator, style: str) -> set[str]:
     return layers
 
 
-def _render(seed: int, duration: float, sample_rate: int, style: str | None = None,
-            script: Sequence[tuple[str, float]] | None = None) -> tuple[np.ndarray, dict]:
+def _render(
+    seed: int,
+    duration: float,
+    sample_rate: int,
+    style: str | None = None,
+    script: Sequence[tuple[str, float]] | None = None,
+) -> tuple[np.ndarray, dict]:
     """Render one track and describe what was drawn."""
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")
@@ -1044,8 +1236,11 @@ def _render(seed: int, duration: float, sample_rate: int, style: str | None = No
         "bpm": bpm,
         "key": f"{key} {scale}",
         "layers": sorted(trk.layers),
-        "sections": [[s.kind, round(s.start, 3), round(min(s.end, trk.duration), 3)] for s in trk.sections
-                     if s.start < trk.duration],
+        "sections": [
+            [s.kind, round(s.start, 3), round(min(s.end, trk.duration), 3)]
+            for s in trk.sections
+            if s.start < trk.duration
+        ],
     }
     return audio, info
 
@@ -1171,8 +1366,9 @@ def write_corpus(
     return paths
 
 
-def demo_clip(path: str | os.PathLike[str], duration: float = 20.0, seed: int = 2024,
-              sample_rate: int = 44100) -> Path:
+def demo_clip(
+    path: str | os.PathLike[str], duration: float = 20.0, seed: int = 2024, sample_rate: int = 44100
+) -> Path:
     """Write the demo song (a lively, drum-driven track) as .flac or .wav by extension.
 
     Returns:
@@ -1198,24 +1394,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", type=Path, nargs="?", help="folder for track_000.flac ... and corpus.json")
     parser.add_argument("--tracks", type=int, default=20, help="number of tracks (default 20)")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="seconds per track (default 30; 20 for --demo)")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per track (default 30; 20 for --demo)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="corpus seed (default 0; 2024 for --demo)")
     parser.add_argument("--sample-rate", type=int, default=44100, help="Hz (default 44100)")
-    parser.add_argument("--format", choices=["flac", "wav"], default="flac", help="audio format (default flac)")
-    parser.add_argument("--demo", type=Path, metavar="PATH", help="write the demo song to PATH (.flac or .wav)")
+    parser.add_argument(
+        "--format", choices=["flac", "wav"], default="flac", help="audio format (default flac)"
+    )
+    parser.add_argument(
+        "--demo", type=Path, metavar="PATH", help="write the demo song to PATH (.flac or .wav)"
+    )
     args = parser.parse_args(argv)
     if (args.out_dir is None) == (args.demo is None):
         parser.error("give either OUT_DIR or --demo PATH")
     if args.tracks < 0 or (args.duration is not None and not args.duration > 0):
         parser.error("--tracks must be >= 0 and --duration > 0")
     if args.demo is not None:
-        path = demo_clip(args.demo, duration=args.duration or 20.0,
-                         seed=2024 if args.seed is None else args.seed, sample_rate=args.sample_rate)
+        path = demo_clip(
+            args.demo,
+            duration=args.duration or 20.0,
+            seed=2024 if args.seed is None else args.seed,
+            sample_rate=args.sample_rate,
+        )
         print(f"wrote {path}")
         return 0
-    write_corpus(args.out_dir, args.tracks, args.duration or 30.0, args.seed or 0, args.sample_rate,
-                 args.format, log=lambda msg: print(msg, flush=True))
+    write_corpus(
+        args.out_dir,
+        args.tracks,
+        args.duration or 30.0,
+        args.seed or 0,
+        args.sample_rate,
+        args.format,
+        log=lambda msg: print(msg, flush=True),
+    )
     return 0
 
 

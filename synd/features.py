@@ -107,8 +107,16 @@ class FeatureConfig:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise bad(name, "must be true or false")
         # Store plain Python types (numpy scalars are accepted) so to_dict is JSON-able.
-        for name, kind in (("sample_rate", int), ("n_fft", int), ("bands", int), ("fps", float),
-                           ("fmin", float), ("fmax", float), ("loudness", bool), ("onset", bool)):
+        for name, kind in (
+            ("sample_rate", int),
+            ("n_fft", int),
+            ("bands", int),
+            ("fps", float),
+            ("fmin", float),
+            ("fmax", float),
+            ("loudness", bool),
+            ("onset", bool),
+        ):
             object.__setattr__(self, name, kind(getattr(self, name)))
 
     @property
@@ -310,9 +318,9 @@ class StreamingExtractor:
     """Incremental features: blocks of samples in, completed frames out.
 
     Frame i is complete once ``end_i`` samples have been pushed. Only the last
-    ``n_fft + n_fft // 2`` samples (a window and the onset lag) plus one block piece are kept, so memory stays constant however
-    long the stream runs. ``push`` over a whole signal followed by ``flush`` returns
-    exactly the frames of `FeatureExtractor.offline`.
+    ``n_fft + n_fft // 2`` samples (a window and the onset lag) plus one block piece are
+    kept, so memory stays constant however long the stream runs. ``push`` over a whole
+    signal followed by ``flush`` returns exactly the frames of `FeatureExtractor.offline`.
     """
 
     def __init__(self, cfg: FeatureConfig | None = None) -> None:
@@ -435,9 +443,7 @@ class FeatureStats:
         self.mean = np.asarray(self.mean, dtype=np.float32).reshape(-1)
         self.std = np.asarray(self.std, dtype=np.float32).reshape(-1)
         if self.mean.shape != self.std.shape:
-            raise ValueError(
-                f"FeatureStats: mean has {self.mean.size} values, std {self.std.size}"
-            )
+            raise ValueError(f"FeatureStats: mean has {self.mean.size} values, std {self.std.size}")
 
     @classmethod
     def fit(cls, features: np.ndarray) -> FeatureStats:
@@ -451,9 +457,7 @@ class FeatureStats:
         """``(features - mean) / std`` as float32; works on (..., dim) arrays."""
         f = np.asarray(features)
         if f.shape[-1:] != self.mean.shape:
-            raise ValueError(
-                f"FeatureStats.normalize: expected last dim {self.mean.size}, got {f.shape}"
-            )
+            raise ValueError(f"FeatureStats.normalize: expected last dim {self.mean.size}, got {f.shape}")
         return ((f - self.mean) / self.std).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:

@@ -107,13 +107,14 @@ def remove_orphans(folder: str | os.PathLike, prefix: str, suffix: str) -> list[
     are names without a process id.
     """
     try:
-        candidates = [p for p in Path(folder).iterdir()
-                      if p.name.startswith(prefix) and p.name.endswith(suffix)]
+        candidates = [
+            p for p in Path(folder).iterdir() if p.name.startswith(prefix) and p.name.endswith(suffix)
+        ]
     except OSError:
         return []
     removed = []
     for p in candidates:
-        pid = p.name[len(prefix):len(p.name) - len(suffix)].split("-")[0]
+        pid = p.name[len(prefix) : len(p.name) - len(suffix)].split("-")[0]
         if pid.isdigit() and not process_alive(int(pid)):
             try:
                 p.unlink()

@@ -33,20 +33,21 @@ viewing distance and spatial patterns, which this does not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
 
 __all__ = ["GRID", "FlashCounter", "FlashGuard", "FlashReading", "cell_signals", "srgb_to_linear"]
 
-GRID = (32, 18)           # cells across and down
-TRANSITION = 0.1          # relative luminance
-DARK_LIMIT = 0.8          # the darker state of a transition is below this
-RED_SATURATION = 0.8      # R / (R + G + B) of a saturated red
-RED_SCALE = 320.0         # the standard's units for R - G - B
-RED_TRANSITION = 20.0     # a red transition changes more than this
-MAX_FLASHES = 3           # allowed within any 1 s
-AREA = 0.25               # share of the screen that must flash together
+GRID = (32, 18)  # cells across and down
+TRANSITION = 0.1  # relative luminance
+DARK_LIMIT = 0.8  # the darker state of a transition is below this
+RED_SATURATION = 0.8  # R / (R + G + B) of a saturated red
+RED_SCALE = 320.0  # the standard's units for R - G - B
+RED_TRANSITION = 20.0  # a red transition changes more than this
+MAX_FLASHES = 3  # allowed within any 1 s
+AREA = 0.25  # share of the screen that must flash together
 _MAX_TRANSITIONS = 2 * MAX_FLASHES  # 6 transitions are 3 flashes: the 7th is too many
 #: The guard holds itself to a stricter rule, so that its output stays within the real
 #: one after scaling and lossy encoding (which move a cell's luminance by about 0.01).
@@ -139,9 +140,9 @@ class _Transitions:
 class FlashReading:
     """What one frame did to the flash count (see the module docstring)."""
 
-    flashes: float         # flashes within the last second over at least AREA of the screen
-    hazard: bool           # flashes > MAX_FLASHES
-    transitions: int       # cells that made a transition (luminance or red) in this frame
+    flashes: float  # flashes within the last second over at least AREA of the screen
+    hazard: bool  # flashes > MAX_FLASHES
+    transitions: int  # cells that made a transition (luminance or red) in this frame
 
 
 class FlashCounter:
@@ -174,8 +175,9 @@ class FlashCounter:
         # The count reached by at least a quarter of the cells: the quantile from the top.
         area_count = float(np.partition(worst, -self._quantile)[-self._quantile])
         flashes = area_count / 2.0
-        return FlashReading(flashes=flashes, hazard=area_count > _MAX_TRANSITIONS,
-                            transitions=int(new.any(axis=0).sum()))
+        return FlashReading(
+            flashes=flashes, hazard=area_count > _MAX_TRANSITIONS, transitions=int(new.any(axis=0).sum())
+        )
 
     def _new(self, frame: np.ndarray, take: bool, signals=None) -> np.ndarray:
         luminance, red, saturated = signals if signals is not None else cell_signals(frame)
@@ -193,7 +195,8 @@ class FlashCounter:
         beyond the allowed count within the last second, taking nothing (`signals` as in
         `peek`)."""
         new = self._new(frame, take=False, signals=signals)
-        return ((self._after(new) > _MAX_TRANSITIONS) & (new > 0)).any(axis=0)
+        # any(axis=0) of a 2-D array is an array (numpy's stubs allow a scalar)
+        return cast(np.ndarray, ((self._after(new) > _MAX_TRANSITIONS) & (new > 0)).any(axis=0))
 
     def peek(self, frame: np.ndarray, signals=None) -> FlashReading:
         """The reading `frame` would give, without taking it. `signals` may give the
@@ -236,7 +239,7 @@ class FlashGuard:
         # What is shown, by the standard's rule and the stricter one.
         self.rules = (FlashCounter(fps), FlashCounter(fps, strictness=GUARD_MARGIN))
         self.unguarded = FlashCounter(fps) if measure_unguarded else None
-        self.changed = 0      # frames the guard altered
+        self.changed = 0  # frames the guard altered
         self.frames = 0
         #: Without the guard (with `measure_unguarded`): the most flashes, hazardous frames.
         self.unguarded_flashes_max = 0.0
@@ -266,9 +269,9 @@ class FlashGuard:
 
     def _previous_like(self, frame: np.ndarray) -> np.ndarray:
         previous = self._previous
+        assert previous is not None  # only called once a frame was shown (see __call__)
         if previous.shape != frame.shape:  # the painted size changed (another model)
-            previous = cv2.resize(previous, (frame.shape[1], frame.shape[0]),
-                                  interpolation=cv2.INTER_AREA)
+            previous = cv2.resize(previous, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_AREA)
         return previous
 
     def _limit(self, frame: np.ndarray, signals) -> tuple[np.ndarray, tuple]:
@@ -289,6 +292,7 @@ class FlashGuard:
         estimate with a margin)."""
         share = np.ones(GRID[0] * GRID[1], np.float32)
         old = self._previous_signals
+        assert old is not None  # set with _previous, which __call__ checks first
         for rule in self.rules:
             for tracker, index in ((rule._luma, 0), (rule._red, 1)):
                 delta = new[index] - old[index]
@@ -311,5 +315,4 @@ def _blend(previous: np.ndarray, frame: np.ndarray, weights: np.ndarray) -> np.n
     h, w = frame.shape[:2]
     field = np.clip(cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
     # OpenCV's per-pixel weighted blend of two uint8 pictures (rounded), in one pass.
-    return cv2.blendLinear(np.ascontiguousarray(frame), np.ascontiguousarray(previous),
-                           field, 1.0 - field)
+    return cv2.blendLinear(np.ascontiguousarray(frame), np.ascontiguousarray(previous), field, 1.0 - field)

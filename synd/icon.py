@@ -17,8 +17,17 @@ import sys
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt
-from PyQt6.QtGui import QBrush, QColor, QGuiApplication, QIcon, QImage, QLinearGradient, \
-    QPainter, QPainterPath, QPixmap
+from PyQt6.QtGui import (
+    QBrush,
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QLinearGradient,
+    QPainter,
+    QPainterPath,
+    QPixmap,
+)
 
 STATES = ("live", "frozen", "black", "offline")
 """The icon states: running normally, picture held, blackout, not connected to the daemon."""
@@ -32,7 +41,7 @@ MIN_SIZE = 16
 @dataclass(frozen=True)
 class _Look:
     outline: str
-    fill: tuple[str, str, str]  # gradient stops, top-left to bottom-right
+    fill: tuple[str, ...]  # three gradient stops, top-left to bottom-right
     bars: str
     glyph: str  # "eq" (equalizer bars) or "pause" (two equal bars)
     opacity: float = 1.0
@@ -54,22 +63,20 @@ def _grey(name: str) -> str:
 # The gradient ends are dark enough that white bars keep at least 4:1 contrast on them
 # (WCAG asks 3:1 for graphics); the outline is a dark shade so the icon holds its edge on
 # light panels, and on dark panels the bright fill does that job.
-_LIVE = _Look(outline="#2a0b47", fill=("#ec2a8a", "#a53bdc", "#5b3ff0"), bars="#ffffff",
-              glyph="eq")
+_LIVE = _Look(outline="#2a0b47", fill=("#ec2a8a", "#a53bdc", "#5b3ff0"), bars="#ffffff", glyph="eq")
 _LOOKS = {
     "live": _LIVE,
     # Icy blue with a pause sign: the picture is held.
-    "frozen": _Look(outline="#0a2250", fill=("#2a8be0", "#2067cc", "#1f44b0"), bars="#eef8ff",
-                    glyph="pause"),
+    "frozen": _Look(outline="#0a2250", fill=("#2a8be0", "#2067cc", "#1f44b0"), bars="#eef8ff", glyph="pause"),
     # Dark square, dim bars: nothing goes out. The outline is mid grey so the square still
     # shows on a black panel.
-    "black": _Look(outline="#6c6c76", fill=("#2a2a30", "#1f1f24", "#151518"), bars="#55555e",
-                   glyph="eq"),
+    "black": _Look(outline="#6c6c76", fill=("#2a2a30", "#1f1f24", "#151518"), bars="#55555e", glyph="eq"),
     # The live icon, greyed out and see-through: synd is not there to talk to. The
     # outline is lighter than a plain grey copy would make it, so the faded square still
     # has an edge on a black panel.
-    "offline": _Look(outline="#4a4a4a", fill=tuple(_grey(c) for c in _LIVE.fill),
-                     bars="#f4f4f4", glyph="eq", opacity=0.7),
+    "offline": _Look(
+        outline="#4a4a4a", fill=tuple(_grey(c) for c in _LIVE.fill), bars="#f4f4f4", glyph="eq", opacity=0.7
+    ),
 }
 
 _EQ_HEIGHTS = {3: (0.6, 1.0, 0.8), 4: (0.55, 1.0, 0.7, 0.85)}
@@ -103,6 +110,7 @@ def _geometry(size: int, glyph: str) -> dict:
     radius = q * 0.225
     height = round(q * 0.6)
     top = m + (q - height) // 2
+    heights: tuple[float, ...]
     if glyph == "pause":
         n, heights = 2, (1.0, 1.0)
         bw, g = _bar_row(q, 2, q * 0.45, 0.8)
@@ -206,19 +214,19 @@ def png_bytes(image: QImage) -> bytes:
             raise RuntimeError("Qt could not encode the icon as PNG")
     finally:
         buf.close()
-    return bytes(data)
+    return data.data()
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m synd.icon OUT.png [--size N] [--state S]`: write the icon as a PNG."""
     from synd.files import atomic_write_bytes
 
-    parser = argparse.ArgumentParser(prog="python -m synd.icon",
-                                     description="Write the synd icon as a PNG file.")
+    parser = argparse.ArgumentParser(
+        prog="python -m synd.icon", description="Write the synd icon as a PNG file."
+    )
     parser.add_argument("out", help="PNG file to write")
     parser.add_argument("--size", type=int, default=256, help="side in pixels (default 256)")
-    parser.add_argument("--state", choices=STATES, default="live",
-                        help="which icon (default live)")
+    parser.add_argument("--state", choices=STATES, default="live", help="which icon (default live)")
     args = parser.parse_args(argv)
     if args.size < MIN_SIZE:
         parser.error(f"--size must be at least {MIN_SIZE}")

@@ -55,8 +55,18 @@ from synd.features import FeatureConfig, FeatureExtractor
 from synd.flash import FlashCounter, srgb_to_linear
 from synd.quality import pearson, probe_predictions
 
-__all__ = ["JUDGE_KEYS", "JUDGE_RATE", "MIN_SECONDS", "SKIP_SECONDS", "Judge", "JudgedTrack", "combine",
-           "judge_features", "lab", "silence_motion"]
+__all__ = [
+    "JUDGE_KEYS",
+    "JUDGE_RATE",
+    "MIN_SECONDS",
+    "SKIP_SECONDS",
+    "Judge",
+    "JudgedTrack",
+    "combine",
+    "judge_features",
+    "lab",
+    "silence_motion",
+]
 
 SKIP_SECONDS = 2.0
 #: The shortest clip the judge scores (the skipped start plus 4 s).
@@ -64,9 +74,20 @@ MIN_SECONDS = SKIP_SECONDS + 4.0
 #: Sample rate of the judge's audio features (Nyquist 12 kHz).
 JUDGE_RATE = 24000
 #: The judge's numbers, in the order they are shown.
-JUDGE_KEYS = ("motion_de", "swing_de", "variety_de", "spread_de", "tiling", "onset_sync",
-              "beat_sync", "energy_sync", "sound_de", "sound_frac", "flashes_max",
-              "flash_hazard_s")
+JUDGE_KEYS = (
+    "motion_de",
+    "swing_de",
+    "variety_de",
+    "spread_de",
+    "tiling",
+    "onset_sync",
+    "beat_sync",
+    "energy_sync",
+    "sound_de",
+    "sound_frac",
+    "flashes_max",
+    "flash_hazard_s",
+)
 SHEET_FRAMES = 16
 SHEET_WIDTH = 320
 VARIETY_GAP_S = 8.0
@@ -77,22 +98,24 @@ _TILE = (128, 72)
 _CHUNK = 32
 # D65 white and the sRGB -> XYZ matrix (IEC 61966-2-1).
 _WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
-_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                 [0.2126729, 0.7151522, 0.0721750],
-                 [0.0193339, 0.1191920, 0.9503041]], np.float32)
+_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]],
+    np.float32,
+)
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
     d = np.float32(6 / 29)
-    return np.where(t > d ** 3, np.cbrt(t), t / (3 * d * d) + np.float32(4 / 29))
+    return np.where(t > d**3, np.cbrt(t), t / (3 * d * d) + np.float32(4 / 29))
 
 
 def lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB on the 0-1 scale (..., 3) -> CIELAB (..., 3) float32 (D65 white)."""
     xyz = srgb_to_linear(rgb) @ _XYZ.T / _WHITE
     f = _lab_f(xyz)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
-                     200 * (f[..., 1] - f[..., 2])], axis=-1).astype(np.float32)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1
+    ).astype(np.float32)
 
 
 def _blocks(x: np.ndarray, k: int) -> np.ndarray:
@@ -155,8 +178,7 @@ def judge_features(samples: np.ndarray, fps: float) -> tuple[np.ndarray, list[st
     12 log band energies (40 Hz - Nyquist), loudness (dB) and onset (spectral flux), then
     each smoothed by exponential averages of 0.3 s and 2 s: (n, 42) and the column names.
     """
-    cfg = FeatureConfig(kind="log", sample_rate=JUDGE_RATE, fps=fps, bands=12, fmin=40.0,
-                        fmax=JUDGE_RATE / 2)
+    cfg = FeatureConfig(kind="log", sample_rate=JUDGE_RATE, fps=fps, bands=12, fmin=40.0, fmax=JUDGE_RATE / 2)
     raw = FeatureExtractor(cfg).offline(samples).astype(np.float64)
     columns, names = [raw], list(cfg.names)
     for tau in EMA_SECONDS:
@@ -178,9 +200,9 @@ class JudgedTrack:
     fps: float
     frames: int
     numbers: dict
-    motion: np.ndarray = field(repr=False)        # (n,) delta-E to the previous frame; [0] = 0
-    onset: np.ndarray = field(repr=False)         # (n,) onset envelope of the soundtrack
-    flashes: np.ndarray = field(repr=False)       # (n,) flash count of each frame
+    motion: np.ndarray = field(repr=False)  # (n,) delta-E to the previous frame; [0] = 0
+    onset: np.ndarray = field(repr=False)  # (n,) onset envelope of the soundtrack
+    flashes: np.ndarray = field(repr=False)  # (n,) flash count of each frame
     sheet: list[np.ndarray] = field(default_factory=list, repr=False)
     sheet_times: list[float] = field(default_factory=list)
 
@@ -210,8 +232,9 @@ class Judge:
         self._sheet_at: set[int] = set()
         if expected_frames:
             first = min(self.skip, max(0, expected_frames - 1))
-            self._sheet_at = set(np.linspace(first, expected_frames - 1, SHEET_FRAMES)
-                                 .round().astype(int).tolist())
+            self._sheet_at = set(
+                np.linspace(first, expected_frames - 1, SHEET_FRAMES).round().astype(int).tolist()
+            )
         self.sheet: list[np.ndarray] = []
         self.sheet_times: list[float] = []
 
@@ -223,15 +246,18 @@ class Judge:
         if self._shape is None:
             self._shape = frame.shape
         elif frame.shape != self._shape:
-            raise ValueError(f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, the first "
-                             f"was {self._shape[1]}x{self._shape[0]}")
+            raise ValueError(
+                f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, the first "
+                f"was {self._shape[1]}x{self._shape[0]}"
+            )
         self._flashes.append(self._flash.push(frame).flashes)
         if self.frames in self._sheet_at:
             h = max(1, round(SHEET_WIDTH * frame.shape[0] / frame.shape[1]))
             self.sheet.append(cv2.resize(frame, (SHEET_WIDTH, h), interpolation=cv2.INTER_AREA))
             self.sheet_times.append(self.frames / self.fps)
-        self._pending.append(cv2.resize(frame, _TILE, interpolation=cv2.INTER_AREA
-                                        ).astype(np.float32) * np.float32(1 / 255))
+        self._pending.append(
+            cv2.resize(frame, _TILE, interpolation=cv2.INTER_AREA).astype(np.float32) * np.float32(1 / 255)
+        )
         self.frames += 1
         if len(self._pending) == _CHUNK:
             self._measure()
@@ -240,7 +266,7 @@ class Judge:
         if not self._pending:
             return
         start = self.frames - len(self._pending)
-        tile = np.stack(self._pending)                    # (c, 72, 128, 3) sRGB 0-1
+        tile = np.stack(self._pending)  # (c, 72, 128, 3) sRGB 0-1
         self._pending = []
         lab64 = lab(_blocks(tile, 2)).reshape(len(tile), -1, 3)
         self._lab32.append(lab(_blocks(tile, 4)).reshape(len(tile), -1, 3))
@@ -268,10 +294,12 @@ class Judge:
         feats, names = judge_features(np.asarray(samples, np.float32).ravel(), self.fps)
         n = min(n_video, len(feats))
         if n < MIN_SECONDS * self.fps:
-            raise ValueError(f"'{self.name}': {n / self.fps:.1f} s of pictures with sound; the "
-                             f"judge needs at least {MIN_SECONDS:g} s")
-        lab32 = np.concatenate(self._lab32)[self.skip:n]
-        lab16 = np.concatenate(self._lab16)[self.skip:n]
+            raise ValueError(
+                f"'{self.name}': {n / self.fps:.1f} s of pictures with sound; the "
+                f"judge needs at least {MIN_SECONDS:g} s"
+            )
+        lab32 = np.concatenate(self._lab32)[self.skip : n]
+        lab16 = np.concatenate(self._lab16)[self.skip : n]
         motion = self.motion()[:n]
         feats = feats[:n]
         onset = feats[:, names.index("onset")]
@@ -279,7 +307,7 @@ class Judge:
         flashes = np.asarray(self._flashes, np.float64)
         s = self.skip
         numbers = {
-            "motion_de": float(np.median(motion[max(s, 1):])),
+            "motion_de": float(np.median(motion[max(s, 1) :])),
             "swing_de": float(np.sqrt(lab32.astype(np.float64).var(axis=0).sum(axis=-1)).mean()),
             "variety_de": _variety(lab16, self.fps),
             "spread_de": float(np.median(np.sqrt(lab32.astype(np.float64).var(axis=1).sum(axis=-1)))),
@@ -292,11 +320,18 @@ class Judge:
             "flash_hazard_s": float((flashes > 3).sum() / self.fps),
         }
         # NaN (variety of a clip too short for two pictures 8 s apart) becomes None: JSON's null.
-        numbers = {k: round(numbers[k], 4) if math.isfinite(numbers[k]) else None
-                   for k in JUDGE_KEYS}
-        return JudgedTrack(name=self.name, fps=self.fps, frames=n, numbers=numbers,
-                           motion=motion, onset=onset, flashes=flashes, sheet=self.sheet,
-                           sheet_times=self.sheet_times)
+        numbers = {k: round(numbers[k], 4) if math.isfinite(numbers[k]) else None for k in JUDGE_KEYS}
+        return JudgedTrack(
+            name=self.name,
+            fps=self.fps,
+            frames=n,
+            numbers=numbers,
+            motion=motion,
+            onset=onset,
+            flashes=flashes,
+            sheet=self.sheet,
+            sheet_times=self.sheet_times,
+        )
 
 
 def _variety(lab16: np.ndarray, fps: float) -> float:
@@ -304,21 +339,26 @@ def _variety(lab16: np.ndarray, fps: float) -> float:
     step = max(1, int(round(VARIETY_EVERY_S * fps)))
     pictures = lab16[::step].astype(np.float32)
     gap = int(math.ceil(VARIETY_GAP_S * fps / step))
-    distances = [_distance(pictures[i], pictures[i + gap:]) for i in range(len(pictures) - gap)]
+    distances = [_distance(pictures[i], pictures[i + gap :]) for i in range(len(pictures) - gap)]
     if not distances:
         return float("nan")
     return float(np.median(np.concatenate(distances)))
 
 
-def _smooth(*series: np.ndarray, seconds: float, fps: float) -> list[np.ndarray]:
+def _smooth(
+    sound: np.ndarray, picture: np.ndarray, *, seconds: float, fps: float
+) -> tuple[np.ndarray, np.ndarray]:
     size = max(1, int(round(seconds * fps)))
-    return [uniform_filter1d(np.asarray(x, np.float64), size, mode="nearest") for x in series]
+    return (
+        uniform_filter1d(np.asarray(sound, np.float64), size, mode="nearest"),
+        uniform_filter1d(np.asarray(picture, np.float64), size, mode="nearest"),
+    )
 
 
 def _lagged(sound: np.ndarray, picture: np.ndarray, max_lag: int) -> float:
     """Peak Pearson correlation of sound[t] with picture[t + k] over k = 0..max_lag."""
     m = len(sound)
-    return max(pearson(sound[:m - k], picture[k:]) for k in range(max_lag + 1) if m - k >= 3)
+    return max(pearson(sound[: m - k], picture[k:]) for k in range(max_lag + 1) if m - k >= 3)
 
 
 def _sound(feats: np.ndarray, lab16: np.ndarray) -> dict:
@@ -327,7 +367,7 @@ def _sound(feats: np.ndarray, lab16: np.ndarray) -> dict:
     truth, predicted = probe_predictions([(feats, y)])
     truth = truth.reshape(len(truth), -1, 3)
     predicted = predicted.reshape(truth.shape)
-    total = truth.var(axis=0).sum(axis=-1)                          # per pixel
+    total = truth.var(axis=0).sum(axis=-1)  # per pixel
     residual = ((truth - predicted) ** 2).mean(axis=0).sum(axis=-1)
     explained = np.maximum(0.0, total - residual)
     frac = float(explained.sum() / total.sum()) if total.sum() > 1e-9 else 0.0
@@ -340,18 +380,18 @@ def combine(tracks: list[JudgedTrack]) -> dict:
     if not tracks:
         raise ValueError("nothing was judged")
     weights = np.array([t.frames for t in tracks], np.float64)
-    out = {}
+    out: dict[str, float | None] = {}
     for key in JUDGE_KEYS:
-        values = np.array([np.nan if t.numbers[key] is None else t.numbers[key]
-                           for t in tracks], np.float64)
+        values = np.array([np.nan if t.numbers[key] is None else t.numbers[key] for t in tracks], np.float64)
         if key == "flashes_max":
             out[key] = float(values.max())
         elif key == "flash_hazard_s":
             out[key] = round(float(values.sum()), 4)
         else:
             ok = np.isfinite(values)
-            out[key] = (round(float((values[ok] * weights[ok]).sum() / weights[ok].sum()), 4)
-                        if ok.any() else None)
+            out[key] = (
+                round(float((values[ok] * weights[ok]).sum() / weights[ok].sum()), 4) if ok.any() else None
+            )
     return out
 
 
@@ -381,15 +421,14 @@ def judge_video(video, audio=None, name: str | None = None, progress=None) -> Ju
         info = read_video_info(video)
     except (ValueError, OSError) as e:
         raise ValueError(f"cannot read the video '{video}': {e}") from None
-    except Exception as e:  # PyAV's errors: not a video at all
+    except Exception as e:  # noqa: BLE001 - PyAV's errors: not a video at all
         raise ValueError(f"'{video}' is not a video file ({type(e).__name__}: {e})") from None
     if not info.get("fps"):
         raise ValueError(f"'{video}' does not say its frame rate")
     if audio is None and info.get("audio_codec") is None:
         raise ValueError(f"'{video}' has no soundtrack: give the music with --audio")
     samples = load_audio(audio if audio is not None else video, JUDGE_RATE)
-    judge = Judge(info["fps"], expected_frames=info.get("n_frames"),
-                  name=name or video.name)
+    judge = Judge(info["fps"], expected_frames=info.get("n_frames"), name=name or video.name)
     for frame in read_frames(video):
         judge.add(frame)
         if progress is not None:

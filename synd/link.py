@@ -100,7 +100,7 @@ class Link(QObject):
         """Take one OSC message from the show and report what it says (GUI thread)."""
         if not address.startswith("/synd/"):
             return
-        name = address[len("/synd/"):]
+        name = address[len("/synd/") :]
         if name == "status":
             status = parse_status(args)
             self.last_status = status
@@ -118,9 +118,9 @@ class Link(QObject):
             if args:
                 self.beat.emit(float(args[0]))
         elif name in LISTS:
-            value = [str(a) for a in args]
-            self.state[name] = value
-            self.changed.emit(name, value)
+            names = [str(a) for a in args]
+            self.state[name] = names
+            self.changed.emit(name, names)
         elif len(args) == 1:
             value = args[0]
             if name in TRIGGERS or name.startswith("output/"):
@@ -162,12 +162,9 @@ class LocalLink(Link):
         control = self.daemon.control
         if not self._subscribed:  # the controller has no unsubscribe: subscribe once
             self._subscribed = True
-            control.subscribe("changed", lambda name, value: self._incoming.emit(
-                f"/synd/{name}", [value]))
-            control.subscribe("learn", lambda param: self._incoming.emit(
-                "/synd/midi/learn", [param]))
-            control.subscribe("beat", lambda strength: self._incoming.emit(
-                "/synd/beat", [strength]))
+            control.subscribe("changed", lambda name, value: self._incoming.emit(f"/synd/{name}", [value]))
+            control.subscribe("learn", lambda param: self._incoming.emit("/synd/midi/learn", [param]))
+            control.subscribe("beat", lambda strength: self._incoming.emit("/synd/beat", [strength]))
         for address, args in self.commands.snapshot():
             self.deliver(address, args)
         self._poll_status()
@@ -234,8 +231,11 @@ class OscLink(Link):
     def start(self) -> None:
         from PyQt6.QtNetwork import QHostAddress
 
-        local = QHostAddress.SpecialAddress.LocalHost if self._address.isLoopback() \
+        local = (
+            QHostAddress.SpecialAddress.LocalHost
+            if self._address.isLoopback()
             else QHostAddress.SpecialAddress.Any
+        )
         if not self._socket.bind(QHostAddress(local), 0):
             raise OSError(f"cannot open a UDP socket: {self._socket.errorString()}")
         self._started_at = time.monotonic()
@@ -281,7 +281,7 @@ class OscLink(Link):
             if datagram.senderPort() != self.port:
                 continue  # only the daemon's own port speaks for it
             try:
-                messages = [timed.message for timed in OscPacket(bytes(datagram.data())).messages]
+                messages = [timed.message for timed in OscPacket(datagram.data().data()).messages]
             except Exception as exc:  # noqa: BLE001 - a bad datagram is not fatal
                 log.debug("ignoring a datagram: %s", exc)
                 continue
@@ -297,5 +297,6 @@ class OscLink(Link):
         if quiet > SILENCE_S and (self.connected or not self._told_lost):
             self._told_lost = True
             self.connected = False
-            self.connection.emit(False, f"no answer from {self.description}: is synd "
-                                 f"running with OSC on port {self.port}?")
+            self.connection.emit(
+                False, f"no answer from {self.description}: is synd running with OSC on port {self.port}?"
+            )

@@ -17,29 +17,29 @@ from synd.tables import reject_unknown
 class LossWeights:
     """How much each term counts; stored in the checkpoint."""
 
-    sound: float = 1.0           # decoder must read the features back out of the picture
-    image: float = 0.5           # stay near the seeded base pattern (hinged), as the original
-    noise: float = 0.0           # total variation: flat regions, sharp edges
-    colorfulness: float = 0.0    # soft-histogram entropy: many different colours
+    sound: float = 1.0  # decoder must read the features back out of the picture
+    image: float = 0.5  # stay near the seeded base pattern (hinged), as the original
+    noise: float = 0.0  # total variation: flat regions, sharp edges
+    colorfulness: float = 0.0  # soft-histogram entropy: many different colours
     color_variance: float = 0.0  # spread within each colour channel
-    temporal: float = 0.0        # frame-to-frame consistency (penalises change)
-    motion: float = 0.0          # rewards frame-to-frame change up to `motion_target`
-    scene_swing: float = 0.0     # the scene's colours must differ between sounds
-    scene_spread: float = 0.0    # ... and across the frame (a picture, not a wash)
-    scene_calm: float = 0.0      # ... and move smoothly from frame to frame
-    composition: float = 0.0     # the picture keeps the scene's large-scale colours
-    texture_calm: float = 0.0    # the texture over the scene moves only where the scene does
+    temporal: float = 0.0  # frame-to-frame consistency (penalises change)
+    motion: float = 0.0  # rewards frame-to-frame change up to `motion_target`
+    scene_swing: float = 0.0  # the scene's colours must differ between sounds
+    scene_spread: float = 0.0  # ... and across the frame (a picture, not a wash)
+    scene_calm: float = 0.0  # ... and move smoothly from frame to frame
+    composition: float = 0.0  # the picture keeps the scene's large-scale colours
+    texture_calm: float = 0.0  # the texture over the scene moves only where the scene does
     image_hinge: float = 0.2
     motion_target: float = 0.08
-    swing_target: float = 0.25   # std of a scene pixel over different sounds (0-1 scale)
-    spread_target: float = 0.2   # std of a scene's pixels within one frame
-    calm_margin: float = 0.02    # mean change of the scene per frame allowed for free
+    swing_target: float = 0.25  # std of a scene pixel over different sounds (0-1 scale)
+    spread_target: float = 0.2  # std of a scene's pixels within one frame
+    calm_margin: float = 0.02  # mean change of the scene per frame allowed for free
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LossWeights":
+    def from_dict(cls, d: dict) -> LossWeights:
         reject_unknown(cls, d, "loss")
         try:
             return cls(**{k: float(v) for k, v in d.items()})
@@ -65,22 +65,24 @@ def noise_loss(image: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
-def soft_color_histogram(image: torch.Tensor, bins: int = 4, stride: int = 4,
-                         sharpness: float = 5.0) -> torch.Tensor:
+def soft_color_histogram(
+    image: torch.Tensor, bins: int = 4, stride: int = 4, sharpness: float = 5.0
+) -> torch.Tensor:
     """Differentiable RGB histogram with bins**3 cells, one per image (rows sum to 1).
 
     Each pixel spreads its weight over nearby cells with a Gaussian kernel, so moving a
     colour changes the histogram smoothly. Only every `stride`-th pixel is used: the
     full-resolution version costs as much as the generator step.
     """
-    pixels = image[..., ::stride, ::stride].flatten(2)                    # (B, 3, N)
+    pixels = image[..., ::stride, ::stride].flatten(2)  # (B, 3, N)
     centres = (torch.arange(bins, device=image.device, dtype=image.dtype) + 0.5) / bins
     # Per-channel memberships (B, 3, N, bins), combined into (B, N, bins^3).
     d = (pixels.unsqueeze(-1) - centres) * bins
     member = torch.softmax(-sharpness * d * d, dim=-1)
     r, g, b = member[:, 0], member[:, 1], member[:, 2]
-    joint = (r.unsqueeze(-1).unsqueeze(-1) * g.unsqueeze(-2).unsqueeze(-1)
-             * b.unsqueeze(-2).unsqueeze(-2)).flatten(2)                  # (B, N, bins^3)
+    joint = (
+        r.unsqueeze(-1).unsqueeze(-1) * g.unsqueeze(-2).unsqueeze(-1) * b.unsqueeze(-2).unsqueeze(-2)
+    ).flatten(2)  # (B, N, bins^3)
     return joint.mean(dim=1)
 
 
@@ -94,7 +96,7 @@ def colorfulness_loss(image: torch.Tensor, bins: int = 4) -> torch.Tensor:
     """
     hist = soft_color_histogram(image, bins=bins).mean(dim=0)
     entropy = -(hist * torch.log(hist + 1e-8)).sum()
-    return -entropy / torch.log(torch.tensor(float(bins ** 3)))
+    return -entropy / torch.log(torch.tensor(float(bins**3)))
 
 
 def color_variance_loss(image: torch.Tensor) -> torch.Tensor:
@@ -136,8 +138,9 @@ def composition_loss(image: torch.Tensor, scene: torch.Tensor, scale: int = 8) -
     return F.mse_loss(F.avg_pool2d(image, scale), F.avg_pool2d(scene, scale))
 
 
-def texture_calm_loss(image: torch.Tensor, scene: torch.Tensor, previous_image: torch.Tensor,
-                      previous_scene: torch.Tensor) -> torch.Tensor:
+def texture_calm_loss(
+    image: torch.Tensor, scene: torch.Tensor, previous_image: torch.Tensor, previous_scene: torch.Tensor
+) -> torch.Tensor:
     """Mean absolute change of the texture (picture minus scene) from one frame to the
     next: a still sound gives a still picture, and motion comes from the music's scene."""
     return ((image - scene) - (previous_image - previous_scene)).abs().mean()

@@ -16,8 +16,9 @@ def r2_score(target: np.ndarray, predicted: np.ndarray) -> float:
     target = np.asarray(target, dtype=np.float64)
     predicted = np.asarray(predicted, dtype=np.float64)
     if target.shape != predicted.shape or target.ndim != 2:
-        raise ValueError(f"r2_score needs two (n, d) arrays of one shape, got "
-                         f"{target.shape} and {predicted.shape}")
+        raise ValueError(
+            f"r2_score needs two (n, d) arrays of one shape, got {target.shape} and {predicted.shape}"
+        )
     residual = ((target - predicted) ** 2).sum(axis=0)
     total = ((target - target.mean(axis=0)) ** 2).sum(axis=0)
     if total.sum() <= 1e-12:

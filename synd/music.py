@@ -22,6 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,25 +38,26 @@ class Package:
 
     name: str
     licence: str
-    kind: str                        # what the music is, for people
-    stems: tuple[str, ...] = ()      # files of one song that are mixed (multitrack songs)
-    folder: str = ""                 # only files below a folder of this name (not sound effects)
+    kind: str  # what the music is, for people
+    stems: tuple[str, ...] = ()  # files of one song that are mixed (multitrack songs)
+    folder: str = ""  # only files below a folder of this name (not sound effects)
 
 
 #: Held-out music: judged on, never trained or tuned on.
 EVAL = (
-    Package("fretsonfire-songs-sectoid", "MIT/Expat (Carlos Viola Iborra)",
-            "rock and metal, multitrack (backing, guitar and rhythm mixed)",
-            stems=("song.ogg", "guitar.ogg", "rhythm.ogg")),
+    Package(
+        "fretsonfire-songs-sectoid",
+        "MIT/Expat (Carlos Viola Iborra)",
+        "rock and metal, multitrack (backing, guitar and rhythm mixed)",
+        stems=("song.ogg", "guitar.ogg", "rhythm.ogg"),
+    ),
     Package("asc-music", "GPL-2+ (Michael Kievernagel)", "orchestral and electronic game score"),
 )
 #: Music that looks may be trained on.
 TRAIN = (
     Package("hedgewars-data", "GPL-2 (the Hedgewars project)", "game music", folder="Music"),
-    Package("supertux-data", "GPL-2+ (data/music: Marek Moeckel and others)", "game music",
-            folder="music"),
-    Package("warzone2100-music", "GPL-2+ (the Warzone 2100 project)", "game score",
-            folder="music"),
+    Package("supertux-data", "GPL-2+ (data/music: Marek Moeckel and others)", "game music", folder="music"),
+    Package("warzone2100-music", "GPL-2+ (the Warzone 2100 project)", "game score", folder="music"),
     Package("xmoto-data", "GPL-2+ (the X-Moto project)", "game music", folder="Musics"),
 )
 SETS = {"eval": EVAL, "train": TRAIN}
@@ -82,8 +84,13 @@ def fetch(package: Package, work: Path) -> tuple[Path, str]:
 
 def songs(package: Package, root: Path) -> list[list[Path]]:
     """The songs in an unpacked package, each as the files to mix (one, or its stems)."""
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_ENDINGS and p.is_file()
-                   and (not package.folder or package.folder in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_ENDINGS
+        and p.is_file()
+        and (not package.folder or package.folder in p.relative_to(root).parts)
+    )
     if not package.stems:
         return [[p] for p in files]
     folders = sorted({p.parent for p in files if p.name in package.stems})
@@ -99,21 +106,20 @@ def excerpt(parts: list[Path], seconds: float) -> tuple[np.ndarray, float] | Non
     need = int(seconds * RATE)
     if length < need:
         return None
-    mix = sum(t[:length].astype(np.float64) for t in tracks)
+    mix = cast(np.ndarray, sum(t[:length].astype(np.float64) for t in tracks))  # parts is never empty
     peak = float(np.abs(mix).max()) or 1.0
     start = min(length // 4, length - need)
-    piece = mix[start:start + need] / max(1.0, peak / 0.98)  # stems summed may clip
+    piece = mix[start : start + need] / max(1.0, peak / 0.98)  # stems summed may clip
     return piece.astype(np.float32), start / RATE
 
 
-def build(which: str, out: Path, seconds: float = 40.0,
-          packages: tuple[Package, ...] | None = None) -> Path:
+def build(which: str, out: Path, seconds: float = 40.0, packages: tuple[Package, ...] | None = None) -> Path:
     """Fetch the `which` set (or just `packages`) and write its excerpts and music.json
     to `out`."""
     from synd.corpus import write_audio
 
     out.mkdir(parents=True, exist_ok=True)
-    listing = []
+    listing: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="synd-music-") as tmp:
         for package in packages if packages is not None else SETS[which]:
             log.info("fetching %s", package.name)
@@ -132,10 +138,18 @@ def build(which: str, out: Path, seconds: float = 40.0,
                 if (out / name).exists() and any(e["file"] == name for e in listing):
                     name = name.replace("--", f"--{parts[0].parent.name.lower()}-", 1)
                 write_audio(out / name, samples, RATE)
-                listing.append({"file": name, "package": package.name, "version": version,
-                                "licence": package.licence, "kind": package.kind,
-                                "source": [str(p.relative_to(root)) for p in parts],
-                                "start_s": round(start, 2), "seconds": seconds})
+                listing.append(
+                    {
+                        "file": name,
+                        "package": package.name,
+                        "version": version,
+                        "licence": package.licence,
+                        "kind": package.kind,
+                        "source": [str(p.relative_to(root)) for p in parts],
+                        "start_s": round(start, 2),
+                        "seconds": seconds,
+                    }
+                )
                 log.info("  %s", name)
             shutil.rmtree(root)
     manifest = out / "music.json"
@@ -146,8 +160,9 @@ def build(which: str, out: Path, seconds: float = 40.0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m synd.music", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m synd.music", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("set", choices=sorted(SETS), help="eval (held out) or train")
     parser.add_argument("out", type=Path, help="folder for the excerpts and music.json")
     parser.add_argument("--seconds", type=float, default=40.0, help="excerpt length (default 40)")

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 def onnx_missing() -> str | None:
     """Why the ONNX Runtime path cannot be used here, or None when it can."""
     try:
-        import onnx  # noqa: F401 - the exporter needs it
-        import onnxruntime  # noqa: F401
+        import onnx  # noqa: F401 - the exporter needs it; only whether it imports matters here
+        import onnxruntime  # noqa: F401 - only whether it imports matters here
     except ImportError as exc:
         return f"{exc.name} is not installed (pip install 'synethesia[live]')"
     return None
@@ -102,14 +102,21 @@ def onnx_session(model: bytes, threads: int | None = None):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def export_module(module: torch.nn.Module, example: tuple, input_names: list[str],
-                  output_names: list[str]) -> bytes:
+def export_module(
+    module: torch.nn.Module, example: tuple, input_names: list[str], output_names: list[str]
+) -> bytes:
     """`module` traced on `example` inputs as an ONNX model (bytes)."""
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on Python control flow
-        torch.onnx.export(module.eval(), example, buf, dynamo=False, input_names=input_names,
-                          output_names=output_names)
+        torch.onnx.export(
+            module.eval(),
+            example,
+            buf,  # type: ignore[arg-type]  # dynamo=False writes to a file object too; the annotation names paths
+            dynamo=False,
+            input_names=input_names,
+            output_names=output_names,
+        )
     return buf.getvalue()
 
 
@@ -133,18 +140,20 @@ class OnnxGenerator:
 
     def __call__(self, base: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         if base.shape[-2:] != (self.height, self.width):
-            raise ValueError(f"this painter is built for {self.width}x{self.height} frames, "
-                             f"got {base.shape[-1]}x{base.shape[-2]}")
-        (frame,) = self.session.run(None, {"base": self._array(base),
-                                           "features": self._array(features)})
+            raise ValueError(
+                f"this painter is built for {self.width}x{self.height} frames, "
+                f"got {base.shape[-1]}x{base.shape[-2]}"
+            )
+        (frame,) = self.session.run(None, {"base": self._array(base), "features": self._array(features)})
         return torch.from_numpy(frame)
 
 
 RUNTIMES = ("auto", "onnx", "torch")
 
 
-def live_painter(generator: Generator, height: int, width: int, runtime: str = "auto",
-                 threads: int | None = None):
+def live_painter(
+    generator: Generator, height: int, width: int, runtime: str = "auto", threads: int | None = None
+):
     """What the live engine paints height x width frames with: ONNX Runtime on the CPU when
     it is installed (`runtime` "auto" or "onnx"), else the torch `FoldedGenerator` (always
     on a GPU).
@@ -163,5 +172,5 @@ def live_painter(generator: Generator, height: int, width: int, runtime: str = "
 
 
 def runtime_name(paint) -> str:
-    """"onnxruntime" or "torch": what a painter from `live_painter` runs on, for logs."""
+    """ "onnxruntime" or "torch": what a painter from `live_painter` runs on, for logs."""
     return "onnxruntime" if isinstance(paint, OnnxGenerator) else "torch"

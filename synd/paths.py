@@ -46,8 +46,14 @@ def search_dirs(kind: str) -> list[Path]:
 
 def is_plain_name(name: str) -> bool:
     """True for a bare name such as `prism`: no folder part, no `..`, not absolute."""
-    return bool(name) and name not in {".", ".."} and "/" not in name and "\\" not in name \
-        and not os.path.isabs(name) and "\x00" not in name
+    return (
+        bool(name)
+        and name not in {".", ".."}
+        and "/" not in name
+        and "\\" not in name
+        and not os.path.isabs(name)
+        and "\x00" not in name
+    )
 
 
 def resolve(kind: str, name: str, suffix: str, allow_paths: bool = True) -> Path:

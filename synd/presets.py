@@ -32,14 +32,18 @@ class PresetError(Exception):
 class Look:
     """How frames are made at render and live time."""
 
-    feedback: float = 0.85   # share of the previous frame in the next base image (0-1)
-    intensity: float = 1.0   # how strongly the sound drives the picture (0-1, headroom above)
-    hue: float = 0.0         # hue rotation in turns (0-1)
-    smoothing: float = 0.3   # feature smoothing between frames (0 = none, 0.9 = very slow)
+    feedback: float = 0.85  # share of the previous frame in the next base image (0-1)
+    intensity: float = 1.0  # how strongly the sound drives the picture (0-1, headroom above)
+    hue: float = 0.0  # hue rotation in turns (0-1)
+    smoothing: float = 0.3  # feature smoothing between frames (0 = none, 0.9 = very slow)
 
     def __post_init__(self):
-        for name, lo, hi in (("feedback", 0.0, 1.0), ("intensity", 0.0, 4.0),
-                             ("hue", -1.0, 1.0), ("smoothing", 0.0, 0.99)):
+        for name, lo, hi in (
+            ("feedback", 0.0, 1.0),
+            ("intensity", 0.0, 4.0),
+            ("hue", -1.0, 1.0),
+            ("smoothing", 0.0, 0.99),
+        ):
             value = getattr(self, name)
             if not lo <= value <= hi:
                 raise ValueError(f"look.{name} must be in [{lo}, {hi}], got {value}")
@@ -50,20 +54,27 @@ class TrainSettings:
     """Defaults for `synd train` with this preset (flags override them)."""
 
     steps: int = 3000
-    size: int = 64          # generator crop (pixels) of a virtual native-size frame
+    size: int = 64  # generator crop (pixels) of a virtual native-size frame
     batch: int = 16
-    unroll: int = 3         # consecutive frames per sequence, previous output fed back
+    unroll: int = 3  # consecutive frames per sequence, previous output fed back
     lr: float = 2e-3
-    min_crop: float = 0.5   # the decoder's crop decays from the whole frame to this fraction
+    min_crop: float = 0.5  # the decoder's crop decays from the whole frame to this fraction
     feedback_min: float = 0.5
-    pool: int = 256         # persistent chains: long feedback histories without long unrolls
+    pool: int = 256  # persistent chains: long feedback histories without long unrolls
     reset_prob: float = 0.1
-    augment: float = 0.3    # std of random offsets added to the (normalised) features
-    silence: float = 0.0    # share of sequences that hear digital silence (a still picture then)
+    augment: float = 0.3  # std of random offsets added to the (normalised) features
+    silence: float = 0.0  # share of sequences that hear digital silence (a still picture then)
 
     def __post_init__(self):
-        for name, lo, hi in (("steps", 1, 10**9), ("size", 16, 256), ("batch", 1, 4096),
-                             ("unroll", 1, 64), ("pool", 1, 10**6)):
+        lo: float  # whole numbers, then fractions
+        hi: float
+        for name, lo, hi in (
+            ("steps", 1, 10**9),
+            ("size", 16, 256),
+            ("batch", 1, 4096),
+            ("unroll", 1, 64),
+            ("pool", 1, 10**6),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise ValueError(f"train.{name} must be a whole number in [{lo}, {hi}], got {value!r}")
@@ -71,9 +82,14 @@ class TrainSettings:
             raise ValueError(f"train.size must be a multiple of 8, got {self.size}")
         if self.pool < self.batch:
             raise ValueError(f"train.pool ({self.pool}) must be at least train.batch ({self.batch})")
-        for name, lo, hi in (("lr", 1e-7, 1.0), ("min_crop", 0.1, 1.0), ("feedback_min", 0.0, 1.0),
-                             ("reset_prob", 0.0, 1.0), ("augment", 0.0, 10.0),
-                             ("silence", 0.0, 1.0)):
+        for name, lo, hi in (
+            ("lr", 1e-7, 1.0),
+            ("min_crop", 0.1, 1.0),
+            ("feedback_min", 0.0, 1.0),
+            ("reset_prob", 0.0, 1.0),
+            ("augment", 0.0, 10.0),
+            ("silence", 0.0, 1.0),
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
                 raise ValueError(f"train.{name} must be a number in [{lo}, {hi}], got {value!r}")
@@ -94,9 +110,16 @@ class Preset:
     path: Path | None = None
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "description": self.description, "model": self.model,
-             "features": self.features.to_dict(), "architecture": dict(self.architecture),
-             "loss": self.loss.to_dict(), "look": asdict(self.look), "train": asdict(self.train)}
+        d = {
+            "name": self.name,
+            "description": self.description,
+            "model": self.model,
+            "features": self.features.to_dict(),
+            "architecture": dict(self.architecture),
+            "loss": self.loss.to_dict(),
+            "look": asdict(self.look),
+            "train": asdict(self.train),
+        }
         return d
 
 
@@ -154,10 +177,17 @@ def parse_preset(text: str, path: Path) -> Preset:
     name = _string(doc, "name", path.stem, where)
     model = _string(doc, "model", name, where)
     if not is_plain_name(model) or any(not c.isprintable() for c in model):
-        raise PresetError(f"{where}: model must be the bare name of a model in the models "
-                          f"folders, not a path: '{shown_name(model)}'")
-    return Preset(name=name, description=_string(doc, "description", "", where),
-                  model=model, path=path, **parse_preset_tables(doc, path))
+        raise PresetError(
+            f"{where}: model must be the bare name of a model in the models "
+            f"folders, not a path: '{shown_name(model)}'"
+        )
+    return Preset(
+        name=name,
+        description=_string(doc, "description", "", where),
+        model=model,
+        path=path,
+        **parse_preset_tables(doc, path),
+    )
 
 
 def parse_preset_tables(doc: dict, path: Path) -> dict:
@@ -165,8 +195,7 @@ def parse_preset_tables(doc: dict, path: Path) -> dict:
     where = f"preset '{shown_name(path)}'"
     for table in ("features", "architecture", "loss", "look", "train"):
         if not isinstance(doc.get(table, {}), dict):
-            raise PresetError(f"{where}: [{table}] must be a table, "
-                              f"got {type(doc[table]).__name__}")
+            raise PresetError(f"{where}: [{table}] must be a table, got {type(doc[table]).__name__}")
     try:
         features = FeatureConfig.from_dict(doc.get("features", {}))
         ModelConfig.from_dict({"feature_dim": features.dim, **doc.get("architecture", {})})
@@ -224,8 +253,10 @@ def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:
         key, sep, raw = item.partition("=")
         table, dot, name = key.strip().partition(".")
         if not sep or not dot or table not in ("features", "architecture", "loss", "look", "train"):
-            raise PresetError(f"override '{item}': use TABLE.KEY=VALUE with TABLE one of "
-                              "features, architecture, loss, look, train")
+            raise PresetError(
+                f"override '{item}': use TABLE.KEY=VALUE with TABLE one of "
+                "features, architecture, loss, look, train"
+            )
         try:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:

@@ -96,7 +96,7 @@ def _chunks(frames: FrameInput) -> Iterator[np.ndarray]:
     n, h, w = _frame_shape(frames)
     step = max(1, _CHUNK_BYTES // (h * w * 3 * 4))
     for a in range(0, n, step):
-        part = frames[a:a + step]
+        part = frames[a : a + step]
         if not isinstance(part, np.ndarray):
             part = np.stack([np.asarray(f) for f in part])
         if part.shape[1:] != (h, w, 3):
@@ -138,9 +138,9 @@ def thumbnails(frames: FrameInput, side: int = 16) -> np.ndarray:
     a = 0
     for chunk in _chunks(frames):
         c = len(chunk)
-        cols = np.tensordot(chunk, wx, axes=([2], [1]))      # (c, H, 3, side_x)
-        both = np.tensordot(wy, cols, axes=([1], [1]))       # (side_y, c, 3, side_x)
-        out[a:a + c] = both.transpose(1, 0, 3, 2)            # (c, side_y, side_x, 3)
+        cols = np.tensordot(chunk, wx, axes=([2], [1]))  # (c, H, 3, side_x)
+        both = np.tensordot(wy, cols, axes=([1], [1]))  # (side_y, c, 3, side_x)
+        out[a : a + c] = both.transpose(1, 0, 3, 2)  # (c, side_y, side_x, 3)
         a += c
     return out.reshape(n, side * side * 3)
 
@@ -175,11 +175,11 @@ class _RidgePath:
         self.dual = d > n
         if self.dual:
             lam, u = np.linalg.eigh(xs @ xs.T)
-            self._left = xs.T @ u            # (D, n): X^T U
-            self._right = u.T @ yc           # (n, F): U^T Y
+            self._left = xs.T @ u  # (D, n): X^T U
+            self._right = u.T @ yc  # (n, F): U^T Y
         else:
             lam, v = np.linalg.eigh(xs.T @ xs)
-            self._left = v                   # (D, D)
+            self._left = v  # (D, D)
             self._right = v.T @ (xs.T @ yc)  # (D, F): V^T X^T Y
         self.eigenvalues = np.clip(lam, 0.0, None)
         # Alphas are relative to trace(X^T X) / D (the same in both forms): about the
@@ -213,15 +213,15 @@ def _check_tracks(tracks: list[Track]) -> list[Track]:
         if y.ndim == 1:
             y = y[:, None]
         if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-            raise ValueError(f"track {k}: need thumbs (n, D) and targets (n, F) of one length, "
-                             f"got {x.shape} and {y.shape}")
+            raise ValueError(
+                f"track {k}: need thumbs (n, D) and targets (n, F) of one length, got {x.shape} and {y.shape}"
+            )
         if len(x) < _MIN_TRACK:
             raise ValueError(f"track {k}: {len(x)} frames, need at least {_MIN_TRACK}")
         if d is None:
             d, f = x.shape[1], y.shape[1]
         elif (x.shape[1], y.shape[1]) != (d, f):
-            raise ValueError(f"track {k}: widths {x.shape[1]}, {y.shape[1]} differ from "
-                             f"track 0's {d}, {f}")
+            raise ValueError(f"track {k}: widths {x.shape[1]}, {y.shape[1]} differ from track 0's {d}, {f}")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise ValueError(f"track {k}: thumbs or targets are not all finite")
         out.append((x, y))
@@ -234,14 +234,18 @@ def _probe_split(tracks: list[Track]) -> dict[str, np.ndarray]:
     Track of n frames: train = frames [0, n // 2), test = [n // 2, n); within train,
     fit = its first n_train - n_train // 4 frames, validate = its last n_train // 4.
     """
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in
-                                          ("x_fit", "y_fit", "x_val", "y_val",
-                                           "x_train", "y_train", "x_test", "y_test")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("x_fit", "y_fit", "x_val", "y_val", "x_train", "y_train", "x_test", "y_test")
+    }
     for x, y in tracks:
         half = len(x) // 2
         cut = half - half // 4
-        for name, sl in (("fit", slice(0, cut)), ("val", slice(cut, half)),
-                         ("train", slice(0, half)), ("test", slice(half, None))):
+        for name, sl in (
+            ("fit", slice(0, cut)),
+            ("val", slice(cut, half)),
+            ("train", slice(0, half)),
+            ("test", slice(half, None)),
+        ):
             parts["x_" + name].append(x[sl])
             parts["y_" + name].append(y[sl])
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -271,8 +275,7 @@ def probe_r2(tracks: list[tuple[np.ndarray, np.ndarray]]) -> float:
     return r2_score(*probe_predictions(tracks))
 
 
-def probe_predictions(tracks: list[tuple[np.ndarray, np.ndarray]]
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def probe_predictions(tracks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """The probe of `probe_r2`, returned as (pooled test targets, their predictions).
 
     Same split, strength choice and refit as `probe_r2`, for scores other than R^2 (the
@@ -280,8 +283,7 @@ def probe_predictions(tracks: list[tuple[np.ndarray, np.ndarray]]
     """
     s = _probe_split(_check_tracks(tracks))
     inner = _RidgePath(s["x_fit"], s["y_fit"])
-    errors = [float(((inner.predict(s["x_val"], a) - s["y_val"]) ** 2).sum())
-              for a in inner.alphas()]
+    errors = [float(((inner.predict(s["x_val"], a) - s["y_val"]) ** 2).sum()) for a in inner.alphas()]
     best = int(np.argmin(errors))  # first (weakest) strength among equals
     full = _RidgePath(s["x_train"], s["y_train"])
     # The chosen strength is relative to the Gram scale, which grows with the frame count.
@@ -310,7 +312,7 @@ def frame_change(frames: FrameInput) -> np.ndarray:
             out[a] = np.abs(chunk[0] - prev).mean()
         if c > 1:
             # float32 means use pairwise summation: accurate to about 1e-7 here.
-            out[a + 1:a + c] = np.abs(np.diff(chunk.reshape(c, -1), axis=0)).mean(axis=1)
+            out[a + 1 : a + c] = np.abs(np.diff(chunk.reshape(c, -1), axis=0)).mean(axis=1)
         prev = chunk[-1].copy()
         a += c
     return out
@@ -329,8 +331,7 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float((x * y).sum() / den) if den > 1e-300 else 0.0
 
 
-def sync(onset: np.ndarray, change: np.ndarray, max_lag: int = 15
-         ) -> tuple[float, int, np.ndarray]:
+def sync(onset: np.ndarray, change: np.ndarray, max_lag: int = 15) -> tuple[float, int, np.ndarray]:
     """Cross-correlation of the audio onset envelope with the picture's frame change.
 
     `onset` is (n,), one value per video frame. `change` is either (n,) as returned by
@@ -365,10 +366,11 @@ def sync(onset: np.ndarray, change: np.ndarray, max_lag: int = 15
         raise ValueError("onset and change must be finite")
     o = onset[1:]  # onset[t] for t = 1 .. n-1, aligned with change[t]
     lags = sync_lags(max_lag)
-    curve = np.array([pearson(o[:m - k], change[k:]) if k >= 0 else
-                      pearson(o[-k:], change[:m + k]) for k in lags])
+    curve = np.array(
+        [pearson(o[: m - k], change[k:]) if k >= 0 else pearson(o[-k:], change[: m + k]) for k in lags]
+    )
     # Peak: the largest correlation; among (near-)equals the lag closest to 0.
-    order = sorted(range(len(lags)), key=lambda i: (-round(curve[i], 12), abs(lags[i]), lags[i]))
+    order = sorted(range(len(lags)), key=lambda i: (-np.round(curve[i], 12), abs(lags[i]), lags[i]))
     best = order[0]
     return float(curve[best]), int(lags[best]), curve
 
@@ -396,7 +398,7 @@ def colorfulness(frames: FrameInput) -> np.ndarray:
         # On the 0-1 scale in float32 (pairwise sums), then scaled: C is linear in scale.
         std = np.sqrt(rg.var(axis=1).astype(np.float64) + yb.var(axis=1).astype(np.float64))
         mean = np.hypot(rg.mean(axis=1).astype(np.float64), yb.mean(axis=1).astype(np.float64))
-        out[a:a + c] = 255.0 * (std + 0.3 * mean)
+        out[a : a + c] = 255.0 * (std + 0.3 * mean)
         a += c
     return out
 

@@ -45,13 +45,18 @@ class RateLimiter:
     number of lines held back so far.
     """
 
-    def __init__(self, logger: logging.Logger, every: float = 10.0, per_kind: int = 10,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every: float = 10.0,
+        per_kind: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.logger, self.every, self.per_kind, self.clock = logger, every, per_kind, clock
         self.held = 0
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, Any], list] = {}  # (kind, key) -> [last logged, held back]
-        self._recent: dict[str, deque[float]] = {}     # kind -> times of its recent lines
+        self._recent: dict[str, deque[float]] = {}  # kind -> times of its recent lines
 
     def __call__(self, kind: str, key: Any, message: str, level: int = logging.WARNING) -> bool:
         now = self.clock()
@@ -89,8 +94,14 @@ class Tally:
     at `due()`, and with `force=True` when it stops.
     """
 
-    def __init__(self, logger: logging.Logger, what: str, every: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic, level: int = logging.WARNING):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        level: int = logging.WARNING,
+    ):
         self.logger, self.what, self.every = logger, what, every
         self.clock, self.level = clock, level
         self.totals: dict[str, int] = {}
@@ -121,6 +132,13 @@ class Tally:
             self._counts, self._since = {}, None
         biggest_first = sorted(counts.items(), key=lambda kv: -kv[1])
         parts = ", ".join(f"{kind} {n}" for kind, n in biggest_first)
-        self.logger.log(self.level, "%s in the last %.0f s: %d (%s)", self.what, max(span, 1.0),
-                        sum(counts.values()), parts, extra={"tally": dict(counts)})
+        self.logger.log(
+            self.level,
+            "%s in the last %.0f s: %d (%s)",
+            self.what,
+            max(span, 1.0),
+            sum(counts.values()),
+            parts,
+            extra={"tally": dict(counts)},
+        )
         return True

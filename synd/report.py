@@ -109,7 +109,7 @@ def parse_target(target: Any) -> tuple[str, float]:
     if bounds is not None:
         return ">=", bounds[0]
     if isinstance(target, str) and target.strip().startswith(_ABS):
-        return parse_target(target.strip()[len(_ABS):])
+        return parse_target(target.strip()[len(_ABS) :])
     if isinstance(target, numbers.Real) and not isinstance(target, bool):
         return ">=", float(target)
     if isinstance(target, str):
@@ -117,11 +117,12 @@ def parse_target(target: Any) -> tuple[str, float]:
         for op in _OPS:  # two-character operators are tried first
             if s.startswith(op):
                 try:
-                    return op, float(s[len(op):])
+                    return op, float(s[len(op) :])
                 except ValueError:
                     break
-        raise ValueError(f"target {target!r}: expected a number or '<op> <number>' "
-                         f"with op one of {', '.join(_OPS)}")
+        raise ValueError(
+            f"target {target!r}: expected a number or '<op> <number>' with op one of {', '.join(_OPS)}"
+        )
     if isinstance(target, (list, tuple)) and len(target) == 2 and target[0] in _OPS:
         value = target[1]
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -137,7 +138,7 @@ def check_target(value: Any, target: Any) -> bool | None:
         return None
     bounds = _range(target)
     if bounds is not None:
-        return bounds[0] <= value <= bounds[1]
+        return bounds[0] <= value <= bounds[1]  # type: ignore[operator]  # typeshed's Real has no reflected <=
     if isinstance(target, str) and target.strip().startswith(_ABS):
         value = abs(value)
     return {">=": value >= limit, "<=": value <= limit, ">": value > limit, "<": value < limit}[op]
@@ -173,34 +174,41 @@ def _check_data(data: ReportData) -> None:
     if data.targets is not None:
         t, d = np.asarray(data.targets), np.asarray(data.decoded)
         if t.ndim != 2 or t.shape != d.shape or len(t) == 0:
-            raise ValueError(f"ReportData: targets and decoded must be (n, F) of one shape, "
-                             f"got {t.shape} and {d.shape}")
+            raise ValueError(
+                f"ReportData: targets and decoded must be (n, F) of one shape, got {t.shape} and {d.shape}"
+            )
         if data.feature_names is not None and len(data.feature_names) != t.shape[1]:
-            raise ValueError(f"ReportData: {len(data.feature_names)} feature names for "
-                             f"{t.shape[1]} columns")
+            raise ValueError(f"ReportData: {len(data.feature_names)} feature names for {t.shape[1]} columns")
     if data.sync_curve is not None:
         c = np.asarray(data.sync_curve)
         if c.ndim != 1 or len(c) == 0:
-            raise ValueError(f"ReportData: sync_curve must be a non-empty (L,) array, "
-                             f"got {c.shape}")
+            raise ValueError(f"ReportData: sync_curve must be a non-empty (L,) array, got {c.shape}")
         if data.sync_lags is None and len(c) % 2 == 0:
             raise ValueError("ReportData: an even-length sync_curve needs sync_lags")
         if data.sync_lags is not None and np.shape(data.sync_lags) != c.shape:
             raise ValueError("ReportData: sync_lags and sync_curve differ in length")
     if (data.onset is None) != (data.change is None):
         raise ValueError("ReportData: give both onset and change, or neither")
-    if data.onset is not None and (np.ndim(data.onset) != 1 or len(data.onset) < 2
-                                   or np.shape(data.onset) != np.shape(data.change)):
-        raise ValueError(f"ReportData: onset and change must be (n,) arrays of one length "
-                         f"n >= 2, got {np.shape(data.onset)} and {np.shape(data.change)}")
+    # (change is given with onset, as just checked)
+    if (
+        data.onset is not None
+        and data.change is not None
+        and (np.ndim(data.onset) != 1 or len(data.onset) < 2 or np.shape(data.onset) != np.shape(data.change))
+    ):
+        raise ValueError(
+            f"ReportData: onset and change must be (n,) arrays of one length "
+            f"n >= 2, got {np.shape(data.onset)} and {np.shape(data.change)}"
+        )
     frames = data.frames_for_sheet
     if frames:
         shape = np.shape(frames[0])
         for k, f in enumerate(frames):
             f = np.asarray(f)
             if f.dtype != np.uint8 or f.ndim != 3 or f.shape[-1] != 3 or f.shape != shape:
-                raise ValueError(f"ReportData: sheet frame {k} must be (H, W, 3) uint8 like "
-                                 f"frame 0 {shape}, got {f.shape} {f.dtype}")
+                raise ValueError(
+                    f"ReportData: sheet frame {k} must be (H, W, 3) uint8 like "
+                    f"frame 0 {shape}, got {f.shape} {f.dtype}"
+                )
         if data.sheet_labels is not None and len(data.sheet_labels) != len(frames):
             raise ValueError("ReportData: one sheet label per frame")
     if not (isinstance(data.fps, numbers.Real) and data.fps > 0):
@@ -247,8 +255,16 @@ def _plot_features(out: Path, data: ReportData, names: list[str]) -> list[tuple[
     axes = fig.subplots(2, 1, sharex=True)
     panels = ((axes[0], t, "target features"), (axes[1], d, "read back from the frames"))
     for ax, arr, label in panels:
-        im = ax.imshow(arr.T, aspect="auto", origin="lower", cmap="coolwarm", vmin=-v, vmax=v,
-                       extent=(0, seconds, -0.5, f - 0.5), interpolation="nearest")
+        im = ax.imshow(
+            arr.T,
+            aspect="auto",
+            origin="lower",
+            cmap="coolwarm",
+            vmin=-v,
+            vmax=v,
+            extent=(0, seconds, -0.5, f - 0.5),
+            interpolation="nearest",
+        )
         ax.set_title(_mpl_text(label))
         ax.set_ylabel("feature")
         step = max(1, -(-f // 24))
@@ -258,8 +274,13 @@ def _plot_features(out: Path, data: ReportData, names: list[str]) -> list[tuple[
     axes[1].set_xlabel("time (s)")
     fig.colorbar(im, ax=axes, label="normalised value", shrink=0.8)
     _save(fig, out / "features.png")
-    files = [("features.png", "Target features (top) and what the decoder reads back from "
-                              "the frames (bottom), time x feature, one colour scale.")]
+    files = [
+        (
+            "features.png",
+            "Target features (top) and what the decoder reads back from "
+            "the frames (bottom), time x feature, one colour scale.",
+        )
+    ]
 
     cols = _line_columns(names)
     if cols:
@@ -296,15 +317,24 @@ def _plot_sync(out: Path, data: ReportData) -> list[tuple[str, str]]:
             best = int(np.nanargmax(curve))
             ms = 1000.0 * lags[best] / data.fps
             ax.plot([lags[best]], [curve[best]], "o", color="tab:red", ms=9, mfc="none")
-            ax.annotate(f"peak r = {curve[best]:.3f} at {int(lags[best])} frames ({ms:.0f} ms)",
-                        (lags[best], curve[best]), textcoords="offset points", xytext=(8, -14),
-                        fontsize=9, color="tab:red")
+            ax.annotate(
+                f"peak r = {curve[best]:.3f} at {int(lags[best])} frames ({ms:.0f} ms)",
+                (lags[best], curve[best]),
+                textcoords="offset points",
+                xytext=(8, -14),
+                fontsize=9,
+                color="tab:red",
+            )
         ax.set_xlabel("lag (frames; > 0: the picture changes after the sound)")
         ax.set_ylabel("correlation")
         ax.set_title("onset envelope vs frame change")
         _save(fig, out / "sync_curve.png")
-        files.append(("sync_curve.png", "Correlation of the onset envelope with the frame "
-                                        "change at each lag; the peak is circled."))
+        files.append(
+            (
+                "sync_curve.png",
+                "Correlation of the onset envelope with the frame change at each lag; the peak is circled.",
+            )
+        )
     if data.onset is not None:
         onset = np.asarray(data.onset, dtype=np.float64)
         change = np.asarray(data.change, dtype=np.float64)
@@ -334,8 +364,12 @@ def _plot_sync(out: Path, data: ReportData) -> list[tuple[str, str]]:
         ax.set_ylabel("each scaled to 0..1")
         ax.legend(loc="upper right", fontsize=8)
         _save(fig, out / "sync_time.png")
-        files.append(("sync_time.png", "Onset envelope and frame change over the "
-                                       f"{span / data.fps:.1f} s with the most onsets."))
+        files.append(
+            (
+                "sync_time.png",
+                f"Onset envelope and frame change over the {span / data.fps:.1f} s with the most onsets.",
+            )
+        )
     return files
 
 
@@ -353,7 +387,7 @@ def _plot_judged(out: Path, k: int, track: Any) -> str:
     motion = np.asarray(track.motion[:n], np.float64)
     top.plot(time, motion, lw=0.8, color="tab:green", label="motion (delta-E per frame)")
     top.set_ylabel("motion (delta-E)")
-    settled = motion[int(2 * fps):] if n > 4 * fps else motion  # the first frames may jump
+    settled = motion[int(2 * fps) :] if n > 4 * fps else motion  # the first frames may jump
     if len(settled) and np.isfinite(settled).all():
         top.set_ylim(0, max(5.0, 1.15 * float(settled.max())))
     top.axhline(2.3, color="grey", lw=0.6, ls=":")
@@ -377,22 +411,33 @@ def _plot_judged(out: Path, k: int, track: Any) -> str:
 def _judged_sections(out: Path, data: ReportData, targets: dict) -> list[tuple[str, list[str]]]:
     sections = []
     for k, track in enumerate(data.judged):
-        body = ["<table><tr><th>number</th><th>value</th><th>target</th><th></th></tr>",
-                *_metric_rows(dict(track.numbers), {key: v for key, v in targets.items()
-                                                    if key in track.numbers}), "</table>"]
-        body.append(_figure_html(_plot_judged(out, k, track),
-                                 "Motion per frame (green; the dotted line is the smallest "
-                                 "difference a viewer notices) against the sound's onsets "
-                                 "(black), and the flash count (red; more than 3 is a hazard)."))
+        body = [
+            "<table><tr><th>number</th><th>value</th><th>target</th><th></th></tr>",
+            *_metric_rows(
+                dict(track.numbers), {key: v for key, v in targets.items() if key in track.numbers}
+            ),
+            "</table>",
+        ]
+        body.append(
+            _figure_html(
+                _plot_judged(out, k, track),
+                "Motion per frame (green; the dotted line is the smallest "
+                "difference a viewer notices) against the sound's onsets "
+                "(black), and the flash count (red; more than 3 is a hazard).",
+            )
+        )
         if track.sheet:
             from synd.sheets import save_contact_sheet
 
             name = f"judge_sheet_{k}.png"
-            save_contact_sheet(track.sheet, out / name, columns=min(4, len(track.sheet)),
-                               labels=[f"{t:.1f} s" for t in track.sheet_times])
+            save_contact_sheet(
+                track.sheet,
+                out / name,
+                columns=min(4, len(track.sheet)),
+                labels=[f"{t:.1f} s" for t in track.sheet_times],
+            )
             body.append(_figure_html(name, f"{len(track.sheet)} frames spread over the clip."))
-        sections.append((f"What a viewer sees: {track.name}"
-                         f" ({track.frames / track.fps:.1f} s)", body))
+        sections.append((f"What a viewer sees: {track.name} ({track.frames / track.fps:.1f} s)", body))
     return sections
 
 
@@ -429,8 +474,11 @@ def _metric_rows(result: dict, targets: dict) -> list[str]:
         if name in targets:
             op, limit = parse_target(targets[name])
             ok = check_target(value, targets[name])
-            verdict = {True: '<td class="pass">pass</td>', False: '<td class="miss">miss</td>',
-                       None: "<td>n/a</td>"}[ok]
+            verdict = {
+                True: '<td class="pass">pass</td>',
+                False: '<td class="miss">miss</td>',
+                None: "<td>n/a</td>",
+            }[ok]
             shown = targets[name] if _range(targets[name]) else f"{op} {limit:g}"
             cells += f'<td class="num">{e(shown)}</td>{verdict}'
         else:
@@ -441,7 +489,7 @@ def _metric_rows(result: dict, targets: dict) -> list[str]:
 
 def _per_feature(t: np.ndarray, d: np.ndarray) -> list[tuple[float | None, float | None]]:
     """(R^2, Pearson r) of each column's read-back; None where the target is constant."""
-    rows = []
+    rows: list[tuple[float | None, float | None]] = []
     for j in range(t.shape[1]):
         try:
             r2 = r2_score(t[:, [j]], d[:, [j]])
@@ -458,8 +506,11 @@ def _feature_table(names: list[str], stats: list[tuple[float | None, float | Non
     e = html.escape
     out = ["<table><tr><th>feature</th><th>R²</th><th>correlation</th></tr>"]
     for name, (r2, r) in zip(names, stats):
-        cells = ('<td class="num" colspan="2">target constant</td>' if r2 is None else
-                 f'<td class="num">{r2:.3f}</td><td class="num">{r:.3f}</td>')
+        cells = (
+            '<td class="num" colspan="2">target constant</td>'
+            if r2 is None
+            else f'<td class="num">{r2:.3f}</td><td class="num">{r:.3f}</td>'
+        )
         out.append(f"<tr><th>{e(name)}</th>{cells}</tr>")
     out.append("</table>")
     return "\n".join(out)
@@ -467,8 +518,10 @@ def _feature_table(names: list[str], stats: list[tuple[float | None, float | Non
 
 def _figure_html(src: str, caption: str) -> str:
     e = html.escape
-    return (f'<figure><img src="{e(src, quote=True)}" alt="{e(caption, quote=True)}">'
-            f"<figcaption>{e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="{e(src, quote=True)}" alt="{e(caption, quote=True)}">'
+        f"<figcaption>{e(caption)}</figcaption></figure>"
+    )
 
 
 def _html(result: dict, data: ReportData, sections: list[tuple[str, list[str]]]) -> str:
@@ -483,9 +536,12 @@ def _html(result: dict, data: ReportData, sections: list[tuple[str, list[str]]])
         f"<h1>{e(data.title)}</h1>",
     ]
     parts += [f"<p>{e(str(line))}</p>" for line in data.notes]
-    parts += ["<h2>Metrics</h2>",
-              "<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>",
-              *_metric_rows(result, targets), "</table>"]
+    parts += [
+        "<h2>Metrics</h2>",
+        "<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>",
+        *_metric_rows(result, targets),
+        "</table>",
+    ]
     for heading, body in sections:
         parts.append(f"<h2>{e(heading)}</h2>")
         parts += body
@@ -496,8 +552,7 @@ def _html(result: dict, data: ReportData, sections: list[tuple[str, list[str]]])
 # ----------------------------------------------------------------------------- entry point
 
 
-def write_report(out_dir: str | os.PathLike, result: dict,
-                 extras: ReportData | None = None) -> Path:
+def write_report(out_dir: str | os.PathLike, result: dict, extras: ReportData | None = None) -> Path:
     """Write the report folder `out_dir` (created if needed); returns the index.html path.
 
     `result` maps metric names to values (numbers, or anything JSON-able, shown as text);
@@ -512,8 +567,9 @@ def write_report(out_dir: str | os.PathLike, result: dict,
     _check_data(data)
     targets = result.get("targets") or {}
     if not isinstance(targets, dict):
-        raise ValueError(f"result['targets'] must be a dict of name -> threshold, "
-                         f"got {type(targets).__name__}")
+        raise ValueError(
+            f"result['targets'] must be a dict of name -> threshold, got {type(targets).__name__}"
+        )
     for target in targets.values():
         parse_target(target)  # fail early on a malformed threshold
     out = Path(out_dir)
@@ -523,8 +579,11 @@ def write_report(out_dir: str | os.PathLike, result: dict,
     if data.targets is not None:
         t = np.asarray(data.targets, dtype=np.float64)
         d = np.asarray(data.decoded, dtype=np.float64)
-        names = [str(n) for n in data.feature_names] if data.feature_names is not None \
+        names = (
+            [str(n) for n in data.feature_names]
+            if data.feature_names is not None
             else [f"f{i}" for i in range(t.shape[1])]
+        )
         body = [_figure_html(src, cap) for src, cap in _plot_features(out, data, names)]
         body.append(_feature_table(names, _per_feature(t, d)))
         sections.append(("Does the picture carry the sound?", body))
@@ -533,14 +592,13 @@ def write_report(out_dir: str | os.PathLike, result: dict,
 
         frames = [np.asarray(fr) for fr in data.frames_for_sheet]
         labels = [str(s) for s in data.sheet_labels] if data.sheet_labels is not None else None
-        save_contact_sheet(frames, out / "contact_sheet.png", columns=min(8, len(frames)),
-                           labels=labels)
-        sections.append(("Frames", [_figure_html("contact_sheet.png",
-                                                 f"{len(frames)} sample frames.")]))
+        save_contact_sheet(frames, out / "contact_sheet.png", columns=min(8, len(frames)), labels=labels)
+        sections.append(("Frames", [_figure_html("contact_sheet.png", f"{len(frames)} sample frames.")]))
     sync_figures = _plot_sync(out, data)
     if sync_figures:
-        sections.append(("Is the picture in time with the sound?",
-                         [_figure_html(src, cap) for src, cap in sync_figures]))
+        sections.append(
+            ("Is the picture in time with the sound?", [_figure_html(src, cap) for src, cap in sync_figures])
+        )
 
     sections += _judged_sections(out, data, targets)
     index = out / "index.html"

@@ -11,8 +11,13 @@ from PIL import Image, ImageDraw
 from synd.files import atomic_write_bytes
 
 
-def contact_sheet(frames: list[np.ndarray], columns: int = 8, gap: int = 4,
-                  title: str | None = None, labels: list[str] | None = None) -> Image.Image:
+def contact_sheet(
+    frames: list[np.ndarray],
+    columns: int = 8,
+    gap: int = 4,
+    title: str | None = None,
+    labels: list[str] | None = None,
+) -> Image.Image:
     """Lay out (H, W, 3) uint8 frames in a grid, optionally with a title and captions."""
     if not frames:
         raise ValueError("contact_sheet needs at least one frame")
@@ -41,8 +46,9 @@ def save_contact_sheet(frames: list[np.ndarray], path: str | Path, **kwargs) -> 
     return Path(path)
 
 
-def loop_thumbnails(loop, raw_features: np.ndarray, every: int, count: int,
-                    size: int = 128) -> tuple[list[np.ndarray], list[int]]:
+def loop_thumbnails(
+    loop, raw_features: np.ndarray, every: int, count: int, size: int = 128
+) -> tuple[list[np.ndarray], list[int]]:
     """Run raw features through a `FrameLoop`; every `every`-th frame as a thumbnail.
 
     Returns (thumbnails, frame indices). Frames are made at the loop's own size (the

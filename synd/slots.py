@@ -88,8 +88,12 @@ class Mixer:
             if same_shape(a.bundle, b.bundle):
                 return self._weights(a, b, x)
             if not self._warned:
-                log.warning("mix weights: %s and %s differ in architecture or features; "
-                            "blending their pictures instead", a.name, b.name)
+                log.warning(
+                    "mix weights: %s and %s differ in architecture or features; "
+                    "blending their pictures instead",
+                    a.name,
+                    b.name,
+                )
                 self._warned = True
         # B paints on a second thread meanwhile (torch and ONNX Runtime release Python's
         # lock while they compute), so a fade costs about one frame's time on two cores.
@@ -123,8 +127,10 @@ class Mixer:
                 for name, target in tensors[0].items():
                     target.copy_(torch.lerp(tensors[1][name], tensors[2][name], t))
             # The two models' feature normalisations, blended the same way.
-            stats = tuple(torch.lerp(sa, sb, t) for sa, sb in zip((a.loop._mean, a.loop._std),
-                                                                   (b.loop._mean, b.loop._std)))
+            stats = tuple(
+                torch.lerp(sa, sb, t)
+                for sa, sb in zip((a.loop._mean, a.loop._std), (b.loop._mean, b.loop._std))
+            )
             self._blend = ((*pair, step), mixed, ends, stats)
         loop = a.loop
         saved = (loop.paint, loop._mean, loop._std)
@@ -174,18 +180,37 @@ class BeatDetector:
         return beat
 
 
-def make_slot(bundle: ModelBundle, look: Look, name: str, sample_rate: int, fps: float,
-              size: tuple[int, int], seed: int, paint, runtime: str, mix: str = "image") -> Slot:
+def make_slot(
+    bundle: ModelBundle,
+    look: Look,
+    name: str,
+    sample_rate: int,
+    fps: float,
+    size: tuple[int, int],
+    seed: int,
+    paint,
+    runtime: str,
+    mix: str = "image",
+) -> Slot:
     """A slot for `bundle` painting `size` (w, h) frames; call off the engine thread."""
     from dataclasses import replace
 
     if bundle.features.sample_rate != sample_rate:
-        raise ValueError(f"the input delivers {sample_rate} Hz, the model hears "
-                         f"{bundle.features.sample_rate} Hz")
+        raise ValueError(
+            f"the input delivers {sample_rate} Hz, the model hears {bundle.features.sample_rate} Hz"
+        )
     features = replace(bundle.features, fps=fps)
     w, h = size
-    loop = FrameLoop(bundle, h, w, look=look, seed=seed,
-                     device=next(bundle.generator.parameters()).device, paint=paint, fps=fps)
+    loop = FrameLoop(
+        bundle,
+        h,
+        w,
+        look=look,
+        seed=seed,
+        device=next(bundle.generator.parameters()).device,
+        paint=paint,
+        fps=fps,
+    )
     # A first run sets up kernels and memory (tens of milliseconds): done here, off the
     # engine thread, so that the slot's first live frame costs what every frame costs.
     silent = torch.zeros(1, bundle.config.feature_dim, device=loop.pattern.device)
@@ -193,9 +218,21 @@ def make_slot(bundle: ModelBundle, look: Look, name: str, sample_rate: int, fps:
     with torch.inference_mode():
         loop.paint(loop.pattern, silent)
         if mix == "weights":
-            folded = paint if isinstance(paint, FoldedGenerator) else FoldedGenerator(bundle.generator, h, w).eval()
+            folded = (
+                paint
+                if isinstance(paint, FoldedGenerator)
+                else FoldedGenerator(bundle.generator, h, w).eval()
+            )
             spare = copy.deepcopy(folded)
             folded(loop.pattern, silent)
             spare(loop.pattern, silent)
-    return Slot(name, bundle, loop, StreamingExtractor(features),
-                np.array(bundle.stats.mean, dtype=np.float32), runtime, folded, spare)
+    return Slot(
+        name,
+        bundle,
+        loop,
+        StreamingExtractor(features),
+        np.array(bundle.stats.mean, dtype=np.float32),
+        runtime,
+        folded,
+        spare,
+    )

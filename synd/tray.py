@@ -17,10 +17,10 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from PyQt6.QtCore import QTimer
-from PyQt6.QtGui import QActionGroup
+from PyQt6.QtGui import QAction, QActionGroup
 from PyQt6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from synd.link import Link
@@ -43,8 +43,23 @@ def application() -> QApplication:
         app.setApplicationName("synd")
         app.setDesktopFileName("synd")
         _APP.append(app)
+    app = cast(QApplication, app)  # synd makes no bare QCoreApplication
     app.setQuitOnLastWindowClosed(False)  # closing the window leaves the tray running
     return app
+
+
+def _submenu(menu: QMenu, title: str) -> QMenu:
+    """`menu.addMenu(title)`, which always makes one (PyQt's stubs allow None)."""
+    sub = menu.addMenu(title)
+    assert sub is not None
+    return sub
+
+
+def _item(menu: QMenu, text: str) -> QAction:
+    """`menu.addAction(text)`, which always makes one (PyQt's stubs allow None)."""
+    action = menu.addAction(text)
+    assert action is not None
+    return action
 
 
 class Tray:
@@ -91,14 +106,14 @@ class Tray:
         state = self.link.state
         menu = self.menu
         menu.clear()
-        title = menu.addAction(self._title())
+        title = _item(menu, self._title())
         title.setEnabled(False)
         menu.addSeparator()
 
-        presets = menu.addMenu("&Presets")
+        presets = _submenu(menu, "&Presets")
         group = QActionGroup(presets)
         for name in state.get("presets", []):
-            action = presets.addAction(name)
+            action = _item(presets, name)
             action.setCheckable(True)
             action.setChecked(name == state.get("preset"))
             action.setActionGroup(group)
@@ -108,32 +123,31 @@ class Tray:
         presets.addAction("&Next", lambda: self.link.send("/synd/preset/next"))
         presets.addAction("P&revious", lambda: self.link.send("/synd/preset/previous"))
 
-        inputs = menu.addMenu("&Input")
+        inputs = _submenu(menu, "&Input")
         current = state.get("input")
-        now = inputs.addAction(f"Now: {current}" if current else "Now: -")
+        now = _item(inputs, f"Now: {current}" if current else "Now: -")
         now.setEnabled(False)
         inputs.addSeparator()
         for name in state.get("inputs", []):
             inputs.addAction(name, lambda n=name: self.link.send("/synd/input", n))
         if not state.get("inputs"):
-            none = inputs.addAction("(the input cannot be switched)")
+            none = _item(inputs, "(the input cannot be switched)")
             none.setEnabled(False)
 
-        outputs = menu.addMenu("&Outputs")
+        outputs = _submenu(menu, "&Outputs")
         for name in state.get("outputs", []):
-            action = outputs.addAction(name)
+            action = _item(outputs, name)
             action.setCheckable(True)
             action.setChecked(bool(state.get(f"output/{name}", True)))
-            action.toggled.connect(
-                lambda on, n=name: self.link.send(f"/synd/output/{n}", 1 if on else 0))
+            action.toggled.connect(lambda on, n=name: self.link.send(f"/synd/output/{n}", 1 if on else 0))
         outputs.setEnabled(bool(state.get("outputs")))
 
-        intensity = menu.addMenu("I&ntensity")
+        intensity = _submenu(menu, "I&ntensity")
         steps = QActionGroup(intensity)
         level = float(state.get("intensity", 1.0))
         nearest = min(INTENSITY_STEPS, key=lambda v: abs(v - level))
         for value in INTENSITY_STEPS:
-            action = intensity.addAction(f"{round(value * 100)}%")
+            action = _item(intensity, f"{round(value * 100)}%")
             action.setCheckable(True)
             action.setChecked(value == nearest)
             action.setActionGroup(steps)
@@ -141,7 +155,7 @@ class Tray:
 
         menu.addSeparator()
         for name, text in (("freeze", "&Freeze picture"), ("blackout", "&Blackout")):
-            action = menu.addAction(text)
+            action = _item(menu, text)
             action.setCheckable(True)
             action.setChecked(bool(state.get(name)))
             action.toggled.connect(lambda on, n=name: self.link.send(f"/synd/{n}", 1 if on else 0))
@@ -201,8 +215,7 @@ class Tray:
         from synd.window import ControlWindow
 
         if self.window is None:
-            self.window = ControlWindow(self.link, on_quit=self.on_quit,
-                                        quit_on_close=quit_on_close)
+            self.window = ControlWindow(self.link, on_quit=self.on_quit, quit_on_close=quit_on_close)
         self.window.show()
         self.window.raise_()
         self.window.activateWindow()
@@ -213,9 +226,11 @@ def keep_python_responsive(app: QApplication, on_signal: Callable[[], Any]) -> Q
     """Let SIGINT/SIGTERM reach Python while Qt's loop runs: Python handles a signal only
     when Python code runs, so a short timer gives it the chance. `on_signal` ends the
     loop gracefully."""
+
     def handler(signum: int, _frame: Any) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         on_signal()
+
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     timer = QTimer(app)

@@ -78,7 +78,10 @@ _CHECK_EVERY = 32
 # from RGB (-1: none needed). OpenCV's own thread pool is switched off: the live engine
 # and the outputs already keep both cores busy, and its workers would fight them.
 _CV2_CONVERSIONS: dict[str, int] = {
-    "rgb24": -1, "bgr24": cv2.COLOR_RGB2BGR, "rgba": cv2.COLOR_RGB2RGBA, "bgra": cv2.COLOR_RGB2BGRA,
+    "rgb24": -1,
+    "bgr24": cv2.COLOR_RGB2BGR,
+    "rgba": cv2.COLOR_RGB2RGBA,
+    "bgra": cv2.COLOR_RGB2BGRA,
 }
 cv2.setNumThreads(1)
 
@@ -110,9 +113,15 @@ class FrameScaler:
         extra = {"dst_colorspace": Colorspace.ITU709, "dst_color_range": ColorRange.MPEG} if self._yuv else {}
         # One swscale thread: scaling a small frame takes ~2 ms, and extra threads would
         # only fight the generator's threads for the cores.
-        return self._reformatter.reformat(vf, width=self.width, height=self.height,
-                                          format=self.pix_fmt, interpolation="BICUBIC",
-                                          threads=1, **extra)
+        return self._reformatter.reformat(
+            vf,
+            width=self.width,
+            height=self.height,
+            format=self.pix_fmt,
+            interpolation="BICUBIC",
+            threads=1,
+            **extra,
+        )
 
     def array(self, rgb: np.ndarray) -> np.ndarray:
         """Like :meth:`frame`, as a (height, width, channels) array for packed formats such
@@ -133,7 +142,7 @@ class FrameScaler:
         vf = self.frame(rgb)
         plane = vf.planes[0]
         channels = len(vf.format.components)
-        data = np.frombuffer(plane, np.uint8)
+        data = np.frombuffer(plane, np.uint8)  # type: ignore[call-overload]  # a buffer; numpy's stubs take Buffer from 3.12
         packed = not vf.format.is_planar and plane.line_size >= self.width * channels
         if packed and data.size == plane.line_size * self.height:
             rows = data.reshape(self.height, plane.line_size)
@@ -187,10 +196,11 @@ class VideoWriter:
     The file is written under a temporary name in the destination folder
     (``.name.<pid>-<random>.partial.mp4``: the real extension stays last) and atomically
     renamed on a successful :meth:`close`; a temporary file that a killed process left
-    for the same destination is deleted when the next writer starts. On :meth:`abort`, or on an exception inside the
-    ``with`` block, the temporary file is deleted and the destination is untouched (an
-    existing file there stays as it was). A full disk, or the destination folder removed
-    while writing (noticed within ``_CHECK_EVERY`` frames), is a one-line VideoError.
+    for the same destination is deleted when the next writer starts. On :meth:`abort`, or
+    on an exception inside the ``with`` block, the temporary file is deleted and the
+    destination is untouched (an existing file there stays as it was). A full disk, or the
+    destination folder removed while writing (noticed within ``_CHECK_EVERY`` frames), is a
+    one-line VideoError.
 
     Args:
         path: destination; the container follows the extension (.mp4, .m4v, .mov, .mkv).
@@ -272,9 +282,7 @@ class VideoWriter:
         sub_w, sub_h = _chroma_subsampling(vformat)
         if self.width % sub_w or self.height % sub_h:
             need = "width and height" if sub_w > 1 and sub_h > 1 else "width" if sub_w > 1 else "height"
-            raise ValueError(
-                f"{pix_fmt} video needs an even {need}, got {self.width}x{self.height}"
-            )
+            raise ValueError(f"{pix_fmt} video needs an even {need}, got {self.width}x{self.height}")
         self.pix_fmt = pix_fmt
         if live_audio not in (0, 1, 2):
             raise ValueError(f"live_audio must be 0, 1 (mono) or 2 (stereo), got {live_audio!r}")
@@ -367,7 +375,9 @@ class VideoWriter:
         if pts is None:
             pts = self.end_pts
         elif int(pts) != pts or pts < self.end_pts:
-            raise ValueError(f"frame pts must be an integer >= {self.end_pts} (after the previous frame), got {pts}")
+            raise ValueError(
+                f"frame pts must be an integer >= {self.end_pts} (after the previous frame), got {pts}"
+            )
         vf = self._scaler.frame(frame)  # raises ValueError on a bad frame
         try:
             vf.pts = int(pts)
@@ -433,7 +443,7 @@ class VideoWriter:
             chunk = np.zeros((self._live.shape[0], end - self._audio_pos), dtype=np.float32)
             have = self._live[:, : end - self._audio_pos]
             chunk[:, : have.shape[1]] = have
-            self._live = self._live[:, have.shape[1]:]
+            self._live = self._live[:, have.shape[1] :]
         else:
             if end <= self._audio_pos:
                 return
@@ -476,8 +486,10 @@ class VideoWriter:
             container, self._container = self._container, None
             container.close()  # writes the trailer (MP4 index); may hit a full disk too
             self._check_tmp()
-            fsync_file(self._tmp)
-            os.replace(self._tmp, self.path)
+            tmp = self._tmp
+            assert tmp is not None  # set until close or abort, and neither has run (not _done)
+            fsync_file(tmp)
+            os.replace(tmp, self.path)
             self._tmp = None
             fsync_folder(self.path.parent)
         except (OSError, av.FFmpegError) as exc:
@@ -500,7 +512,7 @@ class VideoWriter:
                 # Closing writes a trailer into the file we are about to delete; errors
                 # (e.g. the disk is still full) do not matter any more.
                 container.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - whatever failed, the file is deleted next
                 pass
         tmp, self._tmp = self._tmp, None
         if tmp is not None:
