@@ -44,15 +44,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from synd.bridges.registry import OUTPUT_CHECKS
+from synd.bridges.registry import OUTPUTS, OutputEntry
 from synd.priority import yield_to_engine
+from synd.errors import error_line
 
 __all__ = [
     "Frame",
     "Output",
     "OutputRunner",
     "OutputSpecError",
-    "OUTPUT_CLASSES",
+    "OUTPUTS",
     "create_output",
     "output_class",
     "output_status",
@@ -159,8 +160,8 @@ class Output(ABC):
     @classmethod
     def available(cls) -> str | None:
         """None when this output can be used here, else a one-line reason why not."""
-        check = OUTPUT_CHECKS.get(cls.name)
-        return check() if check is not None else None
+        entry = OUTPUTS.get(cls.name)
+        return entry.check() if entry is not None else None
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -201,11 +202,6 @@ def _positive_fps(fps: Any) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     return value
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 class OutputRunner:
@@ -438,7 +434,7 @@ class OutputRunner:
                 output.close()
             except Exception as exc:
                 if self.failed is None:
-                    self.failed = _one_line(exc)
+                    self.failed = error_line(exc)
                     log.error("output %s failed: %s", self.name, self.failed)
                 else:
                     log.debug("output %s: close() after failure raised: %s", self.name, exc)
@@ -511,7 +507,7 @@ class OutputRunner:
         if now - self._reported_at >= FAILURE_LOG_EVERY_S:
             self._reported_at = now
             log.warning("output %s: send failed: %s (%d failed so far); retrying, disabled "
-                        "after %d failures in a row", self.name, _one_line(exc), self.failures,
+                        "after %d failures in a row", self.name, error_line(exc), self.failures,
                         limit)
         return True
 
@@ -525,7 +521,7 @@ class OutputRunner:
             return not self._stopping and self.failed is None
 
     def _fail(self, exc: BaseException, detail: str = "") -> None:
-        reason = _one_line(exc)
+        reason = error_line(exc)
         with self._cv:
             if self.failed is not None:
                 return
@@ -561,14 +557,6 @@ def _stop_all_at_exit() -> None:
 # -- registry and --output specs ---------------------------------------------------------------
 
 #: Output name -> "module:Class", imported only when used (Qt is heavy).
-OUTPUT_CLASSES: dict[str, str] = {
-    "preview": "synd.bridges.preview:PreviewOutput",
-    "record": "synd.bridges.record:RecordOutput",
-    "ndi": "synd.bridges.ndi:NdiOutput",
-    "syphon": "synd.bridges.syphon:SyphonOutput",
-    "spout": "synd.bridges.spout:SpoutOutput",
-    "virtualcam": "synd.bridges.virtualcam:VirtualCamOutput",
-}
 _loaded: dict[str, type[Output]] = {}
 
 
@@ -581,15 +569,16 @@ def register_output(cls: type[Output]) -> type[Output]:
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     _loaded[cls.name] = cls
-    OUTPUT_CLASSES[cls.name] = f"{cls.__module__}:{cls.__qualname__}"
+    known = OUTPUTS.get(cls.name)
+    OUTPUTS[cls.name] = OutputEntry(f"{cls.__module__}:{cls.__qualname__}",
+                                    *((known.check,) if known is not None else ()))
     return cls
 
 
 def output_class(name: str) -> type[Output]:
     """The class of output ``name`` (imported on first use). KeyError if unknown."""
     if name not in _loaded:
-        target = OUTPUT_CLASSES[name]
-        module, _, attr = target.partition(":")
+        module, _, attr = OUTPUTS[name].target.partition(":")
         _loaded[name] = getattr(importlib.import_module(module), attr)
     return _loaded[name]
 
@@ -597,16 +586,11 @@ def output_class(name: str) -> type[Output]:
 def output_status() -> dict[str, str | None]:
     """Every known output name -> None when usable here, else the reason why not."""
     status: dict[str, str | None] = {}
-    for name in sorted(set(OUTPUT_CLASSES) | set(OUTPUT_CHECKS)):
-        if name not in OUTPUT_CLASSES:
-            # The platform or a missing module says more than "not implemented" does.
-            check = OUTPUT_CHECKS.get(name)
-            status[name] = (check() if check else None) or "not implemented yet"
-            continue
+    for name in sorted(OUTPUTS):
         try:
             status[name] = output_class(name).available()
         except Exception as exc:  # a broken optional module must not break the list
-            status[name] = f"cannot load: {_one_line(exc)}"
+            status[name] = f"cannot load: {error_line(exc)}"
     return status
 
 
@@ -640,7 +624,7 @@ def parse_outputs(spec: str, check_available: bool = True) -> list[tuple[str, di
         head, colon, arg = item.partition(":")
         name, *extras = head.split("@")
         name = name.strip().lower()
-        if name not in OUTPUT_CLASSES:
+        if name not in OUTPUTS:
             status = status or output_status()
             raise OutputSpecError(f"unknown output {name!r} in --output ({_summary(status)})")
         options: dict[str, Any] = {}
@@ -661,7 +645,7 @@ def parse_outputs(spec: str, check_available: bool = True) -> list[tuple[str, di
         try:
             cls = output_class(name)
         except Exception as exc:
-            raise OutputSpecError(f"output {name!r} cannot be loaded: {_one_line(exc)}") from exc
+            raise OutputSpecError(f"output {name!r} cannot be loaded: {error_line(exc)}") from exc
         if colon:
             if cls.argument is None:
                 raise OutputSpecError(f"output {name!r} takes no ':' argument (in {item!r})")
@@ -669,7 +653,7 @@ def parse_outputs(spec: str, check_available: bool = True) -> list[tuple[str, di
         try:
             cls.check_options(options)
         except ValueError as exc:
-            raise OutputSpecError(f"output {item!r}: {_one_line(exc)}") from exc
+            raise OutputSpecError(f"output {item!r}: {error_line(exc)}") from exc
         if check_available:
             reason = cls.available()
             if reason is not None:

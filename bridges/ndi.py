@@ -70,7 +70,8 @@ from typing import Any
 
 import numpy as np
 
-from synd.bridges.base import Frame, Output, _one_line
+from synd.bridges.base import Frame, Output
+from synd.errors import error_line
 
 __all__ = ["NdiOutput", "check_source_name", "frame_rate", "ndi_problem"]
 
@@ -147,11 +148,11 @@ def ndi_problem() -> str | None:
     except ImportError as exc:
         return _import_problem(exc)
     except Exception as exc:  # noqa: BLE001 - a broken install must not break `synd info`
-        return f"Python module 'NDIlib' cannot load: {_one_line(exc)}"
+        return f"Python module 'NDIlib' cannot load: {error_line(exc)}"
     try:
         ok = NDIlib.initialize()
     except Exception as exc:  # noqa: BLE001 - any failure is the one-line reason returned
-        return f"the NDI runtime cannot start: {_one_line(exc)}"
+        return f"the NDI runtime cannot start: {error_line(exc)}"
     if not ok:
         return "the NDI runtime does not support this CPU (it needs SSE4.2)"
     # Balanced with initialize(); the SDK reference-counts both, so this is harmless
@@ -161,7 +162,7 @@ def ndi_problem() -> str | None:
 
 
 def _import_problem(exc: ImportError) -> str:
-    text = _one_line(exc)
+    text = error_line(exc)
     missing = re.search(r"(lib[\w.+-]*?\.so[\d.]*): cannot open shared object file", text)
     if missing:
         library = missing.group(1)

@@ -26,7 +26,7 @@ from typing import Any
 
 
 from synd.bridges.base import Frame, Output
-from synd.bridges.registry import OUTPUT_CHECKS
+from synd.bridges.registry import OUTPUTS
 from synd.frameview import frame_view_class, guarded
 
 __all__ = ["PreviewOutput", "display_problem"]
@@ -126,7 +126,7 @@ class PreviewOutput(Output):
 
     @classmethod
     def available(cls) -> str | None:
-        return OUTPUT_CHECKS["preview"]() or display_problem()
+        return OUTPUTS["preview"].check() or display_problem()
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:

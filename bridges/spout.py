@@ -36,8 +36,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from synd.bridges.base import Frame, Output, _one_line
-from synd.bridges.registry import OUTPUT_CHECKS
+from synd.bridges.base import Frame, Output
+from synd.errors import error_line
+from synd.bridges.registry import OUTPUTS
 
 __all__ = ["SpoutOutput", "check_sender_name"]
 
@@ -98,7 +99,7 @@ class SpoutOutput(Output):
     @classmethod
     def available(cls) -> str | None:
         # Platform first, then the module (with the pip extra): both from the registry.
-        return OUTPUT_CHECKS["spout"]()
+        return OUTPUTS["spout"].check()
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -111,7 +112,7 @@ class SpoutOutput(Output):
             from SpoutGL.enums import GL_RGBA
         except ImportError as exc:
             raise RuntimeError(
-                f"Spout cannot start: {_one_line(exc)} (pip install 'synethesia[spout]')"
+                f"Spout cannot start: {error_line(exc)} (pip install 'synethesia[spout]')"
             ) from exc
         self._format = GL_RGBA
         try:
@@ -124,7 +125,7 @@ class SpoutOutput(Output):
             self._sender.setSenderName(self.source_name)
         except Exception as exc:
             raise RuntimeError(
-                f"Spout sender {self.source_name!r} could not start: {_one_line(exc)}"
+                f"Spout sender {self.source_name!r} could not start: {error_line(exc)}"
             ) from exc
 
     def send(self, frame: Frame) -> None:

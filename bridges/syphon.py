@@ -38,8 +38,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from synd.bridges.base import Frame, Output, _one_line
-from synd.bridges.registry import OUTPUT_CHECKS
+from synd.bridges.base import Frame, Output
+from synd.errors import error_line
+from synd.bridges.registry import OUTPUTS
 
 __all__ = ["SyphonOutput", "check_server_name"]
 
@@ -99,7 +100,7 @@ class SyphonOutput(Output):
     @classmethod
     def available(cls) -> str | None:
         # Platform first, then the module (with the pip extra): both from the registry.
-        return OUTPUT_CHECKS["syphon"]()
+        return OUTPUTS["syphon"].check()
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -115,7 +116,7 @@ class SyphonOutput(Output):
             from syphon.utils.raw import create_mtl_texture
         except ImportError as exc:
             raise RuntimeError(
-                f"Syphon cannot start: {_one_line(exc)} (pip install 'synethesia[syphon]')"
+                f"Syphon cannot start: {error_line(exc)} (pip install 'synethesia[syphon]')"
             ) from exc
         self._copy, self._pool = copy_image_to_mtl_texture, objc.autorelease_pool
         w, h = self.size
@@ -132,7 +133,7 @@ class SyphonOutput(Output):
                     raise RuntimeError(f"Metal could not make a {w}x{h} texture")
         except Exception as exc:
             raise RuntimeError(
-                f"Syphon server {self.source_name!r} could not start: {_one_line(exc)}"
+                f"Syphon server {self.source_name!r} could not start: {error_line(exc)}"
             ) from exc
 
     def send(self, frame: Frame) -> None:

@@ -26,8 +26,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from synd.bridges.base import Frame, Output, _one_line
-from synd.bridges.registry import OUTPUT_CHECKS
+from synd.bridges.base import Frame, Output
+from synd.errors import error_line
+from synd.bridges.registry import OUTPUTS
 
 __all__ = ["VirtualCamOutput", "loopback_devices"]
 
@@ -109,7 +110,7 @@ class VirtualCamOutput(Output):
     def available(cls) -> str | None:
         if not sys.platform.startswith(("linux", "win", "darwin")):
             return "virtual cameras exist only on Linux (v4l2loopback), Windows and macOS (OBS)"
-        missing = OUTPUT_CHECKS["virtualcam"]()
+        missing = OUTPUTS["virtualcam"].check()
         if missing or not sys.platform.startswith("linux"):
             return missing  # OBS's camera cannot be looked for cheaply: open() says
         devices = loopback_devices()
@@ -133,7 +134,7 @@ class VirtualCamOutput(Output):
             import pyvirtualcam
         except ImportError as exc:
             raise RuntimeError(
-                f"virtual camera cannot start: {_one_line(exc)} (pip install 'synethesia[virtualcam]')"
+                f"virtual camera cannot start: {error_line(exc)} (pip install 'synethesia[virtualcam]')"
             ) from exc
         w, h = self.size
         try:

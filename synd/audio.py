@@ -31,10 +31,16 @@ import numpy as np
 from scipy.signal import firwin, resample_poly, upfirdn
 
 from synd.files import atomic_write_bytes
+from synd.errors import one_line
 
-__all__ = ["AudioError", "load_audio", "write_wav", "audio_info"]
+__all__ = ["AUDIO_SUFFIXES", "AudioError", "load_audio", "write_wav", "audio_info"]
 
 log = logging.getLogger(__name__)
+
+#: File endings synd takes for audio: sound files, and videos whose soundtrack it reads
+#: (`synd train` on a folder, `--input FILE`, the music fetcher).
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff",
+                            ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"})
 
 # Full-scale values of the integer sample formats FFmpeg hands out. 24-bit sources are
 # decoded as s32 (left-aligned), so 2**31 is right for them too.
@@ -61,7 +67,7 @@ class AudioError(Exception):
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = os.fspath(path)
-        self.problem = " ".join(str(problem).split())  # force a single line
+        self.problem = one_line(problem)
         super().__init__(f"cannot read audio from {self.path!r}: {self.problem}")
 
 

@@ -67,7 +67,7 @@ from synd.audio import load_audio
 from synd.checkpoint import read_checkpoint, save_checkpoint
 from synd.evaluate import WARMUP_FRAMES
 from synd.features import FeatureConfig, FeatureExtractor
-from synd.metrics import r2_score
+from synd.quality import r2_score
 from synd.train import find_audio
 
 __all__ = [
@@ -499,7 +499,7 @@ def sound_r2(
     size: tuple[int, int] = NATIVE_SIZE,
     seed: int = 0,
 ) -> float:
-    """R^2 (`synd.metrics.r2_score`) of the features read back from 8-bit frames of `audio`.
+    """R^2 (`synd.quality.r2_score`) of the features read back from 8-bit frames of `audio`.
 
     See `read_back` for how the frames are made and read.
     """

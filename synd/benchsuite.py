@@ -277,7 +277,7 @@ def _both_r2(opts: SuiteOptions, generator, decoder) -> dict:
     from synd.baseline import sound_r2
     from synd.corpus import synth_track
     from synd.evaluate import WARMUP_FRAMES, evaluate_track
-    from synd.metrics import r2_score
+    from synd.quality import r2_score
     from synd.render import song_features
 
     with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 
-from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint, shown_name
+from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from synd.features import FeatureConfig, FeatureStats
 from synd.model import Generator, ModelConfig, SoundDecoder, crop_side
 from synd.paths import resolve
+from synd.errors import one_line, shown_name
 
 
 @dataclass
@@ -97,7 +98,7 @@ def _configs(meta: dict, where: str) -> tuple[ModelConfig, FeatureConfig, Featur
         raise CheckpointError(f"{where}: metadata lacks {e.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError, OverflowError) as e:
         # Values of the wrong JSON type (a list for a table, a string for a number).
-        raise CheckpointError(f"{where}: bad metadata ({' '.join(str(e).split())[:200]})") from None
+        raise CheckpointError(f"{where}: bad metadata ({one_line(e, 200)})") from None
     if config.feature_dim != features.dim or len(stats.mean) != features.dim:
         raise CheckpointError(f"{where}: metadata disagrees: architecture expects "
                               f"{config.feature_dim} features, feature config gives "
@@ -114,7 +115,7 @@ def _expected_shapes(config: ModelConfig, where: str) -> dict[str, tuple[int, ..
             nets = {"generator.": Generator(config), "decoder.": SoundDecoder(config)}
     except (RuntimeError, ValueError, OverflowError, TypeError) as e:
         raise CheckpointError(f"{where}: the architecture in the metadata cannot be built "
-                              f"({' '.join(str(e).split())[:200]})") from None
+                              f"({one_line(e, 200)})") from None
     return {prefix + k: tuple(v.shape) for prefix, net in nets.items()
             for k, v in net.state_dict().items()}
 

@@ -49,8 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from synd.audio import StreamResampler
+from synd.audio import AUDIO_SUFFIXES, StreamResampler
 from synd.native import explain, quiet_stderr
+from synd.errors import one_line
 
 __all__ = [
     "CaptureError",
@@ -72,9 +73,6 @@ STALL_S = 1.0  # no callback for this long after data flowed: the stream is dead
 FIRST_DATA_S = 5.0  # grace for the first block of a fresh stream (see module docstring)
 RETRY_S = 1.0  # reopen attempts while disconnected
 OUT_AHEAD_S = 0.2  # how far file playback may run ahead of the wall clock
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff",
-                    ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
-
 # PortAudio is process-global: re-initialising it (to refresh the device list) while a
 # stream is open would free that stream under our feet. Streams opened here are tracked
 # and every PortAudio call that could race a re-initialisation holds _PA_LOCK.
@@ -88,7 +86,7 @@ class CaptureError(Exception):
     """An input cannot be opened or found. str() is a single line."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(one_line(message))
 
 
 # ------------------------------------------------------------------------------------------
@@ -926,7 +924,7 @@ def parse_input(text: str | None) -> dict:
     p = Path(t).expanduser()
     if p.is_file():
         return spec | {"kind": "file", "path": str(p)}
-    if p.suffix.lower() in AUDIO_EXTENSIONS or os.sep in t or (os.altsep and os.altsep in t):
+    if p.suffix.lower() in AUDIO_SUFFIXES or os.sep in t or (os.altsep and os.altsep in t):
         raise CaptureError(f"no such audio file: {t!r}")
     if t.isdigit():
         return spec | {"kind": "device", "device": int(t)}

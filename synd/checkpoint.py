@@ -21,6 +21,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from synd.files import atomic_write_bytes, read_regular_file
+from synd.errors import error_line, shown_name
 
 FORMAT = "synd-model"
 FORMAT_VERSION = 1
@@ -130,14 +131,5 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     try:
         tensors = load_safetensors_bytes(data)
     except Exception as e:  # safetensors raises its own error types for every corruption
-        reason = " ".join(str(e).split()) or type(e).__name__
-        reason = reason if len(reason) <= 160 else reason[:160] + "..."
-        raise CheckpointError(f"{where}: corrupt tensor data ({reason})") from None
+        raise CheckpointError(f"{where}: corrupt tensor data ({error_line(e, 160)})") from None
     return tensors, meta
-
-
-def shown_name(name: str | os.PathLike, limit: int = 200) -> str:
-    """A file or model name (or a message holding one) fit for one line: control
-    characters (a newline, a NUL) escaped, and a very long text shortened in the middle."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in os.fspath(name))
-    return text if len(text) <= limit else f"{text[:limit * 2 // 3]}...{text[-limit // 3:]}"

@@ -40,7 +40,7 @@ from pathlib import Path
 from synd.paths import config_dir
 from synd.presets import DEFAULT_PRESET
 from synd.sizes import GENERATION_SHORT_SIDE
-from synd.tables import reject_unknown
+from synd.tables import parse_assignment, reject_unknown
 
 log = logging.getLogger(__name__)
 
@@ -228,14 +228,10 @@ def apply_overrides(config: Config, items: list[str]) -> Config:
     values: dict[tuple[str | None, str], object] = {}
     run_keys = {f.name for f in fields(RunConfig)}
     for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"override '{item}' must look like key=value")
         try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
+            key, value = parse_assignment(item)
+        except ValueError:
+            raise ValueError(f"override '{item}' must look like key=value") from None
         table, dot, name = key.partition(".")
         if not dot:
             table, name = None, key

@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from synd.errors import shown_name
+
 log = logging.getLogger(__name__)
 
 
@@ -225,7 +227,6 @@ class Controller:
     def _known(self, name: str) -> str:
         """`name` if it is a preset or model surfaces may choose (only names in the
         presets and models folders: never a path); else ValueError."""
-        from synd.checkpoint import shown_name
 
         choices = self.models()
         if name not in choices:

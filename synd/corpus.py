@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +29,8 @@ from typing import Any, Literal, cast
 
 import numpy as np
 from scipy import signal
+
+from synd.files import atomic_write_bytes, write_json
 
 __all__ = ["PEAK", "STYLES", "demo_clip", "main", "synth_track", "track_seed", "write_corpus"]
 
@@ -1274,23 +1275,21 @@ def write_audio(path: Path, samples: np.ndarray, sample_rate: int) -> None:
 
         write_wav(path, samples, sample_rate)  # atomic itself
         return
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{suffix}")
-    try:
-        _write_flac(tmp, samples, sample_rate)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, _flac_bytes(samples, sample_rate))
 
 
-def _write_flac(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+def _flac_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """(n, channels) float samples in [-1, 1] as a 16-bit FLAC file."""
+    import io
+
     import av
 
     data = samples if samples.ndim == 2 else samples[:, None]
     channels = data.shape[1]
     pcm = np.round(np.clip(data.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
     layout = "mono" if channels == 1 else "stereo"
-    with av.open(str(path), "w", format="flac") as container:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="flac") as container:
         stream = container.add_stream("flac", rate=int(sample_rate))
         stream.layout = layout
         stream.format = "s16"
@@ -1302,6 +1301,7 @@ def _write_flac(path: Path, samples: np.ndarray, sample_rate: int) -> None:
             frame.pts = start
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+    return buffer.getvalue()
 
 
 def write_corpus(
@@ -1353,14 +1353,7 @@ def write_corpus(
         "format": fmt,
         "tracks": tracks,
     }
-    json_path = out / "corpus.json"
-    tmp = out / f".corpus.{os.getpid()}.partial.json"
-    try:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, json_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    json_path = write_json(meta, out / "corpus.json")
     if log is not None:
         log(f"wrote {json_path}")
     return paths

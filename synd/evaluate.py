@@ -42,7 +42,7 @@ from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
 from synd.judge import JUDGE_KEYS, JUDGE_RATE, MIN_SECONDS, Judge, JudgedTrack, combine, judge_video, silence_motion
 from synd.listen import decode_pictures
-from synd.metrics import r2_score
+from synd.quality import r2_score
 from synd.presets import Look
 from synd.quality import colorfulness, flicker, frame_change, probe_r2, sync, sync_lags, thumbnails
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size

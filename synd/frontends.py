@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from synd.config import Config, is_off, parse_host_port
+from synd.errors import error_line
 
 log = logging.getLogger("synd.daemon")
 
@@ -112,7 +113,7 @@ class MidiFrontend:
                                   save_path=map_path or user_mapping_path())
             control.start()
         except Exception as exc:  # noqa: BLE001 - no MIDI is not a reason to stop the show
-            log.warning("MIDI: off (%s)", " ".join(str(exc).split()))
+            log.warning("MIDI: off (%s)", error_line(exc))
             return
         self.control, self.port = control, port
         log.info("MIDI: listening on %s", port or "a virtual port named synd")

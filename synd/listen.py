@@ -30,6 +30,7 @@ from synd.features import FeatureConfig, linear_bands, mel_filterbank
 from synd.frameloop import hue_rotation
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.video import read_frames, read_video_info
+from synd.errors import one_line
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -70,7 +71,7 @@ class ListenError(ValueError):
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = os.fspath(path)
-        self.problem = " ".join(str(problem).split())
+        self.problem = one_line(problem)
         super().__init__(f"cannot listen to '{self.path}': {self.problem}")
 
 

@@ -6,6 +6,10 @@ memory-copy rate (`memcopy_gbps`). `folded_flops` counts the arithmetic of one f
 the frame loop paints it, and `achieved_fraction` turns frames per second into a share
 of the multiply rate. Everything else here is plain arithmetic on timestamps, kept apart
 from the clock so that the tests check it with scripted times.
+
+How it differs from its neighbours: this measures speed and cost; `synd.quality`
+measures whether synd's pictures carry the sound, `synd.judge` what a viewer sees in
+any video, and `synd.evaluate` runs a model over songs for both.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from synd.checkpoint import read_checkpoint
 from synd.evaluate import TARGETS, WARMUP_FRAMES, evaluate
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
-from synd.metrics import r2_score
+from synd.quality import r2_score
 from synd.measure import generator_macs
 from synd.model import count_parameters
 from synd.catalog import model_look

@@ -26,10 +26,11 @@ from typing import Any, cast
 
 import numpy as np
 
+from synd.audio import AUDIO_SUFFIXES
+
 log = logging.getLogger(__name__)
 
 RATE = 44100
-AUDIO_ENDINGS = (".ogg", ".mp3", ".flac", ".wav", ".opus")
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def songs(package: Package, root: Path) -> list[list[Path]]:
     files = sorted(
         p
         for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_ENDINGS
+        if p.suffix.lower() in AUDIO_SUFFIXES
         and p.is_file()
         and (not package.folder or package.folder in p.relative_to(root).parts)
     )

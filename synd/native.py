@@ -29,6 +29,7 @@ C's ``stderr`` is unbuffered, so native writes reach fd 2 at once.
 
 from __future__ import annotations
 
+from synd.errors import error_line
 import contextlib
 import logging
 import os
@@ -98,7 +99,7 @@ def essential(text: str) -> str:
 def explain(exc: BaseException, captured: Captured | str | None = None) -> str:
     """`exc` as one line, with the essential reason from `captured` (see `essential`)
     added in parentheses when the message does not already say it."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = error_line(exc)
     text = captured.text if isinstance(captured, Captured) else (captured or "")
     reason = essential(text)
     if reason and reason.lower() not in message.lower():

@@ -26,6 +26,7 @@ import torch
 from synd.files import atomic_write_bytes
 from synd.model import FoldedGenerator, Generator
 from synd.paths import cache_dir
+from synd.errors import error_line
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class OnnxGenerator:
         try:
             self.session = onnx_session(cached_export(generator, height, width), threads)
         except Exception as exc:  # noqa: BLE001 - a damaged cache file: export afresh
-            log.warning("cached ONNX export unusable (%s): exporting again", " ".join(str(exc).split()))
+            log.warning("cached ONNX export unusable (%s): exporting again", error_line(exc))
             export_cache_path(generator, height, width).unlink(missing_ok=True)
             self.session = onnx_session(cached_export(generator, height, width), threads)
 

@@ -11,13 +11,13 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from synd.checkpoint import shown_name
 from synd.features import FeatureConfig
 from synd.files import read_regular_file
 from synd.losses import LossWeights
 from synd.model import ModelConfig
 from synd.paths import is_plain_name, resolve, search_dirs
-from synd.tables import reject_unknown
+from synd.tables import parse_assignment, reject_unknown
+from synd.errors import one_line, shown_name
 
 DEFAULT_PRESET = "prism"
 #: A preset is a few hundred bytes of TOML; anything far bigger is not one.
@@ -167,7 +167,7 @@ def parse_preset(text: str, path: Path) -> Preset:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise PresetError(f"{where}: invalid TOML ({' '.join(str(e).split())})") from None
+        raise PresetError(f"{where}: invalid TOML ({one_line(e)})") from None
     except RecursionError:
         raise PresetError(f"{where}: invalid TOML (nested too deeply)") from None
     allowed = {"name", "description", "model", "features", "architecture", "loss", "look", "train"}
@@ -209,7 +209,7 @@ def parse_preset_tables(doc: dict, path: Path) -> dict:
     except PresetError:
         raise
     except (TypeError, ValueError) as e:
-        raise PresetError(f"{where}: {' '.join(str(e).split())}") from None
+        raise PresetError(f"{where}: {one_line(e)}") from None
 
 
 def load_preset(name: str, allow_paths: bool = True) -> Preset:
@@ -250,17 +250,16 @@ def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:
 
     doc = preset.to_dict()
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        table, dot, name = key.strip().partition(".")
-        if not sep or not dot or table not in ("features", "architecture", "loss", "look", "train"):
+        try:
+            key, value = parse_assignment(item)
+        except ValueError:
+            key, value = "", None
+        table, dot, name = key.partition(".")
+        if not dot or table not in ("features", "architecture", "loss", "look", "train"):
             raise PresetError(
                 f"override '{item}': use TABLE.KEY=VALUE with TABLE one of "
                 "features, architecture, loss, look, train"
             )
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
         doc[table][name.strip()] = value
     text_tables = {k: doc[k] for k in ("features", "architecture", "loss", "look", "train")}
     try:

@@ -1,5 +1,10 @@
 """Pure measurements of rendered pictures: do they see the sound, and do they look good?
 
+How it differs from its neighbours: these compare synd's own frames with the features
+its model painted them from. `synd.judge` scores any video from its pictures and sound
+alone (what a viewer sees), `synd.evaluate` runs a model over songs and reports both,
+and `synd.measure` times and counts (speed, the machine's limits) for `synd bench`.
+
 Frames
 ------
 Every function here takes ``frames`` as either
@@ -15,6 +20,8 @@ megabytes, so ten thousand 456x256 frames never become one giant float copy.
 
 Measures
 --------
+* `r2_score`: the share of the sound features' variance a read-out explains (the
+  decoder's `sound_r2`, the probe's `probe_r2`).
 * `thumbnails`: tiny area-averaged pictures, the input of the read-out probe.
 * `probe_r2`: how much of the sound features a fresh linear (ridge) probe can read from
   the thumbnails of frames it was not fitted on.
@@ -30,9 +37,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from synd.metrics import r2_score
-
 __all__ = [
+    "r2_score",
     "to_unit_float",
     "thumbnails",
     "probe_r2",
@@ -59,6 +65,27 @@ _MIN_TRACK = 8
 
 
 FrameInput = np.ndarray | Sequence[np.ndarray]
+
+
+def r2_score(target: np.ndarray, predicted: np.ndarray) -> float:
+    """Coefficient of determination of a multi-column read-out, variance-weighted.
+
+    The share of the target's total variance (summed over columns) that the prediction
+    explains: 1.0 is a perfect read-out, 0.0 is no better than always guessing each
+    column's mean. Pooling the columns (scikit-learn's "variance_weighted") keeps a column
+    that hardly varies in this audio, such as a band that stays silent, from dominating.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    if target.shape != predicted.shape or target.ndim != 2:
+        raise ValueError(
+            f"r2_score needs two (n, d) arrays of one shape, got {target.shape} and {predicted.shape}"
+        )
+    residual = ((target - predicted) ** 2).sum(axis=0)
+    total = ((target - target.mean(axis=0)) ** 2).sum(axis=0)
+    if total.sum() <= 1e-12:
+        raise ValueError("r2_score: the target does not vary")
+    return float(1.0 - residual.sum() / total.sum())
 
 
 def to_unit_float(frames: np.ndarray) -> np.ndarray:
@@ -267,7 +294,7 @@ def probe_r2(tracks: list[tuple[np.ndarray, np.ndarray]]) -> float:
     is chosen from a log grid (relative to trace(X^T X) / D, about the frame count)
     using the training halves only: fit on the first 75% of each training half, pick the
     strength with the smallest squared error on the last 25%, refit on the whole training
-    half. The score is `synd.metrics.r2_score` (variance-weighted R^2) of the pooled
+    half. The score is `r2_score` (variance-weighted R^2) of the pooled
     second halves: 1 is a perfect read-out, 0 no better than the training mean, negative
     worse. Deterministic. Raises ValueError for tracks shorter than 8 frames, mismatched
     widths, non-finite values, or test targets that do not vary.

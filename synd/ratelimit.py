@@ -25,16 +25,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from synd.errors import one_line
+
 #: Longest line logged; the rest of a message (a long address, say) is cut.
 MAX_LINE = 400
 #: Keys remembered before the ones outside the window are forgotten (bounds memory).
 MAX_KEYS = 4096
-
-
-def one_line(message: str, limit: int = MAX_LINE) -> str:
-    """`message` as one line of at most about `limit` characters."""
-    text = " ".join(str(message).splitlines())
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class RateLimiter:
@@ -81,7 +77,7 @@ class RateLimiter:
                 self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.every}
         if held:
             message = f"{message} ({held} more like this not logged)"
-        self.logger.log(level, "%s", one_line(message), extra={"ratelimit_kind": kind})
+        self.logger.log(level, "%s", one_line(message, MAX_LINE), extra={"ratelimit_kind": kind})
         return True
 
 

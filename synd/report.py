@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from synd.files import atomic_write_bytes
-from synd.metrics import r2_score
+from synd.quality import r2_score
 
 __all__ = ["ReportData", "write_report", "check_target", "parse_target"]
 

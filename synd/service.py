@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from synd.files import atomic_write_bytes
+from synd.errors import one_line
 
 UNIT_NAME = "synd.service"
 
@@ -64,7 +65,7 @@ def install(run_args: list[str], enable: bool = True) -> tuple[Path, list[str]]:
         for args in (["daemon-reload"], ["enable", "--now", UNIT_NAME]):
             proc = subprocess.run([systemctl, "--user", *args], capture_output=True, text=True)
             if proc.returncode != 0:
-                reason = " ".join((proc.stderr or proc.stdout).split()) or f"exit {proc.returncode}"
+                reason = one_line(proc.stderr or proc.stdout) or f"exit {proc.returncode}"
                 raise RuntimeError(f"systemctl --user {' '.join(args)} failed: {reason}")
         notes.append("enabled and started: journalctl --user -u synd -f shows its log")
     return path, notes

@@ -31,14 +31,14 @@ import torch.distributed as dist
 from torch import nn
 
 from synd import losses as L
-from synd.audio import AudioError, load_audio
+from synd.audio import AUDIO_SUFFIXES, AudioError, load_audio
 from synd.bundle import ModelBundle, bundle_from_checkpoint
 from synd.catalog import TRAINING_STATE
 from synd.checkpoint import read_checkpoint
 from synd.device import pick_device
 from synd.features import FeatureExtractor, FeatureStats
 from synd.frameloop import FrameLoop, slow_average, smooth_pattern
-from synd.metrics import r2_score
+from synd.quality import r2_score
 from synd.model import Generator, ModelConfig, SoundDecoder, crop_side, make_coords, scene_basis
 from synd.presets import Preset, TrainSettings
 from synd.sheets import loop_thumbnails, save_contact_sheet
@@ -46,9 +46,6 @@ from synd.sheets import loop_thumbnails, save_contact_sheet
 log = logging.getLogger(__name__)
 
 VALIDATION_WARMUP = 8
-AUDIO_SUFFIXES = {".flac", ".mp3", ".ogg", ".opus", ".wav", ".m4a", ".aac", ".aiff", ".aif",
-                  ".wma", ".mp4", ".mkv", ".webm", ".mov"}
-
 
 class TrainError(Exception):
     """Training cannot start; one line saying why."""
@@ -167,6 +164,7 @@ class UnrolledStep(nn.Module):
             basis = scene_basis(coords)
             whole = scene_basis(make_coords(9, 16, 16).to(coords))  # the frame at 16x9
             shown = None
+        last_pattern = pattern  # the pattern of the frame before (texture_calm, from t = 1)
         for t in range(features.shape[0]):
             now = features[t]
             if scene is not None:

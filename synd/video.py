@@ -22,6 +22,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from synd.files import fsync_file, fsync_folder, remove_orphans
+from synd.errors import one_line
 
 __all__ = [
     "CODECS",
@@ -187,7 +188,7 @@ def _frame_rate(fps: float | Fraction) -> Fraction:
 def _cause(exc: BaseException) -> str:
     """Human cause of an OS/FFmpeg error without errno noise or file names."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())  # keep the message on one line
+    return one_line(text)
 
 
 class VideoWriter:
