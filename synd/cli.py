@@ -653,14 +653,14 @@ def cmd_bench(args) -> int:
     result = run_suite(opts) if opts.sections else {"machine": machine()}
     if "switch" in parts:
         from synd.bench import bench_switch, format_switch
-        from synd.daemon import load_look
-        from synd.presets import list_presets
+        from synd.catalog import look_for, preset_names
 
-        names = [p.name for p in list_presets()]
+        names = preset_names()
         print(f"preset-switch benchmark: {', '.join(names)} in turn, 2 s fades, 30 fps; {machine()}")
-        result["switch"] = [bench_switch(load_look, names[0], names, mix, detail=args.detail)
-                            for mix in ("image", "weights")]
-        print(format_switch(result["switch"]))
+        switches = [bench_switch(look_for, names[0], names, mix, detail=args.detail)
+                    for mix in ("image", "weights")]
+        result["switch"] = switches
+        print(format_switch(switches))
     if opts.sections:
         print()
         print(format_suite(result))
