@@ -47,12 +47,24 @@ def _positive(kind):
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
         return value
+
     parse.__name__ = kind.__name__
     return parse
 
 
-BENCH_PARTS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity",
-               "guard", "judge", "switch")
+BENCH_PARTS = (
+    "limits",
+    "generator",
+    "baseline",
+    "live",
+    "render",
+    "train",
+    "ndi",
+    "capacity",
+    "guard",
+    "judge",
+    "switch",
+)
 
 
 def _bench_part(text: str) -> str:
@@ -78,15 +90,24 @@ def _add_look_args(p: argparse.ArgumentParser, settings: bool = True) -> None:
     look.add_argument("--preset", help="look to use (default from config: prism)")
     look.add_argument("--model", help="model name or .safetensors file (look from its preset)")
     if settings:
-        p.add_argument("--set", action="append", default=[], metavar="look.KEY=VALUE",
-                       help="change the look, e.g. --set look.hue=0.25 --set look.feedback=0.6")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="look.KEY=VALUE",
+            help="change the look, e.g. --set look.hue=0.25 --set look.feedback=0.6",
+        )
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default from config: auto)")
 
 
 def _add_detail(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--detail", type=_positive(int), default=GENERATION_SHORT_SIDE, metavar="PIXELS",
-                   help=f"{what} (default {GENERATION_SHORT_SIDE}; 256, the models' native scale, is finer "
-                        "and slower)")
+    p.add_argument(
+        "--detail",
+        type=_positive(int),
+        default=GENERATION_SHORT_SIDE,
+        metavar="PIXELS",
+        help=f"{what} (default {GENERATION_SHORT_SIDE}; 256, the models' native scale, is finer and slower)",
+    )
 
 
 def _on_off(text: str) -> bool:
@@ -98,275 +119,447 @@ def _on_off(text: str) -> bool:
 
 
 def _add_flash_guard(p: argparse.ArgumentParser, default: bool | None) -> None:
-    p.add_argument("--flash-guard", dest="flash_guard", type=_on_off, default=default,
-                   metavar="on|off",
-                   help="never more than 3 flashes a second over a quarter of the screen "
-                        "(ITU-R BT.1702; default on; off warns: a seizure risk)")
+    p.add_argument(
+        "--flash-guard",
+        dest="flash_guard",
+        type=_on_off,
+        default=default,
+        metavar="on|off",
+        help="never more than 3 flashes a second over a quarter of the screen "
+        "(ITU-R BT.1702; default on; off warns: a seizure risk)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="synd", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        prog="synd",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
         description="synd, the SyNEThesia daemon: a neural network that sees the sound "
-                    "and paints it, for VJs, streamers and music videos.")
+        "and paints it, for VJs, streamers and music videos.",
+    )
     from synd import __version__
+
     parser.add_argument("--version", action="version", version=f"synd {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("train", help="learn a new look from your own music",
-                       description="Train a generator/decoder pair on audio files or folders. "
-                                   "Writes OUT (the model), OUT.train.safetensors (state for "
-                                   "--resume) and sample sheets in OUT.samples/. Runs unchanged "
-                                   "under `torchrun --nproc_per_node N -m synd train ...`.")
+    p = sub.add_parser(
+        "train",
+        help="learn a new look from your own music",
+        description="Train a generator/decoder pair on audio files or folders. "
+        "Writes OUT (the model), OUT.train.safetensors (state for "
+        "--resume) and sample sheets in OUT.samples/. Runs unchanged "
+        "under `torchrun --nproc_per_node N -m synd train ...`.",
+    )
     p.add_argument("inputs", nargs="+", type=Path, metavar="AUDIO_OR_DIR")
     p.add_argument("--preset", default=None, help="look to learn (default from config: prism)")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive(int),
-                        help="training steps (default: the preset's; with --resume: the run's)")
-    budget.add_argument("--minutes", type=_positive(float),
-                        help="train for this long in all (time before an interruption counts)")
-    p.add_argument("--size", type=_positive(int),
-                   help="training crop in pixels, a multiple of 8 up to 256 (default: the preset's)")
+    budget.add_argument(
+        "--steps",
+        type=_positive(int),
+        help="training steps (default: the preset's; with --resume: the run's)",
+    )
+    budget.add_argument(
+        "--minutes",
+        type=_positive(float),
+        help="train for this long in all (time before an interruption counts)",
+    )
+    p.add_argument(
+        "--size",
+        type=_positive(int),
+        help="training crop in pixels, a multiple of 8 up to 256 (default: the preset's)",
+    )
     p.add_argument("--batch", type=_positive(int), help="sequences per step and process")
     p.add_argument("--resume", action="store_true", help="continue from OUT.train.safetensors")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 or mps (default from config: auto)")
+    p.add_argument(
+        "--device", default=None, help="auto, cpu, cuda, cuda:1 or mps (default from config: auto)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--holdout", type=float, default=0.1,
-                   help="share of the files held out to measure R^2 (default 0.1)")
-    p.add_argument("-o", "--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
-                   help="change one preset setting, e.g. -o loss.noise=0.3 -o train.steps=5000 "
-                        "(tables: features, architecture, loss, look, train)")
+    p.add_argument(
+        "--holdout", type=float, default=0.1, help="share of the files held out to measure R^2 (default 0.1)"
+    )
+    p.add_argument(
+        "-o",
+        "--set",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="change one preset setting, e.g. -o loss.noise=0.3 -o train.steps=5000 "
+        "(tables: features, architecture, loss, look, train)",
+    )
     p.add_argument("--eval-every", type=_positive(int), default=250, metavar="N")
     p.add_argument("--sample-every", type=_positive(int), default=500, metavar="N")
     p.add_argument("--checkpoint-every", type=_positive(int), default=250, metavar="N")
 
-    p = sub.add_parser("render", help="make music videos from songs",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Render songs to videos with their audio muxed in (one video "
-                                   "per song). Frames go straight into the encoder; each file "
-                                   "appears only when complete, so Ctrl-C or a full disk never "
-                                   "leaves a broken video behind.",
-                       epilog="examples:\n"
-                              "  synd render song.flac                      song.mp4 beside the song\n"
-                              "  synd render *.mp3 -o videos/               one video per song\n"
-                              "  synd render live.wav -o set.mov --codec prores --size 1920x1080\n"
-                              "  synd render song.flac --start 60 --duration 15 -o teaser.mp4")
-    p.add_argument("songs", nargs="+", type=Path, metavar="SONG",
-                   help="audio or video files with sound (any format FFmpeg reads)")
-    p.add_argument("-o", "--output", type=Path, metavar="OUT_OR_DIR",
-                   help="video file (one song; .mp4, .mov, .mkv) or folder "
-                        "(default: SONG.mp4 beside each song)")
+    p = sub.add_parser(
+        "render",
+        help="make music videos from songs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Render songs to videos with their audio muxed in (one video "
+        "per song). Frames go straight into the encoder; each file "
+        "appears only when complete, so Ctrl-C or a full disk never "
+        "leaves a broken video behind.",
+        epilog="examples:\n"
+        "  synd render song.flac                      song.mp4 beside the song\n"
+        "  synd render *.mp3 -o videos/               one video per song\n"
+        "  synd render live.wav -o set.mov --codec prores --size 1920x1080\n"
+        "  synd render song.flac --start 60 --duration 15 -o teaser.mp4",
+    )
+    p.add_argument(
+        "songs",
+        nargs="+",
+        type=Path,
+        metavar="SONG",
+        help="audio or video files with sound (any format FFmpeg reads)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT_OR_DIR",
+        help="video file (one song; .mp4, .mov, .mkv) or folder (default: SONG.mp4 beside each song)",
+    )
     _add_look_args(p)
     p.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
     p.add_argument("--fps", type=_positive(float), default=30.0, help="frames per second (default 30)")
-    p.add_argument("--codec", choices=["h264", "hevc", "av1", "prores"], default="h264",
-                   help="video codec (default h264; prores needs .mov or .mkv)")
-    p.add_argument("--crf", type=int, default=20,
-                   help="quality, lower is better (default 20; h264/hevc/av1 only)")
-    p.add_argument("--speed", default="superfast",
-                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
-                   help="encoder speed: slower makes smaller files of the same quality "
-                        "(default superfast)")
+    p.add_argument(
+        "--codec",
+        choices=["h264", "hevc", "av1", "prores"],
+        default="h264",
+        help="video codec (default h264; prores needs .mov or .mkv)",
+    )
+    p.add_argument(
+        "--crf", type=int, default=20, help="quality, lower is better (default 20; h264/hevc/av1 only)"
+    )
+    p.add_argument(
+        "--speed",
+        default="superfast",
+        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
+        help="encoder speed: slower makes smaller files of the same quality (default superfast)",
+    )
     p.add_argument("--start", type=_non_negative, default=0.0, help="start at this second of the song")
     p.add_argument("--duration", type=_positive(float), help="render only this many seconds")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting picture (default 0)")
     _add_detail(p, "short side at which the pictures are painted before upscaling")
     _add_flash_guard(p, True)
 
-    p = sub.add_parser("eval", help="measure how well the pictures see the sound, for synd "
-                                    "or any other visualizer's video",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="With songs: render the frames (without encoding) and "
-                                   "measure the model: sound_r2 (the decoder reads the sound "
-                                   "back), probe_r2, sync_corr/sync_lag_frames, colorfulness, "
-                                   "flicker_silence and silence_motion_de. Use music the model "
-                                   "was not trained on.\n\n"
-                                   "Then, for songs and for --video alike, the judge scores "
-                                   "what a viewer sees, from pictures and sound alone: "
-                                   "motion_de, swing_de, variety_de, spread_de (CIELAB "
-                                   "delta-E; 2.3 is just visible), tiling, onset_sync, "
-                                   "beat_sync, energy_sync, sound_de, sound_frac, flashes_max "
-                                   "and flash_hazard_s. The README explains each number.",
-                       epilog="examples:\n"
-                              "  synd eval song.flac\n"
-                              "  synd eval --preset sharp ~/music/*.mp3 --json sharp.json "
-                              "--report sharp-report/\n"
-                              "  synd eval --video projectm.mp4 --video synd.mp4 --audio "
-                              "song.flac --report side-by-side/")
-    p.add_argument("audio", nargs="*", type=Path, metavar="SONG",
-                   help="songs to render and measure (or give --video instead)")
-    p.add_argument("--video", action="append", type=Path, default=[], metavar="CLIP",
-                   help="score a video made by any program (repeat for side by side)")
-    p.add_argument("--audio", dest="video_audio", type=Path, metavar="SONG",
-                   help="with --video: the music the videos were made to (default: each "
-                        "video's own soundtrack)")
+    p = sub.add_parser(
+        "eval",
+        help="measure how well the pictures see the sound, for synd or any other visualizer's video",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="With songs: render the frames (without encoding) and "
+        "measure the model: sound_r2 (the decoder reads the sound "
+        "back), probe_r2, sync_corr/sync_lag_frames, colorfulness, "
+        "flicker_silence and silence_motion_de. Use music the model "
+        "was not trained on.\n\n"
+        "Then, for songs and for --video alike, the judge scores "
+        "what a viewer sees, from pictures and sound alone: "
+        "motion_de, swing_de, variety_de, spread_de (CIELAB "
+        "delta-E; 2.3 is just visible), tiling, onset_sync, "
+        "beat_sync, energy_sync, sound_de, sound_frac, flashes_max "
+        "and flash_hazard_s. The README explains each number.",
+        epilog="examples:\n"
+        "  synd eval song.flac\n"
+        "  synd eval --preset sharp ~/music/*.mp3 --json sharp.json "
+        "--report sharp-report/\n"
+        "  synd eval --video projectm.mp4 --video synd.mp4 --audio "
+        "song.flac --report side-by-side/",
+    )
+    p.add_argument(
+        "audio",
+        nargs="*",
+        type=Path,
+        metavar="SONG",
+        help="songs to render and measure (or give --video instead)",
+    )
+    p.add_argument(
+        "--video",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CLIP",
+        help="score a video made by any program (repeat for side by side)",
+    )
+    p.add_argument(
+        "--audio",
+        dest="video_audio",
+        type=Path,
+        metavar="SONG",
+        help="with --video: the music the videos were made to (default: each video's own soundtrack)",
+    )
     _add_look_args(p)
     p.add_argument("--json", type=Path, metavar="OUT", help="write the numbers as one JSON object")
-    p.add_argument("--report", type=Path, metavar="DIR",
-                   help="write an HTML report with plots and a contact sheet to DIR")
-    p.add_argument("--size", type=_size, default=(1280, 720),
-                   help="output size WxH whose frames are measured (default 1280x720)")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write an HTML report with plots and a contact sheet to DIR",
+    )
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=(1280, 720),
+        help="output size WxH whose frames are measured (default 1280x720)",
+    )
     p.add_argument("--fps", type=_positive(float), default=30.0, help="frames per second (default 30)")
     p.add_argument("--seed", type=int, default=0)
     _add_detail(p, "short side at which the pictures are painted")
     _add_flash_guard(p, True)
 
-    p = sub.add_parser("listen", help="hear the sound the pictures carry (video or images -> WAV)",
-                       description="Read the sound features back from a video's frames (or a "
-                                   "folder of images) with the model's decoder and turn them "
-                                   "into audio. Use the model that painted the pictures.",
-                       epilog="example:\n  synd render song.flac && synd listen song.mp4 -o heard.wav",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "listen",
+        help="hear the sound the pictures carry (video or images -> WAV)",
+        description="Read the sound features back from a video's frames (or a "
+        "folder of images) with the model's decoder and turn them "
+        "into audio. Use the model that painted the pictures.",
+        epilog="example:\n  synd render song.flac && synd listen song.mp4 -o heard.wav",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("source", type=Path, metavar="VIDEO_OR_IMAGE_DIR")
-    p.add_argument("-o", "--output", type=Path, metavar="OUT.wav",
-                   help="WAV file to write (default: SOURCE.heard.wav beside the source)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT.wav",
+        help="WAV file to write (default: SOURCE.heard.wav beside the source)",
+    )
     _add_look_args(p, settings=False)
-    p.add_argument("--fps", type=_positive(float),
-                   help="frame rate of an image folder, or to override a video's (default: the "
-                        "video's own; 30 for images)")
+    p.add_argument(
+        "--fps",
+        type=_positive(float),
+        help="frame rate of an image folder, or to override a video's (default: the "
+        "video's own; 30 for images)",
+    )
     _add_detail(p, "the --detail the video was rendered with")
 
-    p = sub.add_parser("bench", help="measure what this machine can do (live, render, train)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Measure synd on this machine, with warm-up and medians over "
-                                   "repeated runs, and report ratios measured in the same run: "
-                                   "the generator's share of the machine's GEMM rate, frames/s "
-                                   "against the original SyNEThesia generator, multiples of real "
-                                   "time. With no PART, everything (a few minutes; --quick: under "
-                                   "a minute).",
-                       epilog="parts:\n"
-                              "  limits     float32 GEMM GFLOP/s and memory copy GB/s\n"
-                              "  generator  frames/s of each shipped preset at 128x128 to 1280x720, "
-                              "GFLOP a frame, share of GEMM\n"
-                              "  baseline   the original SyNEThesia generator at the same sizes; "
-                              "speed ratio, sound R^2 of both\n"
-                              "  live       the live chain painting 256x256 to 1280x720 at 60 fps: "
-                              "fps, drops, ms per stage, latency\n"
-                              "  render     x real time at 1280x720@30 and 1920x1080@30, encoding "
-                              "alone vs the whole pipeline\n"
-                              "  train      training steps/s at the default crop and batch\n"
-                              "  ndi        a real NDI source at 720p60 and 1080p30 watched by a "
-                              "receiver (when installed)\n"
-                              "  capacity   per preset, the largest painted size that holds 60 fps "
-                              "and 30 fps live\n"
-                              "  switch     the longest frame while presets change (not in the "
-                              "default set)\n\n"
-                              "examples:\n"
-                              "  synd bench --quick\n"
-                              "  synd bench --json bench.json\n"
-                              "  synd bench live render")
-    p.add_argument("parts", nargs="*", type=_bench_part, metavar="PART",
-                   help="what to measure (default: everything but switch)")
-    p.add_argument("--quick", action="store_true",
-                   help="the default preset only, short runs, no NDI, estimated capacity")
+    p = sub.add_parser(
+        "bench",
+        help="measure what this machine can do (live, render, train)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure synd on this machine, with warm-up and medians over "
+        "repeated runs, and report ratios measured in the same run: "
+        "the generator's share of the machine's GEMM rate, frames/s "
+        "against the original SyNEThesia generator, multiples of real "
+        "time. With no PART, everything (a few minutes; --quick: under "
+        "a minute).",
+        epilog="parts:\n"
+        "  limits     float32 GEMM GFLOP/s and memory copy GB/s\n"
+        "  generator  frames/s of each shipped preset at 128x128 to 1280x720, "
+        "GFLOP a frame, share of GEMM\n"
+        "  baseline   the original SyNEThesia generator at the same sizes; "
+        "speed ratio, sound R^2 of both\n"
+        "  live       the live chain painting 256x256 to 1280x720 at 60 fps: "
+        "fps, drops, ms per stage, latency\n"
+        "  render     x real time at 1280x720@30 and 1920x1080@30, encoding "
+        "alone vs the whole pipeline\n"
+        "  train      training steps/s at the default crop and batch\n"
+        "  ndi        a real NDI source at 720p60 and 1080p30 watched by a "
+        "receiver (when installed)\n"
+        "  capacity   per preset, the largest painted size that holds 60 fps "
+        "and 30 fps live\n"
+        "  switch     the longest frame while presets change (not in the "
+        "default set)\n\n"
+        "examples:\n"
+        "  synd bench --quick\n"
+        "  synd bench --json bench.json\n"
+        "  synd bench live render",
+    )
+    p.add_argument(
+        "parts",
+        nargs="*",
+        type=_bench_part,
+        metavar="PART",
+        help="what to measure (default: everything but switch)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="the default preset only, short runs, no NDI, estimated capacity"
+    )
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the numbers as JSON")
     _add_look_args(p, settings=False)
-    p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")],
-                   default=None, metavar="WxH,...",
-                   help="render sizes (default 1280x720,1920x1080)")
-    p.add_argument("--seconds", type=_positive(float), default=None,
-                   help="song length for render (default 20; 4 with --quick)")
+    p.add_argument(
+        "--sizes",
+        type=lambda t: [_size(s) for s in t.split(",")],
+        default=None,
+        metavar="WxH,...",
+        help="render sizes (default 1280x720,1920x1080)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=_positive(float),
+        default=None,
+        help="song length for render (default 20; 4 with --quick)",
+    )
     p.add_argument("--speed", default="superfast", help="x264 speed preset (default superfast)")
     _add_detail(p, "short side at which render and NDI paint")
 
-    p = sub.add_parser("run", help="the live daemon: audio in, visuals out to VJ software",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Capture audio and paint it live, publishing frames to the "
-                                   "outputs until stopped (Ctrl-C, SIGTERM, or q in the preview). "
-                                   "Stays in the foreground, for systemd and launchd. Settings "
-                                   "come from the [run], [osc], [midi] and [tray] tables of the "
-                                   "config file; flags and -o (e.g. -o fps=60, -o osc.listen=off) "
-                                   "override them.",
-                       epilog="inputs: system (what the computer plays), mic, a device name or "
-                              "index (see synd info), or an audio file played in real time\n"
-                              "outputs (comma-separated; NAME@WxH@FPS sets an output's own size "
-                              "and rate):\n"
-                              "  preview            a window (f: fullscreen, Esc, q: quit)\n"
-                              "  ndi[:NAME]         an NDI source for Resolume, OBS, TouchDesigner\n"
-                              "  syphon[:NAME]      a Syphon server (macOS)\n"
-                              "  spout[:NAME]       a Spout sender (Windows)\n"
-                              "  virtualcam[:DEV]   a virtual webcam (v4l2loopback, OBS camera)\n"
-                              "  record:FILE.mp4    a video file with the captured audio\n\n"
-                              "examples:\n"
-                              "  synd run                                 system audio -> preview window and NDI\n"
-                              "  synd run --input mic --output preview,record:set.mp4\n"
-                              "  synd run --input song.flac --play --preset drift\n"
-                              "  synd run --tray                          a tray icon and control window\n"
-                              "  synd run --output ndi@1920x1080@30,preview@640x360 --ndi-name Stage\n"
-                              "  synd run -o fps=60 -o delay_ms=80")
-    p.add_argument("--input", help="system, mic, a device name/index or an audio file "
-                                   "(default: system audio when available, else the microphone)")
-    p.add_argument("--play", action="store_true", default=None,
-                   help="with a file as input: also play it through the speakers")
-    p.add_argument("--loop", action="store_true", default=None,
-                   help="with a file as input: start again at the end")
-    p.add_argument("--output", help="outputs, e.g. preview,ndi,record:set.mp4 (default: auto = "
-                                    "the preview window where there is a display, NDI where "
-                                    "installed; else a recording)")
-    p.add_argument("--osc", metavar="HOST:PORT",
-                   help="where the OSC server listens (default 127.0.0.1:9000; off: no OSC)")
-    p.add_argument("--osc-remote", dest="osc_remote", action="store_true", default=None,
-                   help="allow --osc beyond this machine (e.g. 0.0.0.0:9000)")
-    p.add_argument("--osc-allow", dest="osc_allow", metavar="LIST",
-                   help="only take OSC from these IPs, hosts or networks (comma-separated)")
-    p.add_argument("--osc-feedback", dest="osc_feedback", metavar="HOST:PORT",
-                   help="send status, beats and changes there (e.g. a TouchOSC tablet)")
-    p.add_argument("--midi", metavar="PORT",
-                   help="MIDI input: auto (default: the first port, else a virtual port named "
-                        "synd), virtual, part of a port's name, or off")
+    p = sub.add_parser(
+        "run",
+        help="the live daemon: audio in, visuals out to VJ software",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Capture audio and paint it live, publishing frames to the "
+        "outputs until stopped (Ctrl-C, SIGTERM, or q in the preview). "
+        "Stays in the foreground, for systemd and launchd. Settings "
+        "come from the [run], [osc], [midi] and [tray] tables of the "
+        "config file; flags and -o (e.g. -o fps=60, -o osc.listen=off) "
+        "override them.",
+        epilog="inputs: system (what the computer plays), mic, a device name or "
+        "index (see synd info), or an audio file played in real time\n"
+        "outputs (comma-separated; NAME@WxH@FPS sets an output's own size "
+        "and rate):\n"
+        "  preview            a window (f: fullscreen, Esc, q: quit)\n"
+        "  ndi[:NAME]         an NDI source for Resolume, OBS, TouchDesigner\n"
+        "  syphon[:NAME]      a Syphon server (macOS)\n"
+        "  spout[:NAME]       a Spout sender (Windows)\n"
+        "  virtualcam[:DEV]   a virtual webcam (v4l2loopback, OBS camera)\n"
+        "  record:FILE.mp4    a video file with the captured audio\n\n"
+        "examples:\n"
+        "  synd run                                 system audio -> preview window and NDI\n"
+        "  synd run --input mic --output preview,record:set.mp4\n"
+        "  synd run --input song.flac --play --preset drift\n"
+        "  synd run --tray                          a tray icon and control window\n"
+        "  synd run --output ndi@1920x1080@30,preview@640x360 --ndi-name Stage\n"
+        "  synd run -o fps=60 -o delay_ms=80",
+    )
+    p.add_argument(
+        "--input",
+        help="system, mic, a device name/index or an audio file "
+        "(default: system audio when available, else the microphone)",
+    )
+    p.add_argument(
+        "--play",
+        action="store_true",
+        default=None,
+        help="with a file as input: also play it through the speakers",
+    )
+    p.add_argument(
+        "--loop", action="store_true", default=None, help="with a file as input: start again at the end"
+    )
+    p.add_argument(
+        "--output",
+        help="outputs, e.g. preview,ndi,record:set.mp4 (default: auto = "
+        "the preview window where there is a display, NDI where "
+        "installed; else a recording)",
+    )
+    p.add_argument(
+        "--osc",
+        metavar="HOST:PORT",
+        help="where the OSC server listens (default 127.0.0.1:9000; off: no OSC)",
+    )
+    p.add_argument(
+        "--osc-remote",
+        dest="osc_remote",
+        action="store_true",
+        default=None,
+        help="allow --osc beyond this machine (e.g. 0.0.0.0:9000)",
+    )
+    p.add_argument(
+        "--osc-allow",
+        dest="osc_allow",
+        metavar="LIST",
+        help="only take OSC from these IPs, hosts or networks (comma-separated)",
+    )
+    p.add_argument(
+        "--osc-feedback",
+        dest="osc_feedback",
+        metavar="HOST:PORT",
+        help="send status, beats and changes there (e.g. a TouchOSC tablet)",
+    )
+    p.add_argument(
+        "--midi",
+        metavar="PORT",
+        help="MIDI input: auto (default: the first port, else a virtual port named "
+        "synd), virtual, part of a port's name, or off",
+    )
     p.add_argument("--midi-api", dest="midi_api", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
-    p.add_argument("--midi-map", dest="midi_map", metavar="FILE",
-                   help="MIDI mapping (default ~/.config/synd/midi.toml, else the shipped one)")
-    p.add_argument("--midi-feedback", dest="midi_feedback", metavar="PORT",
-                   help="send state back to this MIDI output (controller LEDs; virtual: a port)")
-    p.add_argument("--mix", choices=["image", "weights"],
-                   help="how the crossfader blends two models: pictures or weights")
+    p.add_argument(
+        "--midi-map",
+        dest="midi_map",
+        metavar="FILE",
+        help="MIDI mapping (default ~/.config/synd/midi.toml, else the shipped one)",
+    )
+    p.add_argument(
+        "--midi-feedback",
+        dest="midi_feedback",
+        metavar="PORT",
+        help="send state back to this MIDI output (controller LEDs; virtual: a port)",
+    )
+    p.add_argument(
+        "--mix",
+        choices=["image", "weights"],
+        help="how the crossfader blends two models: pictures or weights",
+    )
     _add_flash_guard(p, None)  # None: the config's [run] flash_guard
-    p.add_argument("--tray", action="store_true", default=None,
-                   help="show a tray icon and a control window (with the picture; the "
-                        "default outputs then leave out the preview window)")
-    p.add_argument("--ndi-name", dest="ndi_name",
-                   help="source name of the ndi, syphon and spout outputs (default synd)")
+    p.add_argument(
+        "--tray",
+        action="store_true",
+        default=None,
+        help="show a tray icon and a control window (with the picture; the "
+        "default outputs then leave out the preview window)",
+    )
+    p.add_argument(
+        "--ndi-name", dest="ndi_name", help="source name of the ndi, syphon and spout outputs (default synd)"
+    )
     p.add_argument("--fps", type=_positive(float), help="frames per second (default 30)")
     p.add_argument("--size", help="main output size WxH (default 1280x720)")
-    p.add_argument("--delay-ms", type=_non_negative, dest="delay_ms",
-                   help="delay the visuals by this much, for audio that reaches the room later")
+    p.add_argument(
+        "--delay-ms",
+        type=_non_negative,
+        dest="delay_ms",
+        help="delay the visuals by this much, for audio that reaches the room later",
+    )
     _add_look_args(p, settings=False)
     p.add_argument("--config", type=Path, help="config file (default: ~/.config/synd/config.toml)")
-    p.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key for this run, e.g. -o fps=60 -o input=mic")
+    p.add_argument(
+        "-o",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key for this run, e.g. -o fps=60 -o input=mic",
+    )
 
-    p = sub.add_parser("tray", help="a tray icon and control window for a running synd run",
-                       description="Attach to a running `synd run` over its OSC port and show "
-                                   "a tray icon (presets, input, outputs, intensity, freeze, "
-                                   "blackout) and a control window with the live picture. "
-                                   "Quitting the tray leaves synd running. Where the desktop "
-                                   "has no system tray, the control window opens instead.",
-                       epilog="control window keys: PgDown/PgUp next/previous preset, Ctrl+1..9 "
-                              "preset N, Ctrl+Up/Down intensity, [ ] fade to A/B, C cut on the "
-                              "beat, F freeze, B blackout, Ctrl+L MIDI learn, Esc close, Ctrl+Q quit")
-    p.add_argument("--osc", metavar="HOST:PORT",
-                   help="synd's OSC port (default: the config's [osc] listen, 127.0.0.1:9000)")
+    p = sub.add_parser(
+        "tray",
+        help="a tray icon and control window for a running synd run",
+        description="Attach to a running `synd run` over its OSC port and show "
+        "a tray icon (presets, input, outputs, intensity, freeze, "
+        "blackout) and a control window with the live picture. "
+        "Quitting the tray leaves synd running. Where the desktop "
+        "has no system tray, the control window opens instead.",
+        epilog="control window keys: PgDown/PgUp next/previous preset, Ctrl+1..9 "
+        "preset N, Ctrl+Up/Down intensity, [ ] fade to A/B, C cut on the "
+        "beat, F freeze, B blackout, Ctrl+L MIDI learn, Esc close, Ctrl+Q quit",
+    )
+    p.add_argument(
+        "--osc",
+        metavar="HOST:PORT",
+        help="synd's OSC port (default: the config's [osc] listen, 127.0.0.1:9000)",
+    )
     p.add_argument("--config", type=Path, help="config file (default: ~/.config/synd/config.toml)")
 
     p = sub.add_parser("service", help="run synd as a background service (systemd user unit)")
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    q = ssub.add_parser("install", help="write and enable a systemd user unit running `synd run`",
-                        description="Write ~/.config/systemd/user/synd.service running `synd run "
-                                    "RUN_ARGS` and enable it (systemctl --user enable --now).",
-                        epilog="example: synd service install -- --input mic --output preview")
+    q = ssub.add_parser(
+        "install",
+        help="write and enable a systemd user unit running `synd run`",
+        description="Write ~/.config/systemd/user/synd.service running `synd run "
+        "RUN_ARGS` and enable it (systemctl --user enable --now).",
+        epilog="example: synd service install -- --input mic --output preview",
+    )
     q.add_argument("--no-enable", action="store_true", help="only write the unit file")
-    q.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
-                   help="arguments for synd run")
+    q.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS", help="arguments for synd run")
 
-    p = sub.add_parser("midi", help="MIDI tools: list ports, learn a control",
-                       description="synd midi ports [--api API]: list MIDI ports. synd midi learn "
-                                   "TARGET [--port PART] [--mapping FILE]: bind the next control "
-                                   "moved to TARGET (a parameter such as intensity, a trigger such "
-                                   "as blackout, cut, or preset/next) and save the mapping. A running "
-                                   "synd run learns over OSC instead: /synd/midi/learn s TARGET.")
+    p = sub.add_parser(
+        "midi",
+        help="MIDI tools: list ports, learn a control",
+        description="synd midi ports [--api API]: list MIDI ports. synd midi learn "
+        "TARGET [--port PART] [--mapping FILE]: bind the next control "
+        "moved to TARGET (a parameter such as intensity, a trigger such "
+        "as blackout, cut, or preset/next) and save the mapping. A running "
+        "synd run learns over OSC instead: /synd/midi/learn s TARGET.",
+    )
     from synd.midi import add_commands
 
     add_commands(p)
@@ -380,8 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="synd: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="synd: %(message)s")
     if args.command == "run":
         _stop_during_startup()
         try:
@@ -400,15 +592,24 @@ def _main(args) -> int:
     from synd.train import TrainError
     from synd.video import VideoError
 
-    handlers = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "bench": cmd_bench,
-                "midi": cmd_midi, "tray": cmd_tray,
-                "listen": cmd_listen, "run": cmd_run, "service": cmd_service, "info": cmd_info, "presets": cmd_presets}
+    handlers = {
+        "train": cmd_train,
+        "render": cmd_render,
+        "eval": cmd_eval,
+        "bench": cmd_bench,
+        "midi": cmd_midi,
+        "tray": cmd_tray,
+        "listen": cmd_listen,
+        "run": cmd_run,
+        "service": cmd_service,
+        "info": cmd_info,
+        "presets": cmd_presets,
+    }
     if args.command in ("train", "render", "eval", "listen"):
         _stop_on_signals()
     try:
         return handlers[args.command](args) or 0
-    except (AudioError, CaptureError, CheckpointError, PresetError, TrainError, VideoError,
-            ValueError) as e:
+    except (AudioError, CaptureError, CheckpointError, PresetError, TrainError, VideoError, ValueError) as e:
         print(f"synd: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a disk or permission problem: one line, no traceback
@@ -449,22 +650,36 @@ def cmd_train(args) -> int:
     overrides = {k: v for k, v in (("size", args.size), ("batch", args.batch)) if v is not None}
     if overrides:
         preset = replace(preset, train=replace(preset.train, **overrides))
-    out = args.out if args.out.suffix == ".safetensors" else args.out.with_name(args.out.name + ".safetensors")
-    result = train(TrainOptions(
-        inputs=args.inputs, preset=preset, out=out, steps=args.steps, minutes=args.minutes,
-        resume=args.resume, device=args.device or config.device, seed=args.seed, holdout=args.holdout,
-        eval_every=args.eval_every, sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every, progress=True))
+    out = (
+        args.out if args.out.suffix == ".safetensors" else args.out.with_name(args.out.name + ".safetensors")
+    )
+    result = train(
+        TrainOptions(
+            inputs=args.inputs,
+            preset=preset,
+            out=out,
+            steps=args.steps,
+            minutes=args.minutes,
+            resume=args.resume,
+            device=args.device or config.device,
+            seed=args.seed,
+            holdout=args.holdout,
+            eval_every=args.eval_every,
+            sample_every=args.sample_every,
+            checkpoint_every=args.checkpoint_every,
+            progress=True,
+        )
+    )
     log.info("trained %s: %s", out, json.dumps(result))
     return 0
 
 
 def _model_and_look(args):
     """The model (on the chosen device) and look that --preset/--model/--set ask for."""
-    from synd.config import load_config
-    from synd.presets import Preset, apply_overrides
     from synd.catalog import resolve_look
+    from synd.config import load_config
     from synd.device import pick_device
+    from synd.presets import Preset, apply_overrides
 
     device = pick_device(args.device or load_config().device)
     bundle, look = resolve_look(args.preset, args.model)
@@ -487,13 +702,23 @@ def cmd_render(args) -> int:
     bundle, look = _model_and_look(args)
     if args.output is not None and len(outs) > 1:
         args.output.mkdir(parents=True, exist_ok=True)
-    options = RenderOptions(size=args.size, fps=args.fps, codec=args.codec, crf=args.crf,
-                            speed=args.speed, start=args.start, duration=args.duration,
-                            seed=args.seed, detail=args.detail, progress=sys.stderr.isatty(),
-                            flash_guard=args.flash_guard)
+    options = RenderOptions(
+        size=args.size,
+        fps=args.fps,
+        codec=args.codec,
+        crf=args.crf,
+        speed=args.speed,
+        start=args.start,
+        duration=args.duration,
+        seed=args.seed,
+        detail=args.detail,
+        progress=sys.stderr.isatty(),
+        flash_guard=args.flash_guard,
+    )
     if not args.flash_guard:
-        log.warning("flash guard off: the video may flash more than 3 times a second, a "
-                    "seizure risk for some viewers")
+        log.warning(
+            "flash guard off: the video may flash more than 3 times a second, a seizure risk for some viewers"
+        )
     failed = 0
     for song, out in zip(args.songs, outs):
         try:
@@ -502,10 +727,14 @@ def cmd_render(args) -> int:
             print(f"synd: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        log.info("wrote %s (%d frames, %.1f s, %.2fx real time%s)", result.path, result.frames,
-                 result.seconds_of_audio, result.speed,
-                 f", {result.guarded_frames} frames limited by the flash guard"
-                 if result.guarded_frames else "")
+        log.info(
+            "wrote %s (%d frames, %.1f s, %.2fx real time%s)",
+            result.path,
+            result.frames,
+            result.seconds_of_audio,
+            result.speed,
+            f", {result.guarded_frames} frames limited by the flash guard" if result.guarded_frames else "",
+        )
     if failed and len(outs) > 1:
         log.info("%d of %d songs failed", failed, len(outs))
     return 1 if failed else 0
@@ -522,11 +751,20 @@ def cmd_eval(args) -> int:
     if not args.audio:
         raise ValueError("give songs to render and measure, or --video CLIP to score a video")
     bundle, look = _model_and_look(args)
-    result, tracks = evaluate(bundle, look, args.audio, size=args.size, fps=args.fps,
-                              seed=args.seed, detail=args.detail, progress=sys.stderr.isatty(),
-                              flash_guard=args.flash_guard)
-    print(f"{bundle.name} on {len(tracks)} track(s), {result['seconds']} s "
-          f"(painted at {result['painted_at']}):")
+    result, tracks = evaluate(
+        bundle,
+        look,
+        args.audio,
+        size=args.size,
+        fps=args.fps,
+        seed=args.seed,
+        detail=args.detail,
+        progress=sys.stderr.isatty(),
+        flash_guard=args.flash_guard,
+    )
+    print(
+        f"{bundle.name} on {len(tracks)} track(s), {result['seconds']} s (painted at {result['painted_at']}):"
+    )
     print(print_summary(result))
     if args.json:
         log.info("wrote %s", write_json(result, args.json))
@@ -560,6 +798,7 @@ def _stop_during_startup() -> None:
     """`synd run` takes seconds to start (imports, the model): SIGINT/SIGTERM meanwhile
     raise _StartupStopped, which `main` turns into a clean exit. run_daemon installs the
     running daemon's own handlers once it is built."""
+
     def during_startup(signum, frame):
         raise _StartupStopped(signal.Signals(signum).name)
 
@@ -569,11 +808,31 @@ def _stop_during_startup() -> None:
 
 #: `synd run` flags (argparse dests) -> the (table, key) of the config each sets.
 RUN_FLAGS = {
-    **{k: ("run", k) for k in ("input", "play", "loop", "output", "fps", "size", "delay_ms",
-                               "ndi_name", "mix", "flash_guard")},
-    "osc": ("osc", "listen"), "osc_remote": ("osc", "remote"), "osc_allow": ("osc", "allow"),
-    "osc_feedback": ("osc", "feedback"), "midi": ("midi", "port"), "midi_api": ("midi", "api"),
-    "midi_map": ("midi", "map"), "midi_feedback": ("midi", "feedback"), "tray": ("tray", "show")}
+    **{
+        k: ("run", k)
+        for k in (
+            "input",
+            "play",
+            "loop",
+            "output",
+            "fps",
+            "size",
+            "delay_ms",
+            "ndi_name",
+            "mix",
+            "flash_guard",
+        )
+    },
+    "osc": ("osc", "listen"),
+    "osc_remote": ("osc", "remote"),
+    "osc_allow": ("osc", "allow"),
+    "osc_feedback": ("osc", "feedback"),
+    "midi": ("midi", "port"),
+    "midi_api": ("midi", "api"),
+    "midi_map": ("midi", "map"),
+    "midi_feedback": ("midi", "feedback"),
+    "tray": ("tray", "show"),
+}
 
 
 def cmd_run(args) -> int:
@@ -581,8 +840,9 @@ def cmd_run(args) -> int:
     from synd.daemon import run_daemon
 
     config = apply_overrides(load_config(args.config), args.overrides)
-    flags = {where: getattr(args, dest) for dest, where in RUN_FLAGS.items()
-             if getattr(args, dest) is not None}
+    flags: dict[tuple[str | None, str], object] = {
+        where: getattr(args, dest) for dest, where in RUN_FLAGS.items() if getattr(args, dest) is not None
+    }
     config = with_values(config, flags, "flags")
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)
 
@@ -631,8 +891,10 @@ def cmd_listen(args) -> int:
     if out.resolve() == args.source.resolve():
         raise ValueError(f"refusing to overwrite '{args.source}': choose another -o")
     bundle, _ = _model_and_look(args)
-    log.info("wrote %s", listen(args.source, out, bundle, fps=args.fps, detail=args.detail,
-                                progress=sys.stderr.isatty()))
+    log.info(
+        "wrote %s",
+        listen(args.source, out, bundle, fps=args.fps, detail=args.detail, progress=sys.stderr.isatty()),
+    )
     return 0
 
 
@@ -640,16 +902,23 @@ def cmd_bench(args) -> int:
     from synd.bench import machine
     from synd.benchsuite import SECTIONS, SuiteOptions, format_suite, run_suite
     from synd.config import load_config
-    from synd.files import write_json
     from synd.device import pick_device
+    from synd.files import write_json
 
     config = load_config(None)
     parts = args.parts or list(SECTIONS)
     device = pick_device(args.device or config.device).type
-    opts = SuiteOptions(sections=tuple(p for p in parts if p != "switch"), quick=args.quick,
-                        device=device, preset=args.preset or config.preset, model=args.model,
-                        detail=args.detail, render_sizes=args.sizes, render_seconds=args.seconds,
-                        speed=args.speed)
+    opts = SuiteOptions(
+        sections=tuple(p for p in parts if p != "switch"),
+        quick=args.quick,
+        device=device,
+        preset=args.preset or config.preset,
+        model=args.model,
+        detail=args.detail,
+        render_sizes=args.sizes,
+        render_seconds=args.seconds,
+        speed=args.speed,
+    )
     result = run_suite(opts) if opts.sections else {"machine": machine()}
     if "switch" in parts:
         from synd.bench import bench_switch, format_switch
@@ -657,8 +926,9 @@ def cmd_bench(args) -> int:
 
         names = preset_names()
         print(f"preset-switch benchmark: {', '.join(names)} in turn, 2 s fades, 30 fps; {machine()}")
-        switches = [bench_switch(look_for, names[0], names, mix, detail=args.detail)
-                    for mix in ("image", "weights")]
+        switches = [
+            bench_switch(look_for, names[0], names, mix, detail=args.detail) for mix in ("image", "weights")
+        ]
         result["switch"] = switches
         print(format_switch(switches))
     if opts.sections:
@@ -687,7 +957,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from synd.info import gather_info, format_info
+    from synd.info import format_info, gather_info
 
     info = gather_info()
     print(json.dumps(info, indent=2) if args.json else format_info(info))

@@ -36,6 +36,7 @@ import logging
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from synd.paths import config_dir
 from synd.presets import DEFAULT_PRESET
@@ -49,18 +50,19 @@ log = logging.getLogger(__name__)
 class RunConfig:
     """Settings of `synd run` (the `[run]` table)."""
 
-    input: str = ""          # empty: system audio when available, else the microphone
-    output: str = "auto"     # auto: preview window (with a display) and NDI (when installed), else a recording
+    input: str = ""  # empty: system audio when available, else the microphone
+    # auto: the preview window (with a display) and NDI (when installed), else a recording
+    output: str = "auto"
     fps: float = 30.0
     size: str = "1280x720"
     detail: int = GENERATION_SHORT_SIDE  # short side the pictures are painted at (render's --detail)
     delay_ms: float = 0.0
-    play: bool = False       # with an audio file as input: also play it
-    loop: bool = False       # with an audio file as input: start again at the end
+    play: bool = False  # with an audio file as input: also play it
+    loop: bool = False  # with an audio file as input: start again at the end
     status_every: float = 10.0  # seconds between status log lines (0: never)
-    runtime: str = "auto"    # what paints: auto (ONNX Runtime on a CPU when installed), onnx, torch
-    ndi_name: str = "synd"   # the source name of the ndi, syphon and spout outputs
-    mix: str = "image"       # the crossfader blends slot A and B pictures, or their weights
+    runtime: str = "auto"  # what paints: auto (ONNX Runtime on a CPU when installed), onnx, torch
+    ndi_name: str = "synd"  # the source name of the ndi, syphon and spout outputs
+    mix: str = "image"  # the crossfader blends slot A and B pictures, or their weights
     flash_guard: bool = True  # never more than 3 flashes a second (off: a warning at start)
 
 
@@ -69,26 +71,26 @@ class OscConfig:
     """OSC control of `synd run` (the `[osc]` table)."""
 
     listen: str = "127.0.0.1:9000"  # where the OSC server listens ("off": no OSC)
-    remote: bool = False     # allow binding beyond this machine (with allow, ideally)
-    allow: str = ""          # comma-separated sender IPs, hosts or networks (empty: anyone)
-    feedback: str = ""       # HOST:PORT that gets status, beats and changes (TouchOSC)
+    remote: bool = False  # allow binding beyond this machine (with allow, ideally)
+    allow: str = ""  # comma-separated sender IPs, hosts or networks (empty: anyone)
+    feedback: str = ""  # HOST:PORT that gets status, beats and changes (TouchOSC)
 
 
 @dataclass(frozen=True)
 class MidiConfig:
     """MIDI control of `synd run` (the `[midi]` table)."""
 
-    port: str = "auto"       # auto (first input port, else a virtual port), virtual, a port name part, off
-    api: str = "auto"        # auto, alsa, jack, coremidi or winmm
-    map: str = ""            # mapping file (empty: ~/.config/synd/midi.toml, else the shipped one)
-    feedback: str = ""       # output port name part (or "virtual") for controller LEDs; empty: none
+    port: str = "auto"  # auto (first input port, else a virtual port), virtual, a port name part, off
+    api: str = "auto"  # auto, alsa, jack, coremidi or winmm
+    map: str = ""  # mapping file (empty: ~/.config/synd/midi.toml, else the shipped one)
+    feedback: str = ""  # output port name part (or "virtual") for controller LEDs; empty: none
 
 
 @dataclass(frozen=True)
 class TrayConfig:
     """The tray icon of `synd run` (the `[tray]` table)."""
 
-    show: bool = False       # a tray icon and control window (the window has the preview)
+    show: bool = False  # a tray icon and control window (the window has the preview)
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,16 @@ class Config:
 TABLES: dict[str, type] = {"run": RunConfig, "osc": OscConfig, "midi": MidiConfig, "tray": TrayConfig}
 #: Keys that moved out of `[run]`: old name -> (table, key). They work for one release.
 MOVED: dict[str, tuple[str, str]] = {
-    "osc": ("osc", "listen"), "osc_remote": ("osc", "remote"), "osc_allow": ("osc", "allow"),
-    "osc_feedback": ("osc", "feedback"), "midi": ("midi", "port"), "midi_api": ("midi", "api"),
-    "midi_map": ("midi", "map"), "midi_feedback": ("midi", "feedback"), "tray": ("tray", "show")}
+    "osc": ("osc", "listen"),
+    "osc_remote": ("osc", "remote"),
+    "osc_allow": ("osc", "allow"),
+    "osc_feedback": ("osc", "feedback"),
+    "midi": ("midi", "port"),
+    "midi_api": ("midi", "api"),
+    "midi_map": ("midi", "map"),
+    "midi_feedback": ("midi", "feedback"),
+    "tray": ("tray", "show"),
+}
 
 
 def is_off(value: str) -> bool:
@@ -145,7 +154,7 @@ def config_path() -> Path:
     return config_dir() / "config.toml"
 
 
-def _typed(cls: type, table: dict, where: str) -> dict:
+def _typed(cls: type, table: dict, where: str) -> dict[str, Any]:
     """Check every value of `table` against the type of `cls`'s field default."""
     reject_unknown(cls, table, where)
     for name in TABLES:
@@ -170,8 +179,9 @@ def _move_old_keys(tables: dict[str, dict], where: str) -> None:
     for old in [k for k in run if k in MOVED]:
         table, key = MOVED[old]
         value = run.pop(old)
-        log.warning("%s: [run] %s is now [%s] %s (the old key works until the next release)",
-                    where, old, table, key)
+        log.warning(
+            "%s: [run] %s is now [%s] %s (the old key works until the next release)", where, old, table, key
+        )
         tables[table].setdefault(key, value)
 
 
@@ -186,8 +196,9 @@ def parse_config(doc: dict, where: str) -> Config:
         tables[name] = dict(table)
     top = _typed(Config, doc, where)
     _move_old_keys(tables, where)
-    return Config(**top, **{name: cls(**_typed(cls, tables[name], f"{where} [{name}]"))
-                            for name, cls in TABLES.items()})
+    return Config(
+        **top, **{name: cls(**_typed(cls, tables[name], f"{where} [{name}]")) for name, cls in TABLES.items()}
+    )
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -208,16 +219,23 @@ def load_config(path: Path | None = None) -> Config:
     return parse_config(doc, f"config '{path}'")
 
 
-def with_values(config: Config, values: dict[tuple[str | None, str], object],
-                where: str = "override -o") -> Config:
+def with_values(
+    config: Config, values: dict[tuple[str | None, str], object], where: str = "override -o"
+) -> Config:
     """A copy of `config` with `values` set: (table, key) -> value, table None for the
     top-level keys (preset, device). Values are type-checked like the file's."""
     top = {key: v for (table, key), v in values.items() if table is None}
     changed = {name: {key: v for (table, key), v in values.items() if table == name} for name in TABLES}
-    top = _typed(Config, top, where) if top else {}
-    return replace(config, **top, **{
-        name: replace(getattr(config, name), **_typed(TABLES[name], items, f"{where} [{name}]"))
-        for name, items in changed.items() if items})
+    tables: dict[str, Any] = _typed(Config, top, where) if top else {}
+    return replace(
+        config,
+        **tables,
+        **{
+            name: replace(getattr(config, name), **_typed(TABLES[name], items, f"{where} [{name}]"))
+            for name, items in changed.items()
+            if items
+        },
+    )
 
 
 def apply_overrides(config: Config, items: list[str]) -> Config:
@@ -232,13 +250,13 @@ def apply_overrides(config: Config, items: list[str]) -> Config:
             key, value = parse_assignment(item)
         except ValueError:
             raise ValueError(f"override '{item}' must look like key=value") from None
+        table: str | None
         table, dot, name = key.partition(".")
         if not dot:
             table, name = None, key
         if table == "run" and name in MOVED or table is None and name in MOVED:
             new = MOVED[name]
-            log.warning("override -o %s: now %s.%s (the old name works until the next release)",
-                        key, *new)
+            log.warning("override -o %s: now %s.%s (the old name works until the next release)", key, *new)
             table, name = new
         elif table is None and name in run_keys:
             table = "run"

@@ -46,8 +46,9 @@ def open_source(config: Config, rate: int):
             raise
         song = demo_song()
         log.warning("%s", exc)
-        log.warning("no audio device: playing the demo clip %s in a loop instead "
-                    "(choose an input with --input)", song)
+        log.warning(
+            "no audio device: playing the demo clip %s in a loop instead (choose an input with --input)", song
+        )
         return open_input(str(song), rate=rate, play=False, loop=True)
 
 
@@ -68,7 +69,7 @@ def auto_outputs(preview: bool = True) -> str:
     for name in ("preview", *NAMED_OUTPUTS) if preview else NAMED_OUTPUTS:
         try:
             reason = output_class(name).available()
-        except Exception as exc:  # a broken optional module must not stop the daemon
+        except Exception as exc:  # noqa: BLE001 - a broken optional module must not stop the daemon
             reason = f"cannot load: {exc}"
         if reason is None:
             chosen.append(name)
@@ -114,14 +115,14 @@ def open_device(name: str, rate: int):
 class Daemon:
     """The running pieces of `synd run` and their lifecycle."""
 
-    def __init__(self, config: Config, preset: str | None = None, model: str | None = None,
-                 device: str | None = None):
+    def __init__(
+        self, config: Config, preset: str | None = None, model: str | None = None, device: str | None = None
+    ):
         from synd.bridges.base import OutputRunner, create_output, parse_outputs
-        from synd.control import Controller
-        from synd.engine import Engine, EngineOptions
         from synd.catalog import choices, look_for, preset_names, resolve_look
+        from synd.control import Controller
         from synd.device import pick_device
-
+        from synd.engine import Engine, EngineOptions
         from synd.frontends import build_frontends
 
         run = config.run
@@ -136,8 +137,8 @@ class Daemon:
         # is known to work, so a bad --input leaves no recording folder behind.
         parsed = None if run.output == "auto" else parse_outputs(run.output)
         bundle, look = resolve_look(preset or config.preset, model)
-        device = pick_device(device or config.device)
-        bundle = bundle.to(device)
+        where = pick_device(device or config.device)
+        bundle = bundle.to(where)
         bundle.generator.eval()
         source = open_source(config, bundle.features.sample_rate)
         self._first_source = source
@@ -154,18 +155,36 @@ class Daemon:
             if name in NAMED_OUTPUTS:
                 defaults["source_name"] = run.ndi_name
             self.outputs.append(OutputRunner(create_output(name, defaults | options, fps)))
-        self.engine = Engine(bundle, look, source, self.outputs,
-                             EngineOptions(fps=fps, size=size, detail=run.detail,
-                                           delay_ms=run.delay_ms, runtime=run.runtime,
-                                           mix=run.mix, flash_guard=run.flash_guard),
-                             model_name=model or preset or config.preset)
+        self.engine = Engine(
+            bundle,
+            look,
+            source,
+            self.outputs,
+            EngineOptions(
+                fps=fps,
+                size=size,
+                detail=run.detail,
+                delay_ms=run.delay_ms,
+                runtime=run.runtime,
+                mix=run.mix,
+                flash_guard=run.flash_guard,
+            ),
+            model_name=model or preset or config.preset,
+        )
+
         def load(name: str):
             found, found_look = look_for(name)
-            return found.to(device), found_look
-        self.control = Controller(self.engine, preset_names(), load,
-                                  current=model or preset or config.preset,
-                                  models=choices, inputs=input_choices,
-                                  open_input=lambda name: open_device(name, self.engine.sample_rate))
+            return found.to(where), found_look
+
+        self.control = Controller(
+            self.engine,
+            preset_names(),
+            load,
+            current=model or preset or config.preset,
+            models=choices,
+            inputs=input_choices,
+            open_input=lambda name: open_device(name, self.engine.sample_rate),
+        )
         for runner in self.outputs:  # q or closing the preview window stops the daemon
             if hasattr(runner.output, "on_quit"):
                 runner.output.on_quit = self.stop
@@ -193,7 +212,7 @@ class Daemon:
                 todo.append((name, bundle))
         if todo:
             log.info("preparing %d presets for switching without a hitch", len(todo))
-        for name, bundle in todo:
+        for _, bundle in todo:
             if self.stopping.is_set():
                 return
             cached_export(bundle.generator, h, w)
@@ -206,8 +225,10 @@ class Daemon:
 
     def status(self) -> dict:
         """Live numbers: fps, dropped frames, latency, overflows, CPU load, outputs."""
-        return self.engine.status() | {"cpu_percent": self._cpu.percent(),
-                                       "frontends": {f.name: f.status() for f in self.frontends}}
+        return self.engine.status() | {
+            "cpu_percent": self._cpu.percent(),
+            "frontends": {f.name: f.status() for f in self.frontends},
+        }
 
     def stop(self) -> None:
         """Ask everything to stop (any thread, a signal handler included)."""
@@ -219,17 +240,31 @@ class Daemon:
     def run(self) -> int:
         """Start, block until stopped, shut down; returns the exit code."""
         log.info("input: %s", self.source.description)
-        log.info("model: %s, painted at %dx%d with %s", self.engine.model_name,
-                 self.engine.loop.width, self.engine.loop.height, self.engine.runtime)
-        log.info("outputs: %s", ", ".join(
-            f"{r.name} {r.output.size[0]}x{r.output.size[1]} at {r.output.fps:g} fps"
-            for r in self.outputs) or "none")
-        log.info("frame rate: %g fps%s", self.engine.options.fps,
-                 f", visuals delayed {self.engine.options.delay_ms:g} ms"
-                 if self.engine.options.delay_ms else "")
+        log.info(
+            "model: %s, painted at %dx%d with %s",
+            self.engine.model_name,
+            self.engine.loop.width,
+            self.engine.loop.height,
+            self.engine.runtime,
+        )
+        log.info(
+            "outputs: %s",
+            ", ".join(
+                f"{r.name} {r.output.size[0]}x{r.output.size[1]} at {r.output.fps:g} fps"
+                for r in self.outputs
+            )
+            or "none",
+        )
+        log.info(
+            "frame rate: %g fps%s",
+            self.engine.options.fps,
+            f", visuals delayed {self.engine.options.delay_ms:g} ms" if self.engine.options.delay_ms else "",
+        )
         if not self.engine.guard.enabled:
-            log.warning("flash guard off: the pictures may flash more than 3 times a second, "
-                        "a seizure risk for some viewers")
+            log.warning(
+                "flash guard off: the pictures may flash more than 3 times a second, "
+                "a seizure risk for some viewers"
+            )
         self.source.start()
         main_thread_output = None
         for runner in self.outputs:
@@ -269,8 +304,12 @@ class Daemon:
 
         loop = QEventLoop()
         timer = QTimer()
-        # Also gives Python the chance to run signal handlers while Qt waits.
-        timer.timeout.connect(lambda: (self.stopping.is_set() or self._finished()) and loop.quit())
+
+        def check() -> None:  # also gives Python the chance to run signal handlers
+            if self.stopping.is_set() or self._finished():
+                loop.quit()
+
+        timer.timeout.connect(check)
         timer.start(100)
         if not self.stopping.is_set():
             loop.exec()
@@ -286,13 +325,23 @@ class Daemon:
         for runner in self.outputs:
             runner.stop(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))
         self.source.stop(timeout=max(0.1, STOP_TIMEOUT_S - (time.monotonic() - began)))
-        log.info("stopped after %d frames, %d dropped (%.2f s to shut down)", self.engine.frames,
-                 self.engine.dropped, time.monotonic() - began)
+        log.info(
+            "stopped after %d frames, %d dropped (%.2f s to shut down)",
+            self.engine.frames,
+            self.engine.dropped,
+            time.monotonic() - began,
+        )
         for runner in self.outputs:  # where every frame went, for a long run's accounting
             s = runner.stats()
-            log.info("output %s: %d frames offered, %d sent, %d dropped (busy), %d skipped "
-                     "(beyond its fps)%s", s["name"], s["offered"], s["sent"], s["dropped"],
-                     s["skipped"], f"; failed: {s['failed']}" if s["failed"] else "")
+            log.info(
+                "output %s: %d frames offered, %d sent, %d dropped (busy), %d skipped (beyond its fps)%s",
+                s["name"],
+                s["offered"],
+                s["sent"],
+                s["dropped"],
+                s["skipped"],
+                f"; failed: {s['failed']}" if s["failed"] else "",
+            )
 
     def _log_status(self) -> None:
         every = self.config.run.status_every
@@ -302,14 +351,20 @@ class Daemon:
         while not self.stopping.wait(every):
             s = self.status() | {"cpu_percent": meter.percent()}
             latency, paint = s["latency_ms_median"], self._paint_ms()
-            log.info("status: %.1f fps (target %g), %d frames, %d dropped, latency %s, "
-                     "painting %s, audio overflows %d, input %s, CPU %.0f%%, flash guard %s",
-                     s["fps"], s["target_fps"], s["frames"], s["dropped_frames"],
-                     f"{latency:.1f} ms" if latency is not None else "n/a",
-                     f"{paint:.1f} ms" if paint is not None else "n/a",
-                     s["audio_overflows"], "connected" if s["input_connected"] else "LOST",
-                     s["cpu_percent"],
-                     f"{s['guarded_frames']} frames limited" if s["flash_guard"] else "OFF")
+            log.info(
+                "status: %.1f fps (target %g), %d frames, %d dropped, latency %s, "
+                "painting %s, audio overflows %d, input %s, CPU %.0f%%, flash guard %s",
+                s["fps"],
+                s["target_fps"],
+                s["frames"],
+                s["dropped_frames"],
+                f"{latency:.1f} ms" if latency is not None else "n/a",
+                f"{paint:.1f} ms" if paint is not None else "n/a",
+                s["audio_overflows"],
+                "connected" if s["input_connected"] else "LOST",
+                s["cpu_percent"],
+                f"{s['guarded_frames']} frames limited" if s["flash_guard"] else "OFF",
+            )
 
     def _paint_ms(self) -> float | None:
         """Median milliseconds the generator took over the last ~300 frames (a long run's
@@ -340,8 +395,9 @@ class CpuMeter:
             return self._last
 
 
-def run_daemon(config: Config, preset: str | None = None, model: str | None = None,
-               device: str | None = None) -> int:
+def run_daemon(
+    config: Config, preset: str | None = None, model: str | None = None, device: str | None = None
+) -> int:
     """`synd run`: build the daemon from `config` and run it until SIGINT/SIGTERM (which,
     until the daemon is built, are the caller's business: see `synd.cli.cmd_run`)."""
     daemon = Daemon(config, preset=preset, model=model, device=device)

@@ -38,14 +38,15 @@ from synd.checkpoint import read_checkpoint
 from synd.device import pick_device
 from synd.features import FeatureExtractor, FeatureStats
 from synd.frameloop import FrameLoop, slow_average, smooth_pattern
-from synd.quality import r2_score
 from synd.model import Generator, ModelConfig, SoundDecoder, crop_side, make_coords, scene_basis
 from synd.presets import Preset, TrainSettings
+from synd.quality import r2_score
 from synd.sheets import loop_thumbnails, save_contact_sheet
 
 log = logging.getLogger(__name__)
 
 VALIDATION_WARMUP = 8
+
 
 class TrainError(Exception):
     """Training cannot start; one line saying why."""
@@ -97,8 +98,9 @@ class Corpus:
     summary: dict
 
 
-def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: bool,
-                   min_frames: int = 16) -> Corpus:
+def prepare_corpus(
+    files: list[Path], preset: Preset, holdout: float, progress: bool, min_frames: int = 16
+) -> Corpus:
     """Decode every file, extract features, split off held-out audio.
 
     Unreadable files and files shorter than `min_frames` are skipped with a warning."""
@@ -121,7 +123,8 @@ def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: 
         seconds.append(len(samples) / preset.features.sample_rate)
     if not feats:
         raise TrainError("none of the audio files could be read (or all were too short)")
-    train, held = [], []
+    train: list[np.ndarray] = []
+    held: list[np.ndarray] = []
     every = max(2, round(1 / holdout)) if holdout > 0 else 0
     for i, x in enumerate(feats):
         (held if every and len(feats) >= 2 and i % every == every - 1 else train).append(x)
@@ -134,9 +137,13 @@ def prepare_corpus(files: list[Path], preset: Preset, holdout: float, progress: 
         held.append(x[cut:])
     if not train:
         raise TrainError("nothing left to train on after the held-out split")
-    summary = {"files": len(feats), "names": names[:50], "seconds": round(sum(seconds), 1),
-               "train_frames": int(sum(len(x) for x in train)),
-               "holdout_frames": int(sum(len(x) for x in held))}
+    summary = {
+        "files": len(feats),
+        "names": names[:50],
+        "seconds": round(sum(seconds), 1),
+        "train_frames": int(sum(len(x) for x in train)),
+        "holdout_frames": int(sum(len(x) for x in held)),
+    }
     return Corpus(train, held, summary)
 
 
@@ -155,9 +162,23 @@ class UnrolledStep(nn.Module):
 
     def forward(self, previous, pattern, feedback, coords, features, crops):
         w = self.weights
-        terms = {k: previous.new_zeros(()) for k in
-                 ("sound", "image", "noise", "colorfulness", "color_variance", "temporal", "motion",
-                  "scene_swing", "scene_spread", "scene_calm", "composition", "texture_calm")}
+        terms = {
+            k: previous.new_zeros(())
+            for k in (
+                "sound",
+                "image",
+                "noise",
+                "colorfulness",
+                "color_variance",
+                "temporal",
+                "motion",
+                "scene_swing",
+                "scene_spread",
+                "scene_calm",
+                "composition",
+                "texture_calm",
+            )
+        }
         fb = feedback.view(-1, 1, 1, 1)
         scene = self.generator.scene
         if scene is not None:
@@ -181,14 +202,16 @@ class UnrolledStep(nn.Module):
             frame = self.generator(base, now, coords)
             top, left, size = crops[t]
             terms["sound"] = terms["sound"] + L.sound_loss(
-                self.decoder(frame[..., top:top + size, left:left + size]), now)
+                self.decoder(frame[..., top : top + size, left : left + size]), now
+            )
             if w.image:
                 terms["image"] = terms["image"] + L.image_loss(frame, pattern, w.image_hinge)
             if w.composition:
                 terms["composition"] = terms["composition"] + L.composition_loss(frame, pattern)
             if w.texture_calm and t > 0:
                 terms["texture_calm"] = terms["texture_calm"] + L.texture_calm_loss(
-                    frame, pattern, previous, last_pattern)
+                    frame, pattern, previous, last_pattern
+                )
             last_pattern = pattern
             if w.noise:
                 terms["noise"] = terms["noise"] + L.noise_loss(frame)
@@ -212,8 +235,15 @@ class ChainPool:
 
     FIELDS = ("previous", "pattern", "track", "frame", "top", "left", "feedback")
 
-    def __init__(self, size: int, crop: int, native: int, tracks: list[torch.Tensor],
-                 settings: TrainSettings, scene: bool = False):
+    def __init__(
+        self,
+        size: int,
+        crop: int,
+        native: int,
+        tracks: list[torch.Tensor],
+        settings: TrainSettings,
+        scene: bool = False,
+    ):
         self.size, self.crop, self.native = size, crop, native
         self.scene = scene  # tracks hold the features and their slow average side by side
         #: The (normalised) features of digital silence, a row like the tracks' rows.
@@ -244,8 +274,8 @@ class ChainPool:
         self.feedback[idx] = lo + (1 - lo) * torch.rand(k, generator=g)
         full = smooth_pattern(k, self.native, self.native, g)
         for j, i in enumerate(idx.tolist()):
-            t, l = int(self.top[i]), int(self.left[i])
-            self.pattern[i] = full[j, :, t:t + self.crop, l:l + self.crop]
+            top, left = int(self.top[i]), int(self.left[i])
+            self.pattern[i] = full[j, :, top : top + self.crop, left : left + self.crop]
         self.previous[idx] = self.pattern[idx]
 
     def draw(self, batch: int, unroll: int, g: torch.Generator):
@@ -256,8 +286,13 @@ class ChainPool:
         done = (self.frame[idx] < 0) | (ends > self.lengths[self.track[idx]].long())
         done |= torch.rand(len(idx), generator=g) < self.settings.reset_prob
         self.reset(idx[done], unroll, g)
-        feats = torch.stack([self.tracks[int(self.track[i])][int(self.frame[i]):int(self.frame[i]) + unroll]
-                             for i in idx.tolist()], dim=1)
+        feats = torch.stack(
+            [
+                self.tracks[int(self.track[i])][int(self.frame[i]) : int(self.frame[i]) + unroll]
+                for i in idx.tolist()
+            ],
+            dim=1,
+        )
         feats = self.augment(feats, g)
         if self.silence is not None and self.settings.silence:
             # Music has little digital silence; a show has plenty, and its picture must calm.
@@ -282,9 +317,19 @@ class ChainPool:
         return feats + offset + noise
 
     def coords(self, idx: torch.Tensor) -> torch.Tensor:
-        return torch.cat([make_coords(self.crop, self.crop, self.native, int(self.top[i]),
-                                      int(self.left[i]), frame=(self.native, self.native))
-                          for i in idx.tolist()])
+        return torch.cat(
+            [
+                make_coords(
+                    self.crop,
+                    self.crop,
+                    self.native,
+                    int(self.top[i]),
+                    int(self.left[i]),
+                    frame=(self.native, self.native),
+                )
+                for i in idx.tolist()
+            ]
+        )
 
     def advance(self, idx: torch.Tensor, last: torch.Tensor, unroll: int) -> None:
         self.previous[idx] = last.detach().to(self.previous.device)
@@ -317,9 +362,17 @@ def decoder_crop(settings: TrainSettings, step: int, total: float | None) -> int
 
 
 @torch.no_grad()
-def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Tensor],
-             settings: TrainSettings, native: int, tile: int, chains: int = 16, frames: int = 120,
-             seed: int = 1234) -> float | None:
+def validate(
+    generator: Generator,
+    decoder: SoundDecoder,
+    holdout: list[torch.Tensor],
+    settings: TrainSettings,
+    native: int,
+    tile: int,
+    chains: int = 16,
+    frames: int = 120,
+    seed: int = 1234,
+) -> float | None:
     """Held-out R^2: fixed chains of crops run through unseen audio with feedback, read
     by the decoder in `tile`-pixel tiles (the crop size it is training on now).
 
@@ -329,13 +382,16 @@ def validate(generator: Generator, decoder: SoundDecoder, holdout: list[torch.Te
         return None
     g = torch.Generator().manual_seed(seed)
     scene = generator.scene
-    pool = ChainPool(chains, settings.size, native, holdout, replace(settings, reset_prob=0.0),
-                     scene=scene is not None)
+    pool = ChainPool(
+        chains, settings.size, native, holdout, replace(settings, reset_prob=0.0), scene=scene is not None
+    )
     length = min(frames, int(min(len(t) for t in holdout)))
     idx = torch.arange(chains)
     pool.reset(idx, length, g)
-    feats = torch.stack([holdout[int(pool.track[i])][int(pool.frame[i]):int(pool.frame[i]) + length]
-                         for i in idx.tolist()], dim=1)
+    feats = torch.stack(
+        [holdout[int(pool.track[i])][int(pool.frame[i]) : int(pool.frame[i]) + length] for i in idx.tolist()],
+        dim=1,
+    )
     device = next(generator.parameters()).device
     coords = pool.coords(idx).to(device)
     prev, pattern = pool.previous.to(device), pool.pattern.to(device)
@@ -391,15 +447,18 @@ def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch
         raise TrainError(f"cannot resume '{spath}': it holds no training state")
     # A setting newer than the saved run counts as its default there.
     defaults = asdict(TrainSettings())
-    changed = sorted(k for k, v in asdict(opts.preset.train).items()
-                     if tr["settings"].get(k, defaults[k]) != v)
+    changed = sorted(
+        k for k, v in asdict(opts.preset.train).items() if tr["settings"].get(k, defaults[k]) != v
+    )
     if meta.get("preset", {}).get("name") != opts.preset.name:
         changed.insert(0, "preset")
     if tr["seed"] != opts.seed:
         changed.append("seed")
     if changed:
-        raise TrainError(f"cannot resume '{spath}': {', '.join(changed)} differ from the "
-                         "interrupted run (resume with the same preset and flags)")
+        raise TrainError(
+            f"cannot resume '{spath}': {', '.join(changed)} differ from the "
+            "interrupted run (resume with the same preset and flags)"
+        )
     return tensors, meta
 
 
@@ -450,15 +509,18 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     spath = state_path(opts.out)
     saved = _read_resume_state(spath, opts) if opts.resume else None
     if saved is not None and opts.steps is None and opts.minutes is None:
-        opts.steps, opts.minutes = saved[1]["training"]["budget"].get("steps"), \
-            saved[1]["training"]["budget"].get("minutes")
+        opts.steps, opts.minutes = (
+            saved[1]["training"]["budget"].get("steps"),
+            saved[1]["training"]["budget"].get("minutes"),
+        )
     if opts.steps is None and opts.minutes is None:
         opts.steps = settings.steps
     if main:
         _check_writable(opts.out)
     files = find_audio(opts.inputs)
-    corpus = prepare_corpus(files, preset, opts.holdout, opts.progress and main,
-                            min_frames=settings.unroll + 1)
+    corpus = prepare_corpus(
+        files, preset, opts.holdout, opts.progress and main, min_frames=settings.unroll + 1
+    )
     if saved is not None:
         # Same audio, same normalisation as the interrupted run, or the chains make no sense.
         before = saved[1].get("data", {})
@@ -478,17 +540,30 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
 
     def as_tensors(parts: list[np.ndarray]) -> list[torch.Tensor]:
         # A scene also hears the slow average of the features, kept beside them.
-        return [torch.from_numpy(np.concatenate([x, slow_average(x, fps)], axis=1)
-                                 if config.has_scene else x) for x in parts]
-    tracks, holdout = as_tensors(tracks), as_tensors(holdout)
+        return [
+            torch.from_numpy(np.concatenate([x, slow_average(x, fps)], axis=1) if config.has_scene else x)
+            for x in parts
+        ]
+
+    train_tracks, held_tracks = as_tensors(tracks), as_tensors(holdout)
     torch.manual_seed(opts.seed)
-    bundle = ModelBundle.new(config, preset.features, stats, meta={
-        "name": opts.out.stem, "preset": preset.to_dict(), "loss_weights": preset.loss.to_dict(),
-        "data": corpus.summary})
-    pool = ChainPool(settings.pool, settings.size, config.native_size, tracks, settings,
-                     scene=config.has_scene)
-    quiet = stats.normalize(FeatureExtractor(preset.features).offline(
-        np.zeros(preset.features.sample_rate, np.float32)))[-1:]
+    bundle = ModelBundle.new(
+        config,
+        preset.features,
+        stats,
+        meta={
+            "name": opts.out.stem,
+            "preset": preset.to_dict(),
+            "loss_weights": preset.loss.to_dict(),
+            "data": corpus.summary,
+        },
+    )
+    pool = ChainPool(
+        settings.pool, settings.size, config.native_size, train_tracks, settings, scene=config.has_scene
+    )
+    quiet = stats.normalize(
+        FeatureExtractor(preset.features).offline(np.zeros(preset.features.sample_rate, np.float32))
+    )[-1:]
     pool.silence = as_tensors([quiet])[0][0]
     step_module = UnrolledStep(bundle.generator, bundle.decoder, preset.loss).to(device)
     params = list(bundle.generator.parameters()) + list(bundle.decoder.parameters())
@@ -504,24 +579,30 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         _load_optimizer(opt, tensors, meta["training"]["optimizer"])
         tr = meta["training"]
         step, wall, history = tr["step"], tr["wall_seconds"], tr["history"]
-        pool_t = {k[len("pool."):]: v for k, v in tensors.items() if k.startswith("pool.")}
+        pool_t = {k[len("pool.") :]: v for k, v in tensors.items() if k.startswith("pool.")}
         if tr.get("world", 1) == world:
-            pool.load({k: v[rank * settings.pool:(rank + 1) * settings.pool] for k, v in pool_t.items()})
+            pool.load({k: v[rank * settings.pool : (rank + 1) * settings.pool] for k, v in pool_t.items()})
         elif main:
             log.warning("resuming with %d processes instead of %d: chains restart", world, tr["world"])
         if main:
             log.info("resumed '%s' at step %d", spath, step)
 
-    model = step_module
+    model: nn.Module = step_module
     if world > 1:
         model = nn.parallel.DistributedDataParallel(
-            step_module, device_ids=[device.index] if device.type == "cuda" else None)
+            step_module, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     total_steps = opts.steps
     budget = opts.minutes * 60.0 if opts.minutes else None
-    bar = tqdm(total=total_steps if total_steps else round(budget), initial=step if total_steps else 0,
-               unit="step" if total_steps else "s", desc=f"train {opts.out.stem}",
-               disable=not (opts.progress and main), dynamic_ncols=True)
+    bar = tqdm(
+        total=total_steps if total_steps else round(budget or 0),
+        initial=step if total_steps else 0,
+        unit="step" if total_steps else "s",
+        desc=f"train {opts.out.stem}",
+        disable=not (opts.progress and main),
+        dynamic_ncols=True,
+    )
     started = time.monotonic() - wall
     first_r2_target = next((h["minutes"] for h in history if h.get("r2", 0) >= 0.9), None)
     sheet_dir = opts.out.with_name(opts.out.stem + ".samples")
@@ -534,7 +615,7 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
             return True
         if total_steps is not None:
             return step >= total_steps
-        stop = torch.tensor([1.0 if elapsed() >= budget else 0.0])
+        stop = torch.tensor([1.0 if budget is not None and elapsed() >= budget else 0.0])
         if world > 1:
             dist.broadcast(stop, 0)  # every rank stops at the same step
         return bool(stop.item())
@@ -553,12 +634,23 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         if not main:
             return
         opt_t, opt_meta = _optimizer_tensors(opt)
-        training = {"step": step, "wall_seconds": round(wall, 2), "seed": opts.seed,
-                    "world": world, "history": history, "optimizer": opt_meta,
-                    "settings": asdict(settings),
-                    "budget": {"steps": total_steps} if total_steps else {"minutes": opts.minutes}}
-        summary = {"steps": step, "wall_seconds": round(wall, 1), "metrics": metrics,
-                   "processes": world, "device": device.type}
+        training = {
+            "step": step,
+            "wall_seconds": round(wall, 2),
+            "seed": opts.seed,
+            "world": world,
+            "history": history,
+            "optimizer": opt_meta,
+            "settings": asdict(settings),
+            "budget": {"steps": total_steps} if total_steps else {"minutes": opts.minutes},
+        }
+        summary = {
+            "steps": step,
+            "wall_seconds": round(wall, 1),
+            "metrics": metrics,
+            "processes": world,
+            "device": device.type,
+        }
         extra = {**opt_t, **{f"pool.{k}": v for k, v in pool_t.items()}}
         bundle.save(spath, extra=extra, extra_meta={"training": training, "summary": summary})
         bundle.save(opts.out, extra_meta={"summary": summary})
@@ -567,6 +659,7 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     tick = time.monotonic()
     if total_steps is not None and step >= total_steps:
         raise TrainError(f"'{spath}' is already at step {step} of {total_steps}; ask for more --steps")
+
     def _loop() -> None:
         nonlocal step, metrics, tick, first_r2_target
         while True:
@@ -576,12 +669,22 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
                 group["lr"] = lr
             idx, feats = pool.draw(settings.batch, settings.unroll, g)
             crop = decoder_crop(settings, step, total_steps)
-            crops = [(int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)),
-                      int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)), crop)
-                     for _ in range(settings.unroll)]
-            loss, terms, last = model(pool.previous[idx].to(device), pool.pattern[idx].to(device),
-                                      pool.feedback[idx].to(device), pool.coords(idx).to(device),
-                                      feats.to(device), crops)
+            crops = [
+                (
+                    int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)),
+                    int(torch.randint(0, settings.size - crop + 1, (1,), generator=g)),
+                    crop,
+                )
+                for _ in range(settings.unroll)
+            ]
+            loss, terms, last = model(
+                pool.previous[idx].to(device),
+                pool.pattern[idx].to(device),
+                pool.feedback[idx].to(device),
+                pool.coords(idx).to(device),
+                feats.to(device),
+                crops,
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -592,8 +695,9 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
                 opts.on_step(step)
 
             if main:
-                bar.set_postfix({k: f"{v.item():.3f}" for k, v in terms.items()
-                                 if getattr(preset.loss, k)}, refresh=False)
+                bar.set_postfix(
+                    {k: f"{v.item():.3f}" for k, v in terms.items() if getattr(preset.loss, k)}, refresh=False
+                )
                 if total_steps:
                     bar.update(1)
                 else:
@@ -602,21 +706,36 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
                     tick += round(now - tick)
             last_step = finished()
             if step % opts.eval_every == 0 or last_step:
-                r2 = validate(bundle.generator, bundle.decoder, holdout, settings, config.native_size,
-                              decoder_crop(settings, step, total_steps)) if main and holdout else None
+                r2 = (
+                    validate(
+                        bundle.generator,
+                        bundle.decoder,
+                        held_tracks,
+                        settings,
+                        config.native_size,
+                        decoder_crop(settings, step, total_steps),
+                    )
+                    if main and held_tracks
+                    else None
+                )
                 entry = {"step": step, "minutes": round(elapsed() / 60, 2), "loss": round(loss.item(), 5)}
                 if r2 is not None:
                     entry["r2"] = round(r2, 4)
                     if r2 >= 0.9 and first_r2_target is None:
                         first_r2_target = entry["minutes"]
                 history.append(entry)
-                metrics = {"holdout_r2_crops": entry.get("r2"), "minutes_to_r2_0.9": first_r2_target,
-                           **{f"loss_{k}": round(v.item(), 5) for k, v in terms.items()}}
+                metrics = {
+                    "holdout_r2_crops": entry.get("r2"),
+                    "minutes_to_r2_0.9": first_r2_target,
+                    **{f"loss_{k}": round(v.item(), 5) for k, v in terms.items()},
+                }
                 if main:
-                    bar.write(f"step {step}: loss {loss.item():.4f}"
-                              + (f", held-out R^2 {r2:.3f}" if r2 is not None else ""))
-            if main and (step % opts.sample_every == 0 or last_step) and holdout:
-                write_sample_sheet(bundle, holdout, stats, preset, sheet_dir / f"step_{step:06d}.png")
+                    bar.write(
+                        f"step {step}: loss {loss.item():.4f}"
+                        + (f", held-out R^2 {r2:.3f}" if r2 is not None else "")
+                    )
+            if main and (step % opts.sample_every == 0 or last_step) and held_tracks:
+                write_sample_sheet(bundle, held_tracks, stats, preset, sheet_dir / f"step_{step:06d}.png")
             if step % opts.checkpoint_every == 0 or last_step:
                 checkpoint(metrics)
             if last_step:
@@ -633,14 +752,26 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     return {"steps": step, "wall_seconds": round(elapsed(), 1), **metrics}
 
 
-def write_sample_sheet(bundle: ModelBundle, holdout: list[torch.Tensor], stats: FeatureStats,
-                       preset: Preset, path: Path, count: int = 16, every: int = 6) -> None:
+def write_sample_sheet(
+    bundle: ModelBundle,
+    holdout: list[torch.Tensor],
+    stats: FeatureStats,
+    preset: Preset,
+    path: Path,
+    count: int = 16,
+    every: int = 6,
+) -> None:
     """Frames of held-out audio through the real frame loop, as one PNG."""
-    track = max(holdout, key=len)[:, :len(stats.mean)]  # without a scene's slow average
+    track = max(holdout, key=len)[:, : len(stats.mean)]  # without a scene's slow average
     raw = track[: count * every].numpy() * stats.std + stats.mean  # back to raw features
     native = bundle.config.native_size
-    loop = FrameLoop(bundle, native, native, look=replace(preset.look, hue=0.0), seed=0,
-                     device=next(bundle.generator.parameters()).device)
+    loop = FrameLoop(
+        bundle,
+        native,
+        native,
+        look=replace(preset.look, hue=0.0),
+        seed=0,
+        device=next(bundle.generator.parameters()).device,
+    )
     thumbs, _ = loop_thumbnails(loop, raw, every, count)
-    save_contact_sheet(thumbs, path, columns=8,
-                       title=f"{bundle.name}: held-out audio, every {every}th frame")
+    save_contact_sheet(thumbs, path, columns=8, title=f"{bundle.name}: held-out audio, every {every}th frame")
