@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synd-setup
 DEMO   := demo
 
-.PHONY: setup run demo test models music looks screenshots clean
+.PHONY: setup run demo test lint models music looks screenshots clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,15 @@ demo: setup
 	$(BIN)/synd render $(DEMO)/demo-song.flac -o $(DEMO)/demo-song.mp4
 	@echo "open $(DEMO)/demo-song.mp4"
 
-## test: set up, then run the whole test suite (a suite that collects no test fails)
-test: setup
+## lint: set up, then lint (ruff), check the formatting (ruff format) and the types (mypy,
+## through scripts/typecheck.py, which checks bridges/ as synd.bridges)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
+
+## test: set up, lint, then run the whole test suite (a suite that collects no test fails)
+test: setup lint
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -48,4 +55,4 @@ looks: setup
 	bash scripts/judge_looks.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info $(DEMO)
+	rm -rf $(VENV) build *.egg-info $(DEMO) .mypy_cache .ruff_cache

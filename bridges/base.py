@@ -27,10 +27,10 @@ and raises :class:`OutputSpecError` with a one-line message.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib
 import logging
-import atexit
 import math
 import re
 import threading
@@ -45,8 +45,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from synd.bridges.registry import OUTPUTS, OutputEntry
-from synd.priority import yield_to_engine
 from synd.errors import error_line
+from synd.priority import yield_to_engine
 
 __all__ = [
     "Frame",
@@ -122,8 +122,14 @@ class Output(ABC):
     argument: ClassVar[str | None] = None
     max_failures: ClassVar[int] = 1
 
-    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
-                 engine_fps: float | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        fps: float = 30.0,
+        *,
+        engine_fps: float | None = None,
+        **options: Any,
+    ) -> None:
         """
         Args:
             size: (width, height) of this output; None for ``default_size``.
@@ -154,6 +160,7 @@ class Output(ABC):
         scaler = self._scalers.get(pix_fmt)
         if scaler is None:
             from synd.video import FrameScaler
+
             scaler = self._scalers[pix_fmt] = FrameScaler(*self.size, pix_fmt)
         return scaler.array(frame.rgb)
 
@@ -163,7 +170,7 @@ class Output(ABC):
         entry = OUTPUTS.get(cls.name)
         return entry.check() if entry is not None else None
 
-    @classmethod
+    @classmethod  # noqa: B027 - an optional hook, not abstract: by default every option is fine
     def check_options(cls, options: dict[str, Any]) -> None:
         """Validate parsed spec options early (before anything opens); raise ValueError."""
 
@@ -285,8 +292,7 @@ class OutputRunner:
         if self.output.needs_main_thread:
             raise RuntimeError(f"output {self.name} must run on the main thread: use run_here()")
         if self._claim():
-            self._thread = threading.Thread(target=self._loop, name=f"synd-output-{self.name}",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._loop, name=f"synd-output-{self.name}", daemon=True)
             _running.add(self)
             self._thread.start()
         return self
@@ -353,8 +359,11 @@ class OutputRunner:
         if self._finished.wait(timeout):
             return True
         if timeout > 0 and self._busy:
-            log.warning("output %s did not stop within %.1f s (stuck in open() or send()); "
-                        "left behind", self.name, timeout)
+            log.warning(
+                "output %s did not stop within %.1f s (stuck in open() or send()); left behind",
+                self.name,
+                timeout,
+            )
         elif timeout > 0:  # a recording still finishing its file: the exit waits for it
             log.info("output %s is still closing after %.1f s", self.name, timeout)
         return False
@@ -382,10 +391,17 @@ class OutputRunner:
         mailbox: 0 or 1), running, and fps (measured over the last ~2 s)."""
         with self._cv:
             times = list(self._send_times)
-            stats = {"name": self.name, "offered": self.offered, "sent": self.sent,
-                     "dropped": self.dropped, "skipped": self.skipped, "failed": self.failed,
-                     "failures": self.failures,
-                     "pending": int(self._pending is not None), "running": self.running}
+            stats = {
+                "name": self.name,
+                "offered": self.offered,
+                "sent": self.sent,
+                "dropped": self.dropped,
+                "skipped": self.skipped,
+                "failed": self.failed,
+                "failures": self.failures,
+                "pending": int(self._pending is not None),
+                "running": self.running,
+            }
         recent = [t for t in times if t >= time.monotonic() - 2.0]
         fps = 0.0
         if len(recent) >= 2 and recent[-1] > recent[0]:
@@ -409,7 +425,7 @@ class OutputRunner:
         try:
             try:
                 output.open()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to open disables this output only
                 self._fail(exc)
             finally:
                 with self._cv:
@@ -423,7 +439,7 @@ class OutputRunner:
                     while (frame := self._take(block=True)) is not None:
                         if not self._deliver(frame):
                             break
-        except Exception as exc:  # from serve() itself
+        except Exception as exc:  # noqa: BLE001 - from serve() itself: disables this output only
             self._fail(exc)
         finally:
             with self._cv:
@@ -432,7 +448,7 @@ class OutputRunner:
                 self._carried = []
             try:
                 output.close()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing close() is reported, not raised
                 if self.failed is None:
                     self.failed = error_line(exc)
                     log.error("output %s failed: %s", self.name, self.failed)
@@ -472,7 +488,7 @@ class OutputRunner:
                 break
         if carried:
             audio = np.concatenate([*carried, frame.audio]).astype(np.float32, copy=False)
-            frame = dataclasses.replace(frame, audio=audio)
+            return dataclasses.replace(frame, audio=audio)
         return frame
 
     def _deliver(self, frame: Frame) -> bool:
@@ -481,7 +497,7 @@ class OutputRunner:
         error: Exception | None = None
         try:
             self.output.send(frame)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - counted, retried, disabled after max_failures
             error = exc
         finally:
             with self._cv:
@@ -506,9 +522,14 @@ class OutputRunner:
         now = time.monotonic()
         if now - self._reported_at >= FAILURE_LOG_EVERY_S:
             self._reported_at = now
-            log.warning("output %s: send failed: %s (%d failed so far); retrying, disabled "
-                        "after %d failures in a row", self.name, error_line(exc), self.failures,
-                        limit)
+            log.warning(
+                "output %s: send failed: %s (%d failed so far); retrying, disabled "
+                "after %d failures in a row",
+                self.name,
+                error_line(exc),
+                self.failures,
+                limit,
+            )
         return True
 
     def _pump(self) -> bool:
@@ -550,8 +571,7 @@ def _stop_all_at_exit() -> None:
         if runner._left_send(EXIT_SEND_GRACE_S):
             runner.stop(timeout=10.0)
         elif not asked_before:
-            log.warning("output %s is stuck in open() or send() at exit; left behind",
-                        runner.name)
+            log.warning("output %s is stuck in open() or send() at exit; left behind", runner.name)
 
 
 # -- registry and --output specs ---------------------------------------------------------------
@@ -570,8 +590,9 @@ def register_output(cls: type[Output]) -> type[Output]:
         raise ValueError(f"{cls.__name__} has no name")
     _loaded[cls.name] = cls
     known = OUTPUTS.get(cls.name)
-    OUTPUTS[cls.name] = OutputEntry(f"{cls.__module__}:{cls.__qualname__}",
-                                    *((known.check,) if known is not None else ()))
+    OUTPUTS[cls.name] = OutputEntry(
+        f"{cls.__module__}:{cls.__qualname__}", *((known.check,) if known is not None else ())
+    )
     return cls
 
 
@@ -589,7 +610,7 @@ def output_status() -> dict[str, str | None]:
     for name in sorted(OUTPUTS):
         try:
             status[name] = output_class(name).available()
-        except Exception as exc:  # a broken optional module must not break the list
+        except Exception as exc:  # noqa: BLE001 - a broken optional module must not break the list
             status[name] = f"cannot load: {error_line(exc)}"
     return status
 
@@ -637,7 +658,8 @@ def parse_outputs(spec: str, check_available: bool = True) -> list[tuple[str, di
             else:
                 raise OutputSpecError(
                     f"bad part {extra!r} in output {item!r} "
-                    f"(use NAME@WIDTHxHEIGHT@FPS, e.g. preview@640x360@30)")
+                    f"(use NAME@WIDTHxHEIGHT@FPS, e.g. preview@640x360@30)"
+                )
         if options.get("size", (1, 1))[0] <= 0 or options.get("size", (1, 1))[1] <= 0:
             raise OutputSpecError(f"size in output {item!r} must be positive")
         if options.get("fps", 1.0) <= 0:
@@ -659,12 +681,14 @@ def parse_outputs(spec: str, check_available: bool = True) -> list[tuple[str, di
             if reason is not None:
                 status = status or output_status()
                 raise OutputSpecError(
-                    f"output {name!r} is not available: {reason} ({_summary(status, skip=name)})")
+                    f"output {name!r} is not available: {reason} ({_summary(status, skip=name)})"
+                )
         if cls.needs_main_thread:
             main_thread.append(name)
             if len(main_thread) > 1:
                 raise OutputSpecError(
-                    f"only one main-thread output can run at a time, got {', '.join(main_thread)}")
+                    f"only one main-thread output can run at a time, got {', '.join(main_thread)}"
+                )
         if any(n == name and o == options for n, o in result):
             raise OutputSpecError(f"output {item!r} is given twice")
         result.append((name, options))

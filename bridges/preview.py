@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-
 from synd.bridges.base import Frame, Output
 from synd.bridges.registry import OUTPUTS
 from synd.frameview import frame_view_class, guarded
@@ -57,8 +56,7 @@ def display_problem(environ: Mapping[str, str] | None = None, platform: str | No
         return None
     if "xcb" in wanted and env.get("DISPLAY"):
         return _xcb_problem(env["DISPLAY"])
-    return ("no display (DISPLAY and WAYLAND_DISPLAY are unset; "
-            "QT_QPA_PLATFORM=offscreen runs without one)")
+    return "no display (DISPLAY and WAYLAND_DISPLAY are unset; QT_QPA_PLATFORM=offscreen runs without one)"
 
 
 def _xcb_problem(display: str) -> str | None:
@@ -109,9 +107,16 @@ class PreviewOutput(Output):
     default_size = (960, 540)
     argument = "mode"
 
-    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0, *,
-                 mode: str = "window", on_quit: Callable[[], Any] | None = None,
-                 title: str = "synd", **options: Any) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        fps: float = 30.0,
+        *,
+        mode: str = "window",
+        on_quit: Callable[[], Any] | None = None,
+        title: str = "synd",
+        **options: Any,
+    ) -> None:
         super().__init__(size, fps, **options)
         self.check_options({"mode": mode})
         self.fullscreen = (mode or "window").lower() == "fullscreen"
@@ -164,7 +169,7 @@ class PreviewOutput(Output):
             try:
                 if not pump() or self.window is None or self._quit_asked:
                     loop.quit()
-            except BaseException as exc:  # whatever it is, PyQt must not see it (it aborts)
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, PyQt must not see it (it aborts)
                 self._fail_in_qt(exc)
 
         timer = QTimer()
@@ -180,11 +185,15 @@ class PreviewOutput(Output):
         # A handler the daemon installed itself is left alone (it must not raise).
         interrupted: list[int] = []
         previous = None
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+
             def on_sigint(signum: int, _frame: Any) -> None:
                 interrupted.append(signum)
                 loop.quit()
+
             previous = signal.signal(signal.SIGINT, on_sigint)
         timer.start()
         try:
@@ -245,7 +254,7 @@ def _define_classes() -> None:
 
     from PyQt6.QtCore import Qt
 
-    FrameView = frame_view_class()
+    FrameView: type[Any] = frame_view_class()  # made at run time: a class mypy cannot see
 
     class PreviewWindow(FrameView):
         def __init__(self, owner: PreviewOutput) -> None:

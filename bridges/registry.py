@@ -46,9 +46,11 @@ OUTPUTS: dict[str, OutputEntry] = {
     "preview": OutputEntry("synd.bridges.preview:PreviewOutput", lambda: _module("PyQt6", "preview")),
     "record": OutputEntry("synd.bridges.record:RecordOutput", lambda: _module("av", None)),
     "ndi": OutputEntry("synd.bridges.ndi:NdiOutput", lambda: _module("NDIlib", "ndi")),
-    "syphon": OutputEntry("synd.bridges.syphon:SyphonOutput",
-                          _platform("darwin", "Syphon", "syphon", "syphon")),
+    "syphon": OutputEntry(
+        "synd.bridges.syphon:SyphonOutput", _platform("darwin", "Syphon", "syphon", "syphon")
+    ),
     "spout": OutputEntry("synd.bridges.spout:SpoutOutput", _platform("win", "Spout", "SpoutGL", "spout")),
-    "virtualcam": OutputEntry("synd.bridges.virtualcam:VirtualCamOutput",
-                              lambda: _module("pyvirtualcam", "virtualcam")),
+    "virtualcam": OutputEntry(
+        "synd.bridges.virtualcam:VirtualCamOutput", lambda: _module("pyvirtualcam", "virtualcam")
+    ),
 }

@@ -37,8 +37,8 @@ import logging
 from typing import Any
 
 from synd.bridges.base import Frame, Output
-from synd.errors import error_line
 from synd.bridges.registry import OUTPUTS
+from synd.errors import error_line
 
 __all__ = ["SpoutOutput", "check_sender_name"]
 

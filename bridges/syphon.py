@@ -39,8 +39,8 @@ import unicodedata
 from typing import Any
 
 from synd.bridges.base import Frame, Output
-from synd.errors import error_line
 from synd.bridges.registry import OUTPUTS
+from synd.errors import error_line
 
 __all__ = ["SyphonOutput", "check_server_name"]
 

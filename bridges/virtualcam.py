@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from synd.bridges.base import Frame, Output
-from synd.errors import error_line
 from synd.bridges.registry import OUTPUTS
+from synd.errors import error_line
 
 __all__ = ["VirtualCamOutput", "loopback_devices"]
 

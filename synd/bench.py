@@ -21,18 +21,24 @@ import torch
 
 from synd.bridges.base import Frame, Output
 from synd.bundle import ModelBundle
-from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.presets import Look
 from synd.render import RenderOptions, render_frames, render_song, song_features
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.video import VideoWriter
 
 #: Real-time goals of the render benchmark with the default preset (x real time).
 RENDER_GOALS = {(1280, 720): 1.5, (1920, 1080): 1.0}
 
 
-def bench_render(bundle: ModelBundle, look: Look, sizes: list[tuple[int, int]], seconds: float = 20.0,
-                 fps: float = 30.0, speed: str = "superfast", detail: int = GENERATION_SHORT_SIDE
-                 ) -> list[dict]:
+def bench_render(
+    bundle: ModelBundle,
+    look: Look,
+    sizes: list[tuple[int, int]],
+    seconds: float = 20.0,
+    fps: float = 30.0,
+    speed: str = "superfast",
+    detail: int = GENERATION_SHORT_SIDE,
+) -> list[dict]:
     """Time generation, encoding and the whole render at each size; one dict per size."""
     from synd.corpus import demo_clip
 
@@ -54,15 +60,17 @@ def bench_render(bundle: ModelBundle, look: Look, sizes: list[tuple[int, int]], 
 
             options = RenderOptions(size=size, fps=fps, speed=speed, detail=detail, progress=False)
             result = render_song(song, Path(tmp) / "render.mp4", bundle, look, options)
-            rows.append({
-                "size": f"{size[0]}x{size[1]}",
-                "painted_at": "x".join(map(str, generation_size(*size, short=detail))),
-                "generate_fps": round(generate, 1),
-                "encode_fps": round(encode, 1),
-                "pipeline_fps": round(result.frames / result.seconds_taken, 1),
-                "x_real_time": round(result.speed, 2),
-                "goal_x_real_time": RENDER_GOALS.get(tuple(size)),
-            })
+            rows.append(
+                {
+                    "size": f"{size[0]}x{size[1]}",
+                    "painted_at": "x".join(map(str, generation_size(*size, short=detail))),
+                    "generate_fps": round(generate, 1),
+                    "encode_fps": round(encode, 1),
+                    "pipeline_fps": round(result.frames / result.seconds_taken, 1),
+                    "x_real_time": round(result.speed, 2),
+                    "goal_x_real_time": RENDER_GOALS.get((size[0], size[1])),
+                }
+            )
     return rows
 
 
@@ -70,20 +78,26 @@ def machine() -> str:
     """One line describing where the numbers were measured."""
     import platform
 
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-            f"with {torch.get_num_threads()} threads")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"with {torch.get_num_threads()} threads"
+    )
 
 
 def format_render(rows: list[dict], fps: float) -> str:
     """The render benchmark as a text table."""
-    head = f"{'size':>10} {'painted':>8} {'generate':>9} {'encode':>8} {'pipeline':>9} {'x real time':>12}  goal"
+    head = (
+        f"{'size':>10} {'painted':>8} {'generate':>9} {'encode':>8} {'pipeline':>9} {'x real time':>12}  goal"
+    )
     lines = [head]
     for r in rows:
         goal = r["goal_x_real_time"]
         verdict = "" if goal is None else f">= {goal}x {'ok' if r['x_real_time'] >= goal else 'MISSED'}"
-        lines.append(f"{r['size']:>10} {r['painted_at']:>8} {r['generate_fps']:>7.1f}/s "
-                     f"{r['encode_fps']:>6.1f}/s {r['pipeline_fps']:>7.1f}/s "
-                     f"{r['x_real_time']:>11.2f}x  {verdict}")
+        lines.append(
+            f"{r['size']:>10} {r['painted_at']:>8} {r['generate_fps']:>7.1f}/s "
+            f"{r['encode_fps']:>6.1f}/s {r['pipeline_fps']:>7.1f}/s "
+            f"{r['x_real_time']:>11.2f}x  {verdict}"
+        )
     lines.append(f"(frames per second; real time is {fps:g} frames/s)")
     return "\n".join(lines)
 
@@ -98,7 +112,7 @@ class ScaleOnly(Output):
     def open(self) -> None:
         from collections import deque
 
-        self.scale_s = deque(maxlen=600)
+        self.scale_s: deque[float] = deque(maxlen=600)
 
     def send(self, frame: Frame) -> None:
         began = time.perf_counter()
@@ -120,14 +134,23 @@ def live_cases(detail: int) -> list[dict]:
     """The live benchmark's runs: the goal as stated, then 16:9 at `detail` and at 256."""
     cases = [{"paint": LIVE_GOAL_PAINT, "size": (1280, 720), "fps": LIVE_GOAL_FPS}]
     for short in dict.fromkeys((detail, 256)):
-        cases.append({"paint": generation_size(1280, 720, short=short), "size": (1280, 720),
-                      "fps": LIVE_GOAL_FPS})
+        cases.append(
+            {"paint": generation_size(1280, 720, short=short), "size": (1280, 720), "fps": LIVE_GOAL_FPS}
+        )
     return cases
 
 
-def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: float = LIVE_GOAL_FPS,
-               size: tuple[int, int] = (1280, 720), paint: tuple[int, int] = LIVE_GOAL_PAINT,
-               runtime: str = "auto", output=None, ready=None) -> dict:
+def bench_live(
+    bundle: ModelBundle,
+    look: Look,
+    seconds: float = 10.0,
+    fps: float = LIVE_GOAL_FPS,
+    size: tuple[int, int] = (1280, 720),
+    paint: tuple[int, int] = LIVE_GOAL_PAINT,
+    runtime: str = "auto",
+    output=None,
+    ready=None,
+) -> dict:
     """Run the real live engine for `seconds` on the demo song played in real time,
     painting `paint`-sized pictures, with one output: `output`, or by default one that
     scales every frame to `size` BGRA (what NDI sends). `ready(output)`, when given, is
@@ -145,8 +168,13 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         runner = OutputRunner(output or ScaleOnly(size, fps))
         # The engine's size sets the painted size (its aspect at short side `detail`);
         # the output scales to its own size, as every output does.
-        engine = Engine(bundle, look, source, [runner],
-                        EngineOptions(fps=fps, size=paint, detail=min(paint), runtime=runtime))
+        engine = Engine(
+            bundle,
+            look,
+            source,
+            [runner],
+            EngineOptions(fps=fps, size=paint, detail=min(paint), runtime=runtime),
+        )
         source.start()
         runner.start()
         engine.start()
@@ -157,8 +185,10 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         frames0, dropped0 = engine.frames, engine.dropped
         sent0, out_dropped0 = runner.sent, runner.dropped
         time.sleep(seconds)
-        stages = {stage: round(ms, 2) for stage, ms in
-                  stage_ms({k: v for k, v in engine.stage_s.items() if v}).items()}
+        stages = {
+            stage: round(ms, 2)
+            for stage, ms in stage_ms({k: v for k, v in engine.stage_s.items() if v}).items()
+        }
         scale = list(getattr(runner.output, "scale_s", ()))
         if scale:
             stages["upscale+convert"] = round(stage_ms({"scale": scale})["scale"], 2)
@@ -173,12 +203,18 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
         source.stop()
     return {
         "painted_at": f"{engine.loop.width}x{engine.loop.height}",
-        "size": f"{runner.output.size[0]}x{runner.output.size[1]}", "output": runner.name,
-        "runtime": engine.runtime, "target_fps": fps, "output_failed": runner.failed,
-        "engine_fps": round(frames / seconds, 1), "engine_dropped": dropped,
-        "output_fps": round(sent / seconds, 1), "output_dropped": out_dropped,
+        "size": f"{runner.output.size[0]}x{runner.output.size[1]}",
+        "output": runner.name,
+        "runtime": engine.runtime,
+        "target_fps": fps,
+        "output_failed": runner.failed,
+        "engine_fps": round(frames / seconds, 1),
+        "engine_dropped": dropped,
+        "output_fps": round(sent / seconds, 1),
+        "output_dropped": out_dropped,
         "latency_ms_median": round(latency["median"], 1) if latency else None,
-        "latency_ms_p90": round(latency["p90"], 1) if latency else None, "cpu_percent": round(cpu),
+        "latency_ms_p90": round(latency["p90"], 1) if latency else None,
+        "cpu_percent": round(cpu),
         "stage_ms": stages,
     }
 
@@ -187,8 +223,9 @@ def bench_live(bundle: ModelBundle, look: Look, seconds: float = 10.0, fps: floa
 NDI_GOALS = [(1280, 720, 60.0), (1920, 1080, 30.0)]
 
 
-def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0,
-              detail: int = GENERATION_SHORT_SIDE) -> list[dict]:
+def bench_ndi(
+    bundle: ModelBundle, look: Look, seconds: float = 10.0, detail: int = GENERATION_SHORT_SIDE
+) -> list[dict]:
     """The live engine publishing to a real NDI source at each of `NDI_GOALS`, watched by
     an NDI receiver in another process (`synd.bridges.ndi_watch`): NDI compresses and
     sends frames only while someone receives them. Sender and receiver find each other
@@ -201,24 +238,36 @@ def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0,
 
     config = tempfile.mkdtemp(prefix="synd-bench-ndi-")
     Path(config, "ndi-config.v1.json").write_text(
-        json.dumps({"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}}))
+        json.dumps({"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}})
+    )
     os.environ["NDI_CONFIG_DIR"] = config  # read when this process starts the NDI runtime
     rows = []
     for w, h, fps in NDI_GOALS:
         name = f"synd-bench-{os.getpid()}-{w}x{h}"
         watcher = subprocess.Popen(
             [sys.executable, "-m", "synd.bridges.ndi_watch", name, "--seconds", str(seconds + 2)],
-            stdout=subprocess.PIPE, text=True, env={**os.environ})
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ},
+        )
 
         def connected(output) -> None:
             deadline = time.monotonic() + 15.0
             while output.connections() < 1 and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(1.0)  # the receiver's first frames: connection set-up
+
         try:
-            row = bench_live(bundle, look, seconds, fps, (w, h),
-                             paint=generation_size(w, h, short=detail),
-                             output=NdiOutput((w, h), fps, source_name=name), ready=connected)
+            row = bench_live(
+                bundle,
+                look,
+                seconds,
+                fps,
+                (w, h),
+                paint=generation_size(w, h, short=detail),
+                output=NdiOutput((w, h), fps, source_name=name),
+                ready=connected,
+            )
             received, _ = watcher.communicate(timeout=seconds + 30)
         finally:
             if watcher.poll() is None:
@@ -229,9 +278,17 @@ def bench_ndi(bundle: ModelBundle, look: Look, seconds: float = 10.0,
     return rows
 
 
-def bench_switch(look_loader, first: str, presets: list[str], mix: str = "image",
-                 fps: float = 30.0, size: tuple[int, int] = (1280, 720), detail: int = GENERATION_SHORT_SIDE,
-                 switches: int = 3, fade: float = 2.0) -> dict:
+def bench_switch(
+    look_loader,
+    first: str,
+    presets: list[str],
+    mix: str = "image",
+    fps: float = 30.0,
+    size: tuple[int, int] = (1280, 720),
+    detail: int = GENERATION_SHORT_SIDE,
+    switches: int = 3,
+    fade: float = 2.0,
+) -> dict:
     """The longest engine frame while presets change: the live engine on the demo song,
     `switches` preset changes through the Controller (load into the hidden slot, fade
     over `fade` s), against the longest frame over as long a stretch without changes.
@@ -248,8 +305,14 @@ def bench_switch(look_loader, first: str, presets: list[str], mix: str = "image"
         song = demo_clip(Path(tmp) / "song.wav", duration=20.0)
         source = FileInput(song, rate=bundle.features.sample_rate, loop=True)
         runner = OutputRunner(ScaleOnly(size, fps))
-        engine = Engine(bundle, look, source, [runner],
-                        EngineOptions(fps=fps, size=size, detail=detail, mix=mix), model_name=first)
+        engine = Engine(
+            bundle,
+            look,
+            source,
+            [runner],
+            EngineOptions(fps=fps, size=size, detail=detail, mix=mix),
+            model_name=first,
+        )
         control = Controller(engine, presets, look_loader, current=first)
         control.set("transition_time", fade)
         source.start()
@@ -271,39 +334,55 @@ def bench_switch(look_loader, first: str, presets: list[str], mix: str = "image"
             engine.stop()
             runner.stop(2.0)
             source.stop()
-    return {"mix": mix, "fps": fps, "painted_at": f"{engine.loop.width}x{engine.loop.height}",
-            "switches": switches, "fade_s": fade, "longest_ms_calm": round(calm, 1),
-            "longest_ms_switching": round(max(during), 1),
-            "median_ms_switching": round(sorted(during)[len(during) // 2], 1),
-            "dropped_switching": dropped, "frame_period_ms": round(1000.0 / fps, 1)}
+    return {
+        "mix": mix,
+        "fps": fps,
+        "painted_at": f"{engine.loop.width}x{engine.loop.height}",
+        "switches": switches,
+        "fade_s": fade,
+        "longest_ms_calm": round(calm, 1),
+        "longest_ms_switching": round(max(during), 1),
+        "median_ms_switching": round(sorted(during)[len(during) // 2], 1),
+        "dropped_switching": dropped,
+        "frame_period_ms": round(1000.0 / fps, 1),
+    }
 
 
 def format_switch(rows: list[dict]) -> str:
     """The preset-switch benchmark as a table."""
-    lines = [f"{'mix':>7} {'fps':>4} {'painted':>8} {'longest frame, calm':>20} "
-             f"{'longest while switching':>24} {'median':>7} {'dropped':>8}  (frame period)"]
+    lines = [
+        f"{'mix':>7} {'fps':>4} {'painted':>8} {'longest frame, calm':>20} "
+        f"{'longest while switching':>24} {'median':>7} {'dropped':>8}  (frame period)"
+    ]
     for r in rows:
-        lines.append(f"{r['mix']:>7} {r['fps']:>4g} {r['painted_at']:>8} {r['longest_ms_calm']:>17} ms "
-                     f"{r['longest_ms_switching']:>21} ms {r['median_ms_switching']:>4} ms "
-                     f"{r['dropped_switching']:>8}  ({r['frame_period_ms']} ms)")
+        lines.append(
+            f"{r['mix']:>7} {r['fps']:>4g} {r['painted_at']:>8} {r['longest_ms_calm']:>17} ms "
+            f"{r['longest_ms_switching']:>21} ms {r['median_ms_switching']:>4} ms "
+            f"{r['dropped_switching']:>8}  ({r['frame_period_ms']} ms)"
+        )
     return "\n".join(lines)
 
 
 def format_live(rows: list[dict]) -> str:
     """The live benchmark as a table, each run against the goals."""
     ndi = any("received_fps" in row for row in rows)
-    lines = [f"{'painted':>9} {'output':>15} {'runtime':>11} {'fps':>6} {'dropped':>8} "
-             f"{'latency ms':>10} {'CPU %':>6} " + (f"{'sent':>5} {'received':>8}  " if ndi else " ")
-             + f"goals (target fps, no engine drops; latency <= {LIVE_GOAL_LATENCY_MS:g} ms)"]
+    lines = [
+        f"{'painted':>9} {'output':>15} {'runtime':>11} {'fps':>6} {'dropped':>8} "
+        f"{'latency ms':>10} {'CPU %':>6} "
+        + (f"{'sent':>5} {'received':>8}  " if ndi else " ")
+        + f"goals (target fps, no engine drops; latency <= {LIVE_GOAL_LATENCY_MS:g} ms)"
+    ]
     for row in rows:
         ok_fps = row["engine_fps"] >= 0.98 * row["target_fps"] and row["engine_dropped"] == 0
         latency = row["latency_ms_median"]
         ok_latency = latency is not None and latency <= LIVE_GOAL_LATENCY_MS
         output = f"{row['size']}@{row['target_fps']:g}"
         sent = f"{row['output_fps']:>5} {row.get('received_fps')!s:>8}  " if ndi else " "
-        lines.append(f"{row['painted_at']:>9} {output:>15} {row['runtime']:>11} "
-                     f"{row['engine_fps']:>6} {row['engine_dropped']:>8} {latency!s:>10} "
-                     f"{row['cpu_percent']:>6} {sent}{'ok' if ok_fps else 'MISSED'}, "
-                     f"{'ok' if ok_latency else 'MISSED'}"
-                     + (f" (output failed: {row['output_failed']})" if row.get("output_failed") else ""))
+        lines.append(
+            f"{row['painted_at']:>9} {output:>15} {row['runtime']:>11} "
+            f"{row['engine_fps']:>6} {row['engine_dropped']:>8} {latency!s:>10} "
+            f"{row['cpu_percent']:>6} {sent}{'ok' if ok_fps else 'MISSED'}, "
+            f"{'ok' if ok_latency else 'MISSED'}"
+            + (f" (output failed: {row['output_failed']})" if row.get("output_failed") else "")
+        )
     return "\n".join(lines)

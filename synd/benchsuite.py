@@ -41,16 +41,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 
+if TYPE_CHECKING:
+    from synd.bundle import ModelBundle
+
 log = logging.getLogger(__name__)
 
-SECTIONS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity",
-            "guard", "judge")
+SECTIONS = ("limits", "generator", "baseline", "live", "render", "train", "ndi", "capacity", "guard", "judge")
 GENERATOR_SIZES = [(128, 128), (256, 256), (512, 512), (1280, 720)]
 #: Painted sizes tried for "what this machine can do live", 16:9 by short side.
 CAPACITY_SHORT_SIDES = (144, 180, 216, 256, 288, 324, 360, 432, 540, 720)
@@ -128,8 +131,10 @@ def limits_section(opts: SuiteOptions) -> dict:
 def format_limits(limits: dict) -> str:
     rates = ", ".join(f"{lib} {r['gflops']:.1f}" for lib, r in limits["gemm_by_library"].items())
     g, c = limits["gemm"], limits["memcopy"]
-    return (f"float32 GEMM {g['n']}x{g['n']}, {g['threads']} threads: {g['gflops']:.1f} GFLOP/s "
-            f"({rates})\nmemory copy {c['mb']} MB: {c['gbps']:.1f} GB/s (bytes read + written)")
+    return (
+        f"float32 GEMM {g['n']}x{g['n']}, {g['threads']} threads: {g['gflops']:.1f} GFLOP/s "
+        f"({rates})\nmemory copy {c['mb']} MB: {c['gbps']:.1f} GB/s (bytes read + written)"
+    )
 
 
 # -- the generator and the baseline ------------------------------------------------------------
@@ -171,8 +176,12 @@ def frame_rate(paint: Callable[[], object], device: str, budget_s: float) -> dic
     repeats = int(min(200, max(3, budget_s / max(first, 1e-4))))
     runs = timed_runs(once, repeats=repeats, warmup=0)
     stats = summary(runs)
-    return {"fps": round(1.0 / stats["median"], 2), "ms_median": round(1000 * stats["median"], 2),
-            "ms_p90": round(1000 * stats["p90"], 2), "runs": len(runs)}
+    return {
+        "fps": round(1.0 / stats["median"], 2),
+        "ms_median": round(1000 * stats["median"], 2),
+        "ms_p90": round(1000 * stats["p90"], 2),
+        "runs": len(runs),
+    }
 
 
 def generator_speed(bundle, size: tuple[int, int], device: str, budget_s: float) -> dict:
@@ -196,22 +205,24 @@ def generator_section(opts: SuiteOptions, gemm_gflops: float | None) -> list[dic
     for preset, bundle, _ in _looks(opts):
         bundle.generator.eval()
         for size in sizes:
-            row = {"preset": preset, **generator_speed(bundle, size, opts.device,
-                                                        0.5 if opts.quick else 1.5)}
+            row = {"preset": preset, **generator_speed(bundle, size, opts.device, 0.5 if opts.quick else 1.5)}
             if gemm_gflops:
-                row["gemm_fraction"] = round(achieved_fraction(
-                    row["gflop_per_frame"] * 1e9, row["fps"], gemm_gflops), 3)
+                row["gemm_fraction"] = round(
+                    achieved_fraction(row["gflop_per_frame"] * 1e9, row["fps"], gemm_gflops), 3
+                )
             rows.append(row)
-            _say(f"  {preset} {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
-                 + (f", {100 * row['gemm_fraction']:.0f}% of GEMM" if gemm_gflops else ""))
+            _say(
+                f"  {preset} {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
+                + (f", {100 * row['gemm_fraction']:.0f}% of GEMM" if gemm_gflops else "")
+            )
     return rows
 
 
 def _looks(opts: SuiteOptions):
     """(label, bundle, look) of each model the per-preset sections measure: the main one
     first (the only one with --quick or --model), then the other shipped presets."""
-    from synd.paths import shipped_dir
     from synd.catalog import resolve_look
+    from synd.paths import shipped_dir
 
     bundle, look = _main_look(opts)
     yield opts.label, bundle, look
@@ -241,17 +252,26 @@ def baseline_section(opts: SuiteOptions, ours: list[dict]) -> dict:
         base = torch.rand(1, 3, h, w)
         feats = torch.zeros(1, generator.feature_dim)
         with torch.inference_mode():
-            speed = frame_rate(lambda: paint(base, feats), opts.device, 0.5 if opts.quick else 1.5)
+            speed = frame_rate(
+                lambda: paint(base, feats),  # noqa: B023 - called at once
+                opts.device,
+                0.5 if opts.quick else 1.5,
+            )
         flops = count_flops(generator, base, feats)
         mine = next((r for r in ours if r["preset"] == opts.label and r["size"] == f"{w}x{h}"), None)
         row = {"size": f"{w}x{h}", **speed, "gflop_per_frame": round(flops / 1e9, 3)}
         if mine:
             row["speed_ratio"] = round(mine["fps"] / speed["fps"], 2)
         rows.append(row)
-        _say(f"  baseline {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
-             + (f"; ours {row['speed_ratio']}x" if "speed_ratio" in row else ""))
-    result = {"sizes": rows, "trained": bool(meta), "meta": {k: meta[k] for k in ("steps", "minutes")
-                                                             if k in meta}}
+        _say(
+            f"  baseline {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
+            + (f"; ours {row['speed_ratio']}x" if "speed_ratio" in row else "")
+        )
+    result = {
+        "sizes": rows,
+        "trained": bool(meta),
+        "meta": {k: meta[k] for k in ("steps", "minutes") if k in meta},
+    }
     if not opts.quick and decoder is not None:
         result["sound_r2"] = _both_r2(opts, generator, decoder)
     return result
@@ -265,8 +285,9 @@ def _baseline_painter(generator, height: int, width: int, device: str):
         generator = generator.to(device)
         return lambda base, feats: generator(base.to(device), feats.to(device))
     example = (torch.rand(1, 3, height, width), torch.zeros(1, generator.feature_dim))
-    session = onnx_session(export_module(generator, example, ["base", "features"], ["frame"]),
-                           threads=os.cpu_count() or 1)
+    session = onnx_session(
+        export_module(generator, example, ["base", "features"], ["frame"]), threads=os.cpu_count() or 1
+    )
     return lambda base, feats: session.run(None, {"base": base.numpy(), "features": feats.numpy()})
 
 
@@ -289,8 +310,11 @@ def _both_r2(opts: SuiteOptions, generator, decoder) -> dict:
         ours = r2_score(track.given[WARMUP_FRAMES:], track.decoded[WARMUP_FRAMES:])
         rate = 24000
         theirs = sound_r2(generator, decoder, load_audio(song, rate), rate)
-    return {"ours": round(ours, 4), "baseline": round(theirs, 4), "audio": "a 20 s synthesized "
-            "track (seed 9100), never trained on"}
+    return {
+        "ours": round(ours, 4),
+        "baseline": round(theirs, 4),
+        "audio": "a 20 s synthesized track (seed 9100), never trained on",
+    }
 
 
 # -- live, render, train, NDI ----------------------------------------------------------------------
@@ -303,11 +327,13 @@ def live_section(opts: SuiteOptions) -> dict:
 
     bundle, look = _main_look(opts)
     seconds = 3.0 if opts.quick else 10.0
-    goal = bench_live(bundle, look, seconds=seconds, fps=LIVE_GOAL_FPS, size=(1280, 720),
-                      paint=LIVE_GOAL_PAINT)
+    goal = bench_live(
+        bundle, look, seconds=seconds, fps=LIVE_GOAL_FPS, size=(1280, 720), paint=LIVE_GOAL_PAINT
+    )
     if not opts.quick:
-        goal["more"] = [bench_live(bundle, look, seconds=seconds, **case)
-                        for case in live_cases(opts.detail)[1:]]
+        goal["more"] = [
+            bench_live(bundle, look, seconds=seconds, **case) for case in live_cases(opts.detail)[1:]
+        ]
     return goal
 
 
@@ -316,8 +342,15 @@ def render_section(opts: SuiteOptions) -> list[dict]:
 
     bundle, look = _main_look(opts)
     seconds = opts.render_seconds or (4.0 if opts.quick else 20.0)
-    return bench_render(bundle, look, opts.render_sizes or [(1280, 720), (1920, 1080)],
-                        seconds=seconds, fps=30.0, speed=opts.speed, detail=opts.detail)
+    return bench_render(
+        bundle,
+        look,
+        opts.render_sizes or [(1280, 720), (1920, 1080)],
+        seconds=seconds,
+        fps=30.0,
+        speed=opts.speed,
+        detail=opts.detail,
+    )
 
 
 def train_section(opts: SuiteOptions) -> dict:
@@ -336,17 +369,34 @@ def train_section(opts: SuiteOptions) -> dict:
         for k in range(2):
             write_wav(Path(tmp, f"t{k}.wav"), synth_track(9200 + k, duration=8.0), 44100)
         began = time.perf_counter()
-        train(TrainOptions(inputs=[Path(tmp)], preset=preset, out=Path(tmp, "m.safetensors"),
-                           steps=steps, device=opts.device, holdout=0.0, eval_every=10**9,
-                           sample_every=10**9, checkpoint_every=10**9, progress=False,
-                           on_step=lambda step: times.append(time.perf_counter())))
+        train(
+            TrainOptions(
+                inputs=[Path(tmp)],
+                preset=preset,
+                out=Path(tmp, "m.safetensors"),
+                steps=steps,
+                device=opts.device,
+                holdout=0.0,
+                eval_every=10**9,
+                sample_every=10**9,
+                checkpoint_every=10**9,
+                progress=False,
+                on_step=lambda step: times.append(time.perf_counter()),
+            )
+        )
         total = time.perf_counter() - began
     gaps = np.diff(times[2:])  # after two warm-up steps
     stats = summary(list(gaps))
     s = preset.train
-    return {"steps_per_s": round(1.0 / stats["median"], 3), "ms_per_step": round(1000 * stats["median"], 1),
-            "batch": s.batch, "crop": s.size, "unroll": s.unroll, "steps_timed": len(gaps),
-            "wall_seconds": round(total, 1)}
+    return {
+        "steps_per_s": round(1.0 / stats["median"], 3),
+        "ms_per_step": round(1000 * stats["median"], 1),
+        "batch": s.batch,
+        "crop": s.size,
+        "unroll": s.unroll,
+        "steps_timed": len(gaps),
+        "wall_seconds": round(total, 1),
+    }
 
 
 def ndi_section(opts: SuiteOptions) -> list[dict] | None:
@@ -384,7 +434,11 @@ def capacity_section(opts: SuiteOptions, live: dict | None) -> list[dict]:
         bundle.generator.eval()
         timed: dict[tuple[int, int], float] = {}
 
-        def fps_at(size: tuple[int, int]) -> float:
+        def fps_at(
+            size: tuple[int, int],
+            bundle: ModelBundle = bundle,
+            timed: dict[tuple[int, int], float] = timed,
+        ) -> float:
             if size not in timed:
                 w, h = size
                 paint = _painter(bundle.generator, h, w, opts.device)
@@ -400,10 +454,13 @@ def capacity_section(opts: SuiteOptions, live: dict | None) -> list[dict]:
             entry: dict = {"size": f"{size[0]}x{size[1]}" if size else None, "checked": False}
             if size and not opts.quick:
                 while size is not None:
-                    check = bench_live(bundle, look, seconds=5.0, fps=target, size=(1280, 720),
-                                       paint=size)
-                    entry.update(size=f"{size[0]}x{size[1]}", checked=True,
-                                 engine_fps=check["engine_fps"], dropped=check["engine_dropped"])
+                    check = bench_live(bundle, look, seconds=5.0, fps=target, size=(1280, 720), paint=size)
+                    entry.update(
+                        size=f"{size[0]}x{size[1]}",
+                        checked=True,
+                        engine_fps=check["engine_fps"],
+                        dropped=check["engine_dropped"],
+                    )
                     if check["engine_dropped"] == 0:
                         break
                     i = ladder.index(size)
@@ -426,23 +483,27 @@ def guard_section(opts: SuiteOptions) -> dict:
 
     w, h = generation_size(1280, 720)
     ramp = np.tile(np.linspace(0, 255, w, dtype=np.uint8)[None, :, None], (h, 1, 3))
-    cases = {"moving picture": [np.roll(ramp, 4 * i, axis=1) for i in range(60)],
-             "10 Hz strobe": [np.full((h, w, 3), 255 * (i * 20 // 30 % 2), np.uint8)
-                              for i in range(60)]}
+    cases = {
+        "moving picture": [np.roll(ramp, 4 * i, axis=1) for i in range(60)],
+        "10 Hz strobe": [np.full((h, w, 3), 255 * (i * 20 // 30 % 2), np.uint8) for i in range(60)],
+    }
     rounds = 3 if opts.quick else 10
     out = {}
     for name, frames in cases.items():
         guard = FlashGuard(30.0)
-        seconds, limited = [], []
+        seconds: list[float] = []
+        limited: list[float] = []
         for _ in range(rounds):
             for f in frames:
                 before = guard.changed
                 t = time.perf_counter()
                 guard(f)
                 (limited if guard.changed > before else seconds).append(time.perf_counter() - t)
-        out[name] = {"ms_median": round(stage_ms({"g": seconds + limited})["g"], 3),
-                     "limited_ms_median": round(stage_ms({"g": limited})["g"], 3) if limited else None,
-                     "changed_share": round(guard.changed / guard.frames, 2)}
+        out[name] = {
+            "ms_median": round(stage_ms({"g": seconds + limited})["g"], 3),
+            "limited_ms_median": round(stage_ms({"g": limited})["g"], 3) if limited else None,
+            "changed_share": round(guard.changed / guard.frames, 2),
+        }
     return out
 
 
@@ -458,15 +519,15 @@ def judge_section(opts: SuiteOptions) -> dict:
         video = Path(tmp) / "clip.mp4"
         sound = rng.normal(0, 0.1, int(seconds * JUDGE_RATE)).astype(np.float32)
         base = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)
-        with VideoWriter(video, 640, 360, fps, preset="ultrafast", audio=sound,
-                         audio_rate=JUDGE_RATE) as writer:
+        with VideoWriter(
+            video, 640, 360, fps, preset="ultrafast", audio=sound, audio_rate=JUDGE_RATE
+        ) as writer:
             for i in range(int(seconds * fps)):
                 writer.write(np.roll(base, i, axis=1).repeat(10, 0).repeat(10, 1))
         began = time.perf_counter()
         judge_video(video)
         took = time.perf_counter() - began
-    return {"clip_s": seconds, "took_s": round(took, 2),
-            "s_for_4min": round(took * 240.0 / seconds, 1)}
+    return {"clip_s": seconds, "took_s": round(took, 2), "s_for_4min": round(took * 240.0 / seconds, 1)}
 
 
 def run_suite(opts: SuiteOptions) -> dict:
@@ -474,8 +535,13 @@ def run_suite(opts: SuiteOptions) -> dict:
     (those that were measured) at the top level."""
     from synd.bench import machine
 
-    result: dict = {"machine": machine(), "device": opts.device, "quick": opts.quick,
-                    "preset": opts.label, "x264_speed": opts.speed}
+    result: dict = {
+        "machine": machine(),
+        "device": opts.device,
+        "quick": opts.quick,
+        "preset": opts.label,
+        "x264_speed": opts.speed,
+    }
     want = set(opts.sections)
     gemm = None
     if want & {"limits", "generator"}:
@@ -524,8 +590,11 @@ def headline(result: dict, preset: str) -> dict:
             found["generator_gemm_fraction"] = row["gemm_fraction"]
     if "live" in result:
         live = result["live"]
-        found.update(live_fps=live["engine_fps"], live_dropped=live["engine_dropped"],
-                     latency_ms_median=live["latency_ms_median"])
+        found.update(
+            live_fps=live["engine_fps"],
+            live_dropped=live["engine_dropped"],
+            latency_ms_median=live["latency_ms_median"],
+        )
     for row in result.get("render", []):
         key = {"1280x720": "render_rtf_720p30", "1920x1080": "render_rtf_1080p30"}.get(row["size"])
         if key:
@@ -543,7 +612,7 @@ def headline(result: dict, preset: str) -> dict:
 
 
 def verdict(key: str, value) -> str:
-    """"ok", "MISSED" or "" (no target) for a headline number."""
+    """ "ok", "MISSED" or "" (no target) for a headline number."""
     target = HEADLINE.get(key)
     if target is None or value is None:
         return ""
@@ -553,34 +622,47 @@ def verdict(key: str, value) -> str:
 
 def format_suite(result: dict) -> str:
     """Every measured section as a text table, then the headline against the targets."""
-    lines = [f"synd bench on {result['machine']}, device {result['device']}"
-             + (" (quick)" if result["quick"] else "")]
+    lines = [
+        f"synd bench on {result['machine']}, device {result['device']}"
+        + (" (quick)" if result["quick"] else "")
+    ]
     if "generator" in result:
-        lines += ["", "generator alone (frames/s, all cores)",
-                  f"{'preset':>8} {'size':>9} {'frames/s':>9} {'ms':>7} {'GFLOP':>7} {'of GEMM':>8}"]
+        lines += [
+            "",
+            "generator alone (frames/s, all cores)",
+            f"{'preset':>8} {'size':>9} {'frames/s':>9} {'ms':>7} {'GFLOP':>7} {'of GEMM':>8}",
+        ]
         for r in result["generator"]:
             share = f"{100 * r['gemm_fraction']:.0f}%" if "gemm_fraction" in r else "-"
-            lines.append(f"{r['preset']:>8} {r['size']:>9} {r['fps']:>9} {r['ms_median']:>7} "
-                         f"{r['gflop_per_frame']:>7} {share:>8}")
+            lines.append(
+                f"{r['preset']:>8} {r['size']:>9} {r['fps']:>9} {r['ms_median']:>7} "
+                f"{r['gflop_per_frame']:>7} {share:>8}"
+            )
     if "baseline" in result:
         b = result["baseline"]
-        lines += ["", "baseline: the original SyNEThesia generator, same runtime and threads",
-                  f"{'size':>9} {'frames/s':>9} {'GFLOP':>7} {'ours / baseline':>16}"]
+        lines += [
+            "",
+            "baseline: the original SyNEThesia generator, same runtime and threads",
+            f"{'size':>9} {'frames/s':>9} {'GFLOP':>7} {'ours / baseline':>16}",
+        ]
         for r in b["sizes"]:
-            lines.append(f"{r['size']:>9} {r['fps']:>9} {r['gflop_per_frame']:>7} "
-                         f"{r.get('speed_ratio', '-')!s:>15}x")
+            lines.append(
+                f"{r['size']:>9} {r['fps']:>9} {r['gflop_per_frame']:>7} {r.get('speed_ratio', '-')!s:>15}x"
+            )
         if "sound_r2" in b:
             r2 = b["sound_r2"]
-            lines.append(f"sound-recovery R^2 on {r2['audio']}: ours {r2['ours']}, "
-                         f"baseline {r2['baseline']}")
+            lines.append(f"sound-recovery R^2 on {r2['audio']}: ours {r2['ours']}, baseline {r2['baseline']}")
     if "live" in result:
         live = result["live"]
         stages = ", ".join(f"{k} {v} ms" for k, v in live.get("stage_ms", {}).items())
-        lines += ["", f"live: painted {live['painted_at']} -> {live['size']} BGRA at "
-                  f"{live['target_fps']:g} fps ({live['runtime']}): {live['engine_fps']} fps, "
-                  f"{live['engine_dropped']} dropped, latency median {live['latency_ms_median']} ms"
-                  f" (p90 {live.get('latency_ms_p90')} ms), CPU {live['cpu_percent']}%",
-                  f"  per frame (median): {stages}"]
+        lines += [
+            "",
+            f"live: painted {live['painted_at']} -> {live['size']} BGRA at "
+            f"{live['target_fps']:g} fps ({live['runtime']}): {live['engine_fps']} fps, "
+            f"{live['engine_dropped']} dropped, latency median {live['latency_ms_median']} ms"
+            f" (p90 {live.get('latency_ms_p90')} ms), CPU {live['cpu_percent']}%",
+            f"  per frame (median): {stages}",
+        ]
         if live.get("more"):
             from synd.bench import format_live
 
@@ -588,33 +670,47 @@ def format_suite(result: dict) -> str:
     if "render" in result:
         from synd.bench import format_render
 
-        lines += ["", f"render (x264 {result.get('x264_speed', 'superfast')})",
-                  format_render(result["render"], 30.0)]
+        lines += [
+            "",
+            f"render (x264 {result.get('x264_speed', 'superfast')})",
+            format_render(result["render"], 30.0),
+        ]
     if "train" in result:
         t = result["train"]
-        lines += ["", f"training: {t['steps_per_s']} steps/s ({t['ms_per_step']} ms a step; "
-                  f"batch {t['batch']}, crop {t['crop']}, unroll {t['unroll']})"]
+        lines += [
+            "",
+            f"training: {t['steps_per_s']} steps/s ({t['ms_per_step']} ms a step; "
+            f"batch {t['batch']}, crop {t['crop']}, unroll {t['unroll']})",
+        ]
     if result.get("ndi"):
         from synd.bench import format_live
 
         lines += ["", "NDI (a receiver in another process)", format_live(result["ndi"])]
     if "capacity" in result:
-        lines += ["", "what this machine can do live (largest 16:9 painted size; "
-                  + ("estimated from the painter's speed)" if result["quick"]
-                     else "checked with the live engine)"),
-                  f"{'preset':>8} {'60 fps':>10} {'30 fps':>10}"]
+        lines += [
+            "",
+            "what this machine can do live (largest 16:9 painted size; "
+            + ("estimated from the painter's speed)" if result["quick"] else "checked with the live engine)"),
+            f"{'preset':>8} {'60 fps':>10} {'30 fps':>10}",
+        ]
         for r in result["capacity"]:
-            lines.append(f"{r['preset']:>8} {r['60fps']['size'] or 'none':>10} "
-                         f"{r['30fps']['size'] or 'none':>10}")
+            lines.append(
+                f"{r['preset']:>8} {r['60fps']['size'] or 'none':>10} {r['30fps']['size'] or 'none':>10}"
+            )
     if "guard" in result:
         lines += ["", "flash guard at 384x216 (median ms a frame)"]
-        lines += [f"  {name}: {r['ms_median']} ms, {100 * r['changed_share']:.0f}% of frames "
-                  "limited" + (f" ({r['limited_ms_median']} ms each)" if r.get("limited_ms_median")
-                               else "") for name, r in result["guard"].items()]
+        lines += [
+            f"  {name}: {r['ms_median']} ms, {100 * r['changed_share']:.0f}% of frames "
+            "limited" + (f" ({r['limited_ms_median']} ms each)" if r.get("limited_ms_median") else "")
+            for name, r in result["guard"].items()
+        ]
     if "judge" in result:
         j = result["judge"]
-        lines += ["", f"judge: a {j['clip_s']:g} s 640x360 video in {j['took_s']} s, so 4 minutes "
-                  f"in about {j['s_for_4min']} s"]
+        lines += [
+            "",
+            f"judge: a {j['clip_s']:g} s 640x360 video in {j['took_s']} s, so 4 minutes "
+            f"in about {j['s_for_4min']} s",
+        ]
     lines += ["", f"{'headline':<26} {'value':>9}  target"]
     for key, target in HEADLINE.items():
         if key in result:

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from synd.errors import one_line, shown_name
 from synd.features import FeatureConfig, FeatureStats
 from synd.model import Generator, ModelConfig, SoundDecoder, crop_side
 from synd.paths import resolve
-from synd.errors import one_line, shown_name
 
 
 @dataclass
@@ -32,8 +32,9 @@ class ModelBundle:
     path: Path | None = None
 
     @classmethod
-    def new(cls, config: ModelConfig, features: FeatureConfig, stats: FeatureStats,
-            meta: dict | None = None) -> "ModelBundle":
+    def new(
+        cls, config: ModelConfig, features: FeatureConfig, stats: FeatureStats, meta: dict | None = None
+    ) -> ModelBundle:
         """Freshly initialised networks (seed torch first for reproducibility)."""
         return cls(config, features, stats, Generator(config), SoundDecoder(config), meta or {})
 
@@ -56,17 +57,25 @@ class ModelBundle:
         return tensors
 
     def metadata(self) -> dict:
-        return {**self.meta, "architecture": self.config.to_dict(),
-                "features": self.features.to_dict(), "normalization": self.stats.to_dict()}
+        return {
+            **self.meta,
+            "architecture": self.config.to_dict(),
+            "features": self.features.to_dict(),
+            "normalization": self.stats.to_dict(),
+        }
 
-    def save(self, path: str | os.PathLike, extra: dict[str, torch.Tensor] | None = None,
-             extra_meta: dict | None = None) -> None:
+    def save(
+        self,
+        path: str | os.PathLike,
+        extra: dict[str, torch.Tensor] | None = None,
+        extra_meta: dict | None = None,
+    ) -> None:
         """Atomically write the model (plus optional extra tensors, e.g. training state)."""
         tensors = self.state_tensors()
         tensors.update(extra or {})
         save_checkpoint(path, tensors, {**self.metadata(), **(extra_meta or {})})
 
-    def to(self, device: torch.device | str) -> "ModelBundle":
+    def to(self, device: torch.device | str) -> ModelBundle:
         self.generator.to(device)
         self.decoder.to(device)
         return self
@@ -88,8 +97,9 @@ def _configs(meta: dict, where: str) -> tuple[ModelConfig, FeatureConfig, Featur
     against each other."""
     for table in ("architecture", "features", "normalization"):
         if table in meta and not isinstance(meta[table], dict):
-            raise CheckpointError(f"{where}: bad metadata ({table} must be a table, "
-                                  f"got {type(meta[table]).__name__})")
+            raise CheckpointError(
+                f"{where}: bad metadata ({table} must be a table, got {type(meta[table]).__name__})"
+            )
     try:
         config = ModelConfig.from_dict(meta["architecture"])
         features = FeatureConfig.from_dict(meta["features"])
@@ -100,9 +110,11 @@ def _configs(meta: dict, where: str) -> tuple[ModelConfig, FeatureConfig, Featur
         # Values of the wrong JSON type (a list for a table, a string for a number).
         raise CheckpointError(f"{where}: bad metadata ({one_line(e, 200)})") from None
     if config.feature_dim != features.dim or len(stats.mean) != features.dim:
-        raise CheckpointError(f"{where}: metadata disagrees: architecture expects "
-                              f"{config.feature_dim} features, feature config gives "
-                              f"{features.dim}, normalisation has {len(stats.mean)}")
+        raise CheckpointError(
+            f"{where}: metadata disagrees: architecture expects "
+            f"{config.feature_dim} features, feature config gives "
+            f"{features.dim}, normalisation has {len(stats.mean)}"
+        )
     return config, features, stats
 
 
@@ -114,14 +126,15 @@ def _expected_shapes(config: ModelConfig, where: str) -> dict[str, tuple[int, ..
         with torch.device("meta"):
             nets = {"generator.": Generator(config), "decoder.": SoundDecoder(config)}
     except (RuntimeError, ValueError, OverflowError, TypeError) as e:
-        raise CheckpointError(f"{where}: the architecture in the metadata cannot be built "
-                              f"({one_line(e, 200)})") from None
-    return {prefix + k: tuple(v.shape) for prefix, net in nets.items()
-            for k, v in net.state_dict().items()}
+        raise CheckpointError(
+            f"{where}: the architecture in the metadata cannot be built ({one_line(e, 200)})"
+        ) from None
+    return {prefix + k: tuple(v.shape) for prefix, net in nets.items() for k, v in net.state_dict().items()}
 
 
-def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]],
-                   meta: dict, where: str) -> None:
+def _check_tensors(
+    tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], meta: dict, where: str
+) -> None:
     """Refuse tensors that are missing, unexpected, of another shape or type, or not finite."""
     missing = sorted(set(expected) - set(tensors))
     if missing:
@@ -129,22 +142,25 @@ def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[i
     allowed = TRAINING_STATE_PREFIXES if isinstance(meta.get("training"), dict) else ()
     extra = sorted(k for k in set(tensors) - set(expected) if not k.startswith(allowed))
     if extra:
-        raise CheckpointError(f"{where}: unexpected tensor {_more(extra)}, which the "
-                              "architecture in the metadata does not have")
+        raise CheckpointError(
+            f"{where}: unexpected tensor {_more(extra)}, which the architecture in the metadata does not have"
+        )
     for k, shape in expected.items():
         v = tensors[k]
         if tuple(v.shape) != shape:
-            raise CheckpointError(f"{where}: tensor {k} has shape {tuple(v.shape)}, "
-                                  f"the architecture needs {shape}")
+            raise CheckpointError(
+                f"{where}: tensor {k} has shape {tuple(v.shape)}, the architecture needs {shape}"
+            )
         if v.dtype not in WEIGHT_DTYPES:
-            raise CheckpointError(f"{where}: tensor {k} has type {str(v.dtype).removeprefix('torch.')}, "
-                                  "weights must be float32, float16, bfloat16 or float64")
+            raise CheckpointError(
+                f"{where}: tensor {k} has type {str(v.dtype).removeprefix('torch.')}, "
+                "weights must be float32, float16, bfloat16 or float64"
+            )
         if not torch.isfinite(v).all():
             raise CheckpointError(f"{where}: tensor {k} holds NaN or Inf")
 
 
-def bundle_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict,
-                           path: Path) -> ModelBundle:
+def bundle_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> ModelBundle:
     """Build networks from checkpoint contents, checking every tensor against the metadata.
 
     Raises CheckpointError (one line) when the metadata is malformed or disagrees with
@@ -156,8 +172,12 @@ def bundle_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict,
     where = f"cannot load model '{shown_name(path)}'"
     config, features, stats = _configs(meta, where)
     _check_tensors(tensors, _expected_shapes(config, where), meta, where)
-    bundle = ModelBundle.new(config, features, stats, meta={k: v for k, v in meta.items()
-                                                             if k not in ("architecture", "features", "normalization")})
+    bundle = ModelBundle.new(
+        config,
+        features,
+        stats,
+        meta={k: v for k, v in meta.items() if k not in ("architecture", "features", "normalization")},
+    )
     bundle.path = path
     for prefix, net in (("generator.", bundle.generator), ("decoder.", bundle.decoder)):
         net.load_state_dict({k: tensors[prefix + k].float() for k in net.state_dict()})

@@ -50,8 +50,8 @@ from typing import Any
 import numpy as np
 
 from synd.audio import AUDIO_SUFFIXES, StreamResampler
-from synd.native import explain, quiet_stderr
 from synd.errors import one_line
+from synd.native import explain, quiet_stderr
 
 __all__ = [
     "CaptureError",
@@ -109,8 +109,7 @@ class AudioRing:
     `skipped` and `overruns` count written (`rate`) frames.
     """
 
-    def __init__(self, capacity_s: float, rate: int, channels: int = 1,
-                 out_rate: int | None = None) -> None:
+    def __init__(self, capacity_s: float, rate: int, channels: int = 1, out_rate: int | None = None) -> None:
         if rate <= 0 or channels < 1 or not capacity_s > 0:
             raise ValueError(f"bad ring: capacity_s={capacity_s}, rate={rate}, channels={channels}")
         self.rate = int(rate)
@@ -123,8 +122,7 @@ class AudioRing:
         self._read = 0  # absolute index of the next frame to read
         self.skipped = 0
         self.overruns = 0
-        self._resampler = (StreamResampler(self.rate, self.out_rate)
-                           if self.out_rate != self.rate else None)
+        self._resampler = StreamResampler(self.rate, self.out_rate) if self.out_rate != self.rate else None
 
     @property
     def written(self) -> int:
@@ -143,14 +141,14 @@ class AudioRing:
         head = self._state[0]
         cap = self.capacity
         if n > cap:  # only the newest frames fit
-            block = block[n - cap:]
+            block = block[n - cap :]
         m = block.shape[0]
         pos = (head + n - m) % cap
         first = min(m, cap - pos)
         self._writing_to = head + n  # announce: frames before head + n - cap get overwritten
-        self._buf[pos:pos + first] = block[:first]
+        self._buf[pos : pos + first] = block[:first]
         if m > first:
-            self._buf[:m - first] = block[first:]
+            self._buf[: m - first] = block[first:]
         self._state = (head + n, newest_time)  # publish (one atomic store)
 
     def read_new(self, max_samples: int, delay_samples: int = 0) -> tuple[np.ndarray, float]:
@@ -216,8 +214,9 @@ def _sounddevice() -> Any:
     except ImportError:
         raise CaptureError("live audio needs sounddevice: pip install 'synethesia[live]'") from None
     except OSError as exc:  # the PortAudio library is missing
-        raise CaptureError(f"PortAudio is not available ({exc}); "
-                           "install it (Debian: libportaudio2)") from None
+        raise CaptureError(
+            f"PortAudio is not available ({exc}); install it (Debian: libportaudio2)"
+        ) from None
     return sd
 
 
@@ -249,6 +248,7 @@ def _close_stream(stream: Any, timeout: float) -> bool:
     stop() can hang (seen with an input and an output stream open); abort() did not, but
     a stream whose server died is not to be trusted either, hence the thread.
     """
+
     def work() -> None:
         with contextlib.suppress(Exception):
             stream.abort()
@@ -304,8 +304,11 @@ def _pulse_info() -> dict | None:
     for line in out.splitlines():
         key, _, value = line.partition(":")
         info[key.strip()] = value.strip()
-    return {"sink": info.get("Default Sink") or None, "source": info.get("Default Source") or None,
-            "server": "PipeWire" if "PipeWire" in info.get("Server Name", "") else "PulseAudio"}
+    return {
+        "sink": info.get("Default Sink") or None,
+        "source": info.get("Default Source") or None,
+        "server": "PipeWire" if "PipeWire" in info.get("Server Name", "") else "PulseAudio",
+    }
 
 
 def _pulse_sources() -> list[dict]:
@@ -316,11 +319,15 @@ def _pulse_sources() -> list[dict]:
             sources = []
             for s in json.loads(out):
                 spec = str(s.get("sample_specification", ""))
-                ch = next((int(w[:-2]) for w in spec.split() if w.endswith("ch")
-                           and w[:-2].isdigit()), 2)
-                sources.append({"name": s["name"], "description": s.get("description") or s["name"],
-                                "channels": ch, "monitor": bool(s.get("monitor_source"))
-                                and s.get("monitor_source") != "n/a"})
+                ch = next((int(w[:-2]) for w in spec.split() if w.endswith("ch") and w[:-2].isdigit()), 2)
+                sources.append(
+                    {
+                        "name": s["name"],
+                        "description": s.get("description") or s["name"],
+                        "channels": ch,
+                        "monitor": bool(s.get("monitor_source")) and s.get("monitor_source") != "n/a",
+                    }
+                )
             return sources
         except (ValueError, KeyError, TypeError):
             pass
@@ -329,10 +336,18 @@ def _pulse_sources() -> list[dict]:
     for line in out.splitlines():
         parts = line.split("\t")
         if len(parts) >= 2:
-            ch = next((int(w[:-2]) for w in " ".join(parts[3:4]).split()
-                       if w.endswith("ch") and w[:-2].isdigit()), 2)
-            sources.append({"name": parts[1], "description": parts[1], "channels": ch,
-                            "monitor": parts[1].endswith(".monitor")})
+            ch = next(
+                (int(w[:-2]) for w in " ".join(parts[3:4]).split() if w.endswith("ch") and w[:-2].isdigit()),
+                2,
+            )
+            sources.append(
+                {
+                    "name": parts[1],
+                    "description": parts[1],
+                    "channels": ch,
+                    "monitor": parts[1].endswith(".monitor"),
+                }
+            )
     return sources
 
 
@@ -343,16 +358,24 @@ def _portaudio_inputs(sd: Any) -> list[dict]:
             devices = sd.query_devices()
             apis = sd.query_hostapis()
             default_in = sd.default.device[0]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - PortAudio fails in many ways: then no devices
             log.debug("cannot list audio devices: %s", exc)
             return []
     if not isinstance(default_in, int) or default_in < 0:
-        default_in = next((a["default_input_device"] for a in apis
-                           if a["default_input_device"] >= 0), -1)
-    return [{"name": d["name"], "index": i, "channels": int(d["max_input_channels"]),
-             "default": i == default_in, "host_api": apis[d["hostapi"]]["name"],
-             "description": d["name"], "default_rate": float(d["default_samplerate"])}
-            for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+        default_in = next((a["default_input_device"] for a in apis if a["default_input_device"] >= 0), -1)
+    return [
+        {
+            "name": d["name"],
+            "index": i,
+            "channels": int(d["max_input_channels"]),
+            "default": i == default_in,
+            "host_api": apis[d["hostapi"]]["name"],
+            "description": d["name"],
+            "default_rate": float(d["default_samplerate"]),
+        }
+        for i, d in enumerate(devices)
+        if d["max_input_channels"] > 0
+    ]
 
 
 def _pulse_device(inputs: list[dict]) -> dict | None:
@@ -366,11 +389,18 @@ def _gather_inputs(sd: Any) -> list[dict]:
     if pulse is not None:
         info = _pulse_info() or {}
         for s in _pulse_sources():
-            inputs.append({"name": s["name"], "index": None, "channels": s["channels"],
-                           "default": s["name"] == info.get("source"),
-                           "host_api": info.get("server", "PulseAudio"),
-                           "description": s["description"], "via": pulse["index"],
-                           "default_rate": pulse["default_rate"]})
+            inputs.append(
+                {
+                    "name": s["name"],
+                    "index": None,
+                    "channels": s["channels"],
+                    "default": s["name"] == info.get("source"),
+                    "host_api": info.get("server", "PulseAudio"),
+                    "description": s["description"],
+                    "via": pulse["index"],
+                    "default_rate": pulse["default_rate"],
+                }
+            )
     return inputs
 
 
@@ -395,8 +425,10 @@ def _names(inputs: list[dict]) -> str:
     """'0 pulse (ALSA), fakemic (PulseAudio), ...' for one-line messages."""
     if not inputs:
         return "none"
-    return ", ".join((f"{d['index']} " if d["index"] is not None else "")
-                     + f"'{d['name']}' ({d['host_api']})" for d in inputs)
+    return ", ".join(
+        (f"{d['index']} " if d["index"] is not None else "") + f"'{d['name']}' ({d['host_api']})"
+        for d in inputs
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -428,11 +460,19 @@ def _resolve(sd: Any, kind: str, device: int | str | None) -> _Target:
 
 def _entry_target(d: dict, what: str) -> _Target:
     if d["index"] is None:  # a PulseAudio/PipeWire source through the ALSA pulse device
-        return _Target(d["via"], max(1, min(2, d["channels"])), d["default_rate"],
-                       f"{what}: {d['host_api']} source '{d['name']}' ({d['description']})",
-                       pulse_source=d["name"])
-    return _Target(d["index"], min(2, d["channels"]), d["default_rate"],
-                   f"{what}: device {d['index']} '{d['name']}' ({d['host_api']})")
+        return _Target(
+            d["via"],
+            max(1, min(2, d["channels"])),
+            d["default_rate"],
+            f"{what}: {d['host_api']} source '{d['name']}' ({d['description']})",
+            pulse_source=d["name"],
+        )
+    return _Target(
+        d["index"],
+        min(2, d["channels"]),
+        d["default_rate"],
+        f"{what}: device {d['index']} '{d['name']}' ({d['host_api']})",
+    )
 
 
 def _system_target(sd: Any, inputs: list[dict]) -> _Target:
@@ -441,9 +481,13 @@ def _system_target(sd: Any, inputs: list[dict]) -> _Target:
         info = _pulse_info() if shutil.which("pactl") else None
         if pulse is not None and info and info["sink"]:
             monitor = info["sink"] + ".monitor"
-            return _Target(pulse["index"], 2, pulse["default_rate"],
-                           f"system audio: monitor of sink '{info['sink']}' ({info['server']})",
-                           pulse_source=monitor)
+            return _Target(
+                pulse["index"],
+                2,
+                pulse["default_rate"],
+                f"system audio: monitor of sink '{info['sink']}' ({info['server']})",
+                pulse_source=monitor,
+            )
         native = [d for d in inputs if d["index"] is not None and "monitor" in d["name"].lower()]
         if native:  # a PortAudio built with a native PulseAudio host API lists monitors
             return _entry_target(native[0], "system audio")
@@ -460,8 +504,10 @@ def _system_target(sd: Any, inputs: list[dict]) -> _Target:
         loop = [d for d in inputs if any(k in d["name"].lower() for k in ("blackhole", "loopback"))]
         if loop:
             return _entry_target(loop[0], "system audio")
-        raise CaptureError("system audio is unavailable: no BlackHole or Loopback device; install "
-                           "BlackHole and send the output to it, or use --input mic")
+        raise CaptureError(
+            "system audio is unavailable: no BlackHole or Loopback device; install "
+            "BlackHole and send the output to it, or use --input mic"
+        )
     if sys.platform == "win32":
         params = inspect.signature(sd.WasapiSettings).parameters
         if "loopback" in params:
@@ -469,39 +515,48 @@ def _system_target(sd: Any, inputs: list[dict]) -> _Target:
                 out = sd.query_devices(kind="output")
             index = sd.query_devices().index(out) if isinstance(out, dict) else None
             if index is not None:
-                return _Target(index, min(2, int(out["max_output_channels"])),
-                               float(out["default_samplerate"]),
-                               f"system audio: WASAPI loopback of '{out['name']}'",
-                               extra_settings=sd.WasapiSettings(loopback=True))
-        mix = [d for d in inputs if any(k in d["name"].lower()
-                                        for k in ("stereo mix", "cable output", "loopback"))]
+                return _Target(
+                    index,
+                    min(2, int(out["max_output_channels"])),
+                    float(out["default_samplerate"]),
+                    f"system audio: WASAPI loopback of '{out['name']}'",
+                    extra_settings=sd.WasapiSettings(loopback=True),
+                )
+        mix = [
+            d
+            for d in inputs
+            if any(k in d["name"].lower() for k in ("stereo mix", "cable output", "loopback"))
+        ]
         if mix:
             return _entry_target(mix[0], "system audio")
-        raise CaptureError(f"system audio is unavailable: sounddevice {sd.__version__} offers no "
-                           "WASAPI loopback; enable 'Stereo Mix' or install VB-CABLE and use "
-                           "--input 'CABLE Output', or use --input mic")
+        raise CaptureError(
+            f"system audio is unavailable: sounddevice {sd.__version__} offers no "
+            "WASAPI loopback; enable 'Stereo Mix' or install VB-CABLE and use "
+            "--input 'CABLE Output', or use --input mic"
+        )
     raise CaptureError(f"system audio is unavailable on {sys.platform}; use --input mic")
 
 
 def _mic_target(inputs: list[dict]) -> _Target:
     default = next((d for d in inputs if d["default"] and d["index"] is not None), None)
     if default is None:
-        raise CaptureError(f"no microphone: there is no default input device "
-                           f"(inputs: {_names(inputs)})")
+        raise CaptureError(f"no microphone: there is no default input device (inputs: {_names(inputs)})")
     target = _entry_target(default, "microphone")
     source = next((d for d in inputs if d["index"] is None and d["default"]), None)
     if source is not None and default["name"] in ("pulse", "default"):
         # The ALSA pulse/default device records PulseAudio's default source: name it.
-        target = _Target(target.device, target.channels, target.default_rate,
-                         f"microphone: {source['host_api']} default source '{source['name']}' "
-                         f"({source['description']})")
+        target = _Target(
+            target.device,
+            target.channels,
+            target.default_rate,
+            f"microphone: {source['host_api']} default source '{source['name']}' ({source['description']})",
+        )
     return target
 
 
 def _device_target(inputs: list[dict], device: int | str | None) -> _Target:
     if device is None:
-        raise CaptureError("no device given: use an index or part of a name "
-                           f"(inputs: {_names(inputs)})")
+        raise CaptureError(f"no device given: use an index or part of a name (inputs: {_names(inputs)})")
     if isinstance(device, int) or str(device).strip().isdigit():
         index = int(device)
         match = [d for d in inputs if d["index"] == index]
@@ -511,8 +566,7 @@ def _device_target(inputs: list[dict], device: int | str | None) -> _Target:
     text = str(device).strip().lower()
     match = [d for d in inputs if d["name"].lower() == text]
     if not match:
-        match = [d for d in inputs
-                 if text in d["name"].lower() or text in d["description"].lower()]
+        match = [d for d in inputs if text in d["name"].lower() or text in d["description"].lower()]
     if not match:
         raise CaptureError(f"no input device matches {device!r} (inputs: {_names(inputs)})")
     sources = [d for d in match if d["index"] is None]
@@ -521,8 +575,9 @@ def _device_target(inputs: list[dict], device: int | str | None) -> _Target:
         # the server holds the hardware, so its source is the one that can be opened.
         match = sources
     if len(match) > 1:
-        raise CaptureError(f"input device {device!r} is ambiguous, it matches {_names(match)}; "
-                           "use a longer name or an index")
+        raise CaptureError(
+            f"input device {device!r} is ambiguous, it matches {_names(match)}; use a longer name or an index"
+        )
     return _entry_target(match[0], "input")
 
 
@@ -575,8 +630,9 @@ class DeviceInput(LiveInput):
     Meanwhile `ring.read_new` simply returns nothing.
     """
 
-    def __init__(self, kind: str = "mic", device: int | str | None = None, rate: int = 24000,
-                 block: int = 256) -> None:
+    def __init__(
+        self, kind: str = "mic", device: int | str | None = None, rate: int = 24000, block: int = 256
+    ) -> None:
         if kind not in ("system", "mic", "device"):
             raise ValueError(f"kind must be 'system', 'mic' or 'device', got {kind!r}")
         self._sd = _sounddevice()
@@ -587,8 +643,7 @@ class DeviceInput(LiveInput):
         self.description = self._target.description
         dev_rate = self._pick_rate(self._target)
         self.block = max(16, round(block * dev_rate / self.sample_rate))
-        self.ring = AudioRing(BUFFER_S, dev_rate, max(1, self._target.channels),
-                              out_rate=self.sample_rate)
+        self.ring = AudioRing(BUFFER_S, dev_rate, max(1, self._target.channels), out_rate=self.sample_rate)
         self.connected = False
         self.overflows = 0
         self.reconnects = 0
@@ -604,15 +659,23 @@ class DeviceInput(LiveInput):
         """The feature rate if the device takes it, else its default rate (resampled)."""
         try:
             with _PA_LOCK, _pulse_source(target.pulse_source), quiet_stderr("PortAudio", log):
-                self._sd.check_input_settings(device=target.device, channels=target.channels,
-                                              samplerate=self.sample_rate,
-                                              extra_settings=target.extra_settings)
+                self._sd.check_input_settings(
+                    device=target.device,
+                    channels=target.channels,
+                    samplerate=self.sample_rate,
+                    extra_settings=target.extra_settings,
+                )
             return self.sample_rate
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any refusal: fall back to the device's rate
             rate = int(target.default_rate) or self.sample_rate
             if rate != self.sample_rate:
-                log.info("%s refuses %d Hz (%s): capturing at %d Hz and resampling",
-                         target.description, self.sample_rate, exc, rate)
+                log.info(
+                    "%s refuses %d Hz (%s): capturing at %d Hz and resampling",
+                    target.description,
+                    self.sample_rate,
+                    exc,
+                    rate,
+                )
             return rate
 
     # -- the audio callback (PortAudio's thread: no allocation, no logging, no locks) --
@@ -641,13 +704,16 @@ class DeviceInput(LiveInput):
         sd = self._sd
         self._gen += 1
         self._opened_at = time.monotonic()  # before any callback can run
-        with _PA_LOCK, _pulse_source(target.pulse_source), \
-                quiet_stderr("PortAudio", log) as self._said:
-            stream = sd.InputStream(device=target.device, samplerate=self.ring.rate,
-                                    channels=min(self.ring.channels, max(1, target.channels)),
-                                    dtype="float32", blocksize=self.block,
-                                    callback=self._make_callback(self._gen),
-                                    extra_settings=target.extra_settings)
+        with _PA_LOCK, _pulse_source(target.pulse_source), quiet_stderr("PortAudio", log) as self._said:
+            stream = sd.InputStream(
+                device=target.device,
+                samplerate=self.ring.rate,
+                channels=min(self.ring.channels, max(1, target.channels)),
+                dtype="float32",
+                blocksize=self.block,
+                callback=self._make_callback(self._gen),
+                extra_settings=target.extra_settings,
+            )
             _OPEN_STREAMS.add(stream)
             try:
                 stream.start()
@@ -666,12 +732,12 @@ class DeviceInput(LiveInput):
             self._stop_evt.clear()
             try:
                 self._open(self._target)
-            except Exception as exc:  # noqa: BLE001
-                raise CaptureError(f"cannot open {self.description}: "
-                                   f"{explain(exc, getattr(self, '_said', None))}") from None
+            except Exception as exc:  # noqa: BLE001 - PortAudio's many failures, as one CaptureError
+                raise CaptureError(
+                    f"cannot open {self.description}: {explain(exc, getattr(self, '_said', None))}"
+                ) from None
             self.connected = True
-            self._supervisor = threading.Thread(target=self._supervise, name="synd-capture",
-                                                daemon=True)
+            self._supervisor = threading.Thread(target=self._supervise, name="synd-capture", daemon=True)
             self._supervisor.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -691,7 +757,7 @@ class DeviceInput(LiveInput):
     def _dead_reason(self, stream: Any, now: float) -> str | None:
         try:
             active = stream.active
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a stream that cannot say is taken as stopped
             active = False
         if not active:
             return "the stream stopped"
@@ -721,8 +787,9 @@ class DeviceInput(LiveInput):
                             log.info("capture resumed: %s", self.description)
                         continue
                     if not lost:
-                        log.warning("capture lost: %s: %s; retrying every %g s",
-                                    self.description, reason, RETRY_S)
+                        log.warning(
+                            "capture lost: %s: %s; retrying every %g s", self.description, reason, RETRY_S
+                        )
                         lost = True
                     self.connected = False
                     self._stream = None
@@ -746,10 +813,15 @@ class DeviceInput(LiveInput):
 
     def status(self) -> dict:
         """connected, device, overflows, overruns, skipped, reconnects (thread-safe)."""
-        return {"connected": self.connected, "device": self.description,
-                "overflows": self.overflows, "overruns": self.ring.overruns,
-                "skipped": self.ring.skipped, "reconnects": self.reconnects,
-                "device_rate": self.ring.rate}
+        return {
+            "connected": self.connected,
+            "device": self.description,
+            "overflows": self.overflows,
+            "overruns": self.ring.overruns,
+            "skipped": self.ring.skipped,
+            "reconnects": self.reconnects,
+            "device_rate": self.ring.rate,
+        }
 
 
 class FileInput(LiveInput):
@@ -763,8 +835,14 @@ class FileInput(LiveInput):
     logged and the file is fed silently.
     """
 
-    def __init__(self, path: str | os.PathLike, rate: int = 24000, play: bool = False,
-                 loop: bool = False, block: int = 256) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        rate: int = 24000,
+        play: bool = False,
+        loop: bool = False,
+        block: int = 256,
+    ) -> None:
         from synd.audio import AudioError, load_audio
 
         try:
@@ -801,7 +879,7 @@ class FileInput(LiveInput):
             i = self._fed % n
             k = min(target - self._fed, n - i)
             end_time = newest_time - (target - self._fed - k) / self.sample_rate
-            self.ring.write(self.samples[i:i + k], end_time)
+            self.ring.write(self.samples[i : i + k], end_time)
             self._fed += k
         if not self.loop and self._fed >= n:
             self.finished = True
@@ -834,7 +912,7 @@ class FileInput(LiveInput):
             if i >= n:
                 break
             m = min(take - k, n - i)
-            outdata[k:k + m] = song[i:i + m, None]
+            outdata[k : k + m] = song[i : i + m, None]
             k += m
         outdata[k:] = 0
         self._out_pos = a0 + (take if self.loop or a0 < n else frames)
@@ -854,15 +932,19 @@ class FileInput(LiveInput):
                 # Variable blocks and 100 ms of buffer: with 256-frame blocks PortAudio's
                 # ALSA -> PulseAudio output fell into storms of underflowing callbacks
                 # (swallowing up to 30 s of audio in 1.5 s); these settings never did.
-                stream = sd.OutputStream(samplerate=self.sample_rate, channels=1,
-                                         dtype="float32", blocksize=0, latency=0.1,
-                                         callback=self._out_callback)
+                stream = sd.OutputStream(
+                    samplerate=self.sample_rate,
+                    channels=1,
+                    dtype="float32",
+                    blocksize=0,
+                    latency=0.1,
+                    callback=self._out_callback,
+                )
                 _OPEN_STREAMS.add(stream)
                 self._latency = float(stream.latency)
                 stream.start()
         except Exception as exc:  # noqa: BLE001 - any failure: play silently
-            log.warning("cannot play %s (%s): continuing without sound",
-                        self.path.name, explain(exc, said))
+            log.warning("cannot play %s (%s): continuing without sound", self.path.name, explain(exc, said))
             return False
         self._stream = stream
         return True
@@ -894,10 +976,16 @@ class FileInput(LiveInput):
 
     def status(self) -> dict:
         """connected, device, overflows, overruns, skipped, reconnects, finished, position."""
-        return {"connected": self._started and not self._stop_evt.is_set(),
-                "device": self.description, "overflows": 0, "overruns": self.ring.overruns,
-                "skipped": self.ring.skipped, "reconnects": 0, "finished": self.finished,
-                "position": self.position}
+        return {
+            "connected": self._started and not self._stop_evt.is_set(),
+            "device": self.description,
+            "overflows": 0,
+            "overruns": self.ring.overruns,
+            "skipped": self.ring.skipped,
+            "reconnects": 0,
+            "finished": self.finished,
+            "position": self.position,
+        }
 
 
 # ------------------------------------------------------------------------------------------
@@ -931,8 +1019,7 @@ def parse_input(text: str | None) -> dict:
     return spec | {"kind": "device", "device": t}
 
 
-def open_input(text: str | None, rate: int = 24000, play: bool = False,
-               loop: bool = False) -> LiveInput:
+def open_input(text: str | None, rate: int = 24000, play: bool = False, loop: bool = False) -> LiveInput:
     """The input --input names (see `parse_input`), not started yet.
 
     `play` and `loop` apply to files. Raises CaptureError (one line) when the input does
@@ -951,8 +1038,13 @@ def open_input(text: str | None, rate: int = 24000, play: bool = False,
             return DeviceInput(kind, rate=rate)
         except CaptureError as exc:
             reasons.append(str(exc))
-    hint = {"linux": "start PulseAudio or PipeWire", "darwin": "connect a microphone",
-            "win32": "connect a microphone"}.get(sys.platform, "connect a microphone")
-    raise CaptureError(f"no audio input found (devices: {_names(_gather_inputs(sd))}; "
-                       f"{reasons[0]}); use --input FILE to play a song, --input NAME or "
-                       f"INDEX to pick a device, or {hint}")
+    hint = {
+        "linux": "start PulseAudio or PipeWire",
+        "darwin": "connect a microphone",
+        "win32": "connect a microphone",
+    }.get(sys.platform, "connect a microphone")
+    raise CaptureError(
+        f"no audio input found (devices: {_names(_gather_inputs(sd))}; "
+        f"{reasons[0]}); use --input FILE to play a song, --input NAME or "
+        f"INDEX to pick a device, or {hint}"
+    )

@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from synd.files import atomic_write_bytes, read_regular_file
 from synd.errors import error_line, shown_name
+from synd.files import atomic_write_bytes, read_regular_file
 
 FORMAT = "synd-model"
 FORMAT_VERSION = 1
@@ -47,15 +47,18 @@ def _looks_like_text_pickle(data: bytes) -> bool:
     """A protocol 0 or 1 pickle (no magic number): it opens with a mark, a dict or list,
     or a global such as `cos\nsystem`, and ends with the STOP opcode. Only used to name
     what a file that is not safetensors is; such a file is refused either way."""
-    return data.endswith(b".") and (data[:1] in (b"(", b"}", b"]", b")")
-                                    or (data[:1] == b"c" and b"\n" in data[:256]))
+    return data.endswith(b".") and (
+        data[:1] in (b"(", b"}", b"]", b")") or (data[:1] == b"c" and b"\n" in data[:256])
+    )
 
 
 def _sniff_foreign(head: bytes) -> str | None:
     """Name a known unsafe or foreign format from a file's first bytes."""
     if head.startswith(b"PK\x03\x04"):
-        return ("a PyTorch/zip pickle archive (torch.save), which can run code when loaded; "
-                "synd only loads safetensors")
+        return (
+            "a PyTorch/zip pickle archive (torch.save), which can run code when loaded; "
+            "synd only loads safetensors"
+        )
     if head[:1] == b"\x80" and head[1:2] in {bytes([n]) for n in range(2, 6)}:
         return _PICKLE
     if head.startswith(b"\x89HDF"):
@@ -101,9 +104,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if header_len > min(MAX_HEADER, len(data) - 8):
         if _looks_like_text_pickle(data):
             raise CheckpointError(f"{where}: this is {_PICKLE}")
-        raise CheckpointError(f"{where}: not a safetensors file, or truncated (header length "
-                              f"{header_len}, file {len(data)} bytes)")
-    header = _json(data[8:8 + header_len], where, "corrupt safetensors header")
+        raise CheckpointError(
+            f"{where}: not a safetensors file, or truncated (header length "
+            f"{header_len}, file {len(data)} bytes)"
+        )
+    header = _json(data[8 : 8 + header_len], where, "corrupt safetensors header")
     if not isinstance(header, dict):
         raise CheckpointError(f"{where}: corrupt safetensors header")
     meta_block = header.get("__metadata__")
@@ -112,24 +117,34 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{where}: a safetensors file, but not a synd model (no synd metadata)")
     meta = _json(meta_raw, where, "corrupt synd metadata (invalid JSON)")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{where}: not a synd model (format {meta.get('format')!r})"
-                              if isinstance(meta, dict) else f"{where}: corrupt synd metadata")
+        raise CheckpointError(
+            f"{where}: not a synd model (format {meta.get('format')!r})"
+            if isinstance(meta, dict)
+            else f"{where}: corrupt synd metadata"
+        )
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise CheckpointError(f"{where}: corrupt synd metadata (format version {version!r})")
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{where}: format version {version!r} is newer than this synd "
-                              f"understands ({FORMAT_VERSION}); upgrade synd")
+        raise CheckpointError(
+            f"{where}: format version {version!r} is newer than this synd "
+            f"understands ({FORMAT_VERSION}); upgrade synd"
+        )
     try:
-        end = max((int(e["data_offsets"][1]) for k, e in header.items()
-                   if k != "__metadata__" and isinstance(e, dict) and "data_offsets" in e), default=0)
+        end = max(
+            (
+                int(e["data_offsets"][1])
+                for k, e in header.items()
+                if k != "__metadata__" and isinstance(e, dict) and "data_offsets" in e
+            ),
+            default=0,
+        )
     except (TypeError, ValueError, IndexError, KeyError):
         raise CheckpointError(f"{where}: corrupt safetensors header (bad tensor offsets)") from None
     if 8 + header_len + end > len(data):
-        raise CheckpointError(f"{where}: file is truncated ({len(data)} bytes, "
-                              f"needs {8 + header_len + end})")
+        raise CheckpointError(f"{where}: file is truncated ({len(data)} bytes, needs {8 + header_len + end})")
     try:
         tensors = load_safetensors_bytes(data)
-    except Exception as e:  # safetensors raises its own error types for every corruption
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for every corruption
         raise CheckpointError(f"{where}: corrupt tensor data ({error_line(e, 160)})") from None
     return tensors, meta

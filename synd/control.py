@@ -101,11 +101,17 @@ class Controller:
     fixed).
     """
 
-    def __init__(self, engine, presets: list[str], load: Callable[[str], tuple],
-                 current: str | None = None, rng: random.Random | None = None,
-                 models: Callable[[], list[str]] | None = None,
-                 inputs: Callable[[], list[str]] | None = None,
-                 open_input: Callable[[str], Any] | None = None):
+    def __init__(
+        self,
+        engine,
+        presets: list[str],
+        load: Callable[[str], tuple],
+        current: str | None = None,
+        rng: random.Random | None = None,
+        models: Callable[[], list[str]] | None = None,
+        inputs: Callable[[], list[str]] | None = None,
+        open_input: Callable[[str], Any] | None = None,
+    ):
         self.engine = engine
         self.presets = list(presets)
         self._load_look = load
@@ -205,9 +211,9 @@ class Controller:
                         return
                     self.preset = previous
                 self._emit("changed", "preset", previous)
+
         self._emit("changed", "preset", name)  # before the load: a failure reports after it
-        self.engine.switch_to(lambda: self._load(name), name, self._values["transition_time"],
-                              done)
+        self.engine.switch_to(lambda: self._load(name), name, self._values["transition_time"], done)
         return name
 
     def _pick(self, which: str) -> str:
@@ -230,8 +236,10 @@ class Controller:
 
         choices = self.models()
         if name not in choices:
-            raise ValueError(f"no preset or model named '{shown_name(name, limit=80)}' "
-                             f"(choose from: {', '.join(choices) or 'none'})")
+            raise ValueError(
+                f"no preset or model named '{shown_name(name, limit=80)}' "
+                f"(choose from: {', '.join(choices) or 'none'})"
+            )
         return name
 
     def _rotate(self) -> None:
@@ -255,8 +263,9 @@ class Controller:
     def fade(self, target: float, seconds: float | None = None) -> None:
         """Move the crossfader to `target` over `seconds` (default `transition_time`)."""
         x = PARAMS["crossfade"].clamp(target, "crossfade")
-        t = PARAMS["transition_time"].clamp(self._values["transition_time"] if seconds is None
-                                            else seconds, "fade time")
+        t = PARAMS["transition_time"].clamp(
+            self._values["transition_time"] if seconds is None else seconds, "fade time"
+        )
         with self._lock:
             self._values["crossfade"] = x
         self.engine.fade(x, t)
@@ -282,24 +291,25 @@ class Controller:
         device that fails to open is logged in one line and the old input stays."""
         name = str(name).strip()
         choices = self.inputs()
-        if self._open_input is None or not choices:
+        open_input = self._open_input  # set once, in __init__
+        if open_input is None or not choices:
             raise ValueError("the audio input cannot be switched here")
         if name not in choices:
             raise ValueError(f"no audio input {name!r} (inputs: {', '.join(choices)})")
 
         def work() -> None:
             try:
-                source = self._open_input(name)
+                source = open_input(name)
                 source.start()
             except Exception as exc:  # noqa: BLE001 - the old input goes on
                 log.error("cannot switch the input to %s: %s", name, exc)
                 return
             try:
-                self.engine.set_source(source, lambda: self._emit(
-                    "changed", "input", source.description))
+                self.engine.set_source(source, lambda: self._emit("changed", "input", source.description))
             except ValueError as exc:
                 source.stop()
                 log.error("cannot switch the input to %s: %s", name, exc)
+
         threading.Thread(target=work, name="synd-input-open", daemon=True).start()
 
     def outputs(self) -> list[str]:
@@ -345,8 +355,14 @@ class Controller:
         engine = self.engine.mix_state()
         values["crossfade"] = engine["crossfade"]
         guard = getattr(self.engine, "guard", None)
-        return {**values, **triggers, "preset": preset, "model/a": engine["a"],
-                "model/b": engine["b"], "mix": engine["mix"],
-                "flash_guard": bool(guard.enabled) if guard is not None else True,
-                "input": getattr(getattr(self.engine, "source", None), "description", None),
-                **{f"output/{r.name}": r.enabled for r in self.engine.outputs}}
+        return {
+            **values,
+            **triggers,
+            "preset": preset,
+            "model/a": engine["a"],
+            "model/b": engine["b"],
+            "mix": engine["mix"],
+            "flash_guard": bool(guard.enabled) if guard is not None else True,
+            "input": getattr(getattr(self.engine, "source", None), "description", None),
+            **{f"output/{r.name}": r.enabled for r in self.engine.outputs},
+        }

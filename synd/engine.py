@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -37,11 +38,11 @@ from synd.bridges.base import Frame
 from synd.bundle import ModelBundle
 from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
-from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.loadqueue import LoadQueue
 from synd.measure import latency_ms
 from synd.onnxgen import live_painter, runtime_name
 from synd.presets import Look
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.slots import BeatDetector, Mixer, Slot, make_slot
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class EngineOptions:
     delay_ms: float = 0.0
     seed: int = 0
     runtime: str = "auto"  # what paints: "onnx" (ONNX Runtime, CPU), "torch", or "auto"
-    mix: str = "image"     # how the crossfader blends slots A and B: "image" or "weights"
+    mix: str = "image"  # how the crossfader blends slots A and B: "image" or "weights"
     flash_guard: bool = True  # limit flashes to the safe rate (synd.flash.FlashGuard)
 
 
@@ -71,8 +72,15 @@ class Engine:
     `.sample_rate`, `.status()`); `outputs` are `OutputRunner`s (`offer(frame)`).
     """
 
-    def __init__(self, bundle: ModelBundle, look: Look, source, outputs: list,
-                 options: EngineOptions = EngineOptions(), model_name: str | None = None):
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        look: Look,
+        source,
+        outputs: list,
+        options: EngineOptions = EngineOptions(),
+        model_name: str | None = None,
+    ):
         self.options = options
         self.source = source
         self.outputs = list(outputs)
@@ -106,15 +114,18 @@ class Engine:
         self._tick_ms: deque[float] = deque(maxlen=300)
         #: Seconds of each stage of the last ~300 frames, for `synd bench`.
         self.stage_s: dict[str, deque[float]] = {
-            stage: deque(maxlen=300) for stage in ("features", "generate", "guard", "publish")}
+            stage: deque(maxlen=300) for stage in ("features", "generate", "guard", "publish")
+        }
         self._loads = LoadQueue(self._build)
         rate = source.sample_rate
         self.sample_rate = rate
         self._samples = 0  # audio samples the frames have carried (the audio clock)
         self._silence = np.zeros(round(rate / options.fps), np.float32)
         self._silence.flags.writeable = False  # shared by every silent frame
-        self.slots: dict[str, Slot | None] = {"a": self._slot(bundle, look, model_name or bundle.name),
-                                              "b": None}
+        self.slots: dict[str, Slot | None] = {
+            "a": self._slot(bundle, look, model_name or bundle.name),
+            "b": None,
+        }
 
     # -- model and look ------------------------------------------------------------------
 
@@ -123,8 +134,18 @@ class Engine:
         bundle.generator.eval()
         gw, gh = generation_size(*self.options.size, short=self.options.detail)
         paint = live_painter(bundle.generator, gh, gw, self.options.runtime)
-        return make_slot(bundle, look, name, self.source.sample_rate, self.options.fps,
-                         (gw, gh), self.options.seed, paint, runtime_name(paint), self.options.mix)
+        return make_slot(
+            bundle,
+            look,
+            name,
+            self.source.sample_rate,
+            self.options.fps,
+            (gw, gh),
+            self.options.seed,
+            paint,
+            runtime_name(paint),
+            self.options.mix,
+        )
 
     @property
     def showing(self) -> str:
@@ -133,7 +154,9 @@ class Engine:
 
     @property
     def _front(self) -> Slot:
-        return self.slots[self.showing]  # type: ignore[return-value]
+        slot = self.slots[self.showing]
+        assert slot is not None  # "b" shows only when loaded; "a" is loaded from the start
+        return slot
 
     @property
     def loop(self):
@@ -169,11 +192,17 @@ class Engine:
             for slot in self.slots.values():
                 if slot is not None:
                     slot.loop.look = replace(slot.loop.look, **changes)
+
         self.command(apply)
 
-    def _load(self, key: str, load: Callable[[], tuple[ModelBundle, Look]], name: str,
-              then: Callable[[Slot], Slot | None], done: Callable[[BaseException | None], None] | None
-              ) -> None:
+    def _load(
+        self,
+        key: str,
+        load: Callable[[], tuple[ModelBundle, Look]],
+        name: str,
+        then: Callable[[Slot], Slot | None],
+        done: Callable[[BaseException | None], None] | None,
+    ) -> None:
         """Build a slot from `load()` off the engine thread, then run `then(slot)` on it
         (which returns the slot it replaced, retired off the engine thread). Loads run one
         at a time; a newer request for the same `key` replaces one still waiting
@@ -199,34 +228,53 @@ class Engine:
                 _retire(replaced)
             if done:
                 done(None)
+
         self.command(apply)
 
-    def load_model(self, load: Callable[[], tuple[ModelBundle, Look]], name: str,
-                   done: Callable[[BaseException | None], None] | None = None) -> None:
+    def load_model(
+        self,
+        load: Callable[[], tuple[ModelBundle, Look]],
+        name: str,
+        done: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
         """Load a model off the engine thread into the slot on screen, swapping it in
         between two frames; the engine keeps painting the old one meanwhile."""
         self.load_slot(None, load, name, done)
 
-    def load_slot(self, which: str | None, load: Callable[[], tuple[ModelBundle, Look]], name: str,
-                  done: Callable[[BaseException | None], None] | None = None) -> None:
+    def load_slot(
+        self,
+        which: str | None,
+        load: Callable[[], tuple[ModelBundle, Look]],
+        name: str,
+        done: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
         """Load a model into slot "a" or "b" (None: the one on screen when it is ready)
         without moving the crossfader."""
+
         def then(slot: Slot) -> Slot | None:
             which_now = which or self.showing
             replaced, self.slots[which_now] = self.slots[which_now], slot
             return replaced
+
         self._load(f"slot {which or 'on screen'}", load, name, then, done)
 
-    def switch_to(self, load: Callable[[], tuple[ModelBundle, Look]], name: str, seconds: float,
-                  done: Callable[[BaseException | None], None] | None = None) -> None:
+    def switch_to(
+        self,
+        load: Callable[[], tuple[ModelBundle, Look]],
+        name: str,
+        seconds: float,
+        done: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
         """Load a model into the slot not on screen, then fade to it over `seconds`
         (0: cut): a preset change without a hitch. Of preset changes asked for faster
         than models load, the newest waiting one wins."""
+
         def then(slot: Slot) -> Slot | None:
             hidden = "a" if self.showing == "b" else "b"
             replaced, self.slots[hidden] = self.slots[hidden], slot
             self._start_fade(1.0 if hidden == "b" else 0.0, seconds)
             return replaced
+
         self._load("switch", load, name, then, done)
 
     def set_source(self, source, done: Callable[[], None] | None = None) -> None:
@@ -234,8 +282,9 @@ class Engine:
         `done()` (on the engine thread); the old input is stopped off the engine thread.
         The new input must deliver the engine's sample rate."""
         if source.sample_rate != self.sample_rate:
-            raise ValueError(f"the new input delivers {source.sample_rate} Hz, the engine "
-                             f"runs at {self.sample_rate} Hz")
+            raise ValueError(
+                f"the new input delivers {source.sample_rate} Hz, the engine runs at {self.sample_rate} Hz"
+            )
 
         def apply() -> None:
             old, self.source = self.source, source
@@ -243,13 +292,16 @@ class Engine:
             threading.Thread(target=old.stop, name="synd-input-stop", daemon=True).start()
             if done is not None:
                 done()
+
         self.command(apply)
 
     def set_crossfade(self, x: float) -> None:
         """Put the crossfader at x (0 = slot A, 1 = slot B); stops a running fade."""
+
         def apply() -> None:
             self._fade = None
             self.crossfade = float(x)
+
         self.command(apply)
 
     def fade(self, x: float, seconds: float) -> None:
@@ -264,14 +316,18 @@ class Engine:
 
     def cut_on_beat(self) -> None:
         """Switch to the other slot at the next beat."""
+
         def apply() -> None:
             self._cut_pending = True
+
         self.command(apply)
 
     def set_gain(self, gain: float) -> None:
         """Input gain before the features (the sensitivity); the outputs' audio is untouched."""
+
         def apply() -> None:
             self.gain = float(gain)
+
         self.command(apply)
 
     def set_flag(self, name: str, on: bool) -> None:
@@ -281,29 +337,40 @@ class Engine:
 
         def apply() -> None:
             self.flags[name] = bool(on)
+
         self.command(apply)
 
     def set_flash_guard(self, on: bool) -> None:
         """Turn the flash guard on or off (off: a warning, for the log of the show)."""
+
         def apply() -> None:
             if self.guard.enabled and not on:
-                log.warning("flash guard off: the pictures may now flash more than 3 times a "
-                            "second, a seizure risk for some viewers")
+                log.warning(
+                    "flash guard off: the pictures may now flash more than 3 times a "
+                    "second, a seizure risk for some viewers"
+                )
             self.guard.enabled = bool(on)
+
         self.command(apply)
 
     def set_rotation(self, seconds: float, rotate: Callable[[], None]) -> None:
         """Call `rotate()` every `seconds` (0: never) unless locked."""
+
         def apply() -> None:
             self._rotation = (float(seconds), rotate) if seconds > 0 else None
             self._rotated_at = time.monotonic()
+
         self.command(apply)
 
     def mix_state(self) -> dict:
         """The crossfader position, the slots' model names and the mix mode."""
         a, b = self.slots["a"], self.slots["b"]
-        return {"crossfade": round(self.crossfade, 4), "a": a.name if a else None,
-                "b": b.name if b else None, "mix": self.mixer.mode}
+        return {
+            "crossfade": round(self.crossfade, 4),
+            "a": a.name if a else None,
+            "b": b.name if b else None,
+            "mix": self.mixer.mode,
+        }
 
     # -- the frame clock -------------------------------------------------------------------
 
@@ -381,15 +448,25 @@ class Engine:
         rgb = self._picture()
         t_guard = time.monotonic()
         rgb = self.guard(rgb)
-        frame = Frame(seq=self.frames, audio_time=self._samples / rate,
-                      captured_at=captured_at, rgb=rgb, audio=samples, sample_rate=rate)
+        frame = Frame(
+            seq=self.frames,
+            audio_time=self._samples / rate,
+            captured_at=captured_at,
+            rgb=rgb,
+            audio=samples,
+            sample_rate=rate,
+        )
         t_publish = time.monotonic()
         for out in self.outputs:
             out.offer(frame)
         self.last_frame = frame
         published = time.monotonic()
-        for stage, seconds in (("features", t_generate - t_features), ("generate", t_guard - t_generate),
-                               ("guard", t_publish - t_guard), ("publish", published - t_publish)):
+        for stage, seconds in (
+            ("features", t_generate - t_features),
+            ("generate", t_guard - t_generate),
+            ("guard", t_publish - t_guard),
+            ("publish", published - t_publish),
+        ):
             self.stage_s[stage].append(seconds)
         with self._lock:
             if heard:
@@ -433,6 +510,7 @@ class Engine:
                 a, b, x = b, None, 0.0
             else:
                 x = self.crossfade if b is not None else 0.0
+            assert a is not None  # slots are only ever replaced by loaded ones: one is set
             rgb = to_rgb_uint8(self.mixer.paint(a, b, x))
             self._last_rgb = rgb
         if self.flags["blackout"]:
@@ -481,6 +559,7 @@ def _retire(slot: Slot) -> None:
     def work() -> None:
         box.clear()
         _trim_heap()
+
     threading.Thread(target=work, name="synd-slot-retire", daemon=True).start()
 
 
@@ -498,4 +577,4 @@ def _trim_heap() -> None:
         _MALLOC_TRIM(0)
 
 
-_MALLOC_TRIM = None
+_MALLOC_TRIM: Callable[[int], int] | Literal[False] | None = None  # None: not looked for yet

@@ -28,4 +28,4 @@ def shown_name(name: str | os.PathLike, limit: int = 200) -> str:
     """A file or model name (or a message holding one) fit for one line: control
     characters (a newline, a NUL) escaped, and a very long text shortened in the middle."""
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in os.fspath(name))
-    return text if len(text) <= limit else f"{text[:limit * 2 // 3]}...{text[-limit // 3:]}"
+    return text if len(text) <= limit else f"{text[: limit * 2 // 3]}...{text[-limit // 3 :]}"

@@ -40,13 +40,21 @@ from synd.audio import load_audio
 from synd.bundle import ModelBundle
 from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
-from synd.judge import JUDGE_KEYS, JUDGE_RATE, MIN_SECONDS, Judge, JudgedTrack, combine, judge_video, silence_motion
+from synd.judge import (
+    JUDGE_KEYS,
+    JUDGE_RATE,
+    MIN_SECONDS,
+    Judge,
+    JudgedTrack,
+    combine,
+    judge_video,
+    silence_motion,
+)
 from synd.listen import decode_pictures
-from synd.quality import r2_score
 from synd.presets import Look
-from synd.quality import colorfulness, flicker, frame_change, probe_r2, sync, sync_lags, thumbnails
-from synd.sizes import GENERATION_SHORT_SIDE, generation_size
+from synd.quality import colorfulness, flicker, frame_change, probe_r2, r2_score, sync, sync_lags, thumbnails
 from synd.render import render_loop, song_features
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +98,13 @@ class TrackEval:
     """Per-frame measurements of one track (all arrays have one row per frame)."""
 
     name: str
-    given: np.ndarray       # (n, F) normalised features each frame was painted from
-    decoded: np.ndarray     # (n, F) the decoder's reading of each frame
+    given: np.ndarray  # (n, F) normalised features each frame was painted from
+    decoded: np.ndarray  # (n, F) the decoder's reading of each frame
     normalised: np.ndarray  # (n, F) normalised raw features (the probe's targets)
-    thumbs: np.ndarray      # (n, 768) 16x16 thumbnails
-    onset: np.ndarray       # (n,) raw onset envelope
-    change: np.ndarray      # (n,) frame-to-frame change, change[0] = 0
-    colour: np.ndarray      # (n,) colourfulness
+    thumbs: np.ndarray  # (n, 768) 16x16 thumbnails
+    onset: np.ndarray  # (n,) raw onset envelope
+    change: np.ndarray  # (n,) frame-to-frame change, change[0] = 0
+    colour: np.ndarray  # (n,) colourfulness
     samples: list[np.ndarray] = field(default_factory=list)  # frames for a contact sheet
     sample_times: list[float] = field(default_factory=list)
     judged: JudgedTrack | None = None  # the judge's view, when the sound was given
@@ -104,10 +112,19 @@ class TrackEval:
     guarded_frames: int = 0  # frames the flash guard changed
 
 
-def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple[int, int],
-                   name: str = "", seed: int = 0, detail: int = GENERATION_SHORT_SIDE,
-                   fps: float = 30.0, progress=None, sound: np.ndarray | None = None,
-                   flash_guard: bool = True) -> TrackEval:
+def evaluate_track(
+    bundle: ModelBundle,
+    look: Look,
+    raw: np.ndarray,
+    size: tuple[int, int],
+    name: str = "",
+    seed: int = 0,
+    detail: int = GENERATION_SHORT_SIDE,
+    fps: float = 30.0,
+    progress=None,
+    sound: np.ndarray | None = None,
+    flash_guard: bool = True,
+) -> TrackEval:
     """Run one track's raw features (n, F) through the frame loop and measure every frame.
 
     Frames pass the flash guard as in a render (`flash_guard`), which also counts the
@@ -118,8 +135,7 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
     loop = render_loop(bundle, look, size, seed, detail, fps)
     guard = FlashGuard(fps, enabled=flash_guard, measure_unguarded=True)
     n = len(raw)
-    judge = (Judge(fps, expected_frames=n, name=name)
-             if sound is not None and n >= MIN_SECONDS * fps else None)
+    judge = Judge(fps, expected_frames=n, name=name) if sound is not None and n >= MIN_SECONDS * fps else None
     sample_at = set(np.linspace(n * 0.1, n - 1, SHEET_FRAMES).astype(int).tolist()) if n else set()
     given, thumbs, change, colour = [], [], [], []
     samples, sample_times = [], []
@@ -143,6 +159,7 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
         """The rendered frames, measured on the way to the decoder."""
         for i, row in enumerate(raw):
             rgb = guard(to_rgb_uint8(loop.step(row)))
+            assert loop.given is not None  # step() sets it
             given.append(loop.given.cpu().numpy())
             batch.append(rgb)
             if judge is not None:
@@ -156,26 +173,47 @@ def evaluate_track(bundle: ModelBundle, look: Look, raw: np.ndarray, size: tuple
                 progress.update()
             yield rgb
 
-    decoded = bundle.stats.normalize(decode_pictures(bundle, frames(), bfloat16=False,
-                                                     detail=detail, hue=look.hue))
+    decoded = bundle.stats.normalize(
+        decode_pictures(bundle, frames(), bfloat16=False, detail=detail, hue=look.hue)
+    )
     onset = raw[:, bundle.features.names.index("onset")] if n else np.zeros(0)
-    return TrackEval(name=name, given=np.asarray(given), decoded=decoded,
-                     normalised=bundle.stats.normalize(raw), thumbs=np.concatenate(thumbs),
-                     onset=np.asarray(onset, np.float64), change=np.concatenate(change),
-                     colour=np.concatenate(colour), samples=samples, sample_times=sample_times,
-                     judged=judge.score(sound) if judge is not None else None,
-                     unguarded=(guard.unguarded_flashes_max, guard.unguarded_hazard_frames / fps),
-                     guarded_frames=guard.changed)
+    return TrackEval(
+        name=name,
+        given=np.asarray(given),
+        decoded=decoded,
+        normalised=bundle.stats.normalize(raw),
+        thumbs=np.concatenate(thumbs),
+        onset=np.asarray(onset, np.float64),
+        change=np.concatenate(change),
+        colour=np.concatenate(colour),
+        samples=samples,
+        sample_times=sample_times,
+        judged=judge.score(sound) if judge is not None and sound is not None else None,
+        unguarded=(guard.unguarded_flashes_max, guard.unguarded_hazard_frames / fps),
+        guarded_frames=guard.changed,
+    )
 
 
-def silence_flicker(bundle: ModelBundle, look: Look, size: tuple[int, int], fps: float,
-                    seed: int = 0, detail: int = GENERATION_SHORT_SIDE) -> float:
+def silence_flicker(
+    bundle: ModelBundle,
+    look: Look,
+    size: tuple[int, int],
+    fps: float,
+    seed: int = 0,
+    detail: int = GENERATION_SHORT_SIDE,
+) -> float:
     """Mean frame-to-frame change over `SILENCE_SECONDS` of digital silence (0-1 scale)."""
     return flicker(_silence_frames(bundle, look, size, fps, seed, detail))
 
 
-def _silence_frames(bundle: ModelBundle, look: Look, size: tuple[int, int], fps: float,
-                    seed: int = 0, detail: int = GENERATION_SHORT_SIDE) -> list[np.ndarray]:
+def _silence_frames(
+    bundle: ModelBundle,
+    look: Look,
+    size: tuple[int, int],
+    fps: float,
+    seed: int = 0,
+    detail: int = GENERATION_SHORT_SIDE,
+) -> list[np.ndarray]:
     """The frames painted over `SILENCE_SECONDS` of digital silence, after settling."""
     from synd.features import FeatureExtractor
 
@@ -192,8 +230,7 @@ def summarize(tracks: list[TrackEval], flicker_silence: float, fps: float) -> di
     """The model's metrics over all tracks (the judge's are added by `evaluate`); see the
     module docstring."""
     if not tracks or all(len(t.given) <= WARMUP_FRAMES for t in tracks):
-        raise ValueError("the audio is too short to evaluate (need more than "
-                         f"{WARMUP_FRAMES / fps:.2f} s)")
+        raise ValueError(f"the audio is too short to evaluate (need more than {WARMUP_FRAMES / fps:.2f} s)")
     given = np.concatenate([t.given[WARMUP_FRAMES:] for t in tracks])
     decoded = np.concatenate([t.decoded[WARMUP_FRAMES:] for t in tracks])
     long_enough = [t for t in tracks if len(t.given) >= 2 * (MAX_LAG + 4)]
@@ -216,20 +253,42 @@ def summarize(tracks: list[TrackEval], flicker_silence: float, fps: float) -> di
     }
 
 
-def evaluate(bundle: ModelBundle, look: Look, files: list[Path], size: tuple[int, int] = (1280, 720),
-             fps: float = 30.0, seed: int = 0, detail: int = GENERATION_SHORT_SIDE,
-             progress: bool = True, flash_guard: bool = True) -> tuple[dict, list[TrackEval]]:
+def evaluate(
+    bundle: ModelBundle,
+    look: Look,
+    files: list[Path],
+    size: tuple[int, int] = (1280, 720),
+    fps: float = 30.0,
+    seed: int = 0,
+    detail: int = GENERATION_SHORT_SIDE,
+    progress: bool = True,
+    flash_guard: bool = True,
+) -> tuple[dict, list[TrackEval]]:
     """Evaluate on `files`; returns (result with the metric keys at the top level, tracks)."""
     from tqdm import tqdm
 
     raws = [song_features(f, bundle, fps) for f in files]
     sounds = [load_audio(f, JUDGE_RATE) for f in files]
-    bar = tqdm(total=sum(len(r) for r in raws), unit="frame", desc="eval", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(len(r) for r in raws), unit="frame", desc="eval", disable=not progress, dynamic_ncols=True
+    )
     try:
-        tracks = [evaluate_track(bundle, look, raw, size, name=f.name, seed=seed, detail=detail,
-                                 fps=fps, progress=bar, sound=sound, flash_guard=flash_guard)
-                  for f, raw, sound in zip(files, raws, sounds)]
+        tracks = [
+            evaluate_track(
+                bundle,
+                look,
+                raw,
+                size,
+                name=f.name,
+                seed=seed,
+                detail=detail,
+                fps=fps,
+                progress=bar,
+                sound=sound,
+                flash_guard=flash_guard,
+            )
+            for f, raw, sound in zip(files, raws, sounds)
+        ]
     finally:
         bar.close()
     silence = _silence_frames(bundle, look, size, fps, seed, detail)
@@ -239,18 +298,28 @@ def evaluate(bundle: ModelBundle, look: Look, files: list[Path], size: tuple[int
         log.warning("every track is shorter than %g s: the judge scores nothing", MIN_SECONDS)
     result.update(combine(judged) if judged else dict.fromkeys(JUDGE_KEYS))
     result["silence_motion_de"] = round(silence_motion(silence, fps), 4)
-    result.update(flash_guard=flash_guard,
-                  flashes_max_unguarded=max(t.unguarded[0] for t in tracks),
-                  flash_hazard_s_unguarded=round(sum(t.unguarded[1] for t in tracks), 4),
-                  guarded_frames=sum(t.guarded_frames for t in tracks))
+    result.update(
+        flash_guard=flash_guard,
+        flashes_max_unguarded=max(t.unguarded[0] for t in tracks),
+        flash_hazard_s_unguarded=round(sum(t.unguarded[1] for t in tracks), 4),
+        guarded_frames=sum(t.guarded_frames for t in tracks),
+    )
     gw, gh = generation_size(*size, short=detail)
     result.update(
-        model=bundle.name, files=[str(f) for f in files],
+        model=bundle.name,
+        files=[str(f) for f in files],
         seconds=round(sum(len(t.given) for t in tracks) / fps, 1),
-        size=f"{size[0]}x{size[1]}", painted_at=f"{gw}x{gh}", fps=fps,
-        tracks={t.name: {"frames": len(t.given),
-                         "colorfulness": round(float(np.median(t.colour)), 2),
-                         **(t.judged.numbers if t.judged else {})} for t in tracks},
+        size=f"{size[0]}x{size[1]}",
+        painted_at=f"{gw}x{gh}",
+        fps=fps,
+        tracks={
+            t.name: {
+                "frames": len(t.given),
+                "colorfulness": round(float(np.median(t.colour)), 2),
+                **(t.judged.numbers if t.judged else {}),
+            }
+            for t in tracks
+        },
     )
     _add_targets(result, {**TARGETS, **LOOK_TARGETS})
     return result, tracks
@@ -264,8 +333,9 @@ def _add_targets(result: dict, targets: dict) -> None:
     result["passed"] = {k: check_target(result[k], v) for k, v in result["targets"].items()}
 
 
-def evaluate_videos(videos: list[Path], audio: Path | None = None, progress: bool = True
-                    ) -> tuple[dict, list[JudgedTrack]]:
+def evaluate_videos(
+    videos: list[Path], audio: Path | None = None, progress: bool = True
+) -> tuple[dict, list[JudgedTrack]]:
     """The judge's view of videos made by any program (see `synd.judge`).
 
     Each video is scored with its own soundtrack, or with `audio` when given (the song a
@@ -280,14 +350,16 @@ def evaluate_videos(videos: list[Path], audio: Path | None = None, progress: boo
     for video in videos:
         try:
             frames = read_video_info(video).get("n_frames") or None
-        except Exception:  # judge_video says what is wrong with it, in one line
+        except Exception:  # noqa: BLE001 - judge_video says what is wrong with it, in one line
             frames = None
-        with tqdm(total=frames, unit="frame", desc=video.name[:30], disable=not progress,
-                  dynamic_ncols=True) as bar:
+        with tqdm(
+            total=frames, unit="frame", desc=video.name[:30], disable=not progress, dynamic_ncols=True
+        ) as bar:
             judged.append(judge_video(video, audio, progress=bar))
     result = combine(judged)
     result.update(
-        videos=[str(v) for v in videos], audio=str(audio) if audio else None,
+        videos=[str(v) for v in videos],
+        audio=str(audio) if audio else None,
         seconds=round(sum(t.frames / t.fps for t in judged), 1),
         tracks={t.name: {"frames": t.frames, "fps": t.fps, **t.numbers} for t in judged},
     )
@@ -295,8 +367,9 @@ def evaluate_videos(videos: list[Path], audio: Path | None = None, progress: boo
     return result, judged
 
 
-def write_eval_report(result: dict, tracks: list[TrackEval], out_dir: Path, bundle: ModelBundle,
-                      fps: float) -> Path:
+def write_eval_report(
+    result: dict, tracks: list[TrackEval], out_dir: Path, bundle: ModelBundle, fps: float
+) -> Path:
     """The HTML report (plots and a contact sheet) of an evaluation."""
     from synd.report import ReportData, write_report
 
@@ -305,14 +378,19 @@ def write_eval_report(result: dict, tracks: list[TrackEval], out_dir: Path, bund
         targets=np.concatenate([t.given for t in tracks]),
         decoded=np.concatenate([t.decoded for t in tracks]),
         feature_names=list(bundle.features.names),
-        sync_curve=np.asarray(result["sync_curve"]), sync_lags=sync_lags(MAX_LAG),
+        sync_curve=np.asarray(result["sync_curve"]),
+        sync_lags=sync_lags(MAX_LAG),
         frames_for_sheet=first.samples,
         sheet_labels=[f"{first.name[:18]} {s:.1f} s" for s in first.sample_times],
         onset=np.concatenate([t.onset for t in tracks]),
         change=np.concatenate([t.change for t in tracks]),
-        fps=fps, title=f"synd eval: {bundle.name}",
-        notes=[f"{len(tracks)} track(s), {result['seconds']} s, painted at {result['painted_at']} "
-               f"for {result['size']} at {fps:g} fps", *[t.name for t in tracks]],
+        fps=fps,
+        title=f"synd eval: {bundle.name}",
+        notes=[
+            f"{len(tracks)} track(s), {result['seconds']} s, painted at {result['painted_at']} "
+            f"for {result['size']} at {fps:g} fps",
+            *[t.name for t in tracks],
+        ],
         judged=[t.judged for t in tracks if t.judged is not None],
     )
     return write_report(out_dir, _shown(result), data)
@@ -323,25 +401,42 @@ def write_video_report(result: dict, judged: list[JudgedTrack], out_dir: Path) -
     contact sheet for each video."""
     from synd.report import ReportData, write_report
 
-    data = ReportData(title="synd eval: " + ", ".join(t.name for t in judged),
-                      notes=[f"{len(judged)} video(s), {result['seconds']} s"
-                             + (f", scored with the sound of {result['audio']}"
-                                if result.get("audio") else ", each with its own soundtrack")],
-                      judged=judged, fps=judged[0].fps)
+    data = ReportData(
+        title="synd eval: " + ", ".join(t.name for t in judged),
+        notes=[
+            f"{len(judged)} video(s), {result['seconds']} s"
+            + (
+                f", scored with the sound of {result['audio']}"
+                if result.get("audio")
+                else ", each with its own soundtrack"
+            )
+        ],
+        judged=judged,
+        fps=judged[0].fps,
+    )
     return write_report(out_dir, _shown(result), data)
 
 
 def _shown(result: dict) -> dict:
     """The result's numbers for the report's table (lists and per-track details left out)."""
-    return {k: v for k, v in result.items()
-            if k not in ("sync_curve", "tracks", "files", "videos", "passed")}
+    return {k: v for k, v in result.items() if k not in ("sync_curve", "tracks", "files", "videos", "passed")}
 
 
 def print_summary(result: dict) -> str:
     """A text table of the numbers, with targets and pass/miss; one column per track too
     when there are two to `SIDE_BY_SIDE` (a terminal's width)."""
-    keys = [k for k in (*TARGETS, *JUDGE_KEYS, "silence_motion_de", "flashes_max_unguarded",
-                        "flash_hazard_s_unguarded", "guarded_frames") if k in result]
+    keys = [
+        k
+        for k in (
+            *TARGETS,
+            *JUDGE_KEYS,
+            "silence_motion_de",
+            "flashes_max_unguarded",
+            "flash_hazard_s_unguarded",
+            "guarded_frames",
+        )
+        if k in result
+    ]
     tracks = result.get("tracks") or {}
     side = list(tracks) if 1 < len(tracks) <= SIDE_BY_SIDE else []
     head = f"  {'':4} {'':<17} {'all':>10}" + "".join(f" {n[:12]:>12}" for n in side)
@@ -351,8 +446,10 @@ def print_summary(result: dict) -> str:
         mark = "ok  " if ok else "miss" if ok is False else "    "
         target = result.get("targets", {}).get(key)
         cells = "".join(f" {_cell(tracks[n].get(key)):>12}" for n in side)
-        lines.append(f"  {mark} {key:<17} {_cell(result[key]):>10}{cells}"
-                     + (f"   target {target}" if target is not None else ""))
+        lines.append(
+            f"  {mark} {key:<17} {_cell(result[key]):>10}{cells}"
+            + (f"   target {target}" if target is not None else "")
+        )
     return "\n".join(lines)
 
 

@@ -42,8 +42,9 @@ def slow_average(features: np.ndarray, fps: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def smooth_pattern(n: int, height: int, width: int, generator: torch.Generator,
-                   cells: int = 4) -> torch.Tensor:
+def smooth_pattern(
+    n: int, height: int, width: int, generator: torch.Generator, cells: int = 4
+) -> torch.Tensor:
     """Seeded, smooth random colour fields in [0, 1], shape (n, 3, height, width)."""
     grid = torch.randn(n, 3, cells, cells, generator=generator) * 2.0
     up = F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)
@@ -56,11 +57,14 @@ def hue_rotation(turns: float) -> torch.Tensor:
     c, s = math.cos(a), math.sin(a)
     k = 1.0 / 3.0
     r = math.sqrt(k)
-    return torch.tensor([
-        [c + (1 - c) * k, k * (1 - c) - r * s, k * (1 - c) + r * s],
-        [k * (1 - c) + r * s, c + k * (1 - c), k * (1 - c) - r * s],
-        [k * (1 - c) - r * s, k * (1 - c) + r * s, c + k * (1 - c)],
-    ], dtype=torch.float32)
+    return torch.tensor(
+        [
+            [c + (1 - c) * k, k * (1 - c) - r * s, k * (1 - c) + r * s],
+            [k * (1 - c) + r * s, c + k * (1 - c), k * (1 - c) - r * s],
+            [k * (1 - c) - r * s, k * (1 - c) + r * s, c + k * (1 - c)],
+        ],
+        dtype=torch.float32,
+    )
 
 
 def to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
@@ -73,9 +77,17 @@ def to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
 class FrameLoop:
     """Turns a stream of raw feature vectors into a chain of frames with feedback."""
 
-    def __init__(self, bundle: ModelBundle, height: int, width: int, look: Look | None = None,
-                 seed: int = 0, device: str | torch.device = "cpu", paint=None,
-                 fps: float = 30.0):
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        height: int,
+        width: int,
+        look: Look | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        paint=None,
+        fps: float = 30.0,
+    ):
         """`paint(base, features) -> frame` paints the frames: by default the bundle's
         generator folded for this frame size (`FoldedGenerator`, a snapshot of its weights
         now); the live engine may pass a `synd.onnxgen.OnnxGenerator`. `fps` is the rate
@@ -116,6 +128,7 @@ class FrameLoop:
     def scene_field(self, cond: torch.Tensor) -> torch.Tensor:
         """The scene's colour field for conditioned features `cond` (1, F), updating the
         slow average."""
+        assert self.scene is not None, "scene_field() needs a generator with a scene"
         if self._slow is None:
             self._slow = cond.clone()
         else:

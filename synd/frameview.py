@@ -28,11 +28,13 @@ _CLASSES: dict[str, Any] = {}
 def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     """A Qt virtual method whose exceptions go to `self.failed(exc)`: an exception
     escaping a Qt virtual method makes PyQt abort the process."""
+
     def wrapper(self: Any, *args: Any) -> Any:
         try:
             return method(self, *args)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - PyQt would abort the process on it
             self.failed(exc)
+
     wrapper.__name__ = method.__name__
     return wrapper
 
@@ -86,8 +88,9 @@ def _define() -> None:
             if self._scaler is None or (self._scaler.width, self._scaler.height) != (tw, th):
                 self._scaler = FrameScaler(tw, th, _PIX_FMT)
             pixels = self._scaler.array(rgb)  # rows may be padded: use its strides
-            image = QImage(sip.voidptr(pixels.ctypes.data), tw, th, pixels.strides[0],
-                           QImage.Format.Format_RGB32)
+            image = QImage(  # type: ignore[call-overload]  # PyQt takes any buffer; stubs say bytes
+                sip.voidptr(pixels.ctypes.data), tw, th, pixels.strides[0], QImage.Format.Format_RGB32
+            )
             image.setDevicePixelRatio(dpr)
             self._pixels, self._image = pixels, image
 

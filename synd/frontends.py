@@ -67,8 +67,14 @@ class OscFrontend:
         from synd.osc import OscServer
 
         try:
-            self.server = OscServer(self.daemon.control, self.host, self.port, allow=self.allow,
-                                    feedback=self.feedback, status=self.daemon.status)
+            self.server = OscServer(
+                self.daemon.control,
+                self.host,
+                self.port,
+                allow=self.allow,
+                feedback=self.feedback,
+                status=self.daemon.status,
+            )
             self.server.start()  # it logs where it listens
         except (OSError, ValueError) as exc:  # a taken port: the show goes on
             log.error("OSC: cannot listen on %s: %s (control over OSC is off)", self.address, exc)
@@ -108,9 +114,14 @@ class MidiFrontend:
                 inputs = [p for p in list_ports(midi.api)[0] if "synd" not in p.lower()]
                 port = inputs[0] if inputs else None
             map_path = Path(midi.map).expanduser() if midi.map else None
-            control = MidiControl(self.daemon.control, midi.api, port, resolve_mapping(map_path),
-                                  feedback_port=midi.feedback or None,
-                                  save_path=map_path or user_mapping_path())
+            control = MidiControl(
+                self.daemon.control,
+                midi.api,
+                port,
+                resolve_mapping(map_path),
+                feedback_port=midi.feedback or None,
+                save_path=map_path or user_mapping_path(),
+            )
             control.start()
         except Exception as exc:  # noqa: BLE001 - no MIDI is not a reason to stop the show
             log.warning("MIDI: off (%s)", error_line(exc))
@@ -175,8 +186,7 @@ def _tray(config: Config, daemon) -> Frontend | None:
 
 #: Every frontend by name, in the order the daemon starts them. `daemon` is the
 #: `synd.daemon.Daemon` (its `control`, `status` and `stop`).
-FRONTENDS: dict[str, Callable[[Config, Any], Frontend | None]] = {
-    "osc": _osc, "midi": _midi, "tray": _tray}
+FRONTENDS: dict[str, Callable[[Config, Any], Frontend | None]] = {"osc": _osc, "midi": _midi, "tray": _tray}
 
 
 def build_frontends(config: Config, daemon) -> list[Frontend]:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -26,11 +27,11 @@ from PIL import Image, UnidentifiedImageError
 
 from synd.audio import write_wav
 from synd.bundle import ModelBundle
+from synd.errors import one_line
 from synd.features import FeatureConfig, linear_bands, mel_filterbank
 from synd.frameloop import hue_rotation
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.video import read_frames, read_video_info
-from synd.errors import one_line
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -84,8 +85,11 @@ def _natural_key(name: str) -> list:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir()
-             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")]
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    ]
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
@@ -129,8 +133,9 @@ class Pictures(Iterable):
         return iter(self._frames)
 
 
-def read_pictures(path: str | os.PathLike, fps: float | None = None,
-                  default_fps: float = FeatureConfig.fps) -> tuple[Pictures, float]:
+def read_pictures(
+    path: str | os.PathLike, fps: float | None = None, default_fps: float = FeatureConfig.fps
+) -> tuple[Pictures, float]:
     """Open a video file or a folder of images as a stream of RGB frames.
 
     A folder yields its png/jpg/jpeg/webp/bmp files in natural order (frame_2 before
@@ -179,8 +184,10 @@ def _shrink(frame: np.ndarray, detail: int) -> np.ndarray:
     if (gw, gh) == (w, h):
         return frame
     # BOX = area averaging: undoes the upscale without aliasing the fine texture the
-    # decoder reads.
-    return np.asarray(Image.fromarray(frame).resize((gw, gh), Image.BOX))
+    # decoder reads. Image.Resampling.BOX is its name since Pillow 9.1 (we take >= 9), and
+    # Pillow sets the old names at import, out of sight of its type hints.
+    box = Image.BOX  # type: ignore[attr-defined]  # set at run time; see above
+    return np.asarray(Image.fromarray(frame).resize((gw, gh), box))
 
 
 def _batches(frames: Iterable[np.ndarray], size: int, detail: int) -> Iterator[np.ndarray]:
@@ -209,14 +216,20 @@ def _fast_bfloat16(device: torch.device) -> bool:
         return False
     try:
         caps = torch.cpu.get_capabilities()
-    except Exception:  # older torch, or an unknown CPU: stay with float32
+    except Exception:  # noqa: BLE001 - older torch, or an unknown CPU: stay with float32
         return False
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
-def decode_pictures(bundle: ModelBundle, frames: Iterable[np.ndarray], progress: bool = False,
-                    total: int | None = None, bfloat16: bool | None = None,
-                    detail: int = GENERATION_SHORT_SIDE, hue: float = 0.0) -> np.ndarray:
+def decode_pictures(
+    bundle: ModelBundle,
+    frames: Iterable[np.ndarray],
+    progress: bool = False,
+    total: int | None = None,
+    bfloat16: bool | None = None,
+    detail: int = GENERATION_SHORT_SIDE,
+    hue: float = 0.0,
+) -> np.ndarray:
     """Raw (un-normalised) sound features read from RGB frames: (n, F) float32.
 
     Frames are consumed lazily, one batch at a time. Each frame is area-downscaled to
@@ -232,12 +245,12 @@ def decode_pictures(bundle: ModelBundle, frames: Iterable[np.ndarray], progress:
     from tqdm import tqdm
 
     device = next(bundle.decoder.parameters()).device
-    dtype = torch.bfloat16 if (_fast_bfloat16(device) if bfloat16 is None else bfloat16) \
-        else torch.float32
+    dtype = torch.bfloat16 if (_fast_bfloat16(device) if bfloat16 is None else bfloat16) else torch.float32
     # A copy (the caller's bundle stays as it was) in channels-last layout, which runs
-    # the convolutions about 20% faster on CPU.
-    decoder = copy.deepcopy(bundle.decoder).eval().to(dtype=dtype,
-                                                      memory_format=torch.channels_last)
+    # the convolutions about 20% faster on CPU. Module.to converts in place and takes
+    # memory_format as its documentation says; torch's typed overloads of it leave it out.
+    decoder = copy.deepcopy(bundle.decoder).eval()
+    decoder.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # see above
     tile = bundle.decoder_tile
     mean = torch.as_tensor(bundle.stats.mean, device=device)
     std = torch.as_tensor(bundle.stats.std, device=device)
@@ -273,10 +286,10 @@ def bands_to_power(values: np.ndarray, weights: np.ndarray, refine: int = 30) ->
     overlapping bands), then refine with multiplicative updates that keep it
     non-negative and move the band sums towards `values`. Bins outside every band stay 0.
     """
-    per_bin = weights.sum(axis=1)                    # filter mass, (bands,)
-    cover = weights.sum(axis=0)                      # how much bands weigh each bin
+    per_bin = weights.sum(axis=1)  # filter mass, (bands,)
+    cover = weights.sum(axis=0)  # how much bands weigh each bin
     inside = cover > 0
-    level = values / per_bin                         # mean power per bin in each band
+    level = values / per_bin  # mean power per bin in each band
     power = np.zeros((values.shape[0], weights.shape[1]))
     power[:, inside] = (level @ weights[:, inside]) / cover[inside]
     for _ in range(refine):
@@ -295,8 +308,9 @@ def _resample_frames(values: np.ndarray, fps: float, rate: float) -> np.ndarray:
     return np.stack([np.interp(t_new, t_old, col) for col in values.T], axis=1)
 
 
-def _loudness_gain(power: np.ndarray, loudness_db: np.ndarray, n_fft: int,
-                   weight: float, smooth: int) -> np.ndarray:
+def _loudness_gain(
+    power: np.ndarray, loudness_db: np.ndarray, n_fft: int, weight: float, smooth: int
+) -> np.ndarray:
     """Per-frame amplitude gain pulling the spectrum's level towards the loudness column.
 
     `weight` is how far (0..1, in dB) to move; the correction is a moving average over
@@ -313,15 +327,22 @@ def _loudness_gain(power: np.ndarray, loudness_db: np.ndarray, n_fft: int,
     return 10.0 ** (weight * diff / 20.0)
 
 
-def griffin_lim(magnitude: torch.Tensor, n_fft: int, hop: int, length: int,
-                iterations: int = 48, momentum: float = 0.99, seed: int = 0) -> torch.Tensor:
+def griffin_lim(
+    magnitude: torch.Tensor,
+    n_fft: int,
+    hop: int,
+    length: int,
+    iterations: int = 48,
+    momentum: float = 0.99,
+    seed: int = 0,
+) -> torch.Tensor:
     """Fast Griffin-Lim (Perraudin et al. 2013): a signal whose STFT magnitude is close to
     `magnitude` (bins, frames), with a periodic Hann window and centred frames."""
     window = torch.hann_window(n_fft, periodic=True, dtype=magnitude.dtype)
     g = torch.Generator().manual_seed(seed)
     phase = torch.rand(magnitude.shape, generator=g, dtype=magnitude.dtype) * (2 * math.pi)
     angles = torch.polar(torch.ones_like(magnitude), phase)
-    stft = dict(n_fft=n_fft, hop_length=hop, window=window, center=True)
+    stft: dict[str, Any] = dict(n_fft=n_fft, hop_length=hop, window=window, center=True)
     previous = torch.zeros_like(angles)
     for _ in range(iterations):
         signal = torch.istft(magnitude * angles, length=length, **stft)
@@ -333,9 +354,15 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int, hop: int, length: int,
     return torch.istft(magnitude * angles, length=length, **stft)
 
 
-def features_to_audio(features: np.ndarray, cfg: FeatureConfig, fps: float | None = None,
-                      iterations: int = 48, loudness_weight: float = 0.5,
-                      oversample: int = 2, seed: int = 0) -> np.ndarray:
+def features_to_audio(
+    features: np.ndarray,
+    cfg: FeatureConfig,
+    fps: float | None = None,
+    iterations: int = 48,
+    loudness_weight: float = 0.5,
+    oversample: int = 2,
+    seed: int = 0,
+) -> np.ndarray:
     """Invert raw features (n, cfg.dim) to float32 mono samples at ``cfg.sample_rate``.
 
     `fps` is the rate of the feature frames (default ``cfg.fps``). For ``mel`` and
@@ -357,8 +384,15 @@ def features_to_audio(features: np.ndarray, cfg: FeatureConfig, fps: float | Non
     return _normalise(samples)
 
 
-def _spectral_to_audio(features: np.ndarray, cfg: FeatureConfig, fps: float, iterations: int,
-                       loudness_weight: float, oversample: int, seed: int) -> np.ndarray:
+def _spectral_to_audio(
+    features: np.ndarray,
+    cfg: FeatureConfig,
+    fps: float,
+    iterations: int,
+    loudness_weight: float,
+    oversample: int,
+    seed: int,
+) -> np.ndarray:
     n = features.shape[0]
     length = round(n * cfg.sample_rate / fps)
     if n == 0:
@@ -389,8 +423,7 @@ def _silent_frames(features: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return features[:, : cfg.bands].max(axis=1) < math.log(_EPS) + 2.0
 
 
-def _gate_silence(samples: np.ndarray, features: np.ndarray, cfg: FeatureConfig,
-                  fps: float) -> np.ndarray:
+def _gate_silence(samples: np.ndarray, features: np.ndarray, cfg: FeatureConfig, fps: float) -> np.ndarray:
     """Zero the samples that a silent frame says were silent.
 
     Griffin-Lim spreads the edge frames of a sound over their whole window, so a break
@@ -402,7 +435,7 @@ def _gate_silence(samples: np.ndarray, features: np.ndarray, cfg: FeatureConfig,
     ends = replace(cfg, fps=fps).frame_ends(silent)
     keep = np.ones(samples.shape[0], dtype=bool)
     for end in ends:
-        keep[max(0, end - cfg.n_fft): max(0, end)] = False
+        keep[max(0, end - cfg.n_fft) : max(0, end)] = False
     return samples * keep
 
 
@@ -419,10 +452,10 @@ def _wave_to_audio(segments: np.ndarray, cfg: FeatureConfig, fps: float) -> np.n
     # Frame i saw samples [end_i - n_fft, end_i); `out` starts n_fft before sample 0.
     starts = replace(cfg, fps=fps).frame_ends(np.arange(n))
     for i, start in enumerate(starts):
-        out[start:start + cfg.n_fft] += window * np.interp(t, centres, segments[i])
-        weight[start:start + cfg.n_fft] += window
+        out[start : start + cfg.n_fft] += window * np.interp(t, centres, segments[i])
+        weight[start : start + cfg.n_fft] += window
     out = out / np.maximum(weight, 1e-3)
-    return out[cfg.n_fft: cfg.n_fft + length]
+    return out[cfg.n_fft : cfg.n_fft + length]
 
 
 def _normalise(samples: np.ndarray) -> np.ndarray:
@@ -445,9 +478,15 @@ def default_output(source: str | os.PathLike) -> Path:
     return src.parent / f"{name or 'pictures'}.heard.wav"
 
 
-def listen(path: str | os.PathLike, out: str | os.PathLike, bundle: ModelBundle,
-           fps: float | None = None, progress: bool = True, iterations: int = 48,
-           detail: int = GENERATION_SHORT_SIDE) -> Path:
+def listen(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    bundle: ModelBundle,
+    fps: float | None = None,
+    progress: bool = True,
+    iterations: int = 48,
+    detail: int = GENERATION_SHORT_SIDE,
+) -> Path:
     """Read the sound back from the video or image folder `path` and write it as WAV `out`.
 
     The WAV is written atomically, so a failure never leaves a partial file (nor
@@ -455,8 +494,7 @@ def listen(path: str | os.PathLike, out: str | os.PathLike, bundle: ModelBundle,
     Returns the final path.
     """
     pictures, rate = read_pictures(path, fps, default_fps=bundle.features.fps)
-    features = decode_pictures(bundle, pictures, progress=progress, total=pictures.count,
-                               detail=detail)
+    features = decode_pictures(bundle, pictures, progress=progress, total=pictures.count, detail=detail)
     if features.shape[0] == 0:
         raise ListenError(path, "no frames could be read")
     samples = features_to_audio(features, bundle.features, rate, iterations=iterations)

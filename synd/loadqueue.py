@@ -34,8 +34,9 @@ class LoadQueue:
         self._waiting: OrderedDict[str, tuple[Any, Callable | None]] = OrderedDict()
         self._thread: threading.Thread | None = None
 
-    def submit(self, key: str, request: Any, done: Callable[[BaseException | None], None] | None
-               = None) -> None:
+    def submit(
+        self, key: str, request: Any, done: Callable[[BaseException | None], None] | None = None
+    ) -> None:
         """Queue `request` for target `key`; a request still waiting for `key` is dropped
         and its `done(Superseded)` called."""
         with self._lock:

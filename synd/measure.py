@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import torch
 
@@ -24,14 +25,20 @@ Size = TypeVar("Size")
 
 #: The FlopCounterMode operators that are convolutions (every name torch registers a
 #: convolution formula under), for counts that mean "convolutions only".
-CONVOLUTION_OPS = frozenset({"convolution", "_convolution", "cudnn_convolution",
-                             "convolution_overrideable", "_slow_conv2d_forward"})
+CONVOLUTION_OPS = frozenset(
+    {"convolution", "_convolution", "cudnn_convolution", "convolution_overrideable", "_slow_conv2d_forward"}
+)
 
 
 # --- timing -----------------------------------------------------------------------------
 
-def timed_runs(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
-               clock: Callable[[], float] = time.perf_counter) -> list[float]:
+
+def timed_runs(
+    fn: Callable[[], object],
+    repeats: int = 5,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """Seconds taken by each of `repeats` calls of `fn()`, after `warmup` untimed calls.
 
     The warm-up calls absorb one-off costs (allocation, kernel selection, page faults of
@@ -73,11 +80,11 @@ def summary(xs: Sequence[float]) -> dict:
     else:
         deciles = statistics.quantiles(xs, n=10, method="inclusive")
         p10, p90 = deciles[0], deciles[-1]
-    return {"median": median(xs), "p10": p10, "p90": p90, "min": min(xs), "max": max(xs),
-            "n": len(xs)}
+    return {"median": median(xs), "p10": p10, "p90": p90, "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
 # --- machine limits ----------------------------------------------------------------------
+
 
 def gemm_flops(n: int, m: int | None = None, k: int | None = None) -> int:
     """Floating-point operations of an (n x k) @ (k x m) matrix product (one multiply and
@@ -87,8 +94,13 @@ def gemm_flops(n: int, m: int | None = None, k: int | None = None) -> int:
     return 2 * n * m * k
 
 
-def gemm_gflops(device: str | torch.device = "cpu", n: int = 1024, repeats: int = 5,
-                threads: int | None = None, dtype: torch.dtype = torch.float32) -> dict:
+def gemm_gflops(
+    device: str | torch.device = "cpu",
+    n: int = 1024,
+    repeats: int = 5,
+    threads: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict:
     """The matrix-multiply rate: `torch.mm` of two n x n matrices, timed.
 
     On the CPU it uses all of torch's threads, or `threads` (torch's thread count is put
@@ -121,8 +133,12 @@ def gemm_gflops(device: str | torch.device = "cpu", n: int = 1024, repeats: int 
         used = None if cuda else torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-    return {"gflops": gemm_flops(n) / 1e9 / median(seconds), "n": n, "threads": used,
-            "runs": summary(seconds)}
+    return {
+        "gflops": gemm_flops(n) / 1e9 / median(seconds),
+        "n": n,
+        "threads": used,
+        "runs": summary(seconds),
+    }
 
 
 def gemm_gflops_onnx(n: int = 2048, repeats: int = 5, threads: int | None = None) -> dict | None:
@@ -141,10 +157,14 @@ def gemm_gflops_onnx(n: int = 2048, repeats: int = 5, threads: int | None = None
 
     square = [n, n]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, square),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, square)],
-        [helper.make_tensor_value_info("c", TensorProto.FLOAT, square)])
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "gemm",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, square),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, square),
+        ],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, square)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # what every ONNX Runtime release reads
     used = threads or os.cpu_count() or 1
@@ -152,8 +172,12 @@ def gemm_gflops_onnx(n: int = 2048, repeats: int = 5, threads: int | None = None
     rng = np.random.default_rng(0)
     feeds = {"a": rng.random(square, np.float32), "b": rng.random(square, np.float32)}
     seconds = timed_runs(lambda: session.run(None, feeds), repeats=repeats)
-    return {"gflops": gemm_flops(n) / 1e9 / median(seconds), "n": n, "threads": used,
-            "runs": summary(seconds)}
+    return {
+        "gflops": gemm_flops(n) / 1e9 / median(seconds),
+        "n": n,
+        "threads": used,
+        "runs": summary(seconds),
+    }
 
 
 def copy_bytes(nbytes: int) -> int:
@@ -176,18 +200,23 @@ def memcopy_gbps(mb: int = 256, repeats: int = 5, threads: int | None = None) ->
         if threads is not None:
             torch.set_num_threads(threads)
         count = mb * 2**20 // 4
-        source = torch.ones(count, dtype=torch.float32)   # written, so its pages exist
+        source = torch.ones(count, dtype=torch.float32)  # written, so its pages exist
         target = torch.empty(count, dtype=torch.float32)  # the warm-up copy touches these
         seconds = timed_runs(lambda: target.copy_(source), repeats=repeats)
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
     nbytes = source.numel() * source.element_size()
-    return {"gbps": copy_bytes(nbytes) / 1e9 / median(seconds), "mb": mb, "threads": used,
-            "runs": summary(seconds)}
+    return {
+        "gbps": copy_bytes(nbytes) / 1e9 / median(seconds),
+        "mb": mb,
+        "threads": used,
+        "runs": summary(seconds),
+    }
 
 
 # --- arithmetic counts -------------------------------------------------------------------
+
 
 def flops_by_op(module: Callable, *inputs) -> dict[str, int]:
     """FLOPs of `module(*inputs)` by operator name ("convolution", "addmm", ...).
@@ -237,8 +266,13 @@ def generator_macs(cfg, height: int, width: int) -> int:
     from synd.model import Generator, make_coords
 
     gen = Generator(cfg)
-    flops = count_flops(gen, torch.zeros(1, 3, height, width), torch.zeros(1, cfg.feature_dim),
-                        make_coords(height, width, cfg.native_size), ops=CONVOLUTION_OPS)
+    flops = count_flops(
+        gen,
+        torch.zeros(1, 3, height, width),
+        torch.zeros(1, cfg.feature_dim),
+        make_coords(height, width, cfg.native_size),
+        ops=CONVOLUTION_OPS,
+    )
     return flops // 2
 
 
@@ -249,6 +283,7 @@ def achieved_fraction(flops_per_frame: float, frames_per_s: float, gemm_gflops: 
 
 
 # --- latency and real time ---------------------------------------------------------------
+
 
 def latency_ms(captured_at: Sequence[float], published_at: Sequence[float]) -> dict:
     """`summary` of per-frame latency in milliseconds: for each frame, the seconds from
@@ -271,8 +306,9 @@ def realtime_factor(media_seconds: float, wall_seconds: float) -> float:
     return media_seconds / wall_seconds
 
 
-def largest_size(measure_fps: Callable[[Size], float], sizes: Sequence[Size],
-                 target_fps: float) -> Size | None:
+def largest_size(
+    measure_fps: Callable[[Size], float], sizes: Sequence[Size], target_fps: float
+) -> Size | None:
     """The largest of `sizes` (ordered small to large) at which `measure_fps(size)` reaches
     `target_fps`, or None if even the smallest does not.
 

@@ -111,7 +111,7 @@ log = logging.getLogger(__name__)
 
 CURVES = ("linear", "exp", "log")
 MODES = ("momentary", "toggle")
-ACTIONS = (*TRIGGERS, "cut")              # what `trigger = ...` may name
+ACTIONS = (*TRIGGERS, "cut")  # what `trigger = ...` may name
 PRESET_WORDS = ("next", "previous", "random")
 DEFAULT_MODE = {"blackout": "momentary", "freeze": "toggle", "lock": "toggle"}
 APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
@@ -132,7 +132,7 @@ def shape(curve: str, x: float) -> float:
     """Map x in 0..1 to 0..1 along `curve`."""
     x = min(1.0, max(0.0, x))
     if curve == "exp":
-        return (_BASE ** x - 1.0) / (_BASE - 1.0)
+        return (_BASE**x - 1.0) / (_BASE - 1.0)
     if curve == "log":
         return math.log1p((_BASE - 1.0) * x) / math.log(_BASE)
     return x
@@ -145,6 +145,7 @@ def unshape(curve: str, y: float) -> float:
 
 # -- the mapping -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Binding:
     """One control (a CC or note, on a channel or any) and what it does; field names are
@@ -152,13 +153,13 @@ class Binding:
 
     cc: int | None = None
     note: int | None = None
-    channel: int | None = None       # 1..16; None = any
+    channel: int | None = None  # 1..16; None = any
     param: str | None = None
     range: tuple[float, float] | None = None
-    curve: str | None = None         # None = linear
+    curve: str | None = None  # None = linear
     preset: str | None = None
     trigger: str | None = None
-    mode: str | None = None          # None = DEFAULT_MODE[trigger]
+    mode: str | None = None  # None = DEFAULT_MODE[trigger]
 
     @property
     def kind(self) -> str:
@@ -166,7 +167,7 @@ class Binding:
 
     @property
     def number(self) -> int:
-        return self.cc if self.cc is not None else self.note  # type: ignore[return-value]
+        return self.cc if self.cc is not None else self.note  # type: ignore[return-value]  # parse_binding sets one
 
     @property
     def target(self) -> str:
@@ -175,13 +176,13 @@ class Binding:
             return self.param
         if self.preset is not None:
             return f"preset/{self.preset}"
-        return self.trigger  # type: ignore[return-value]
+        return self.trigger  # type: ignore[return-value]  # parse_binding: else a trigger is set
 
     @property
     def low_high(self) -> tuple[float, float]:
         if self.range is not None:
             return self.range
-        p = PARAMS[self.param]  # type: ignore[index]
+        p = PARAMS[self.param]  # type: ignore[index]  # only param bindings are scaled (value, raw)
         return p.low, p.high
 
     @property
@@ -189,8 +190,9 @@ class Binding:
         return self.mode or DEFAULT_MODE.get(self.trigger or "", "toggle")
 
     def matches(self, kind: str, number: int, channel: int) -> bool:
-        return (self.kind == kind and self.number == number
-                and (self.channel is None or self.channel == channel))
+        return (
+            self.kind == kind and self.number == number and (self.channel is None or self.channel == channel)
+        )
 
     def value(self, raw: int) -> float:
         """The parameter value for CC value `raw` (0..127)."""
@@ -237,9 +239,14 @@ class Mapping:
     def with_binding(self, new: Binding) -> Mapping:
         """This mapping with `new` added and older bindings of the same control (same CC
         or note, on the same channel or any) removed."""
+
         def same_control(b: Binding) -> bool:
-            return (b.kind == new.kind and b.number == new.number
-                    and (b.channel is None or new.channel is None or b.channel == new.channel))
+            return (
+                b.kind == new.kind
+                and b.number == new.number
+                and (b.channel is None or new.channel is None or b.channel == new.channel)
+            )
+
         return replace(self, bind=tuple(b for b in self.bind if not same_control(b)) + (new,))
 
     def to_toml(self) -> str:
@@ -270,7 +277,7 @@ def _str(table: dict, key: str, where: str) -> str | None:
 def parse_binding(table: Any, where: str) -> Binding:
     """A checked Binding from one `[[bind]]` table; errors name `where`."""
     if not isinstance(table, dict):
-        raise ValueError(f"{where}: must be a table like {{ cc = 21, param = \"hue\" }}")
+        raise ValueError(f'{where}: must be a table like {{ cc = 21, param = "hue" }}')
     reject_unknown(Binding, table, where)
     cc, note = _int(table, "cc", 0, 127, where), _int(table, "note", 0, 127, where)
     if (cc is None) == (note is None):
@@ -290,8 +297,9 @@ def parse_binding(table: Any, where: str) -> Binding:
         if param not in PARAMS:
             raise ValueError(f"{where}: unknown parameter {param!r}; parameters: {', '.join(PARAMS)}")
         if note is not None:
-            raise ValueError(f"{where}: a note cannot drive the continuous parameter "
-                             f"{param!r}; bind it to a cc")
+            raise ValueError(
+                f"{where}: a note cannot drive the continuous parameter {param!r}; bind it to a cc"
+            )
         if curve is not None and curve not in CURVES:
             raise ValueError(f"{where}: 'curve' must be one of {', '.join(CURVES)}, got {curve!r}")
         if rng is not None:
@@ -303,14 +311,26 @@ def parse_binding(table: Any, where: str) -> Binding:
             raise ValueError(f"{where}: 'mode' only applies to {', '.join(TRIGGERS)}")
         if mode not in MODES:
             raise ValueError(f"{where}: 'mode' must be momentary or toggle, got {mode!r}")
-    return Binding(cc=cc, note=note, channel=channel, param=param, range=rng, curve=curve,
-                   preset=preset, trigger=trigger, mode=mode)
+    return Binding(
+        cc=cc,
+        note=note,
+        channel=channel,
+        param=param,
+        range=rng,
+        curve=curve,
+        preset=preset,
+        trigger=trigger,
+        mode=mode,
+    )
 
 
 def _range(value: Any, param: str, where: str) -> tuple[float, float]:
     p = PARAMS[param]
-    ok = (isinstance(value, list) and len(value) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
     if not ok:
         raise ValueError(f"{where}: 'range' must be [low, high] (two numbers), got {value!r}")
     low, high = float(value[0]), float(value[1])
@@ -330,8 +350,9 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
     binds = doc.get("bind", [])
     if not isinstance(binds, list):
         raise ValueError(f"{where}: 'bind' must be an array of tables ([[bind]])")
-    return Mapping(name=name, bind=tuple(parse_binding(t, f"{where} bind #{i + 1}")
-                                         for i, t in enumerate(binds)))
+    return Mapping(
+        name=name, bind=tuple(parse_binding(t, f"{where} bind #{i + 1}") for i, t in enumerate(binds))
+    )
 
 
 def loads_mapping(text: str, where: str) -> Mapping:
@@ -388,13 +409,16 @@ def learn_target(target: str) -> Binding:
         return Binding(cc=0, param=target)
     if target in ACTIONS:
         return Binding(cc=0, trigger=target)
-    if target.startswith("preset/") and target[len("preset/"):].strip():
-        return Binding(cc=0, preset=target[len("preset/"):].strip())
-    raise ValueError(f"cannot learn {target!r}: name a parameter ({', '.join(PARAMS)}), a trigger "
-                     f"({', '.join(ACTIONS)}) or preset/next, preset/previous, preset/random, preset/NAME")
+    if target.startswith("preset/") and target[len("preset/") :].strip():
+        return Binding(cc=0, preset=target[len("preset/") :].strip())
+    raise ValueError(
+        f"cannot learn {target!r}: name a parameter ({', '.join(PARAMS)}), a trigger "
+        f"({', '.join(ACTIONS)}) or preset/next, preset/previous, preset/random, preset/NAME"
+    )
 
 
 # -- MIDI APIs and ports ---------------------------------------------------------------
+
 
 def _rtmidi():
     try:
@@ -405,8 +429,12 @@ def _rtmidi():
 
 
 def _api_constants(rtmidi) -> dict[str, int]:
-    return {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
-            "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
+    return {
+        "alsa": rtmidi.API_LINUX_ALSA,
+        "jack": rtmidi.API_UNIX_JACK,
+        "coremidi": rtmidi.API_MACOSX_CORE,
+        "winmm": rtmidi.API_WINDOWS_MM,
+    }
 
 
 def compiled_apis() -> list[str]:
@@ -435,8 +463,9 @@ def choose_api(api: str = "auto") -> tuple[str, int]:
         if not api:
             raise MidiError("python-rtmidi was built without any MIDI API")
     if api not in have:
-        raise MidiError(f"MIDI API {api} is not available here; this python-rtmidi has: "
-                        f"{', '.join(have) or 'none'}")
+        raise MidiError(
+            f"MIDI API {api} is not available here; this python-rtmidi has: {', '.join(have) or 'none'}"
+        )
     return api, consts[api]
 
 
@@ -457,11 +486,13 @@ def _find_port(ports: list[str], wanted: str, what: str) -> int:
             return i
     hits = [i for i, p in enumerate(ports) if w in p.lower()]
     if not hits:
-        raise MidiError(f"no MIDI {what} port matches {wanted!r}; ports: "
-                        f"{', '.join(repr(p) for p in ports) or 'none'}")
+        raise MidiError(
+            f"no MIDI {what} port matches {wanted!r}; ports: {', '.join(repr(p) for p in ports) or 'none'}"
+        )
     if len(hits) > 1:
-        log.info("MIDI %s %r matches %s; using the first", what, wanted,
-                 ", ".join(repr(ports[i]) for i in hits))
+        log.info(
+            "MIDI %s %r matches %s; using the first", what, wanted, ", ".join(repr(ports[i]) for i in hits)
+        )
     return hits[0]
 
 
@@ -533,8 +564,20 @@ class _Event:
 #: Data bytes after each status: channel messages by their high nibble, system messages
 #: by the whole byte (None: a sysex, any length; missing: undefined, F4 F5 F9 FD).
 _CHANNEL_DATA = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
-_SYSTEM_DATA = {0xF0: None, 0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF7: 0, 0xF8: 0, 0xFA: 0,
-                0xFB: 0, 0xFC: 0, 0xFE: 0, 0xFF: 0}
+_SYSTEM_DATA = {
+    0xF0: None,
+    0xF1: 1,
+    0xF2: 2,
+    0xF3: 1,
+    0xF6: 0,
+    0xF7: 0,
+    0xF8: 0,
+    0xFA: 0,
+    0xFB: 0,
+    0xFC: 0,
+    0xFE: 0,
+    0xFF: 0,
+}
 
 
 def parse_message(message: list[int] | tuple[int, ...]) -> _Event | None:
@@ -564,6 +607,7 @@ def check_message(message: list[int] | tuple[int, ...]) -> None:
     status, data = message[0], message[1:]
     if not isinstance(status, int) or not 0x80 <= status <= 0xFF:
         raise ValueError(f"malformed message: no status byte: {_hex(message)}")
+    wanted: int | None  # None: a sysex, of any length
     if status < 0xF0:
         wanted = _CHANNEL_DATA[status & 0xF0]
     elif status in _SYSTEM_DATA:
@@ -572,12 +616,15 @@ def check_message(message: list[int] | tuple[int, ...]) -> None:
         raise ValueError(f"malformed message: undefined status {status:02X}")
     if wanted is None:  # a sysex: F0, data, F7; ignored, so its data is not read through
         if not data or data[-1] != 0xF7:
-            raise ValueError(f"malformed message: a sysex without its end (F7), "
-                             f"{len(message)} bytes: {_hex(message)}")
+            raise ValueError(
+                f"malformed message: a sysex without its end (F7), {len(message)} bytes: {_hex(message)}"
+            )
         return
     if len(data) != wanted:
-        raise ValueError(f"malformed message: status {status:02X} takes {wanted} data "
-                         f"bytes, got {len(data)}: {_hex(message)}")
+        raise ValueError(
+            f"malformed message: status {status:02X} takes {wanted} data "
+            f"bytes, got {len(data)}: {_hex(message)}"
+        )
     if not all(isinstance(x, int) and 0 <= x <= 127 for x in data):
         raise ValueError(f"malformed message: a data byte above 127: {_hex(message)}")
 
@@ -639,9 +686,17 @@ class MidiControl:
     saved at once (None: only with `save_mapping`). `controller` may be None (learn only).
     """
 
-    def __init__(self, controller, api: str = "auto", port: str | None = None,
-                 mapping: Mapping | None = None, feedback_port: str | None = None,
-                 client_name: str = "synd", *, save_path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        controller,
+        api: str = "auto",
+        port: str | None = None,
+        mapping: Mapping | None = None,
+        feedback_port: str | None = None,
+        client_name: str = "synd",
+        *,
+        save_path: str | os.PathLike | None = None,
+    ):
         self.controller = controller
         self.api = api
         self.port = port
@@ -663,10 +718,10 @@ class MidiControl:
         self._last_input = time.monotonic()  # when the worker last read a JACK message
         self._running = False
         self._subscribed = False
-        self._pressed: dict[tuple[int, int], bool] = {}   # CC (channel, number) -> pressed
-        self._cc_seen: dict[tuple[int, int], int] = {}    # last CC value in or out
+        self._pressed: dict[tuple[int, int], bool] = {}  # CC (channel, number) -> pressed
+        self._cc_seen: dict[tuple[int, int], int] = {}  # last CC value in or out
         self.complaints = _Complaints()
-        self.received = 0          # channel messages taken from the input
+        self.received = 0  # channel messages taken from the input
         self.in_port_name = ""
         self.out_port_name = ""
 
@@ -718,8 +773,8 @@ class MidiControl:
             template = learn_target(target)
             if ev.kind == "note" and (ev.value == 0 or template.param is not None):
                 return False  # a release, or a note for a continuous parameter
-            number = {"cc": ev.number, "note": None} if ev.kind == "cc" else {"cc": None, "note": ev.number}
-            binding = replace(template, channel=ev.channel, **number)
+            cc, note = (ev.number, None) if ev.kind == "cc" else (None, ev.number)
+            binding = replace(template, channel=ev.channel, cc=cc, note=note)
             self._mapping = self._mapping.with_binding(binding)
             self._learning = None
             self._last_learned = binding
@@ -727,8 +782,13 @@ class MidiControl:
         if ev.kind == "cc":
             self._pressed[(ev.channel, ev.number)] = ev.value >= 64
             self._cc_seen[(ev.channel, ev.number)] = ev.value
-        log.info("MIDI learn: %s %d on channel %d -> %s", ev.kind.upper() if ev.kind == "cc" else "note",
-                 ev.number, ev.channel, binding.target)
+        log.info(
+            "MIDI learn: %s %d on channel %d -> %s",
+            ev.kind.upper() if ev.kind == "cc" else "note",
+            ev.number,
+            ev.channel,
+            binding.target,
+        )
         if self.save_path is not None:
             try:
                 self.save_mapping(self.save_path)
@@ -749,11 +809,14 @@ class MidiControl:
         fb = None if self.feedback_port is None else str(self.feedback_port).strip()
         virtual_out = fb is not None and fb.lower() == VIRTUAL
         if (virtual_in or virtual_out) and api == "winmm":
-            raise MidiError("Windows MM has no virtual MIDI ports: name an existing port "
-                            "(one made by loopMIDI, for instance)")
+            raise MidiError(
+                "Windows MM has no virtual MIDI ports: name an existing port "
+                "(one made by loopMIDI, for instance)"
+            )
         jack = api == "jack"
-        midi_in = _open(rtmidi.MidiIn, api, const, self.client_name,
-                        **({"queue_size_limit": JACK_QUEUE} if jack else {}))
+        midi_in = _open(
+            rtmidi.MidiIn, api, const, self.client_name, **({"queue_size_limit": JACK_QUEUE} if jack else {})
+        )
         midi_out = None
         guard = self._make_guard(rtmidi, const) if jack else None
         try:
@@ -778,8 +841,10 @@ class MidiControl:
                 self.in_port_name = self.client_name
             midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
             if guard is not None and not guard.connect():
-                log.info("MIDI: cannot tell synd's own JACK input port among the new ports; "
-                         "no guard against a stray sysex start")
+                log.info(
+                    "MIDI: cannot tell synd's own JACK input port among the new ports; "
+                    "no guard against a stray sysex start"
+                )
                 guard.close()
                 guard = None
         except Exception as e:
@@ -810,8 +875,12 @@ class MidiControl:
             self._subscribed = True
         if midi_out is not None:
             self._queue.put(("sync",))
-        log.info("MIDI (%s): listening on %s%s", api, self.in_port_name,
-                 f", feedback to {self.out_port_name}" if midi_out is not None else "")
+        log.info(
+            "MIDI (%s): listening on %s%s",
+            api,
+            self.in_port_name,
+            f", feedback to {self.out_port_name}" if midi_out is not None else "",
+        )
         return self
 
     def _make_guard(self, rtmidi, const: int) -> _SysexGuard | None:
@@ -853,9 +922,14 @@ class MidiControl:
         self.stop()
 
     def status(self) -> dict[str, Any]:
-        return {"running": self._running, "input": self.in_port_name,
-                "feedback": self.out_port_name or None, "received": self.received,
-                "errors": self.complaints.count, "learning": self._learning}
+        return {
+            "running": self._running,
+            "input": self.in_port_name,
+            "feedback": self.out_port_name or None,
+            "received": self.received,
+            "errors": self.complaints.count,
+            "learning": self._learning,
+        }
 
     # -- threads -----------------------------------------------------------------------
 
@@ -866,8 +940,9 @@ class MidiControl:
             if ev is None:
                 return
             if self._queue.qsize() >= MAX_QUEUED:  # the worker is behind: refuse, not hoard
-                self.complaints("overflow", OverflowError(
-                    f"{MAX_QUEUED} messages waiting; dropping new ones"))
+                self.complaints(
+                    "overflow", OverflowError(f"{MAX_QUEUED} messages waiting; dropping new ones")
+                )
                 return
             self._queue.put(ev)
         except Exception as e:  # noqa: BLE001 - a bad message must never kill the callback
@@ -883,7 +958,7 @@ class MidiControl:
 
     def _read_input(self) -> list[_Event]:
         """The messages waiting in RtMidi's queue (JACK: see `start`)."""
-        events = []
+        events: list[_Event] = []
         with self._io:
             midi_in = self._in
             for _ in range(JACK_QUEUE):  # all that waits: RtMidi's queue fills while we work
@@ -961,8 +1036,12 @@ class MidiControl:
                 last[(item.channel, item.number)] = i
         out = []
         for i, item in enumerate(batch):
-            if (isinstance(item, _Event) and item.kind == "cc"
-                    and last[(item.channel, item.number)] != i and self._learning is None):
+            if (
+                isinstance(item, _Event)
+                and item.kind == "cc"
+                and last[(item.channel, item.number)] != i
+                and self._learning is None
+            ):
                 bound = mapping.lookup("cc", item.number, item.channel)
                 if bound and all(b.param is not None for b in bound):
                     self.received += 1
@@ -1032,16 +1111,23 @@ class MidiControl:
         state = self.controller.state() if self.controller is not None else {}
         names = {b.param or b.trigger for b in self._mapping.bind}
         for name in names:
-            if name in state:
+            if name is not None and name in state:
                 self._feedback(name, state[name])
 
 
 # -- learn without a daemon ------------------------------------------------------------
 
-def learn_once(target: str, *, api: str = "auto", port: str | None = None,
-               mapping_path: str | os.PathLike | None = None, timeout: float | None = 30.0,
-               client_name: str = "synd-learn",
-               ready: Callable[[MidiControl], None] | None = None) -> tuple[Binding, Path]:
+
+def learn_once(
+    target: str,
+    *,
+    api: str = "auto",
+    port: str | None = None,
+    mapping_path: str | os.PathLike | None = None,
+    timeout: float | None = 30.0,
+    client_name: str = "synd-learn",
+    ready: Callable[[MidiControl], None] | None = None,
+) -> tuple[Binding, Path]:
     """Wait for the next control moved on `port` (None: a virtual port named `client_name`),
     bind it to `target` in the mapping at `mapping_path` (default: the user's midi.toml,
     starting from the shipped mapping when it does not exist yet) and save it.
@@ -1071,8 +1157,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--api", default="auto", help=f"MIDI API: {', '.join(APIS)}")
     sub = parser.add_subparsers(dest="midi_command", metavar="ACTION", required=True)
     sub.add_parser("ports", parents=[common], help="list the MIDI input and output ports")
-    lp = sub.add_parser("learn", parents=[common],
-                        help="bind the next control moved to a parameter or trigger")
+    lp = sub.add_parser(
+        "learn", parents=[common], help="bind the next control moved to a parameter or trigger"
+    )
     lp.add_argument("target", help="a parameter, trigger, cut or preset/next|previous|random|NAME")
     lp.add_argument("--port", default=None, help="part of an input port's name (default: a virtual port)")
     lp.add_argument("--mapping", default=None, help=f"mapping file (default: {user_mapping_path()})")
@@ -1087,12 +1174,21 @@ def run_command(args: argparse.Namespace) -> int:
             print("inputs:  " + (", ".join(ins) or "none"))
             print("outputs: " + (", ".join(outs) or "none"))
             return 0
+
         def ready(midi: MidiControl) -> None:
             print(f"move a control for {args.target} (on {midi.in_port_name}) ...", flush=True)
-        binding, path = learn_once(args.target, api=args.api, port=args.port,
-                                   mapping_path=args.mapping, timeout=args.timeout, ready=ready)
-        print(f"{binding.kind} {binding.number} (channel {binding.channel}) -> {binding.target}; "
-              f"saved {path}")
+
+        binding, path = learn_once(
+            args.target,
+            api=args.api,
+            port=args.port,
+            mapping_path=args.mapping,
+            timeout=args.timeout,
+            ready=ready,
+        )
+        print(
+            f"{binding.kind} {binding.number} (channel {binding.channel}) -> {binding.target}; saved {path}"
+        )
         return 0
     except (ValueError, TimeoutError, OSError) as e:
         print(f"synd midi: error: {e}", file=sys.stderr)

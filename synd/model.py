@@ -30,12 +30,12 @@ class ModelConfig:
     """Architecture of a generator/decoder pair; stored in every checkpoint."""
 
     feature_dim: int
-    width: int = 12          # channels at half resolution; deeper stages use 2x and 4x
-    res_blocks: int = 2      # residual blocks at 1/8 resolution
-    cond_dim: int = 64       # hidden size of the features -> FiLM network
+    width: int = 12  # channels at half resolution; deeper stages use 2x and 4x
+    res_blocks: int = 2  # residual blocks at 1/8 resolution
+    cond_dim: int = 64  # hidden size of the features -> FiLM network
     decoder_width: int = 32
-    native_size: int = 256   # short side (pixels) over which coordinates span [-1, 1]
-    scene: int = 0           # 0: none; else the hidden size of the sound-driven scene (SceneHead)
+    native_size: int = 256  # short side (pixels) over which coordinates span [-1, 1]
+    scene: int = 0  # 0: none; else the hidden size of the sound-driven scene (SceneHead)
 
     @property
     def has_scene(self) -> bool:
@@ -45,7 +45,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         reject_unknown(cls, d, "model config")
         cfg = cls(**d)
         for f in fields(cls):
@@ -57,8 +57,14 @@ class ModelConfig:
         return cfg
 
 
-def make_coords(height: int, width: int, native_size: int, top: float = 0.0, left: float = 0.0,
-                frame: tuple[int, int] | None = None) -> torch.Tensor:
+def make_coords(
+    height: int,
+    width: int,
+    native_size: int,
+    top: float = 0.0,
+    left: float = 0.0,
+    frame: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Coordinate channels (x, y, radius), shape (1, 3, height, width).
 
     The pixels are the window at (top, left) of a frame of size `frame` (default: the
@@ -126,7 +132,7 @@ def scene_basis(coords: torch.Tensor) -> torch.Tensor:
     centres = torch.tensor(SCENE_CENTRES, dtype=coords.dtype, device=coords.device)
     dx = coords[:, :1] - centres[:, 0].view(1, -1, 1, 1)
     dy = coords[:, 1:2] - centres[:, 1].view(1, -1, 1, 1)
-    return torch.softmax(-(dx * dx + dy * dy) / (2 * SCENE_WIDTH ** 2), dim=1)
+    return torch.softmax(-(dx * dx + dy * dy) / (2 * SCENE_WIDTH**2), dim=1)
 
 
 class SceneHead(nn.Module):
@@ -142,19 +148,21 @@ class SceneHead(nn.Module):
         super().__init__()
         k = len(SCENE_CENTRES)
         self.net = nn.Sequential(
-            nn.Linear(2 * cfg.feature_dim, cfg.scene), nn.LeakyReLU(0.2),
-            nn.Linear(cfg.scene, cfg.scene), nn.LeakyReLU(0.2),
-            nn.Linear(cfg.scene, 3 * k))
+            nn.Linear(2 * cfg.feature_dim, cfg.scene),
+            nn.LeakyReLU(0.2),
+            nn.Linear(cfg.scene, cfg.scene),
+            nn.LeakyReLU(0.2),
+            nn.Linear(cfg.scene, 3 * k),
+        )
 
     def colours(self, features: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
         """(B, K, 3) colour logits of the blobs."""
         return self.net(torch.cat([features, slow], dim=1)).view(len(features), -1, 3)
 
-    def forward(self, features: torch.Tensor, slow: torch.Tensor, basis: torch.Tensor
-                ) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, slow: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
         """The field (B, 3, H, W) in [0, 1] for `basis` = `scene_basis(coords)`."""
         b, (k, h, w) = len(features), basis.shape[1:]
-        colours = self.colours(features, slow).transpose(1, 2)            # (B, 3, K)
+        colours = self.colours(features, slow).transpose(1, 2)  # (B, 3, K)
         flat = basis.reshape(basis.shape[0], k, h * w).expand(b, -1, -1)  # (B, K, HW)
         return torch.sigmoid(torch.bmm(colours, flat)).view(b, 3, h, w)
 
@@ -174,9 +182,7 @@ class Generator(nn.Module):
         self.down1 = FiLM(c)
         self.down2 = FiLMConv(c, 2 * c, stride=2)
         self.down3 = FiLMConv(2 * c, 4 * c, stride=2)
-        self.res = nn.ModuleList(
-            FiLMConv(4 * c, 4 * c) for _ in range(2 * cfg.res_blocks)
-        )
+        self.res = nn.ModuleList(FiLMConv(4 * c, 4 * c) for _ in range(2 * cfg.res_blocks))
         self.up2 = FiLMConv(4 * c + 2 * c, 2 * c)
         self.up1 = FiLMConv(2 * c + c, c)
         self.to_rgb = conv3x3(c + 6, 3)
@@ -189,9 +195,11 @@ class Generator(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Linear(cfg.cond_dim, film_size),
         )
+        film_out = self.cond[-1]
+        assert isinstance(film_out, nn.Linear)
         # Start as a gentle modulation so early training is stable.
-        nn.init.normal_(self.cond[-1].weight, std=0.01)
-        nn.init.zeros_(self.cond[-1].bias)
+        nn.init.normal_(film_out.weight, std=0.01)
+        nn.init.zeros_(film_out.bias)
         self.scene = SceneHead(cfg) if cfg.has_scene else None
 
     def film(self, features: torch.Tensor) -> list[torch.Tensor]:
@@ -203,14 +211,16 @@ class Generator(nn.Module):
         """The first layer's response to position (coordinates and their Fourier features)."""
         return self.stem_position(torch.cat([coords, fourier_features(coords)], dim=1))
 
-    def encode(self, image: torch.Tensor, position: torch.Tensor, films: list[torch.Tensor]
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, image: torch.Tensor, position: torch.Tensor, films: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The way down: image (base * 2 - 1) -> the 1/2 and 1/4 skips and the 1/8 result of
         the residual blocks. The two up-steps use the last two FiLM parameter sets."""
         return self.descend(self.stem_image(image) + position, films)
 
-    def descend(self, stem: torch.Tensor, films: list[torch.Tensor]
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def descend(
+        self, stem: torch.Tensor, films: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`encode` from the first convolution's output (image and position terms summed)."""
         e1 = self.down1(stem, films[0])
         e2 = self.down2(e1, films[1])
@@ -222,8 +232,13 @@ class Generator(nn.Module):
             k += 2
         return e1, e2, h
 
-    def forward(self, base: torch.Tensor, features: torch.Tensor, coords: torch.Tensor,
-                position: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        base: torch.Tensor,
+        features: torch.Tensor,
+        coords: torch.Tensor,
+        position: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """base (B, 3, H, W) in [0, 1], features (B, F), coords (1 or B, 3, H, W) from
         `make_coords`; `position` = `position_term(coords)` if already computed."""
         films = self.film(features)
@@ -251,10 +266,13 @@ def replicate_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 # low-resolution rows: _UPSAMPLE[a][d] gives the weights of rows (k-1, k, k+1) that make
 # the high-resolution row 2k + a + d, for d = -1, 0, 1. Edge clamping is exactly what
 # replicate padding of the low-resolution rows by one gives.
-_UPSAMPLE = torch.tensor([
-    [[0.75, 0.25, 0.0], [0.25, 0.75, 0.0], [0.0, 0.75, 0.25]],   # even rows 2k
-    [[0.25, 0.75, 0.0], [0.0, 0.75, 0.25], [0.0, 0.25, 0.75]],   # odd rows 2k + 1
-], dtype=torch.float64)
+_UPSAMPLE = torch.tensor(
+    [
+        [[0.75, 0.25, 0.0], [0.25, 0.75, 0.0], [0.0, 0.75, 0.25]],  # even rows 2k
+        [[0.25, 0.75, 0.0], [0.0, 0.75, 0.25], [0.0, 0.25, 0.75]],  # odd rows 2k + 1
+    ],
+    dtype=torch.float64,
+)
 
 
 def phase_weights(weight: torch.Tensor) -> torch.Tensor:
@@ -264,8 +282,7 @@ def phase_weights(weight: torch.Tensor) -> torch.Tensor:
     image. weight (cout, cin, 3, 3) -> (4 * cout, cin, 3, 3), phase-major: output channel
     (2 * a + b) * cout + o is channel o at the pixels (2i + a, 2j + b)."""
     w = weight.double()
-    phases = [torch.einsum("dt,oidx,xu->oitu", _UPSAMPLE[a], w, _UPSAMPLE[b])
-              for a in (0, 1) for b in (0, 1)]
+    phases = [torch.einsum("dt,oidx,xu->oitu", _UPSAMPLE[a], w, _UPSAMPLE[b]) for a in (0, 1) for b in (0, 1)]
     return torch.cat(phases, dim=0).to(weight.dtype)
 
 
@@ -294,6 +311,12 @@ class FoldedGenerator(nn.Module):
     after changing them.
     """
 
+    # The buffers registered in __init__ (nn.Module's attribute lookup finds them).
+    stem_base: torch.Tensor
+    stem_constant: torch.Tensor
+    rgb_base: torch.Tensor
+    rgb_constant: torch.Tensor
+
     def __init__(self, generator: Generator, height: int, width: int):
         super().__init__()
         g = generator
@@ -304,18 +327,25 @@ class FoldedGenerator(nn.Module):
             # stem_image(2 * base - 1) = conv(base, 2w) + bias - sum(w): the constant part
             # joins the position term.
             ws, bs = g.stem_image.weight, g.stem_image.bias
+            assert bs is not None  # conv3x3 makes it with a bias
             self.register_buffer("stem_base", 2.0 * ws)
-            self.register_buffer("stem_constant", g.position_term(coords)
-                                 + (bs - ws.sum(dim=(1, 2, 3))).view(1, -1, 1, 1))
+            self.register_buffer(
+                "stem_constant", g.position_term(coords) + (bs - ws.sum(dim=(1, 2, 3))).view(1, -1, 1, 1)
+            )
             w, b = g.to_rgb.weight, g.to_rgb.bias
             # to_rgb sees cat(h, 2 * base - 1, coords): the coordinate part, the bias and
             # the "- 1" are one constant image.
-            constant = replicate_conv(coords, w[:, c + 3:], b) - w[:, c:c + 3].sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+            constant = replicate_conv(coords, w[:, c + 3 :], b) - w[:, c : c + 3].sum(dim=(1, 2, 3)).view(
+                1, -1, 1, 1
+            )
             self.register_buffer("rgb_constant", constant)
-            self.register_buffer("rgb_base", 2.0 * w[:, c:c + 3])
+            self.register_buffer("rgb_base", 2.0 * w[:, c : c + 3])
             # The upsampled inputs of to_rgb, up1 and up2: plain and phase-split weights.
-            for name, weight in (("rgb", w[:, :c]), ("up1", g.up1.conv.weight[:, :2 * c]),
-                                 ("up2", g.up2.conv.weight[:, :4 * c])):
+            for name, weight in (
+                ("rgb", w[:, :c]),
+                ("up1", g.up1.conv.weight[:, : 2 * c]),
+                ("up2", g.up2.conv.weight[:, : 4 * c]),
+            ):
                 self.register_buffer(f"{name}_up", weight.clone())
                 self.register_buffer(f"{name}_phases", phase_weights(weight))
 
@@ -336,14 +366,11 @@ class FoldedGenerator(nn.Module):
         e1, e2, h = g.descend(stem, films)
         k = len(films) - 2
         up2, up1 = g.up2.conv, g.up1.conv
-        h = (self._up_conv("up2", h, e2.shape[-2:])
-             + replicate_conv(e2, up2.weight[:, 4 * c:], up2.bias))
+        h = self._up_conv("up2", h, e2.shape[-2:]) + replicate_conv(e2, up2.weight[:, 4 * c :], up2.bias)
         h = FiLM.forward(g.up2, h, films[k])
-        h = (self._up_conv("up1", h, e1.shape[-2:])
-             + replicate_conv(e1, up1.weight[:, 2 * c:], up1.bias))
+        h = self._up_conv("up1", h, e1.shape[-2:]) + replicate_conv(e1, up1.weight[:, 2 * c :], up1.bias)
         h = FiLM.forward(g.up1, h, films[k + 1])
-        rgb = (self._up_conv("rgb", h, base.shape[-2:])
-               + F.conv2d(padded, self.rgb_base) + self.rgb_constant)
+        rgb = self._up_conv("rgb", h, base.shape[-2:]) + F.conv2d(padded, self.rgb_base) + self.rgb_constant
         return torch.sigmoid(rgb)
 
 
@@ -354,10 +381,14 @@ class SoundDecoder(nn.Module):
         super().__init__()
         d = cfg.decoder_width
         self.body = nn.Sequential(
-            nn.Conv2d(3, d, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(d, 2 * d, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * d, 4 * d, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(4 * d, 4 * d, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(3, d, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(d, 2 * d, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * d, 4 * d, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * d, 4 * d, 3, padding=1),
+            nn.LeakyReLU(0.2),
         )
         self.head = nn.Linear(8 * d, cfg.feature_dim)
 
@@ -372,8 +403,8 @@ class SoundDecoder(nn.Module):
             return self(image)
         ny, nx = max(1, h // tile), max(1, w // tile)
         top, left = (h - ny * tile) // 2, (w - nx * tile) // 2
-        tiles = image[..., top:top + ny * tile, left:left + nx * tile]
-        tiles = tiles.unfold(2, tile, tile).unfold(3, tile, tile)        # b, c, ny, nx, t, t
+        tiles = image[..., top : top + ny * tile, left : left + nx * tile]
+        tiles = tiles.unfold(2, tile, tile).unfold(3, tile, tile)  # b, c, ny, nx, t, t
         tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(b * ny * nx, c, tile, tile)
         return self(tiles).view(b, ny * nx, -1).mean(dim=1)
 

@@ -22,14 +22,14 @@ import torch
 
 from synd.audio import load_audio
 from synd.bundle import ModelBundle, bundle_from_checkpoint
+from synd.catalog import model_look
 from synd.checkpoint import read_checkpoint
 from synd.evaluate import TARGETS, WARMUP_FRAMES, evaluate
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
-from synd.quality import r2_score
 from synd.measure import generator_macs
 from synd.model import count_parameters
-from synd.catalog import model_look
+from synd.quality import r2_score
 from synd.sheets import loop_thumbnails, save_contact_sheet
 from synd.train import find_audio
 
@@ -40,7 +40,7 @@ def generator_fps(bundle: ModelBundle, width: int, height: int, seconds: float =
     feats = bundle.stats.mean.copy()
     for _ in range(3):
         loop.step(feats)
-    times = []
+    times: list[float] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(times) < 5:
         t = time.perf_counter()
@@ -51,19 +51,24 @@ def generator_fps(bundle: ModelBundle, width: int, height: int, seconds: float =
 
 def measure(bundle: ModelBundle, heldout: list[Path], look, size=(1280, 720)) -> dict:
     """`synd eval` numbers and the per-feature read-back R^2 on held-out audio."""
-    result, tracks = evaluate(bundle, look, heldout, size=size, fps=bundle.features.fps,
-                              progress=sys.stderr.isatty())
+    result, tracks = evaluate(
+        bundle, look, heldout, size=size, fps=bundle.features.fps, progress=sys.stderr.isatty()
+    )
     t = np.concatenate([tr.given[WARMUP_FRAMES:] for tr in tracks])
     p = np.concatenate([tr.decoded[WARMUP_FRAMES:] for tr in tracks])
-    per = {}
+    per: dict[str, float | None] = {}
     for i, name in enumerate(bundle.features.names):
         try:
             per[name] = round(r2_score(t[:, [i]], p[:, [i]]), 3)
         except ValueError:  # a feature that never varies in this audio
             per[name] = None
-    return {"eval": {k: result[k] for k in TARGETS}, "heldout_r2_per_feature": per,
-            "heldout_files": len(heldout), "heldout_seconds": result["seconds"],
-            "eval_size": f"{result['size']} (painted at {result['painted_at']})"}
+    return {
+        "eval": {k: result[k] for k in TARGETS},
+        "heldout_r2_per_feature": per,
+        "heldout_files": len(heldout),
+        "heldout_seconds": result["seconds"],
+        "eval_size": f"{result['size']} (painted at {result['painted_at']})",
+    }
 
 
 def sheet(bundle: ModelBundle, song: Path, path: Path, look, count: int = 16) -> None:
@@ -72,9 +77,13 @@ def sheet(bundle: ModelBundle, song: Path, path: Path, look, count: int = 16) ->
     native = bundle.config.native_size
     every = max(1, int(bundle.features.fps / 2))
     thumbs, indices = loop_thumbnails(FrameLoop(bundle, native, native, look=look), raw, every, count)
-    save_contact_sheet(thumbs, path, columns=8,
-                       labels=[f"{i / bundle.features.fps:.1f} s" for i in indices],
-                       title=f"{bundle.name} on {song.name} (not in its training data)")
+    save_contact_sheet(
+        thumbs,
+        path,
+        columns=8,
+        labels=[f"{i / bundle.features.fps:.1f} s" for i in indices],
+        title=f"{bundle.name} on {song.name} (not in its training data)",
+    )
 
 
 def write_card(model: Path, heldout_dir: Path, data_note: str = "", train_note: str = "") -> dict:
@@ -82,17 +91,23 @@ def write_card(model: Path, heldout_dir: Path, data_note: str = "", train_note: 
     files = find_audio([heldout_dir])
     look = model_look(bundle)
     card = measure(bundle, files, look)
-    card["generator_fps"] = {f"{w}x{h}": round(generator_fps(bundle, w, h), 1)
-                             for w, h in ((384, 216), (456, 256), (1280, 720))}
+    card["generator_fps"] = {
+        f"{w}x{h}": round(generator_fps(bundle, w, h), 1) for w, h in ((384, 216), (456, 256), (1280, 720))
+    }
     card["generator_gflop_256"] = round(2 * generator_macs(bundle.config, 256, 256) / 1e9, 3)
-    card["parameters"] = {"generator": count_parameters(bundle.generator),
-                          "decoder": count_parameters(bundle.decoder)}
-    card["measured_on"] = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    card["parameters"] = {
+        "generator": count_parameters(bundle.generator),
+        "decoder": count_parameters(bundle.decoder),
+    }
+    card["measured_on"] = (
+        f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     bundle.meta["card"] = card
     bundle.save(model)
     sheet(bundle, files[0], model.with_suffix(".png"), look)
-    model.with_suffix(".md").write_text(render_markdown(bundle, card, data_note, train_note),
-                                        encoding="utf-8")
+    model.with_suffix(".md").write_text(
+        render_markdown(bundle, card, data_note, train_note), encoding="utf-8"
+    )
     return card
 
 
@@ -106,8 +121,9 @@ def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_
     preset = meta.get("preset", {})
     summary = meta.get("summary", {})
     data = meta.get("data", {})
-    worst = sorted(((k, v) for k, v in card["heldout_r2_per_feature"].items() if v is not None),
-                   key=lambda kv: kv[1])[:3]
+    worst = sorted(
+        ((k, v) for k, v in card["heldout_r2_per_feature"].items() if v is not None), key=lambda kv: kv[1]
+    )[:3]
     lines = [
         f"# Model card: {bundle.name}",
         "",
@@ -117,10 +133,12 @@ def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_
         "",
         "## Training",
         f"- Data: {data.get('files')} files, {data.get('seconds')} s of audio"
-        + (f" ({data_note})" if data_note else "") + ".",
+        + (f" ({data_note})" if data_note else "")
+        + ".",
         f"- Steps: {summary.get('steps')}, wall time {summary.get('wall_seconds')} s, "
         f"{summary.get('processes', 1)} process(es) on {summary.get('device', 'cpu')}"
-        + (f"; {train_note}" if train_note else "") + ".",
+        + (f"; {train_note}" if train_note else "")
+        + ".",
         f"- Minutes until the held-out R^2 (crops) first reached 0.9: "
         f"{summary.get('metrics', {}).get('minutes_to_r2_0.9')}.",
         f"- Loss weights: {json.dumps({k: v for k, v in meta.get('loss_weights', {}).items() if v})}",
@@ -150,8 +168,11 @@ def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m synd.modelcard", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m synd.modelcard",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("model", type=Path)
     parser.add_argument("--heldout", type=Path, required=True, help="folder of unseen audio")
     parser.add_argument("--data-note", default="", help="where the training audio came from")

@@ -29,7 +29,6 @@ C's ``stderr`` is unbuffered, so native writes reach fd 2 at once.
 
 from __future__ import annotations
 
-from synd.errors import error_line
 import contextlib
 import logging
 import os
@@ -39,6 +38,8 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from synd.errors import error_line
 
 __all__ = ["Captured", "quiet_stderr", "essential", "explain"]
 
@@ -109,6 +110,7 @@ def explain(exc: BaseException, captured: Captured | str | None = None) -> str:
 
 # -- the swap ------------------------------------------------------------------------------
 
+
 def _begin():
     """Point fd 2 at a temporary file: (file, saved fd 2, moved handlers, their stream),
     or None when fd 2 cannot be captured."""
@@ -170,8 +172,8 @@ def _flush_python() -> None:
 def _move_handlers(fd: int) -> tuple[list, object]:
     """Point logging handlers that write to fd 2 at `fd` (the real stderr) for now."""
     loggers = [logging.getLogger()] + [
-        lg for lg in list(logging.Logger.manager.loggerDict.values())
-        if isinstance(lg, logging.Logger)]
+        lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)
+    ]
     moved, tee = [], None
     for handler in {h for lg in loggers for h in lg.handlers}:
         if not isinstance(handler, logging.StreamHandler):
@@ -180,8 +182,14 @@ def _move_handlers(fd: int) -> tuple[list, object]:
             if handler.stream.fileno() != 2:
                 continue
             if tee is None:
-                tee = open(fd, "w", buffering=1, closefd=False, errors="backslashreplace",
-                           encoding=getattr(handler.stream, "encoding", None) or "utf-8")
+                tee = open(
+                    fd,
+                    "w",
+                    buffering=1,
+                    closefd=False,
+                    errors="backslashreplace",
+                    encoding=getattr(handler.stream, "encoding", None) or "utf-8",
+                )
             moved.append((handler, handler.setStream(tee)))
         except Exception:  # noqa: BLE001 - no fileno (StringIO, pytest's capture): leave it
             continue

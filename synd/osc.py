@@ -40,7 +40,8 @@ i 0/1, and an empty slot as the empty string.
 | /synd/models          |       | query only: models and presets for the slots        | s... names  |
 | /synd/inputs          |       | query only: audio inputs /synd/input takes          | s... names  |
 | /synd/outputs         |       | query only                                          | s... names  |
-| /synd/subscribe       | [f [i]] | send me changes for SECONDS (10, at most 60; 0 ends), with PREVIEW pictures if 1 | see below |
+| /synd/subscribe       | [f [i]] | send me changes for SECONDS (10, at most 60; 0 ends), | see below |
+|                       |         | with PREVIEW pictures if 1                            |           |
 
 `[n]`: an action takes no argument, or one number: non-zero fires it, 0 is ignored (the
 release of a TouchOSC button, which sends 1 on press and 0 on release).
@@ -105,6 +106,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from synd.control import PARAMS, TRIGGERS
@@ -114,7 +116,7 @@ try:
     from pythonosc.osc_message_builder import OscMessageBuilder
     from pythonosc.osc_packet import OscPacket
 except ImportError:  # python-osc is in the "live" extra; check_bind works without it
-    OscMessageBuilder = OscPacket = None
+    OscMessageBuilder = OscPacket = None  # type: ignore[assignment,misc]  # None: not installed
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +165,9 @@ def check_bind(host: str, allow_remote: bool) -> None:
     if allow_remote:
         return
     if not host or not host.strip():
-        raise ValueError("OSC host is empty (all interfaces): listen on 127.0.0.1, or allow "
-                         "remote control explicitly")
+        raise ValueError(
+            "OSC host is empty (all interfaces): listen on 127.0.0.1, or allow remote control explicitly"
+        )
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except OSError as exc:
@@ -172,8 +175,10 @@ def check_bind(host: str, allow_remote: bool) -> None:
     for info in infos:
         ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not ip.is_loopback:
-            raise ValueError(f"OSC on {host} ({ip}) would take commands from other machines: "
-                             "listen on 127.0.0.1, or allow remote control explicitly")
+            raise ValueError(
+                f"OSC on {host} ({ip}) would take commands from other machines: "
+                "listen on 127.0.0.1, or allow remote control explicitly"
+            )
 
 
 class _BadArgs(ValueError):
@@ -218,11 +223,10 @@ def _scan_bundle(dgram: bytes, start: int, end: int, depth: int) -> int:
     while i < end:
         if i + 4 > end:
             raise _Malformed("truncated bundle")
-        n = int.from_bytes(dgram[i:i + 4], "big", signed=True)
+        n = int.from_bytes(dgram[i : i + 4], "big", signed=True)
         i += 4
         if n <= 0 or i + n > end:
-            raise _Malformed("truncated bundle element" if n > 0 else
-                             f"bundle element of size {n}")
+            raise _Malformed("truncated bundle element" if n > 0 else f"bundle element of size {n}")
         messages += _scan_element(dgram, i, i + n, depth + 1)
         if messages > MAX_MESSAGES:
             raise _Malformed(f"more than {MAX_MESSAGES} messages in one packet")
@@ -242,12 +246,11 @@ def _scan_message(dgram: bytes, start: int, end: int) -> None:
     tend = dgram.find(b"\0", i, end)
     if tend < 0:
         raise _Malformed("unterminated type tags")
-    tags = dgram[i + 1:tend].decode("latin-1")
+    tags = dgram[i + 1 : tend].decode("latin-1")
     bad = sorted(set(tags) - SUPPORTED_TAGS)
     if bad:
         address = dgram[start:nul].decode("utf-8", "replace")
-        shown = ",".join(c if c.isascii() and c.isprintable() else f"\\x{ord(c):02x}"
-                         for c in bad)
+        shown = ",".join(c if c.isascii() and c.isprintable() else f"\\x{ord(c):02x}" for c in bad)
         raise _Unsupported(f"{_show(address)} uses type tag {shown}")
     if len(tags) - tags.count("[") - tags.count("]") > MAX_ARGS:
         raise _Malformed(f"more than {MAX_ARGS} arguments")
@@ -320,14 +323,18 @@ class AddressPattern:
     @classmethod
     def parse(cls, pattern: str) -> AddressPattern | None:
         """The pattern, or None when it cannot match anything (see the class)."""
-        if (len(pattern) > MAX_ADDRESS_LEN or not pattern.startswith("/")
-                or sum(c in "*?[{" for c in pattern) > MAX_WILDCARDS):
+        if (
+            len(pattern) > MAX_ADDRESS_LEN
+            or not pattern.startswith("/")
+            or sum(c in "*?[{" for c in pattern) > MAX_WILDCARDS
+        ):
             return None
         texts = pattern[1:].split("/")
         if "" in texts[:-1]:
             return None  # `//`
         parts = [_tokens(text) for text in texts]
-        return None if None in parts else cls(parts)
+        known = [p for p in parts if p is not None]
+        return cls(known) if len(known) == len(parts) else None
 
     def match(self, address: str) -> bool:
         """Whether `address` (a plain address, no pattern) matches."""
@@ -387,14 +394,14 @@ def _tokens(text: str) -> list[tuple] | None:
             close = text.find("]", i + 1)
             if close < 0:
                 return None
-            tokens.append(("[", _char_set(text[i + 1:close])))
+            tokens.append(("[", _char_set(text[i + 1 : close])))
             i = close + 1
             continue
         if c == "{":
             close = text.find("}", i + 1)
-            if close < 0 or any(x in text[i + 1:close] for x in "*?[]{"):
+            if close < 0 or any(x in text[i + 1 : close] for x in "*?[]{"):
                 return None
-            tokens.append(("{", tuple(dict.fromkeys(text[i + 1:close].split(",")))))
+            tokens.append(("{", tuple(dict.fromkeys(text[i + 1 : close].split(",")))))
             i = close + 1
             continue
         if c in "]}":
@@ -460,7 +467,7 @@ class Commands:
             return [(route, fn) for route, fn in self._routes.items() if pattern.match(route)]
         prefix = "/synd/output/"
         if address.startswith(prefix):
-            name = address[len(prefix):]
+            name = address[len(prefix) :]
             if name and "/" not in name:
                 return [(address, self._output(name))]  # the controller names the outputs
         return []
@@ -480,9 +487,12 @@ class Commands:
         """Every list and value a control surface shows, as the messages that carry them:
         sent to a new subscriber so that it starts in step."""
         c = self.controller
-        messages = [("/synd/presets", list(c.presets)), ("/synd/models", c.models()),
-                    ("/synd/inputs", c.inputs()),
-                    ("/synd/outputs", c.outputs())]
+        messages = [
+            ("/synd/presets", list(c.presets)),
+            ("/synd/models", c.models()),
+            ("/synd/inputs", c.inputs()),
+            ("/synd/outputs", c.outputs()),
+        ]
         for name, value in c.state().items():
             if name != "mix":
                 messages.append((f"/synd/{name}", [_osc_value(value)]))
@@ -497,8 +507,9 @@ class Commands:
             "/synd/input": self._query_or("input", lambda a: c.set_input(_one_string(a))),
             "/synd/fade": self._query_or("crossfade", self._fade, "/synd/fade"),
             "/synd/cut": self._action(c.cut),
-            "/synd/flash_guard": self._query_or("flash_guard", lambda a: c.set_flash_guard(
-                bool(_one_number(a, "one i (1 or 0)")))),
+            "/synd/flash_guard": self._query_or(
+                "flash_guard", lambda a: c.set_flash_guard(bool(_one_number(a, "one i (1 or 0)")))
+            ),
             "/synd/midi/learn": lambda a: c.request_learn(_one_string(a)) or [],
             "/synd/presets": self._list("/synd/presets", lambda: c.presets),
             "/synd/models": self._list("/synd/models", c.models),
@@ -506,20 +517,19 @@ class Commands:
             "/synd/outputs": self._list("/synd/outputs", c.outputs),
         }
         for which in ("next", "previous", "random"):
-            routes[f"/synd/preset/{which}"] = self._action(lambda w=which: c.select_preset(w))
+            routes[f"/synd/preset/{which}"] = self._action(partial(c.select_preset, which))
         for name in PARAMS:
-            routes[f"/synd/{name}"] = self._query_or(
-                name, lambda a, n=name: c.set(n, _one_number(a)))
+            routes[f"/synd/{name}"] = self._param(name)
         for name in TRIGGERS:
-            routes[f"/synd/{name}"] = self._query_or(
-                name, lambda a, n=name: c.trigger(n, bool(_one_number(a, "one i (1 or 0)"))))
-            routes[f"/synd/{name}/toggle"] = self._action(lambda n=name: c.trigger(n, None))
+            routes[f"/synd/{name}"] = self._trigger(name)
+            routes[f"/synd/{name}/toggle"] = self._action(partial(c.trigger, name, None))
         for name in c.outputs():
             routes[f"/synd/output/{name}"] = self._output(name)
         return routes
 
-    def _query_or(self, name: str, change: Callable[[list], Any],
-                  route: str | None = None) -> Callable[[list], list]:
+    def _query_or(
+        self, name: str, change: Callable[[list], Any], route: str | None = None
+    ) -> Callable[[list], list]:
         route = route or f"/synd/{name}"
 
         def handle(args: list) -> list:
@@ -527,6 +537,7 @@ class Commands:
                 change(args)
                 return []
             return [(route, [_osc_value(self.controller.get(name))])]
+
         return handle
 
     @staticmethod
@@ -535,6 +546,7 @@ class Commands:
             if args:
                 raise _BadArgs("is a query and takes no arguments")
             return [(route, [str(n) for n in names()])]
+
         return handle
 
     @staticmethod
@@ -543,11 +555,22 @@ class Commands:
             if _fires(args):
                 fire()
             return []
+
         return handle
 
+    def _param(self, name: str) -> Callable[[list], list]:
+        return self._query_or(name, lambda a: self.controller.set(name, _one_number(a)))
+
+    def _trigger(self, name: str) -> Callable[[list], list]:
+        return self._query_or(
+            name, lambda a: self.controller.trigger(name, bool(_one_number(a, "one i (1 or 0)")))
+        )
+
     def _output(self, name: str) -> Callable[[list], list]:
-        return self._query_or(f"output/{name}", lambda a: self.controller.set_output(
-            name, bool(_one_number(a, "one i (1 or 0)"))))
+        return self._query_or(
+            f"output/{name}",
+            lambda a: self.controller.set_output(name, bool(_one_number(a, "one i (1 or 0)"))),
+        )
 
     def _fade(self, args: list) -> None:
         if len(args) not in (1, 2) or not all(_is_number(a) for a in args):
@@ -564,9 +587,16 @@ class OscServer:
     by default the controller's engine's `status()`.
     """
 
-    def __init__(self, controller, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 allow: list[str] | None = None, feedback: tuple[str, int] | None = None,
-                 status: Callable[[], dict] | None = None, status_every: float = 1.0):
+    def __init__(
+        self,
+        controller,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        allow: list[str] | None = None,
+        feedback: tuple[str, int] | None = None,
+        status: Callable[[], dict] | None = None,
+        status_every: float = 1.0,
+    ):
         if OscPacket is None:
             raise RuntimeError("OSC needs python-osc: pip install 'synethesia[live]'")
         self.controller = controller
@@ -580,7 +610,8 @@ class OscServer:
         self.tally = Tally(log, "OSC: dropped or refused", LOG_EVERY_S)
         self.commands = Commands(controller)
         self._sock: socket.socket | None = None
-        self._wake_r = self._wake_w = None
+        self._wake_r: socket.socket | None = None  # wakes the server thread to stop
+        self._wake_w: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lifecycle = threading.Lock()
@@ -592,8 +623,8 @@ class OscServer:
         self._preview_seq: int | None = None
         self._thumbnailer: Any = None
         self.received = 0  # packets taken (after the allow-list), for tests and status
-        self.dropped = 0   # packets refused: not allowed, malformed or unsupported
-        self.refused = 0   # messages refused: unknown address, arguments, values, failures
+        self.dropped = 0  # packets refused: not allowed, malformed or unsupported
+        self.refused = 0  # messages refused: unknown address, arguments, values, failures
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -611,19 +642,22 @@ class OscServer:
         with self._lifecycle:
             if self._thread is not None or self._stopping.is_set():
                 raise RuntimeError("an OSC server starts once")
-            info = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_DGRAM,
-                                      flags=socket.AI_PASSIVE)[0]
+            info = socket.getaddrinfo(
+                self.host or None, self.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+            )[0]
             sock = socket.socket(info[0], socket.SOCK_DGRAM)
             try:
                 sock.bind(info[4])
                 sock.setblocking(False)
-                allowed = self._resolve_allow(sock.family) if self.allow is not None else None
+                allowed = self._resolve_allow(self.allow, sock.family) if self.allow is not None else None
                 feedback_to = None
                 if self.feedback is not None:
                     feedback_to = self._resolve(self.feedback[0], self.feedback[1], sock.family)
                     if _same_place(feedback_to, sock.getsockname()):
-                        raise ValueError("the OSC feedback target is synd's own OSC port "
-                                         "(every change would come back as a command)")
+                        raise ValueError(
+                            "the OSC feedback target is synd's own OSC port "
+                            "(every change would come back as a command)"
+                        )
             except BaseException:
                 sock.close()
                 raise
@@ -636,8 +670,12 @@ class OscServer:
             self._thread = threading.Thread(target=self._run, name="synd-osc", daemon=True)
             self._thread.start()
         host, port = self.address
-        log.info("OSC: listening on %s:%d%s", host, port,
-                 f", feedback to {self.feedback[0]}:{self.feedback[1]}" if self.feedback else "")
+        log.info(
+            "OSC: listening on %s:%d%s",
+            host,
+            port,
+            f", feedback to {self.feedback[0]}:{self.feedback[1]}" if self.feedback else "",
+        )
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the server thread and close the socket (idempotent, from any thread)."""
@@ -648,13 +686,15 @@ class OscServer:
             thread = self._thread
         if thread is None:
             return
+        sock, wake_r, wake_w = self._sock, self._wake_r, self._wake_w
+        assert sock is not None and wake_r is not None and wake_w is not None  # made before the thread
         try:
-            self._wake_w.send(b"x")
+            wake_w.send(b"x")
         except OSError:
             pass
         if thread is not threading.current_thread():
             thread.join(timeout)
-        for s in (self._sock, self._wake_r, self._wake_w):
+        for s in (sock, wake_r, wake_w):
             s.close()
         self.tally.report(force=True)
 
@@ -672,9 +712,9 @@ class OscServer:
         except OSError as exc:
             raise ValueError(f"cannot resolve OSC host {host!r}: {exc}") from None
 
-    def _resolve_allow(self, family: int) -> tuple[set, list]:
+    def _resolve_allow(self, allow: list[str], family: int) -> tuple[set, list]:
         ips, networks = set(), []
-        for entry in self.allow:
+        for entry in allow:
             entry = str(entry).strip()
             try:
                 net = ipaddress.ip_network(entry, strict=False)
@@ -697,6 +737,8 @@ class OscServer:
     # -- the server thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        sock, wake_r = self._sock, self._wake_r
+        assert sock is not None and wake_r is not None  # start() makes them before this thread
         now = time.monotonic()
         next_status = now + self.status_every if self.status_every > 0 else None
         next_update = now + SUBSCRIBER_STATUS_S
@@ -715,11 +757,11 @@ class OscServer:
                 if report_at is not None:
                     deadlines.append(report_at)
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-                ready, _, _ = select.select([self._sock, self._wake_r], [], [], timeout)
+                ready, _, _ = select.select([sock, wake_r], [], [], timeout)
                 if self._stopping.is_set():
                     break
-                if self._sock in ready:
-                    self._drain()
+                if sock in ready:
+                    self._drain(sock)
                 now = time.monotonic()
                 if next_status is not None and now >= next_status:
                     next_status = max(next_status + self.status_every, now)
@@ -737,8 +779,7 @@ class OscServer:
             except Exception as exc:  # noqa: BLE001 - the server thread must not die
                 if self._stopping.is_set():
                     break
-                self._throttle("failed", "loop", f"OSC server: {type(exc).__name__}: {exc}",
-                               logging.ERROR)
+                self._throttle("failed", "loop", f"OSC server: {type(exc).__name__}: {exc}", logging.ERROR)
                 time.sleep(0.01)  # a persistent failure must not spin
 
     def _periodic_status(self, targets: list[tuple]) -> None:
@@ -747,16 +788,20 @@ class OscServer:
         try:
             args = self.status_args()
         except Exception as exc:  # noqa: BLE001 - a failing status() must not stop OSC
-            self._throttle("failed", "/synd/status", f"OSC: status feedback failed: "
-                           f"{type(exc).__name__}: {exc}", logging.ERROR)
+            self._throttle(
+                "failed",
+                "/synd/status",
+                f"OSC: status feedback failed: {type(exc).__name__}: {exc}",
+                logging.ERROR,
+            )
             return
         for target in targets:
             self._send(target, "/synd/status", args)
 
-    def _drain(self) -> None:
+    def _drain(self, sock: socket.socket) -> None:
         for _ in range(BATCH):
             try:
-                data, sender = self._sock.recvfrom(MAX_DATAGRAM)
+                data, sender = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # Windows reports an earlier reply's ICMP "port unreachable" here
@@ -766,8 +811,9 @@ class OscServer:
     def _packet(self, data: bytes, sender: tuple) -> None:
         if not self._allowed_sender(sender):
             self._drop("denied")
-            self._throttle("denied", sender[0], f"OSC: dropping packets from {sender[0]} "
-                           "(not in the allow-list)")
+            self._throttle(
+                "denied", sender[0], f"OSC: dropping packets from {sender[0]} (not in the allow-list)"
+            )
             return
         try:
             _scan(data)
@@ -778,8 +824,11 @@ class OscServer:
             return
         except Exception as exc:  # noqa: BLE001 - _Malformed, python-osc's ParseError, ...
             self._drop("malformed")
-            self._throttle("malformed", None, f"OSC: dropped a malformed packet from "
-                           f"{sender[0]} ({len(data)} bytes): {exc}")
+            self._throttle(
+                "malformed",
+                None,
+                f"OSC: dropped a malformed packet from {sender[0]} ({len(data)} bytes): {exc}",
+            )
             return
         self.received += 1
         budget = [MAX_REPLIES]
@@ -799,13 +848,16 @@ class OscServer:
     def _message(self, address: str, args: list, sender: tuple, budget: list[int]) -> None:
         """Handle one message; replies go to `sender`, at most `budget[0]` more for its packet."""
         if address == "/synd/status" or address == "/synd/subscribe":
-            handlers = [(address, lambda a, route=address: self._own(route, a, sender))]
+            handlers = [(address, lambda a: self._own(address, a, sender))]
         else:
             handlers = self.commands.handlers(address)
         if not handlers:
             self._refuse("unknown")
-            self._throttle("unknown", address, f"OSC: unknown address {_show(address)} "
-                           "(addresses are under /synd/, see synd.osc)")
+            self._throttle(
+                "unknown",
+                address,
+                f"OSC: unknown address {_show(address)} (addresses are under /synd/, see synd.osc)",
+            )
             return
         for route, fn in handlers:
             try:
@@ -815,8 +867,12 @@ class OscServer:
                 for reply_address, reply_args in fn(args):
                     if counted and budget[0] <= 0:
                         self._refuse("replies")
-                        self._throttle("replies", None, f"OSC: a packet from {sender[0]} asked "
-                                       f"for more than {MAX_REPLIES} replies; the rest withheld")
+                        self._throttle(
+                            "replies",
+                            None,
+                            f"OSC: a packet from {sender[0]} asked "
+                            f"for more than {MAX_REPLIES} replies; the rest withheld",
+                        )
                         break
                     budget[0] -= counted
                     self._send(sender, reply_address, reply_args)
@@ -829,8 +885,9 @@ class OscServer:
                 self._throttle("refused", route, f"OSC: {route}: {text}")
             except Exception as exc:  # noqa: BLE001 - a failing command must not stop OSC
                 self._refuse("failed")
-                self._throttle("failed", route, f"OSC: {route} failed: "
-                               f"{type(exc).__name__}: {exc}", logging.ERROR)
+                self._throttle(
+                    "failed", route, f"OSC: {route} failed: {type(exc).__name__}: {exc}", logging.ERROR
+                )
 
     def _own(self, route: str, args: list, sender: tuple) -> list:
         """The addresses that concern the connection, not the show: status and subscribe."""
@@ -861,8 +918,7 @@ class OscServer:
         with self._subscribers_lock:
             for sender in [s for s, (until, _) in self._subscribers.items() if until <= now]:
                 del self._subscribers[sender]
-            return (list(self._subscribers),
-                    [s for s, (_, preview) in self._subscribers.items() if preview])
+            return (list(self._subscribers), [s for s, (_, preview) in self._subscribers.items() if preview])
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -886,8 +942,11 @@ class OscServer:
             sock.sendto(builder.build().dgram, target)
         except OSError as exc:  # a full buffer, a closed socket, an unreachable network
             if not self._stopping.is_set():
-                self._throttle("send", (target[0], target[1]),
-                               f"OSC: cannot send {address} to {target[0]}:{target[1]}: {exc}")
+                self._throttle(
+                    "send",
+                    (target[0], target[1]),
+                    f"OSC: cannot send {address} to {target[0]}:{target[1]}: {exc}",
+                )
 
     def _send_preview(self, targets: list[tuple]) -> None:
         """The newest frame as a small JPEG (`/synd/preview b`) to `targets`."""
@@ -909,8 +968,7 @@ class OscServer:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         if self._thumbnailer is None or (self._thumbnailer.width, self._thumbnailer.height) != size:
             self._thumbnailer = FrameScaler(*size, "bgr24")
-        ok, data = cv2.imencode(".jpg", self._thumbnailer.array(rgb),
-                                [cv2.IMWRITE_JPEG_QUALITY, 80])
+        ok, data = cv2.imencode(".jpg", self._thumbnailer.array(rgb), [cv2.IMWRITE_JPEG_QUALITY, 80])
         if not ok:
             raise ValueError("cannot encode the preview picture")
         return data.tobytes()
@@ -936,17 +994,22 @@ class OscServer:
 
 
 #: The `/synd/status` arguments, in order.
-STATUS_FIELDS = ("fps", "latency_ms", "preset", "model/a", "model/b", "crossfade", "dropped",
-                 "guarded")
+STATUS_FIELDS = ("fps", "latency_ms", "preset", "model/a", "model/b", "crossfade", "dropped", "guarded")
 
 
 def status_args(live: dict, state: dict) -> list:
     """`/synd/status` arguments from an engine status (`live`) and a controller state."""
     latency = live.get("latency_ms_median")
-    return [float(live.get("fps") or 0.0), float(latency) if latency is not None else -1.0,
-            _osc_value(state.get("preset")), _osc_value(state.get("model/a")),
-            _osc_value(state.get("model/b")), float(state.get("crossfade") or 0.0),
-            int(live.get("dropped_frames") or 0), int(live.get("guarded_frames") or 0)]
+    return [
+        float(live.get("fps") or 0.0),
+        float(latency) if latency is not None else -1.0,
+        _osc_value(state.get("preset")),
+        _osc_value(state.get("model/a")),
+        _osc_value(state.get("model/b")),
+        float(state.get("crossfade") or 0.0),
+        int(live.get("dropped_frames") or 0),
+        int(live.get("guarded_frames") or 0),
+    ]
 
 
 def parse_status(args: list) -> dict:

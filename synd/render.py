@@ -29,8 +29,8 @@ from synd.bundle import ModelBundle
 from synd.features import FeatureExtractor
 from synd.flash import FlashGuard
 from synd.frameloop import FrameLoop, to_rgb_uint8
-from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.presets import Look
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.video import VideoWriter
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,10 @@ def output_paths(songs: list[Path], out: Path | None, codec: str = "h264") -> li
     as_dir = out is not None and (out.is_dir() or str(out).endswith(("/", "\\")) or len(songs) > 1)
     if out is not None and not as_dir:
         if out.suffix.lower() not in CONTAINER_SUFFIXES:
-            raise ValueError(f"unknown video type '{out.suffix}' for '{out}': use "
-                             f"{', '.join(CONTAINER_SUFFIXES)}, or a folder")
+            raise ValueError(
+                f"unknown video type '{out.suffix}' for '{out}': use "
+                f"{', '.join(CONTAINER_SUFFIXES)}, or a folder"
+            )
         return [out]
     if out is not None and out.exists() and not out.is_dir():
         raise ValueError(f"'{out}' is a file; several songs need a folder for -o")
@@ -194,31 +196,46 @@ def encoder_friendly_threads(device: torch.device):
         torch.set_num_threads(before)
 
 
-def song_features(song: Path, bundle: ModelBundle, fps: float, start: float = 0.0,
-                  duration: float | None = None) -> np.ndarray:
+def song_features(
+    song: Path, bundle: ModelBundle, fps: float, start: float = 0.0, duration: float | None = None
+) -> np.ndarray:
     """Raw feature rows of (an excerpt of) a song at `fps` frames per second."""
     cfg = replace(bundle.features, fps=fps)
     samples = load_audio(song, cfg.sample_rate, start=start, duration=duration)
     return FeatureExtractor(cfg).offline(samples)
 
 
-def render_loop(bundle: ModelBundle, look: Look, size: tuple[int, int], seed: int = 0,
-                detail: int = GENERATION_SHORT_SIDE, fps: float = 30.0) -> FrameLoop:
+def render_loop(
+    bundle: ModelBundle,
+    look: Look,
+    size: tuple[int, int],
+    seed: int = 0,
+    detail: int = GENERATION_SHORT_SIDE,
+    fps: float = 30.0,
+) -> FrameLoop:
     """The frame loop that paints frames for a video of `size` (at generation size) at `fps`."""
     gw, gh = generation_size(*size, short=detail)
-    return FrameLoop(bundle, gh, gw, look=look, seed=seed,
-                     device=next(bundle.generator.parameters()).device, fps=fps)
+    return FrameLoop(
+        bundle, gh, gw, look=look, seed=seed, device=next(bundle.generator.parameters()).device, fps=fps
+    )
 
 
-def render_frames(bundle: ModelBundle, look: Look, features: np.ndarray, size: tuple[int, int],
-                  seed: int = 0, detail: int = GENERATION_SHORT_SIDE) -> Iterable[np.ndarray]:
+def render_frames(
+    bundle: ModelBundle,
+    look: Look,
+    features: np.ndarray,
+    size: tuple[int, int],
+    seed: int = 0,
+    detail: int = GENERATION_SHORT_SIDE,
+) -> Iterable[np.ndarray]:
     """The frames (uint8 RGB at generation size) a render or the daemon shows for `features`."""
     for frame in render_loop(bundle, look, size, seed, detail).run(features):
         yield to_rgb_uint8(frame)
 
 
-def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
-                options: RenderOptions = RenderOptions()) -> RenderResult:
+def render_song(
+    song: Path, out: Path, bundle: ModelBundle, look: Look, options: RenderOptions = RenderOptions()
+) -> RenderResult:
     """Render `song` to the video `out`, written atomically; see the module docstring."""
     from tqdm import tqdm
 
@@ -228,25 +245,49 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
     audio = load_audio(song, MUX_RATE, start=options.start, duration=options.duration, stereo=True)
     seconds = len(features) / options.fps
     gw, gh = generation_size(width, height, options.detail)
-    log.info("rendering %s: %d frames at %dx%d (painted at %dx%d), %.1f s of audio -> %s",
-             song.name, len(features), width, height, gw, gh, seconds, out)
-    writer = VideoWriter(out, width, height, options.fps, codec=options.codec, crf=options.crf,
-                         preset=options.speed, audio=audio, audio_rate=MUX_RATE,
-                         audio_bitrate=AUDIO_BITRATE)
+    log.info(
+        "rendering %s: %d frames at %dx%d (painted at %dx%d), %.1f s of audio -> %s",
+        song.name,
+        len(features),
+        width,
+        height,
+        gw,
+        gh,
+        seconds,
+        out,
+    )
+    writer = VideoWriter(
+        out,
+        width,
+        height,
+        options.fps,
+        codec=options.codec,
+        crf=options.crf,
+        preset=options.speed,
+        audio=audio,
+        audio_rate=MUX_RATE,
+        audio_bitrate=AUDIO_BITRATE,
+    )
     encoder = _Encoder(writer, guard=FlashGuard(options.fps, enabled=options.flash_guard))
-    bar = tqdm(total=len(features), unit="frame", desc=song.name[:30], disable=not options.progress,
-               dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-               "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    bar = tqdm(
+        total=len(features),
+        unit="frame",
+        desc=song.name[:30],
+        disable=not options.progress,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+        "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    )
     try:
         with encoder_friendly_threads(next(bundle.generator.parameters()).device):
-            loop = render_loop(bundle, look, options.size, options.seed, options.detail,
-                               options.fps)
+            loop = render_loop(bundle, look, options.size, options.seed, options.detail, options.fps)
             for i, frame in enumerate(loop.run(features), 1):
                 encoder.put(frame)
                 bar.update()
                 if i % 30 == 0 and bar.format_dict.get("rate"):
-                    bar.set_postfix_str(f"{bar.format_dict['rate'] / options.fps:.2f}x real time",
-                                        refresh=False)
+                    bar.set_postfix_str(
+                        f"{bar.format_dict['rate'] / options.fps:.2f}x real time", refresh=False
+                    )
             encoder.finish()
         path = writer.close()
     except BaseException:
@@ -255,5 +296,4 @@ def render_song(song: Path, out: Path, bundle: ModelBundle, look: Look,
         raise
     finally:
         bar.close()
-    return RenderResult(path, len(features), seconds, time.perf_counter() - began,
-                        encoder.guard.changed)
+    return RenderResult(path, len(features), seconds, time.perf_counter() - began, encoder.guard.changed)

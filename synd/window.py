@@ -16,13 +16,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PyQt6.QtCore import QSignalBlocker, Qt
 from PyQt6.QtGui import QFont, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
-                             QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow,
-                             QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from synd.control import LEARNABLE, PARAMS
 from synd.frameview import frame_view_class
@@ -53,12 +69,20 @@ def _percent(value: float) -> str:
     return f"{round(value * 100)}%"
 
 
+def _row(widget: QListWidget, row: int) -> QListWidgetItem:
+    """`widget.item(row)` for a row in range, which always has one (PyQt's stubs allow None)."""
+    item = widget.item(row)
+    assert item is not None
+    return item
+
+
 class ControlWindow(QMainWindow):
     """The control window over `link`. `on_quit` is called for Ctrl+Q (and, with
     `quit_on_close`, when the window is closed: where there is no tray to come back to)."""
 
-    def __init__(self, link: Link, on_quit: Callable[[], Any] | None = None,
-                 quit_on_close: bool = False) -> None:
+    def __init__(
+        self, link: Link, on_quit: Callable[[], Any] | None = None, quit_on_close: bool = False
+    ) -> None:
         super().__init__()
         self.link = link
         self.on_quit = on_quit
@@ -73,7 +97,7 @@ class ControlWindow(QMainWindow):
         link.status.connect(self._on_status)
         link.frame.connect(self.preview.show_frame)
         link.connection.connect(self._on_connection)
-        link.error.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        link.error.connect(lambda text: self._show_message(text, 8000))
         for name, value in list(link.state.items()):
             self._on_changed(name, value)
         if link.last_status:
@@ -120,8 +144,7 @@ class ControlWindow(QMainWindow):
         self.intensity.setRange(0, round(PARAMS["intensity"].high * 100))
         self.intensity.setPageStep(10)
         self.intensity.setToolTip("How strongly the sound drives the picture (Ctrl+Up/Down)")
-        self.intensity.valueChanged.connect(
-            lambda v: self.link.send("/synd/intensity", v / 100.0))
+        self.intensity.valueChanged.connect(lambda v: self.link.send("/synd/intensity", v / 100.0))
         self.intensity_label = QLabel("100%")
         self.intensity_label.setMinimumWidth(44)
         grid.addWidget(QLabel("Intensity"), 0, 0)
@@ -132,8 +155,7 @@ class ControlWindow(QMainWindow):
         self.crossfade.setRange(0, 1000)
         self.crossfade.setPageStep(100)
         self.crossfade.setToolTip("Slot A to slot B ([ and ] fade over the transition time)")
-        self.crossfade.valueChanged.connect(
-            lambda v: self.link.send("/synd/crossfade", v / 1000.0))
+        self.crossfade.valueChanged.connect(lambda v: self.link.send("/synd/crossfade", v / 1000.0))
         grid.addWidget(QLabel("A"), 1, 0, alignment=Qt.AlignmentFlag.AlignRight)
         grid.addWidget(self.crossfade, 1, 1, 1, 3)
         grid.addWidget(QLabel("B"), 1, 4)
@@ -145,8 +167,7 @@ class ControlWindow(QMainWindow):
         self.transition.setSuffix(" s")
         self.transition.setToolTip("How long a preset change or a fade takes (0 = cut)")
         self.transition.setMaximumWidth(110)
-        self.transition.valueChanged.connect(
-            lambda v: self.link.send("/synd/transition_time", float(v)))
+        self.transition.valueChanged.connect(lambda v: self.link.send("/synd/transition_time", float(v)))
         self.cut = QPushButton("Cut on beat")
         self.cut.setToolTip("Switch to the other slot on the next beat (C)")
         self.cut.clicked.connect(lambda: self.link.send("/synd/cut"))
@@ -176,8 +197,9 @@ class ControlWindow(QMainWindow):
         for slot in ("a", "b"):
             picker = QComboBox()
             picker.setToolTip(f"Load a model or preset into slot {slot.upper()} (no fade)")
-            picker.activated.connect(lambda _i, s=slot, p=picker: self.link.send(
-                f"/synd/model/{s}", p.currentText()))
+            picker.activated.connect(
+                lambda _i, s=slot, p=picker: self.link.send(f"/synd/model/{s}", p.currentText())
+            )
             self.slot_pickers[slot] = picker
             form.addRow(f"Slot {slot.upper()}", picker)
         return box
@@ -191,7 +213,8 @@ class ControlWindow(QMainWindow):
         self.input_picker.setToolTip("Switch the audio input")
         self.input_picker.setPlaceholderText("choose an input")
         self.input_picker.activated.connect(
-            lambda _i: self.link.send("/synd/input", self.input_picker.currentText()))
+            lambda _i: self.link.send("/synd/input", self.input_picker.currentText())
+        )
         form.addRow("Input", self.input_label)
         form.addRow("Switch to", self.input_picker)
         self.outputs_row = QWidget()
@@ -224,7 +247,7 @@ class ControlWindow(QMainWindow):
         for seq in ("PgUp", "Ctrl+Left"):
             key(seq, lambda: self.link.send("/synd/preset/previous"))
         for n in range(1, 10):
-            key(f"Ctrl+{n}", lambda n=n: self.choose_preset(n - 1))
+            key(f"Ctrl+{n}", partial(self.choose_preset, n - 1))
         key("Ctrl+Up", lambda: self.step_intensity(+INTENSITY_STEP))
         key("Ctrl+Down", lambda: self.step_intensity(-INTENSITY_STEP))
         key("[", lambda: self.link.send("/synd/fade", 0.0))
@@ -242,7 +265,7 @@ class ControlWindow(QMainWindow):
     def choose_preset(self, index: int) -> None:
         """Show the preset at `index` in the list (Ctrl+1..9)."""
         if 0 <= index < self.presets.count():
-            self.link.send("/synd/preset", self.presets.item(index).text())
+            self.link.send("/synd/preset", _row(self.presets, index).text())
 
     def step_intensity(self, delta: float) -> None:
         value = float(self.link.state.get("intensity", 1.0)) + delta
@@ -251,8 +274,7 @@ class ControlWindow(QMainWindow):
     def start_learn(self) -> None:
         target = self.learn_target.currentText()
         self.link.send("/synd/midi/learn", target)
-        self.statusBar().showMessage(f"MIDI learn: move a control on your MIDI device to "
-                                     f"bind it to {target}", 15000)
+        self._show_message(f"MIDI learn: move a control on your MIDI device to bind it to {target}", 15000)
 
     def quit(self) -> None:
         if self.on_quit is not None:
@@ -292,13 +314,12 @@ class ControlWindow(QMainWindow):
         elif name == "outputs":
             self._fill_outputs(value)
         elif name.startswith("output/"):
-            box = self.output_boxes.get(name[len("output/"):])
+            box = self.output_boxes.get(name[len("output/") :])
             if box is not None:
                 with QSignalBlocker(box):
                     box.setChecked(bool(value))
         elif name == "midi/learn":
-            self.statusBar().showMessage(f"MIDI learn: move a control on your MIDI device to "
-                                         f"bind it to {value}", 15000)
+            self._show_message(f"MIDI learn: move a control on your MIDI device to bind it to {value}", 15000)
 
     @staticmethod
     def _move(slider: QSlider, position: int) -> None:
@@ -324,7 +345,7 @@ class ControlWindow(QMainWindow):
                 picker.setCurrentIndex(-1)
 
     def _fill_presets(self, names: list[str]) -> None:
-        if [self.presets.item(i).text() for i in range(self.presets.count())] != list(names):
+        if [_row(self.presets, i).text() for i in range(self.presets.count())] != list(names):
             with QSignalBlocker(self.presets):
                 self.presets.clear()
                 self.presets.addItems(names)
@@ -333,7 +354,7 @@ class ControlWindow(QMainWindow):
     def _mark_preset(self, current: str | None) -> None:
         with QSignalBlocker(self.presets):
             for i in range(self.presets.count()):
-                item = self.presets.item(i)
+                item = _row(self.presets, i)
                 font = QFont(item.font())
                 font.setBold(item.text() == current)
                 item.setFont(font)
@@ -359,15 +380,26 @@ class ControlWindow(QMainWindow):
         fps = status.get("fps")
         latency = status.get("latency_ms")
         dropped = status.get("dropped")
-        parts = [f"{fps:.1f} fps" if fps is not None else "- fps",
-                 f"latency {latency:.1f} ms" if latency is not None else "latency -",
-                 f"{dropped} dropped" if dropped is not None else "dropped -"]
+        parts = [
+            f"{fps:.1f} fps" if fps is not None else "- fps",
+            f"latency {latency:.1f} ms" if latency is not None else "latency -",
+            f"{dropped} dropped" if dropped is not None else "dropped -",
+        ]
         self.readout.setText("   ".join(parts))
 
     def _on_connection(self, connected: bool, text: str) -> None:
         self.setWindowTitle(TITLE if connected else f"{TITLE} (not connected)")
-        self.statusBar().showMessage(text, 0 if not connected else 5000)
-        self.centralWidget().setEnabled(connected)
+        self._show_message(text, 0 if not connected else 5000)
+        central = self.centralWidget()
+        assert central is not None  # set once and for all by _build()
+        central.setEnabled(connected)
+
+    def _show_message(self, text: str, timeout: int) -> None:
+        """`statusBar().showMessage(...)`; a QMainWindow makes its status bar on first use
+        (PyQt's stubs allow None)."""
+        bar = self.statusBar()
+        assert bar is not None
+        bar.showMessage(text, timeout)
 
     # -- Qt events -------------------------------------------------------------------------
 
