@@ -4,35 +4,105 @@ Runs a tiny engine with an OSC server in this process, opens the control window
 (offscreen) once through the in-process link and once attached over OSC, sends 40
 intensity changes from a plain UDP socket and prints the time until the slider shows
 each one. Run from the repository: .venv/bin/python scripts/window_follow.py
+
+It uses the synd package only (no test code): the tiny untrained model, the show
+around it and the OSC message are made here.
 """
 
+import copy
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from PyQt6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+import torch
+from PyQt6.QtWidgets import QApplication
+from pythonosc.osc_message_builder import OscMessageBuilder
 
-from synd.audio import write_wav  # noqa: E402
-from synd.link import LocalLink, OscLink  # noqa: E402
-from synd.osc import OscServer  # noqa: E402
-from synd.window import ControlWindow  # noqa: E402
+from synd.bridges.base import Frame, Output, OutputRunner
+from synd.bundle import ModelBundle
+from synd.capture import FileInput
+from synd.control import Controller
+from synd.corpus import demo_clip
+from synd.engine import Engine, EngineOptions
+from synd.features import FeatureConfig, FeatureStats
+from synd.link import LocalLink, OscLink
+from synd.model import ModelConfig
+from synd.osc import OscServer
+from synd.presets import Look
+from synd.window import ControlWindow
 
-from conftest import make_tiny_bundle, music_clip  # noqa: E402
-from test_osc import osc  # noqa: E402
-from test_window import Show  # noqa: E402
+
+def tiny_bundle() -> ModelBundle:
+    """An untrained, small model (8 bands, a 4-wide network) that paints quickly."""
+    torch.manual_seed(0)
+    features = FeatureConfig(bands=8)
+    stats = FeatureStats(mean=np.full(features.dim, -5.0, np.float32),
+                         std=np.full(features.dim, 2.0, np.float32))
+    config = ModelConfig(feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16,
+                         decoder_width=8)
+    return ModelBundle.new(config, features, stats, meta={"name": "tiny"})
+
+
+def osc(address: str, *args: float) -> bytes:
+    """One OSC message to `address` (python-osc infers the types)."""
+    builder = OscMessageBuilder(address=address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class Discard(Output):
+    """An output that takes every frame and keeps none."""
+
+    name = "discard"
+
+    def open(self) -> None:
+        pass
+
+    def send(self, frame: Frame) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Show:
+    """A running engine (the tiny model under three preset names, a looping song, an
+    output) with its Controller: what `synd run` has, for a LocalLink (`control`,
+    `engine`, `status()`)."""
+
+    def __init__(self, bundle: ModelBundle, song: str) -> None:
+        self.source = FileInput(song, rate=24000, loop=True)
+        self.runner = OutputRunner(Discard((64, 48), 30.0))
+        self.engine = Engine(bundle, Look(), self.source, [self.runner],
+                             EngineOptions(size=(64, 48)), model_name="first")
+        self.control = Controller(self.engine, ["first", "second", "third"],
+                                  lambda name: (copy.deepcopy(bundle), Look()), current="first")
+
+    def status(self) -> dict:
+        return self.engine.status()
+
+    def start(self) -> None:
+        self.source.start()
+        self.runner.start()
+        self.engine.start()
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.runner.stop(1.0)
+        self.source.stop()
 
 
 def main() -> None:
     app = QApplication([])
-    song = os.path.join(tempfile.mkdtemp(), "song.wav")
-    write_wav(song, music_clip(5, seconds=4.0), 24000)
-    show = Show(make_tiny_bundle(), song)
+    song = str(demo_clip(os.path.join(tempfile.mkdtemp(), "song.wav"), duration=4.0,
+                         sample_rate=24000))
+    show = Show(tiny_bundle(), song)
     show.start()
     server = OscServer(show.control, port=0)
     server.start()

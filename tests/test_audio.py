@@ -14,43 +14,14 @@ import numpy as np
 import pytest
 
 from synd.audio import AudioError, audio_info, load_audio, write_wav
+from tests.helpers.audio import encode
 
 SR = 24000
-LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 
 
 def tone(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     return amp * np.sin(2 * np.pi * freq * t)
-
-
-def encode(
-    path: Path,
-    channels: np.ndarray,
-    rate: int,
-    codec: str,
-    options: dict[str, str] | None = None,
-) -> Path:
-    """Encode (channels, n) float samples with PyAV (container chosen by suffix).
-
-    Frames are handed over packed ("flt"): PyAV 18 crashes on planar frames of 8
-    channels, and the encoder converts to whatever it needs anyway.
-    """
-    data = np.ascontiguousarray(np.atleast_2d(channels), dtype=np.float32)
-    layout = LAYOUTS[data.shape[0]]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, layout=layout)
-        if options:
-            stream.codec_context.options = options
-        for lo in range(0, data.shape[1], 4096):
-            block = np.ascontiguousarray(data[:, lo : lo + 4096].T).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(block, format="flt", layout=layout)
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
 
 
 def peak_hz(x: np.ndarray, rate: int) -> float:

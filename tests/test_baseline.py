@@ -14,8 +14,7 @@ from synd.baseline import (FEATURE_DIM, NATIVE_SIZE, BaselineDecoder, BaselineFe
 from synd.checkpoint import CheckpointError, save_checkpoint
 from synd.evaluate import WARMUP_FRAMES
 from synd.measure import count_flops
-
-from conftest import music_clip
+from tests.helpers.audio import music_clip
 
 SR = 24000
 SMALL = (32, 16)  # training in tests is at a small size: the layers are the same

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from scipy.signal import firwin, upfirdn
 
-from pulse import pulse, requires_pulse  # noqa: F401  (fixture)
 from synd.audio import load_audio, write_wav
 from synd.capture import (
     AudioRing,
@@ -24,19 +23,12 @@ from synd.capture import (
     parse_input,
     refresh_devices,
 )
+from tests.helpers.audio import dominant_hz, tone
+from tests.helpers.pulse import requires_pulse
+from tests.helpers.wait import wait_for
 
 RATE = 24000
 WAIT_S = 10.0
-
-
-def wait_for(cond, timeout: float = WAIT_S, what: str = "condition") -> float:
-    """Poll until cond() is true; returns the seconds it took (fails after timeout)."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
-    return time.monotonic() - t0
 
 
 def collect(inp, seconds: float | None = None, until=None, max_s: float = 20.0) -> np.ndarray:
@@ -55,20 +47,8 @@ def collect(inp, seconds: float | None = None, until=None, max_s: float = 20.0) 
     return np.concatenate(parts)
 
 
-def dominant_hz(x: np.ndarray, rate: int = RATE) -> float:
-    """Frequency of the strongest spectral peak (parabolic interpolation of log power)."""
-    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) + 1e-12
-    k = int(np.argmax(spec[1:-1])) + 1
-    a, b, c = np.log(spec[k - 1:k + 2])
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / len(x)
-
-
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
-
-
-def tone(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
-    return (amp * np.sin(2 * np.pi * freq * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
 
 
 def timed_stop(inp, timeout: float = 2.0) -> float:

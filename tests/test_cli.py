@@ -104,7 +104,7 @@ def test_train_flags_are_checked(tmp_path):
 
 def test_render_look_settings_and_train_overrides(tmp_path, tiny_bundle):
     from synd.audio import write_wav
-    from conftest import music_clip
+    from tests.helpers.audio import music_clip
 
     song = tmp_path / "s.wav"
     write_wav(song, music_clip(1, seconds=0.5), 24000)

@@ -1,6 +1,5 @@
 """The control command set on a real engine: slots, crossfades, transitions, triggers."""
 
-import copy
 import time
 
 import numpy as np
@@ -14,20 +13,11 @@ from synd.control import Controller
 from synd.engine import Engine, EngineOptions
 from synd.presets import Look
 from synd.slots import Mixer, make_slot
-
-from conftest import music_clip
-from test_engine import Collect, wait_for
-
-
-def other_model(bundle, seed):
-    """The same architecture with other weights: a second look."""
-    other = copy.deepcopy(bundle)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in other.generator.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    other.meta = {**other.meta, "name": f"other{seed}"}
-    return other
+from tests.helpers.audio import dominant_hz, music_clip, tone
+from tests.helpers.engine import Collect
+from tests.helpers.models import other_model
+from tests.helpers.pulse import requires_pulse
+from tests.helpers.wait import wait_for
 
 
 def slot(bundle, name):
@@ -107,13 +97,13 @@ def test_a_preset_switch_fades_in_the_requested_time(live):
     # The next switch loads into the hidden slot (A) and fades back.
     control.set("transition_time", 0)
     control.select_preset("next")
-    wait_for(lambda: engine.mix_state()["a"] == "third" and engine.crossfade == 0.0)
+    wait_for(lambda: engine.mix_state()["a"] == "third" and engine.crossfade == 0.0, timeout=20)
     assert control.get("preset") == "third"
 
 
 def test_blackout_and_freeze(live):
     engine, control, out, _ = live
-    wait_for(lambda: len(out.frames) > 10)
+    wait_for(lambda: len(out.frames) > 10, timeout=20)
     control.trigger("blackout", True)
     time.sleep(0.3)
     n = len(out.frames)
@@ -148,20 +138,20 @@ def test_parameters_are_clamped_checked_and_queryable(live):
     with pytest.raises(ValueError, match="slot must be a or b"):
         control.load("c", "first")
     control.set("hue", 0.25)
-    wait_for(lambda: engine.look.hue == 0.25 and engine.gain == 0.0)
+    wait_for(lambda: engine.look.hue == 0.25 and engine.gain == 0.0, timeout=20)
     assert control.get("intensity") == 2.0 and engine.look.intensity == 2.0
 
 
 def test_an_output_can_be_paused(live):
     engine, control, out, runner = live
-    wait_for(lambda: len(out.frames) > 5)
+    wait_for(lambda: len(out.frames) > 5, timeout=20)
     control.set_output("collect", False)
     time.sleep(0.2)
     n = len(out.frames)
     time.sleep(0.5)
     assert len(out.frames) <= n + 1 and engine.frames > 0
     control.set_output("collect", True)
-    wait_for(lambda: len(out.frames) > n + 5)
+    wait_for(lambda: len(out.frames) > n + 5, timeout=20)
     with pytest.raises(KeyError, match="no output 'ndi'"):
         control.set_output("ndi", True)
 
@@ -183,14 +173,11 @@ def test_cut_waits_for_a_beat_and_beats_are_reported(live):
     beats = []
     control.subscribe("beat", beats.append)
     control.load("b", "second")
-    wait_for(lambda: engine.mix_state()["b"] == "second")
+    wait_for(lambda: engine.mix_state()["b"] == "second", timeout=20)
     wait_for(lambda: len(beats) >= 2, timeout=10)  # the song has hits
     control.cut()
     wait_for(lambda: engine.crossfade == 1.0, timeout=10)
     assert all(s > 1.0 for s in beats)
-
-
-from pulse import pulse, requires_pulse  # noqa: E402,F401  (fixture)
 
 
 @requires_pulse
@@ -200,7 +187,6 @@ def test_the_input_switches_to_a_real_device_between_frames(live, pulse):
     frames; an unknown name or a file path is refused and changes nothing."""
     from synd.capture import refresh_devices
     from synd.daemon import input_choices, open_device
-    from test_capture import dominant_hz, tone
 
     engine, control, out, _ = live
     fifo = pulse.add_pipe_mic("fakemic")
@@ -218,12 +204,12 @@ def test_the_input_switches_to_a_real_device_between_frames(live, pulse):
     try:
         with pulse.feed(fifo, tone(660, 1.0, 48000), loop=True):
             control.set_input("fakemic")
-            wait_for(lambda: any(name == "input" for name, _ in changes))
+            wait_for(lambda: any(name == "input" for name, _ in changes), timeout=20)
             assert [v for n, v in changes if n == "input"] == [engine.source.description]
             assert "fakemic" in engine.source.description and engine.source is not old
             assert control.get("input") == engine.source.description
             n = len(out.frames)
-            wait_for(lambda: len(out.frames) > n + 40)
+            wait_for(lambda: len(out.frames) > n + 40, timeout=20)
             heard = np.concatenate([f.audio for f in out.frames[n + 10:]])
     finally:
         engine.stop()  # before the sound server goes: no capture left open on it
@@ -249,7 +235,7 @@ def test_names_must_be_known_and_a_failed_load_puts_the_preset_back(live, caplog
     control.subscribe("changed", lambda name, value: changes.append((name, value)))
     with caplog.at_level("ERROR"):
         assert control.select_preset("second") == "second"
-        wait_for(lambda: ("preset", "first") in changes)
+        wait_for(lambda: ("preset", "first") in changes, timeout=20)
     assert changes == [("preset", "second"), ("preset", "first")]
     assert control.preset == "first" and engine.model_name == "first"
     assert any("cannot load model second" in r.getMessage() for r in caplog.records)

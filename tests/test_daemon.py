@@ -6,7 +6,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,37 +13,11 @@ import pytest
 
 from synd.audio import write_wav
 from synd.video import read_audio, read_frames, read_video_info
+from tests.helpers.audio import beats
+from tests.helpers.daemon import SYND, start_daemon, stop_daemon
+from tests.helpers.pulse import requires_pulse
 
-from pulse import pulse, requires_pulse  # noqa: F401  (fixture)
-from test_midi import jack  # noqa: F401  (fixture)
-
-SYND = [sys.executable, "-m", "synd"]
-RATE = 48000
-
-
-def beats(seconds: float, on: float = 1.0, off: float = 1.0) -> np.ndarray:
-    """Loud drum-and-tone bars separated by digital silence."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    x = np.zeros_like(t)
-    period = on + off
-    for start in np.arange(0, seconds, period):
-        a, b = int(start * RATE), int(min(start + on, seconds) * RATE)
-        tt = t[a:b] - start
-        x[a:b] = 0.5 * np.sin(2 * np.pi * 220 * tt) * np.exp(-((tt * 4) % 1.0) * 3)
-        x[a:b] += 0.2 * np.random.default_rng(int(start * 10)).normal(size=b - a) * ((tt * 4) % 1.0 < 0.05)
-    return np.clip(x, -1, 1).astype(np.float32)
-
-
-def start_daemon(*args, env=None):
-    return subprocess.Popen([*SYND, "run", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-
-
-def stop_daemon(proc, signum=signal.SIGTERM, timeout=10):
-    began = time.monotonic()
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err, time.monotonic() - began
+RATE = 48000  # of the sound written here (beats() makes its bars at this rate too)
 
 
 def wait_log(proc, path_or_text, timeout=30):
@@ -243,7 +216,7 @@ def test_a_stop_during_start_up_ends_cleanly(tmp_path):
 def test_synd_run_is_steered_over_osc_and_survives_garbage(tmp_path):
     """The real daemon: liblo's oscsend changes the intensity, oscdump (the feedback
     target) hears the change and the status, and garbage packets change nothing."""
-    from test_osc import OscDump, free_udp_port, oscsend
+    from tests.helpers.osc import OscDump, free_udp_port, oscsend
 
     song = tmp_path / "song.wav"
     write_wav(song, beats(4.0), RATE)
@@ -277,7 +250,7 @@ def test_synd_run_is_steered_over_osc_and_survives_garbage(tmp_path):
 def test_synd_run_follows_a_midi_knob(jack, tmp_path):
     """The real daemon with its default MIDI set-up (a virtual port, the shipped mapping):
     a second JACK client turns knob CC 21 (intensity) and the OSC feedback reports it."""
-    from test_osc import OscDump, free_udp_port
+    from tests.helpers.osc import OscDump, free_udp_port
 
     song = tmp_path / "song.wav"
     write_wav(song, beats(4.0), RATE)

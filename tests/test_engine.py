@@ -7,41 +7,12 @@ import numpy as np
 import pytest
 
 from synd.audio import write_wav
-from synd.bridges.base import Frame, Output, OutputRunner
-from synd.capture import FileInput
+from synd.bridges.base import OutputRunner
 from synd.engine import Engine, EngineOptions
 from synd.presets import Look
-
-from conftest import music_clip
-
-
-class Collect(Output):
-    name = "collect"
-
-    def __init__(self, size=(64, 48), fps=30.0, fail_after=None, **kw):
-        super().__init__(size, fps, **kw)
-        self.frames: list[Frame] = []
-        self.fail_after = fail_after
-        self.closed = 0
-
-    def open(self):
-        pass
-
-    def send(self, frame):
-        if self.fail_after is not None and len(self.frames) >= self.fail_after:
-            raise OSError("the cable is out")
-        self.frames.append(frame)
-
-    def close(self):
-        self.closed += 1
-
-
-def wait_for(cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
+from tests.helpers.audio import music_clip
+from tests.helpers.engine import Collect, run_engine, stop_all
+from tests.helpers.wait import wait_for
 
 
 @pytest.fixture
@@ -49,25 +20,6 @@ def song(tmp_path):
     path = tmp_path / "song.wav"
     write_wav(path, music_clip(1, seconds=3.0), 24000)
     return path
-
-
-def run_engine(bundle, song, outputs, seconds, look=Look(), **options):
-    source = FileInput(song, rate=24000)
-    runners = [OutputRunner(o) for o in outputs]
-    engine = Engine(bundle, look, source, runners, EngineOptions(size=(96, 64), **options))
-    source.start()
-    for r in runners:
-        r.start()
-    engine.start()
-    time.sleep(seconds)
-    return engine, runners, source
-
-
-def stop_all(engine, runners, source):
-    engine.stop()
-    for r in runners:
-        r.stop(2.0)
-    source.stop()
 
 
 def test_frames_carry_sequence_audio_time_and_all_the_audio(tiny_bundle, song):
@@ -133,7 +85,7 @@ def test_look_changes_and_model_swaps_are_applied_between_frames(tiny_bundle, so
     engine.load_model(slow_load, "other", done=lambda err: (results.append(err), loaded.set()))
     before = engine.frames
     assert loaded.wait(10)
-    wait_for(lambda: engine.model_name == "other")
+    wait_for(lambda: engine.model_name == "other", 20)
     assert engine.frames > before  # painting went on during the load
     assert results == [None] and engine.look.hue == 0.5 and engine.bundle is other
     engine.load_model(lambda: (_ for _ in ()).throw(OSError("corrupt file")), "broken")
@@ -231,8 +183,8 @@ def test_preset_changes_faster_than_loads_build_only_the_newest(tiny_bundle, son
     for i in range(500):
         engine.switch_to(load(f"look{i}"), f"look{i}", 0.0, done=outcomes.append)
         most_threads = max(most_threads, threading.active_count())
-    wait_for(lambda: len(outcomes) == 500)
-    wait_for(lambda: engine.model_name == "look499")
+    wait_for(lambda: len(outcomes) == 500, 20)
+    wait_for(lambda: engine.model_name == "look499", 20)
     stop_all(engine, runners, source)
     assert len(built) <= 3 and built[-1] == "look499", built
     assert most_threads <= threads_before + 1

@@ -14,8 +14,7 @@ from synd.features import FeatureExtractor
 from synd.presets import Look
 from synd.quality import frame_change
 from synd.render import render_frames
-
-from conftest import music_clip
+from tests.helpers.audio import music_clip
 
 SYND = [sys.executable, "-m", "synd"]
 

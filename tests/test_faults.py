@@ -13,8 +13,9 @@
 * An output raising on every frame and one whose send never returns: the engine and the
   other outputs keep their rate.
 
-Each test prints what it injected and what survived (`pytest -s` shows it). Run as a
-script, this file is the NDI scenario's driver inside a loopback-only network namespace.
+Each test prints what it injected and what survived (`pytest -s` shows it). The NDI
+scenario runs in tests/helpers/ndi_driver.py (its mode receiver-killed) inside a
+loopback-only network namespace.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pulse import pulse, requires_pulse  # noqa: F401  (fixture)
+from tests.helpers.audio import dominant_hz, music_clip, tone
+from tests.helpers.engine import Collect, run_engine, stop_all
+from tests.helpers.models import TINY_PRESET
+from tests.helpers.ndi import drive, requires_namespace, unique
+from tests.helpers.pulse import requires_pulse
+from tests.helpers.tmpfs import mounted_tmpfs
+from tests.helpers.wait import wait_for
 
 SYND = [sys.executable, "-m", "synd"]
 
@@ -133,18 +140,15 @@ def _kill_when(proc: subprocess.Popen, strategy: str, run: Path, state: Path,
 
 
 def _tiny_corpus(tmp_path: Path) -> tuple[Path, Path]:
-    """Three short songs and the tiny preset of tests/test_train.py."""
+    """Three short songs and the tiny preset (TINY_PRESET)."""
     from synd.audio import write_wav
-
-    from conftest import music_clip
-    from test_train import TINY
 
     songs = tmp_path / "songs"
     songs.mkdir()
     for k in range(3):
         write_wav(songs / f"song{k}.wav", music_clip(k, seconds=3.0), 24000)
     preset = tmp_path / "tiny.toml"
-    preset.write_text(TINY)
+    preset.write_text(TINY_PRESET)
     return songs, preset
 
 
@@ -237,8 +241,6 @@ def _video_frames(path: Path) -> int | None:
 def test_render_killed_at_random_moments_never_leaves_a_truncated_video(tmp_path, tiny_bundle):
     from synd.audio import write_wav
 
-    from conftest import music_clip
-
     model = tmp_path / "tiny.safetensors"
     tiny_bundle.save(model)
     songs = {"long": tmp_path / "long.wav", "short": tmp_path / "short.wav"}
@@ -285,9 +287,7 @@ def test_render_killed_at_random_moments_never_leaves_a_truncated_video(tmp_path
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 2 MiB tmpfs (tests/test_video.py's helper), with an older video on it."""
-    from test_video import mounted_tmpfs
-
+    """A 2 MiB tmpfs, with an older video on it."""
     with mounted_tmpfs(tmp_path / "disk", "2m") as disk:
         (disk / "song.mp4").write_bytes(b"an older video")
         yield disk
@@ -337,8 +337,6 @@ def _render_with(tiny_bundle, song: Path, dest: Path, when_writing, crf: int = 2
 @pytest.fixture
 def long_song(tmp_path) -> Path:
     from synd.audio import write_wav
-
-    from conftest import music_clip
 
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(4, seconds=6.0), 24000)
@@ -421,9 +419,6 @@ def test_the_engine_publishes_through_a_sound_server_crash_and_hears_again(pulse
     from synd.features import FeatureExtractor
     from synd.presets import Look
 
-    from test_capture import dominant_hz, tone, wait_for
-    from test_engine import Collect
-
     caplog.set_level(logging.INFO)
     refresh_devices()  # PortAudio may have listed devices before this server started
     source = DeviceInput("system", rate=24000)
@@ -498,48 +493,17 @@ def test_the_engine_publishes_through_a_sound_server_crash_and_hears_again(pulse
 # -- 4. An NDI receiver SIGKILLed mid-stream -------------------------------------------------
 
 
-def ndi_receiver_killed(args, out: Path) -> dict:
-    """Inside the namespace: the engine feeds an NdiOutput; a receiver watches, is
-    SIGKILLed mid-stream; the engine and sender are sampled for a while; a new receiver
-    then watches. Uses tests/ndi_driver.py's receiver, sender and snapshots."""
-    from ndi_driver import Receiver, snapshot, wait_connections, with_ndi_sender
-
-    def scenario(ndi, engine, runner, phases) -> dict:
-        first = Receiver(args.name, 600)  # would watch for ten minutes: it is killed
-        if first.wait_event("frame", 60) is None:
-            return {"error": "first receiver got no frame", "first": first.finish(5)}
-        time.sleep(0.5)  # mid-stream
-        phases["watching"] = snapshot(engine, runner)
-        first.proc.kill()
-        first_result = first.finish(10)
-        phases["killed"] = snapshot(engine, runner)
-        first_result["left"] = wait_connections(ndi, 0, 10)
-        time.sleep(max(0.0, args.gap - (time.monotonic() - phases["killed"]["t"])))
-        phases["after"] = snapshot(engine, runner)
-        second = Receiver(args.name, args.seconds)
-        if second.wait_event("frame", 60) is None:
-            return {"error": "second receiver got no frame", "second": second.finish(5)}
-        second_result = second.finish(args.seconds + 30)
-        phases["second_done"] = snapshot(engine, runner)
-        return {"first": first_result, "second": second_result}
-    return with_ndi_sender(args, scenario)
-
-
-@pytest.mark.slow
+@requires_namespace
 def test_an_ndi_receiver_killed_mid_stream_disturbs_nothing(tmp_path):
+    """The engine feeds an NdiOutput; a receiver watches and is SIGKILLed mid-stream; the
+    engine and sender are sampled for a while; a new receiver then watches (all inside
+    the namespace: tests/helpers/ndi_driver.py's mode receiver-killed)."""
     from synd.audio import write_wav
 
-    from conftest import music_clip
-    from test_ndi import drive, namespace_problem, unique
-
-    reason = namespace_problem()
-    if reason is not None:
-        pytest.skip(f"real NDI test needs NDI and a private network namespace: {reason}")
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(5, seconds=4.0), 24000)
     result = drive("receiver-killed", tmp_path, "--audio", str(song), "--name", unique("Killed"),
-                   "--size", "320x180", "--fps", "30", "--seconds", "2", "--gap", "2",
-                   script=Path(__file__))
+                   "--size", "320x180", "--fps", "30", "--seconds", "2", "--gap", "2")
     phases, first, second = result["phases"], result["first"], result["second"]
     assert first["returncode"] == -signal.SIGKILL and first["first"] is not None
     assert first["left"], "the sender still counted the killed receiver after 10 s"
@@ -628,9 +592,6 @@ def test_failing_outputs_are_reported_once_and_the_others_keep_their_rate(tiny_b
     from synd.audio import write_wav
     from synd.bridges import base
 
-    from conftest import music_clip
-    from test_engine import Collect, run_engine, stop_all
-
     monkeypatch.setattr(base, "FAILURE_LOG_EVERY_S", 0.5)  # to see the count move on
     caplog.set_level(logging.INFO, logger="synd")
     song = tmp_path / "song.wav"
@@ -673,9 +634,6 @@ def test_an_output_whose_send_never_returns_stalls_nothing(tiny_bundle, tmp_path
     from synd.audio import write_wav
     from synd.bridges import base
 
-    from conftest import music_clip
-    from test_engine import Collect, run_engine, stop_all
-
     caplog.set_level(logging.INFO, logger="synd")
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(2, seconds=3.0), 24000)
@@ -706,27 +664,3 @@ def test_an_output_whose_send_never_returns_stalls_nothing(tiny_bundle, tmp_path
     assert stuck == ["output hung did not stop within 0.5 s (stuck in open() or send()); "
                      "left behind"]
     assert runners[0].stop(5) and hung.closes == 1  # released: it closes, once
-
-
-def _ndi_main(argv: list[str] | None = None) -> int:
-    """`python tests/test_faults.py receiver-killed --out DIR ...` inside a loopback-only
-    network namespace (see tests/ndi_driver.py, whose arguments it takes)."""
-    import argparse
-
-    from ndi_driver import run_in_namespace
-
-    p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["receiver-killed"])
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--audio", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--size", type=lambda t: [int(v) for v in t.split("x")], default=[320, 180])
-    p.add_argument("--fps", type=float, default=30.0)
-    p.add_argument("--detail", type=int, default=96)
-    p.add_argument("--seconds", type=float, default=2.0)
-    p.add_argument("--gap", type=float, default=2.0, help="seconds watched after the kill")
-    return run_in_namespace(ndi_receiver_killed, p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(_ndi_main())

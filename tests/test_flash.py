@@ -132,7 +132,7 @@ def test_a_frame_size_change_keeps_the_guard_counting():
 def strobing_model(path):
     """A tiny model whose picture is the negative of the picture before: with feedback,
     it flips between two pictures every frame (a 15 Hz full-screen strobe)."""
-    from conftest import make_tiny_bundle
+    from tests.helpers.models import make_tiny_bundle
 
     bundle = make_tiny_bundle()
     to_rgb = bundle.generator.to_rgb
@@ -186,21 +186,17 @@ def _status_reply(port: int, timeout: float = 60.0) -> list:
     raise AssertionError("synd run never answered /synd/status")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _show_with_blackout_strobe(tmp_path, guard: str) -> tuple[list, str, list]:
     """synd run on a looping song, blackout toggled 10 times a second and beat cuts
     hammered over OSC (liblo's oscsend) for 5 s; the recording's frames, stderr, and
     the last status."""
+    from tests.helpers.osc import free_udp_port, oscsend
+
     song = tmp_path / "song.wav"
     t = np.arange(4 * 48000) / 48000
     beat = (np.sin(2 * np.pi * 110 * t) * np.exp(-((t * 2) % 1.0) * 6) * 0.6).astype(np.float32)
     write_wav(song, beat, 48000)
-    port = _free_port()
+    port = free_udp_port()
     video = tmp_path / f"show-{guard}.mp4"
     proc = subprocess.Popen([*SYND, "run", "--input", str(song), "--loop", "--output",
                              f"record:{video}", "--size", "320x180", "--osc", f"127.0.0.1:{port}",
@@ -208,16 +204,12 @@ def _show_with_blackout_strobe(tmp_path, guard: str) -> tuple[list, str, list]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _status_reply(port)
-
-        def send(*message):
-            subprocess.run(["oscsend", "127.0.0.1", str(port), *message], check=True,
-                           timeout=10, capture_output=True)
-        send("/synd/model/b", "s", "classic")
+        oscsend(port, "/synd/model/b", "s", "classic")
         began = time.monotonic()
         for k in range(50):
-            send("/synd/blackout/toggle")
+            oscsend(port, "/synd/blackout/toggle")
             if k % 3 == 0:
-                send("/synd/cut")
+                oscsend(port, "/synd/cut")
             time.sleep(max(0.0, began + 0.1 * (k + 1) - time.monotonic()))
         status = _status_reply(port, timeout=10)
     finally:

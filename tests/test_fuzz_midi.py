@@ -15,11 +15,9 @@ from collections import Counter
 import pytest
 
 from synd import midi as M
-
-from test_fuzz_osc import FPS, MIN_FRAME_SHARE, FrameCounter, rss_bytes
-from test_midi import (CC, NOTE_OFF, NOTE_ON, Pads, _opening, jack,  # noqa: F401 - a fixture
-                       mapping)
-from test_osc import wait_for
+from tests.helpers.fuzz import FPS, MIN_FRAME_SHARE, FrameCounter, rss_bytes
+from tests.helpers.midi import CC, NOTE_OFF, NOTE_ON, Pads, controller, mapping, opening
+from tests.helpers.wait import wait_for
 
 #: Channel messages (CCs and notes) in the flood, and the RNG's seed.
 FLOOD = 20_000
@@ -172,8 +170,8 @@ class Probe:
     the graph to synd."""
 
     def __init__(self, jack, sender_port):
-        self.midi_in = _opening(lambda: jack.rtmidi.MidiIn(jack.rtmidi.API_UNIX_JACK, name="probe",
-                                                             queue_size_limit=65536))
+        self.midi_in = opening(lambda: jack.rtmidi.MidiIn(jack.rtmidi.API_UNIX_JACK, name="probe",
+                                                            queue_size_limit=65536))
         jack.clients.append(self.midi_in)
         self.midi_in.ignore_types(sysex=False)
         ports = self.midi_in.get_ports()
@@ -232,8 +230,7 @@ def live(jack, tiny_bundle, tmp_path):
     from synd.control import Controller
     from synd.engine import Engine, EngineOptions
     from synd.presets import Look
-
-    from conftest import music_clip
+    from tests.helpers.audio import music_clip
 
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(4, seconds=3.0), 24000)
@@ -356,8 +353,6 @@ def test_malformed_messages_are_refused_in_one_line(message):
 def test_a_flooded_knob_is_applied_once_with_its_last_value_and_no_press_is_lost():
     """What piles up between two reads of the input: CCs that only drive parameters are
     coalesced per control (channel and number), the last value winning; presses stay."""
-    from test_midi import controller
-
     ctl = controller()
     midi = M.MidiControl(ctl, mapping=FUZZ_MAP)
     rng = random.Random(SEED)

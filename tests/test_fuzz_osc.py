@@ -1,23 +1,16 @@
 """Hostile OSC input (synd.osc): a flood of malformed, oversized, pathological and valid
-packets at full rate against a live engine and its OscServer, from another process.
+packets at full rate against a live engine and its OscServer, from another process
+(tests/helpers/oscflood.py, the flood's sender: an OSC implementation of its own).
 
-Run as a script, this file is that other process, the flood's sender:
-`python tests/test_fuzz_osc.py PORT SEED PACKETS SECONDS` sends at least PACKETS packets
-and goes on for at least SECONDS, then prints what it sent as JSON. It builds the packets
-itself with the standard library only (an OSC implementation of its own, and a quick
-start), so the tests import the engine and everything heavy inside their fixtures.
+The OSC helpers (tests/helpers/osc.py, which need python-osc) are imported inside the
+fixtures and tests that use them, as the engine is.
 """
 
-import ctypes
-import gc
-import json
 import logging
 import math
 import random
 import socket
 import struct
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,288 +18,25 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.helpers.fuzz import FPS, MIN_FRAME_SHARE, FrameCounter, rss_bytes
+from tests.helpers.oscflood import FAMILIES, IMMEDIATELY, bundle, message, nested, run_flood
+from tests.helpers.wait import wait_for
+
 #: The flood: at least this many packets, for at least this long, from a seeded RNG.
 FLOOD_PACKETS = 100_000
 FLOOD_MIN_S = 4.0
 FLOOD_SEED = 20_240_611
-FPS = 30.0
-#: Frames published during and after the flood, as a share of FPS x the time: generous,
-#: the machine is shared (alone it is above 0.9, next to another flood test about 0.5); a
-#: server that held the interpreter for long would fall far below.
-MIN_FRAME_SHARE = 1 / 3
 #: RSS may grow by less than this over the flood. Whatever one packet allocates must be
 #: freed: a leak of 1 KiB per packet over >= 100 000 packets is ~98 MiB and fails.
 RSS_GROWTH_MAX = 64 * 2**20
-#: UDP payloads are at most 65 507 bytes over IPv4; the oversized family stays under.
-MAX_PAYLOAD = 65_000
-IMMEDIATELY = 1
-FAMILIES = ("random", "truncated", "oversized", "typetags", "bundles", "patterns", "valid")
-WEIGHTS = (20, 15, 4, 15, 15, 15, 16)
-
-
-# -- OSC built by hand (the sender's own implementation) -----------------------------------
-
-def osc_string(text) -> bytes:
-    """An OSC string: the bytes, a NUL, padded to a multiple of 4."""
-    data = text.encode() if isinstance(text, str) else bytes(text)
-    return data + b"\0" * (4 - len(data) % 4)
-
-
-def osc_blob(data: bytes) -> bytes:
-    return struct.pack(">i", len(data)) + data + b"\0" * (-len(data) % 4)
-
-
-_PACK = {"i": ">i", "f": ">f", "d": ">d", "h": ">q"}
-
-
-def message(address, tags: str = "", *args) -> bytes:
-    """An OSC message; `tags` without the comma, one argument per data-carrying tag."""
-    out = [osc_string(address), osc_string("," + tags)]
-    values = iter(args)
-    for tag in tags:
-        if tag in _PACK:
-            out.append(struct.pack(_PACK[tag], next(values)))
-        elif tag == "s":
-            out.append(osc_string(next(values)))
-        elif tag == "b":
-            out.append(osc_blob(next(values)))
-    return b"".join(out)
-
-
-def bundle(*elements: bytes, timetag: int = IMMEDIATELY) -> bytes:
-    return b"#bundle\0" + timetag.to_bytes(8, "big") + b"".join(
-        struct.pack(">i", len(e)) + e for e in elements)
-
-
-def nested(inner: bytes, depth: int) -> bytes:
-    """`inner` wrapped in `depth` bundles (built outside in, without copying it `depth` times)."""
-    headers, size = [], len(inner)
-    for _ in range(depth):
-        headers.append(b"#bundle\0" + IMMEDIATELY.to_bytes(8, "big") + struct.pack(">i", size))
-        size += 20
-    return b"".join(reversed(headers)) + inner
-
-
-# -- the families ------------------------------------------------------------------------------
-
-def valid(rng: random.Random) -> bytes:
-    """A well-formed command or query, as a control surface sends them (never a preset
-    change or an output pause: those change what the test measures)."""
-    choice = rng.randrange(10)
-    if choice == 0:
-        return message("/synd/hue", "f", rng.random())
-    if choice == 1:
-        return message("/synd/intensity", "f", rng.uniform(0.0, 2.0))
-    if choice == 2:
-        return message("/synd/feedback", "d", rng.uniform(0.0, 0.99))
-    if choice == 3:
-        return message("/synd/gain", "i", rng.randrange(0, 9))
-    if choice == 4:
-        return message("/synd/crossfade", "f", rng.random())
-    if choice == 5:
-        return message("/synd/freeze/toggle")
-    if choice == 6:
-        return message("/synd/blackout", rng.choice("TF"))
-    if choice == 7:
-        return message(rng.choice(["/synd/status", "/synd/intensity", "/synd/{hue,gain}"]))
-    if choice == 8:
-        return message("/synd/cut", "i", 1)
-    return bundle(*(valid(rng) for _ in range(rng.randrange(1, 4))))
-
-
-def random_bytes(rng: random.Random) -> bytes:
-    n = rng.choice([rng.randrange(1, 64), rng.randrange(64, 1500), rng.randrange(1500, 9000)])
-    prefix = rng.choice([b"", b"/", b"/synd/", b"#bundle\0", b"#bundle\0" + bytes(8)])
-    return prefix + rng.randbytes(n)
-
-
-def truncated(rng: random.Random) -> bytes:
-    packet = valid(rng)
-    return packet[:rng.randrange(1, len(packet))]
-
-
-def oversized(rng: random.Random) -> bytes:
-    n = rng.choice([rng.randrange(2000, 16000), rng.randrange(16000, MAX_PAYLOAD - 64)])
-    choice = rng.randrange(7)
-    if choice == 0:
-        return message("/synd/preset", "s", "x" * n)           # a huge (unknown) name
-    if choice == 1:
-        return message("/synd/hue", "b", rng.randbytes(n))     # a huge blob
-    if choice == 2:
-        return message("/synd/" + "a" * n, "f", 0.5)           # a huge address
-    if choice == 3:
-        one = message("/synd/hue", "f", 0.5)
-        return bundle(*[one] * (n // (len(one) + 4)))          # thousands of messages
-    if choice == 4:
-        count = n // 8
-        return message("/synd/hue", "f" * count, *[0.5] * count)  # thousands of arguments
-    if choice == 5:
-        return b"/" + rng.randbytes(n)
-    return message("/synd/hue", "b" * 4, *[rng.randbytes(n // 4)] * 4)
-
-
-TAG_POOL = "ifsbhdTFNIScrmt[]x?\x00\x7f\xff"
-
-
-def typetags(rng: random.Random) -> bytes:
-    address = osc_string(rng.choice(["/synd/hue", "/synd/preset", "/synd/fade", "/synd/x"]))
-    choice = rng.randrange(6)
-    if choice == 0:  # random tags, random (usually too short) payload
-        tags = "".join(rng.choice(TAG_POOL) for _ in range(rng.randrange(1, 24)))
-        return address + osc_string("," + tags) + rng.randbytes(rng.randrange(0, 16))
-    if choice == 1:  # tags claiming more arguments than the packet holds
-        tags = rng.choice(["ff", "fff", "ss", "b", "iiii", "dd", "h"])
-        return address + osc_string("," + tags) + struct.pack(">f", 0.5)
-    if choice == 2:  # no comma
-        return address + osc_string("ff") + struct.pack(">ff", 0.1, 0.2)
-    if choice == 3:  # unterminated tags
-        return address + b",fff" + struct.pack(">f", 0.5)[:rng.randrange(0, 3)]
-    if choice == 4:  # unbalanced or deep arrays
-        tags = rng.choice(["[", "]", "[[f]", "[f]]", "[" * 200 + "]" * 200,
-                           "[" * 5 + "f" + "]" * 5])
-        return address + osc_string("," + tags) + struct.pack(">f", 0.5)
-    return address + osc_string(",b") + struct.pack(">i", rng.choice([-4, -1, 2**31 - 1, 1000]))
-
-
-def lying(inner: bytes, size: int) -> bytes:
-    """A bundle holding `inner` under an element size of `size`."""
-    return b"#bundle\0" + IMMEDIATELY.to_bytes(8, "big") + struct.pack(">i", size) + inner
-
-
-def bundles(rng: random.Random) -> bytes:
-    inner = valid(rng)
-    choice = rng.randrange(8)
-    if choice == 0:
-        return nested(inner, rng.choice([9, 50, 1000]))        # too deep
-    if choice == 1:
-        return nested(inner, rng.randrange(1, 8))              # deep but allowed
-    if choice == 2:  # an element size larger than what follows
-        return lying(inner, len(inner) + rng.randrange(1, 10**6))
-    if choice == 3:  # smaller, zero or negative
-        return lying(inner, rng.choice([len(inner) - 4, 0, -8, -(2**31)]))
-    if choice == 4:  # a lie deep inside
-        return nested(lying(inner, 10**6), rng.randrange(1, 6))
-    if choice == 5:
-        return b"#bundle\0" + bytes(rng.randrange(0, 8))      # no complete time tag
-    if choice == 6:  # an element that is neither message nor bundle
-        junk = rng.randbytes(4 * rng.randrange(1, 16))
-        return bundle(inner, b"x" + junk[1:])
-    return bundle(inner, bundle())                             # an empty bundle inside
-
-
-def patterns(rng: random.Random) -> bytes:
-    words = ["hue", "gain", "intensity", "x", "", "preset", "toggle"]
-    choice = rng.randrange(10)
-    if choice == 0:
-        address = "/*" * rng.randrange(1, 120)
-    elif choice == 1:
-        address = "/synd/{" + ",".join(rng.choices(words, k=rng.randrange(2, 3000))) + "}"
-    elif choice == 2:
-        address = "/synd/{" + ",".join(rng.choices(words, k=rng.randrange(2, 40))) + "}"
-    elif choice == 3:
-        address = "/synd/[" + "".join(rng.choice("abc-!^*") for _ in range(rng.randrange(0, 30)))
-    elif choice == 4:
-        address = rng.choice(["//", "//*", "/synd//toggle", "//synd/hue", "/synd/*//"])
-    elif choice == 5:
-        address = "/synd/" + "*" * rng.randrange(1, 300) + "x"
-    elif choice == 6:
-        address = "/synd/" + "*a" * rng.randrange(1, 60) + "x"
-    elif choice == 7:
-        address = "/synd/" + "?" * rng.randrange(1, 250)
-    elif choice == 8:
-        address = rng.choice(["/synd/[!a-z]*", "/synd/[z-a]", "/synd/{hue,gain", "/synd/{}",
-                              "/synd/}", "/synd/]", "/synd/*/*/*/*", "/synd/[]", "/[!/]*"])
-    else:
-        address = "/synd/" + "".join(rng.choices("*?[]{},!-/ab", k=rng.randrange(1, 60)))
-    return message(address, "f", 0.5) if rng.random() < 0.7 else message(address)
-
-
-MAKERS = {"random": random_bytes, "truncated": truncated, "oversized": oversized,
-          "typetags": typetags, "bundles": bundles, "patterns": patterns, "valid": valid}
-
-
-def flood(port: int, seed: int, packets: int, seconds: float) -> dict:
-    """Send at least `packets` packets for at least `seconds` to 127.0.0.1:`port` as fast
-    as this process can; what was sent, by family, with the time span (monotonic)."""
-    rng = random.Random(seed)
-    sent, errors = Counter(), Counter()
-    nbytes = 0
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("127.0.0.1", port))
-        began = time.monotonic()
-        total = 0
-        while total < packets or time.monotonic() - began < seconds:
-            family = rng.choices(FAMILIES, WEIGHTS)[0]
-            packet = MAKERS[family](rng)
-            try:
-                sock.send(packet)
-            except OSError as exc:  # ENOBUFS, or ECONNREFUSED after a reply bounced
-                errors[type(exc).__name__] += 1
-                continue
-            sent[family] += 1
-            nbytes += len(packet)
-            total += 1
-        ended = time.monotonic()
-    return {"sent": dict(sent), "errors": dict(errors), "bytes": nbytes,
-            "began": began, "ended": ended}
-
-
-def run_flood(port: int, seed: int, packets: int, seconds: float) -> dict:
-    """`flood` in a process of its own (so the sender does not share the interpreter
-    lock with the engine it floods)."""
-    done = subprocess.run([sys.executable, __file__, str(port), str(seed), str(packets),
-                           str(seconds)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
-
-
-if __name__ == "__main__":
-    print(json.dumps(flood(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
-                           float(sys.argv[4]))))
-    sys.exit(0)
-
 
 # -- the live rig ------------------------------------------------------------------------------
-
-class FrameCounter:
-    """A null output: the engine offers it every frame it publishes; it keeps the times."""
-
-    name = "count"
-    enabled = True
-
-    def __init__(self):
-        self.times: list[float] = []
-
-    def offer(self, frame) -> None:
-        self.times.append(time.monotonic())
-
-    def stats(self) -> dict:
-        return {"frames": len(self.times)}
-
-    def between(self, start: float, end: float) -> int:
-        return sum(start <= t <= end for t in list(self.times))
-
-
-def rss_bytes() -> int:
-    """This process's resident set size (VmRSS), after a garbage collection and, with
-    glibc, after handing free heap pages back (so that what counts is memory in use, not
-    the allocator's spare arenas)."""
-    gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 @pytest.fixture
 def live(tiny_bundle, tmp_path):
     """A real engine (tiny model, a looping file, FrameCounter) under a Controller, with
     an OscServer on a free port and a client socket."""
-    # Imported here: run as a script this file needs the standard library only.
     import copy
 
     from synd.audio import write_wav
@@ -315,9 +45,8 @@ def live(tiny_bundle, tmp_path):
     from synd.engine import Engine, EngineOptions
     from synd.osc import OscServer
     from synd.presets import Look
-
-    from conftest import music_clip
-    from test_osc import Client, wait_for
+    from tests.helpers.audio import music_clip
+    from tests.helpers.osc import Client
 
     if not Path("/proc/self/status").exists():
         pytest.skip("RSS is read from /proc (Linux)")
@@ -337,7 +66,7 @@ def live(tiny_bundle, tmp_path):
     try:
         wait_for(lambda: len(counter.times) > 10, 20, "the first frames")
         yield SimpleNamespace(engine=engine, controller=controller, server=server, client=client,
-                              counter=counter, wait_for=wait_for)
+                              counter=counter)
     finally:
         client.close()
         server.stop()
@@ -361,13 +90,15 @@ def settle(rig) -> None:
 def frame_rate(rig, frames: int = 30) -> float:
     """Frames per second over the next `frames` frames."""
     start, began = len(rig.counter.times), time.monotonic()
-    rig.wait_for(lambda: len(rig.counter.times) >= start + frames, 30, f"{frames} frames")
+    wait_for(lambda: len(rig.counter.times) >= start + frames, 30, f"{frames} frames")
     return frames / (time.monotonic() - began)
 
 
 # -- the flood ---------------------------------------------------------------------------------
 
 def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live, caplog):
+    from tests.helpers.osc import oscsend
+
     caplog.set_level(logging.WARNING, logger="synd.osc")
     server, engine = live.server, live.engine
     port = server.address[1]
@@ -389,11 +120,11 @@ def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live
     live.client.send("/synd/freeze", 0)
     live.client.send("/synd/blackout", 0)
     live.client.send("/synd/intensity", 0.25)
-    live.wait_for(lambda: engine.look.intensity == pytest.approx(0.25), 10, "intensity 0.25")
+    wait_for(lambda: engine.look.intensity == pytest.approx(0.25), 10, "intensity 0.25")
     assert not engine.flags["freeze"] and not engine.flags["blackout"]
     if liblo_tools():
         oscsend(port, "/synd/hue", "f", 0.625)
-        live.wait_for(lambda: live.controller.get("hue") == pytest.approx(0.625), 10, "hue")
+        wait_for(lambda: live.controller.get("hue") == pytest.approx(0.625), 10, "hue")
     assert live.client.ask("/synd/intensity") == ("/synd/intensity", [pytest.approx(0.25)])
     rss_after = rss_bytes()
 
@@ -445,8 +176,7 @@ def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live
 def commands():
     from synd.control import Controller
     from synd.osc import Commands
-
-    from test_osc import PRESETS, RecordingEngine
+    from tests.helpers.osc import PRESETS, RecordingEngine
 
     return Commands(Controller(RecordingEngine(), PRESETS, load=lambda name: (None, None),
                                rng=random.Random(0)))
@@ -532,11 +262,6 @@ def liblo_tools() -> bool:
     return bool(shutil.which("oscsend"))
 
 
-def oscsend(port, address, types="", *values):
-    subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, values)],
-                   check=True, timeout=10, capture_output=True)
-
-
 def test_well_formed_traffic_from_python_osc_and_liblo_is_never_refused(caplog):
     """The limits refuse nothing a control surface sends: python-osc's builders (all the
     types it has, arrays, bundles nested up to the limit, many messages a packet) and
@@ -548,8 +273,7 @@ def test_well_formed_traffic_from_python_osc_and_liblo_is_never_refused(caplog):
 
     from synd.control import Controller
     from synd.osc import MAX_BUNDLE_DEPTH, MAX_MESSAGES, OscServer
-
-    from test_osc import PRESETS, Client, RecordingEngine, wait_for
+    from tests.helpers.osc import PRESETS, Client, RecordingEngine, oscsend
 
     caplog.set_level(logging.WARNING, logger="synd.osc")
     engine = RecordingEngine()

@@ -25,8 +25,8 @@ import pytest
 
 from synd.audio import MAX_LEVEL, AudioError, load_audio
 from synd.features import FeatureConfig, FeatureExtractor
-
-from test_audio import encode
+from tests.helpers.audio import encode
+from tests.helpers.models import make_tiny_bundle
 
 SR = 24000          # the models' sample rate
 MUX_RATE = 48000    # a rate render muxes video soundtracks at
@@ -310,8 +310,6 @@ def test_hostile_audio_file_decodes_right_or_is_one_clear_error(tmp_path, case, 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from conftest import make_tiny_bundle
-
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     make_tiny_bundle().save(path)
     return path

@@ -37,8 +37,8 @@ from synd.model import ModelConfig
 from synd.osc import Commands
 from synd.presets import PresetError, list_presets, load_preset
 from synd.render import resolve_look
-
-from conftest import make_tiny_bundle, music_clip
+from tests.helpers.audio import music_clip
+from tests.helpers.models import make_tiny_bundle
 
 OUTCOMES: dict[str, str] = {}  # file -> outcome, printed as a table at the end
 

@@ -1,22 +1,17 @@
 """The ndi output (bridges/ndi.py): its options and availability, and real NDI.
 
 The end-to-end tests run the real sender (ndi-python) and an independent receiver in
-another process (tests/ndi_receiver.py, on cyndilib: a different wrapper with its own
-copy of the NDI runtime), everything inside a loopback-only network namespace
-(``unshare -n``, driven by tests/ndi_driver.py), so nothing leaves the machine.
+another process (tests/helpers/ndi_receiver.py, on cyndilib: a different wrapper with its
+own copy of the NDI runtime), everything inside a loopback-only network namespace
+(``unshare -n``, driven by tests/helpers/ndi_driver.py), so nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
 import importlib.util
 import json
-import os
-import shutil
-import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -33,12 +28,8 @@ from synd.bridges.base import (
     parse_outputs,
 )
 from synd.bridges.ndi import MAX_NAME_BYTES, NdiOutput, check_source_name, frame_rate
-
-from conftest import music_clip
-
-HERE = Path(__file__).resolve().parent
-DRIVER = HERE / "ndi_driver.py"
-
+from tests.helpers.audio import music_clip
+from tests.helpers.ndi import drive, requires_namespace, unique
 
 # -- no network ----------------------------------------------------------------------------------
 
@@ -265,69 +256,11 @@ def test_a_sender_that_cannot_be_created_fails_in_one_line_and_closes_once(monke
 # -- real NDI in a loopback-only network namespace -----------------------------------------------
 
 
-@functools.cache
-def namespace_problem() -> str | None:
-    """Why the end-to-end tests cannot run here, or None."""
-    for module, hint in (("NDIlib", "pip install 'synethesia[ndi]'"),
-                         ("cyndilib", "pip install cyndilib, the test receiver")):
-        if importlib.util.find_spec(module) is None:
-            return f"Python module '{module}' is not installed ({hint})"
-    reason = NdiOutput.available()
-    if reason is not None:
-        return reason
-    for tool, package in (("unshare", "util-linux"), ("ip", "iproute2")):
-        if shutil.which(tool) is None:
-            return f"'{tool}' is not installed (Debian package {package})"
-    try:
-        probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"],
-                               capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot make a network namespace: {exc}"
-    if probe.returncode != 0:
-        return f"cannot make a network namespace (unshare -n needs root): {probe.stderr.strip()}"
-    return None
-
-
-def requires_namespace(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        reason = namespace_problem()
-        if reason is not None:
-            pytest.skip(f"real NDI test needs NDI and a private network namespace: {reason}")
-        return test(*args, **kwargs)
-    return pytest.mark.slow(wrapper)
-
-
-def drive(mode: str, tmp_path: Path, *args: str, timeout: float = 150.0,
-          script: Path = DRIVER) -> dict:
-    """Run tests/ndi_driver.py MODE (or another `script` taking the same arguments) in a
-    new loopback-only network namespace."""
-    out = tmp_path / mode
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "PYTHONUNBUFFERED": "1"}
-    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
-           sys.executable, str(script), mode, "--out", str(out), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    result_file = out / "result.json"
-    assert result_file.exists(), f"driver failed ({proc.returncode}): {proc.stderr[-3000:]}"
-    result = json.loads(result_file.read_text())
-    assert "error" not in result, json.dumps(result, indent=1)[-4000:]
-    result["dir"] = out
-    return result
-
-
 @pytest.fixture
 def song(tmp_path) -> Path:
     path = tmp_path / "song.wav"
     write_wav(path, music_clip(5, seconds=4.0), 24000)
     return path
-
-
-def unique(name: str) -> str:
-    # NDI refuses a second source of the same name on the machine (even in another
-    # network namespace): tests running side by side must not collide.
-    return f"{name} {os.getpid()}-{time.monotonic_ns() % 100000}"
 
 
 @requires_namespace

@@ -10,8 +10,7 @@ from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.model import FoldedGenerator
 from synd import onnxgen
 from synd.onnxgen import OnnxGenerator, live_painter, runtime_name
-
-from conftest import music_clip
+from tests.helpers.audio import music_clip
 
 pytest.importorskip("onnxruntime")
 

@@ -4,138 +4,28 @@ senders: liblo's `oscsend`/`oscdump` (another OSC implementation) and raw socket
 import contextlib
 import logging
 import random
-import shlex
 import shutil
 import socket
-import subprocess
-import threading
 import time
-from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 pytest.importorskip("pythonosc")
-from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder  # noqa: E402
-from pythonosc.osc_message import OscMessage  # noqa: E402
-from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
 
-from synd.control import Controller  # noqa: E402
-from synd.osc import OscServer, check_bind  # noqa: E402
-from synd.presets import Look  # noqa: E402
-from synd.ratelimit import MAX_LINE, RateLimiter, Tally  # noqa: E402
+from synd.control import Controller
+from synd.osc import OscServer, check_bind
+from synd.presets import Look
+from synd.ratelimit import MAX_LINE, RateLimiter, Tally
+from tests.helpers.osc import PRESETS, Client, OscDump, RecordingEngine, free_udp_port, osc, oscsend
+from tests.helpers.wait import wait_for
 
-PRESETS = ["calm", "storm", "neon"]
 IMMEDIATE_TAG = (1).to_bytes(8, "big")
 liblo = pytest.mark.skipif(not (shutil.which("oscsend") and shutil.which("oscdump")),
                            reason="liblo-tools (oscsend, oscdump) not installed")
-
-
-class RecordingEngine:
-    """Stands in for synd.engine.Engine's control side: records every call."""
-
-    def __init__(self):
-        self.look = Look()
-        self.model_name = "calm"
-        self.outputs = [SimpleNamespace(name="ndi", enabled=True),
-                        SimpleNamespace(name="record", enabled=True)]
-        self.calls = []
-        self.crossfade = 0.0
-        self.slots = {"a": "calm", "b": None}
-        self.on_beat = None
-        self._lock = threading.Lock()
-
-    def _record(self, *call):
-        with self._lock:
-            self.calls.append(call)
-
-    def recorded(self, method):
-        with self._lock:
-            return [c[1:] for c in self.calls if c[0] == method]
-
-    def set_look(self, **changes):
-        self.look = replace(self.look, **changes)
-        self._record("set_look", changes)
-
-    def set_crossfade(self, x):
-        self.crossfade = x
-        self._record("set_crossfade", x)
-
-    def set_gain(self, gain):
-        self._record("set_gain", gain)
-
-    def set_flag(self, name, on):
-        self._record("set_flag", name, on)
-
-    def set_rotation(self, seconds, rotate):
-        self._record("set_rotation", seconds)
-
-    def switch_to(self, load, name, seconds, done=None):
-        self._record("switch_to", name, seconds)
-
-    def load_slot(self, slot, load, name):
-        self.slots[slot] = name
-        self._record("load_slot", slot, name)
-
-    def fade(self, target, seconds):
-        self.crossfade = target
-        self._record("fade", target, seconds)
-
-    def cut_on_beat(self):
-        self._record("cut_on_beat")
-
-    def mix_state(self):
-        return {"crossfade": self.crossfade, "a": self.slots["a"], "b": self.slots["b"],
-                "mix": "a"}
-
-    def status(self):
-        return {"fps": 29.5, "latency_ms_median": 12.5}
-
-
-def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def osc(address, *args):
-    builder = OscMessageBuilder(address=address)
-    for a in args:
-        builder.add_arg(a)
-    return builder.build().dgram
-
-
-class Client:
-    """A plain UDP socket that sends OSC and reads replies (parsed with python-osc)."""
-
-    def __init__(self, server, host="127.0.0.1"):
-        self.to = server.address
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.sock.settimeout(5.0)
-
-    def send(self, address, *args):
-        self.sock.sendto(osc(address, *args), self.to)
-
-    def raw(self, data):
-        self.sock.sendto(data, self.to)
-
-    def ask(self, address):
-        self.send(address)
-        msg = OscMessage(self.sock.recvfrom(65536)[0])
-        return msg.address, msg.params
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
@@ -162,52 +52,6 @@ def rig():
         c.close()
     for s in servers:
         s.stop()
-
-
-class OscDump:
-    """liblo's oscdump on a free UDP port, its lines collected by a reader thread."""
-
-    def __init__(self):
-        self.port = free_udp_port()
-        self.proc = subprocess.Popen(["oscdump", "-L", str(self.port)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        self.lines = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-        # Wait until it listens: probe until a probe comes out.
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            deadline = time.monotonic() + 10
-            while not self.messages("/probe"):
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError("oscdump did not start")
-                probe.sendto(osc("/probe"), ("127.0.0.1", self.port))
-                time.sleep(0.05)
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def messages(self, address):
-        """[(types, [values])] of every message to `address` so far."""
-        with self._lock:
-            lines = list(self.lines)
-        found = []
-        for line in lines:
-            parts = shlex.split(line)  # "<timetag> /address types values..."
-            if len(parts) >= 2 and parts[1] == address:
-                types = parts[2] if len(parts) > 2 else ""
-                found.append((types, parts[3:]))
-        return found
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
-
-
-def oscsend(port, address, types="", *values):
-    subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, values)],
-                   check=True, timeout=10, capture_output=True)
 
 
 # -- an independent implementation: liblo -------------------------------------------------------
@@ -570,9 +414,8 @@ def test_osc_reaches_a_real_engine_pictures_and_state(tiny_bundle, tmp_path):
     from synd.bridges.base import OutputRunner
     from synd.capture import FileInput
     from synd.engine import Engine, EngineOptions
-
-    from conftest import music_clip
-    from test_engine import Collect
+    from tests.helpers.audio import music_clip
+    from tests.helpers.engine import Collect
 
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(3, seconds=8.0), 24000)

@@ -17,8 +17,7 @@ from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.presets import Look
 from synd.render import RenderOptions, generation_size, output_paths, render_song, safe_stem
 from synd.video import read_audio, read_frames, read_video_info
-
-from conftest import music_clip
+from tests.helpers.audio import music_clip
 
 SYND = [sys.executable, "-m", "synd"]
 

@@ -35,10 +35,9 @@ from pythonosc.osc_message import OscMessage
 
 from synd.osc import parse_status
 from synd.video import read_video_info
-
-from pulse import pulse, requires_pulse  # noqa: F401  (fixture)
-from test_daemon import beats
-from test_osc import free_udp_port, osc
+from tests.helpers.audio import beats
+from tests.helpers.osc import free_udp_port, osc
+from tests.helpers.pulse import requires_pulse
 
 SOAK_S = float(os.environ.get("SYND_SOAK_S", "600"))
 #: Every preset and model has been loaded once by then (presets change every 30 s,

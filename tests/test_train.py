@@ -14,36 +14,14 @@ from synd.bundle import load_model
 from synd.checkpoint import read_checkpoint
 from synd.presets import load_preset, parse_preset
 from synd.train import TrainError, TrainOptions, decoder_crop, state_path, train
-
-TINY = """
-name = "tiny"
-description = "tiny test look"
-[features]
-bands = 8
-[architecture]
-width = 4
-res_blocks = 1
-cond_dim = 16
-decoder_width = 8
-[loss]
-sound = 1.0
-image = 0.5
-colorfulness = 0.1
-temporal = 0.1
-[train]
-size = 32
-batch = 4
-unroll = 2
-pool = 8
-lr = 0.003
-"""
+from tests.helpers.models import TINY_PRESET
 
 
 @pytest.fixture
 def tiny_preset(tmp_path):
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return parse_preset(TINY, path)
+    path.write_text(TINY_PRESET)
+    return parse_preset(TINY_PRESET, path)
 
 
 def options(preset, clip_dir, out, **kw):

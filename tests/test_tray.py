@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,12 +10,11 @@ import numpy as np
 import pytest
 
 from synd.audio import write_wav
-
-from conftest import music_clip
-from test_daemon import start_daemon, stop_daemon
-from test_osc import free_udp_port, oscsend
-
-SYND = [sys.executable, "-m", "synd"]
+from tests.helpers.audio import music_clip
+from tests.helpers.daemon import SYND, start_daemon, stop_daemon
+from tests.helpers.osc import free_udp_port, osc, oscsend
+from tests.helpers.wait import wait_until
+from tests.helpers.xserver import tray_owner
 
 
 def wait_line(path, text, proc=None, timeout=30.0):
@@ -99,8 +97,6 @@ def test_tray_without_any_display_is_one_error_line(tmp_path):
 
 # -- the real tray and window on X (Xvfb, trayer, xdotool, imagemagick) ------------------------
 
-from xserver import trayer, wait_until, xvfb  # noqa: E402,F401  (fixtures)
-
 
 def vivid(img, geometry) -> int:
     """Pixels of the live icon's magenta-to-violet gradient inside `geometry`."""
@@ -115,7 +111,6 @@ def ask(port, address):
     import socket
 
     from pythonosc.osc_message import OscMessage
-    from test_osc import osc
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -173,8 +168,6 @@ def test_without_a_tray_on_x_the_control_window_opens_and_is_photographed(xvfb, 
     with its one-line note; the window shows the live picture. The README's screenshot
     is this window (`make screenshots` copies it to docs/)."""
     import shutil
-
-    from xserver import tray_owner
 
     assert tray_owner(xvfb) == 0
     log = tmp_path / "run.log"

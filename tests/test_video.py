@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from synd.video import (
     read_frames,
     read_video_info,
 )
+from tests.helpers.tmpfs import mounted_tmpfs
 
 W, H = 128, 72
 
@@ -267,26 +266,6 @@ def test_missing_folder_gives_one_line_video_error(tmp_path: Path) -> None:
     message = str(info.value)
     assert "\n" not in message and str(dest) in message
     assert "No such file or directory" in message
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(mount_point: Path, size: str):
-    """A tmpfs of `size` (mount's syntax: "200k", "2m") at `mount_point`, unmounted
-    afterwards; skips the test when mounting is not permitted (it needs root)."""
-    mount_point.mkdir(parents=True, exist_ok=True)
-    try:
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-            capture_output=True, text=True, timeout=20,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot run mount: {exc}")
-    if result.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=20)
 
 
 @pytest.fixture

@@ -8,25 +8,24 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PyQt6.QtCore import Qt  # noqa: E402
+import numpy as np
+import pytest
+from PyQt6.QtCore import Qt
 
-from synd.audio import write_wav  # noqa: E402
-from synd.bridges.base import OutputRunner  # noqa: E402
-from synd.capture import FileInput  # noqa: E402
-from synd.control import Controller  # noqa: E402
-from synd.engine import Engine, EngineOptions  # noqa: E402
-from synd.link import LocalLink, OscLink  # noqa: E402
-from synd.osc import OscServer  # noqa: E402
-from synd.presets import Look  # noqa: E402
-from synd.tray import NO_TRAY_NOTE, Tray  # noqa: E402
-from synd.window import ControlWindow  # noqa: E402
-
-from conftest import music_clip  # noqa: E402
-from test_control import other_model  # noqa: E402
-from test_engine import Collect  # noqa: E402
-from test_osc import oscsend  # noqa: E402
+from synd.audio import write_wav
+from synd.bridges.base import OutputRunner
+from synd.capture import FileInput
+from synd.control import Controller
+from synd.engine import Engine, EngineOptions
+from synd.link import LocalLink, OscLink
+from synd.osc import OscServer
+from synd.presets import Look
+from synd.tray import NO_TRAY_NOTE, Tray
+from synd.window import ControlWindow
+from tests.helpers.audio import music_clip
+from tests.helpers.engine import Collect
+from tests.helpers.models import other_model
+from tests.helpers.osc import oscsend
 
 WAIT_MS = 5000
 

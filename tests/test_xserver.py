@@ -1,4 +1,4 @@
-"""The real-X11 test infrastructure (tests/xserver.py) against the real parts: Xvfb,
+"""The real-X11 test infrastructure (tests/helpers/xserver.py) against the real parts: Xvfb,
 trayer, xdotool, imagemagick and PyQt6 apps on xcb."""
 
 import os
@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from xserver import (X, fresh_xvfb, qt_app, run_qt, start_xvfb, stop_process,  # noqa: F401
-                     tray_geometry, tray_owner, trayer, wait_until, xvfb)
+from tests.helpers.wait import wait_until
+from tests.helpers.xserver import X, run_qt, start_xvfb, stop_process, tray_geometry, tray_owner
 
 MAGENTA = (255, 0, 255)
 

@@ -1,11 +1,12 @@
 """Drives the ndi output's end-to-end tests inside a loopback-only network namespace.
 
-    unshare -n sh -c 'ip link set lo up && exec python tests/ndi_driver.py MODE --out DIR ...'
+    unshare -n sh -c 'ip link set lo up && exec python tests/helpers/ndi_driver.py MODE --out DIR ...'
 
 Refuses to run when any network interface other than loopback is visible, so nothing
 an NDI test sends can leave the machine. NDI discovery is pointed at 127.0.0.1 with an
-ndi-config.v1.json in NDI_CONFIG_DIR (no mDNS). Every receiver is tests/ndi_receiver.py
-in its own process, on cyndilib. Writes DIR/result.json (and .npz files) for the test.
+ndi-config.v1.json in NDI_CONFIG_DIR (no mDNS). Every receiver is ndi_receiver.py (next
+to this file) in its own process, on cyndilib. Writes DIR/result.json (and .npz files)
+for the test (tests/helpers/ndi.py's `drive` runs this and reads it).
 
 Modes:
     cli        `synd run --input AUDIO --loop --output ndi@WxH@FPS:NAME`, the real
@@ -16,6 +17,10 @@ Modes:
     reconnect  the engine in process feeding an NdiOutput; one receiver watches and
                leaves, nobody watches for a while, a second receiver comes; engine
                counters are sampled between the phases.
+    receiver-killed
+               the engine in process feeding an NdiOutput; a receiver watches and is
+               SIGKILLed mid-stream, the engine and sender are sampled for --gap seconds,
+               then a new receiver watches (tests/test_faults.py).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ def ndi_config() -> str:
 
 
 class Receiver:
-    """tests/ndi_receiver.py in a subprocess; its JSON lines are collected as they come."""
+    """ndi_receiver.py in a subprocess; its JSON lines are collected as they come."""
 
     def __init__(self, name: str, seconds: float, save: Path | None = None,
                  max_save: int = 60, find_timeout: float = 60.0, fmt: str = "bgra") -> None:
@@ -164,8 +169,8 @@ def mode_cli(args, out: Path) -> dict:
 def make_engine(args, outputs):
     from synd.bridges.base import OutputRunner
     from synd.capture import FileInput
+    from synd.catalog import resolve_look
     from synd.engine import Engine, EngineOptions
-    from synd.render import resolve_look
 
     bundle, look = resolve_look("prism", None)
     bundle.generator.eval()
@@ -314,9 +319,31 @@ def mode_reconnect(args, out: Path) -> dict:
     return with_ndi_sender(args, scenario)
 
 
+def mode_receiver_killed(args, out: Path) -> dict:
+    def scenario(ndi, engine, runner, phases) -> dict:
+        first = Receiver(args.name, 600)  # would watch for ten minutes: it is killed
+        if first.wait_event("frame", 60) is None:
+            return {"error": "first receiver got no frame", "first": first.finish(5)}
+        time.sleep(0.5)  # mid-stream
+        phases["watching"] = snapshot(engine, runner)
+        first.proc.kill()
+        first_result = first.finish(10)
+        phases["killed"] = snapshot(engine, runner)
+        first_result["left"] = wait_connections(ndi, 0, 10)
+        time.sleep(max(0.0, args.gap - (time.monotonic() - phases["killed"]["t"])))
+        phases["after"] = snapshot(engine, runner)
+        second = Receiver(args.name, args.seconds)
+        if second.wait_event("frame", 60) is None:
+            return {"error": "second receiver got no frame", "second": second.finish(5)}
+        second_result = second.finish(args.seconds + 30)
+        phases["second_done"] = snapshot(engine, runner)
+        return {"first": first_result, "second": second_result}
+    return with_ndi_sender(args, scenario)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["check", "cli", "content", "reconnect"])
+    p.add_argument("mode", choices=["check", "cli", "content", "reconnect", "receiver-killed"])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--audio")
     p.add_argument("--name", default="synd test")
@@ -325,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detail", type=int, default=96)
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--startup", type=float, default=60.0, help="cli: seconds synd may take to start")
-    p.add_argument("--gap", type=float, default=1.5, help="reconnect: seconds with no receiver")
+    p.add_argument("--gap", type=float, default=1.5,
+                   help="reconnect: seconds with no receiver; receiver-killed: seconds "
+                        "watched after the kill")
     p.add_argument("--max-save", type=int, default=60)
     p.add_argument("--format", choices=["bgra", "uyva"], default="bgra",
                    help="content: how the receiver reads frames (see ndi_receiver.py)")
@@ -335,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "check":
             from synd.bridges.ndi import NdiOutput
             return {"available": NdiOutput.available()}
-        return {"cli": mode_cli, "content": mode_content,
-                "reconnect": mode_reconnect}[args.mode](args, out)
+        return {"cli": mode_cli, "content": mode_content, "reconnect": mode_reconnect,
+                "receiver-killed": mode_receiver_killed}[args.mode](args, out)
     return run_in_namespace(work, args)
 
 

@@ -1,8 +1,7 @@
 """Real X11 for tests: a private Xvfb server, a trayer system tray and Qt apps on them.
 
-Usage, as pytest fixtures (import them into the test module; pytest finds them)::
-
-    from xserver import X, qt_app, trayer, xvfb  # noqa: F401  (fixtures)
+Usage, as pytest fixtures (tests/conftest.py loads this module through `pytest_plugins`,
+so a test only names them)::
 
     def test_tray_menu(xvfb, trayer, qt_app):
         app = qt_app(APP_CODE)                       # sys.executable -u -c APP_CODE on xcb
@@ -30,8 +29,9 @@ Found by experiment (Qt 6.11, trayer 1.1.8, Xvfb 21.1):
 
 * ``QSystemTrayIcon.geometry()`` is non-empty but bogus, (0, 0, 22, 22), right after
   ``show()``; the docked geometry (trayer's 22x30 slot, e.g. (1257, 1, 22, 30)) comes
-  about 10 ms later (~35 ms after QApplication() was created). Wait for a top left corner other than (0, 0), not for non-empty.
-  `Tray.icons()` gives the same rectangle from the X side.
+  about 10 ms later (~35 ms after QApplication() was created). Wait for a top left corner
+  other than (0, 0), not for non-empty. `Tray.icons()` gives the same rectangle from the
+  X side.
 * The 32x32 pixmap is drawn scaled to 22x22 in that slot.
 * Right click (button 3) opens the context menu; left click does not (it only sends
   ``activated(Trigger)``). ``aboutToShow`` comes before the menu window is mapped: wait
@@ -67,12 +67,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pytest
 
-__all__ = ["X", "Tray", "QtApp", "LineReader", "wait_until", "start_xvfb", "start_trayer",
+from tests.helpers.wait import wait_until
+
+__all__ = ["X", "Tray", "QtApp", "LineReader", "start_xvfb", "start_trayer",
            "stop_process", "tray_geometry", "tray_owner", "xvfb_server", "trayer_running",
            "run_qt", "xvfb", "fresh_xvfb", "trayer", "qt_app", "XVFB", "TRAYER"]
 
@@ -86,29 +87,6 @@ TRAYER_ARGS = ("--edge", "top", "--align", "right", "--widthtype", "pixel", "--w
                "--heighttype", "pixel", "--height", "32")
 
 Geometry = tuple[int, int, int, int]  # x, y, width, height (root coordinates)
-T = TypeVar("T")
-
-
-# ---------------------------------------------------------------------------- waiting
-
-
-def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.05,
-               message: str | None = None) -> T:
-    """Call `predicate` until it returns something truthy, and return that.
-
-    Raises AssertionError naming `message` (or the predicate) after `timeout` seconds.
-    The predicate is always tried once more at the deadline, so a slow machine that
-    oversleeps does not fail a condition that has become true.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            what = message or getattr(predicate, "__name__", repr(predicate))
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
 # ------------------------------------------------------------------------- processes

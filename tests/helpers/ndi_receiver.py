@@ -1,8 +1,8 @@
 """An independent NDI receiver for the ndi output's tests, built on cyndilib (its own
 Cython wrapper and its own copy of the NDI runtime), not on ndi-python as the sender is.
 
-    python tests/ndi_receiver.py --name NAME --seconds S [--format bgra|uyva]
-                                 [--save FILE.npz] [--max-save N]
+    python tests/helpers/ndi_receiver.py --name NAME --seconds S [--format bgra|uyva]
+                                         [--save FILE.npz] [--max-save N]
 
 Finds the source whose name ends in "(NAME)" (NDI lists sources as "HOST (NAME)"),
 connects, and watches it for S seconds after the first frame. Prints JSON lines on

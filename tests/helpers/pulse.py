@@ -1,8 +1,10 @@
-"""A private PulseAudio server for tests (reusable by any test module).
+"""A private PulseAudio server for tests: the `pulse` fixture, the `requires_pulse` mark,
+and `pulse_server()` for code outside a fixture.
 
-Usage, as a pytest fixture (import it into the test module)::
+Usage, as a pytest fixture (tests/conftest.py loads this module through `pytest_plugins`,
+so a test only names it)::
 
-    from pulse import pulse, requires_pulse  # noqa: F401  (pytest finds the fixture)
+    from tests.helpers.pulse import requires_pulse
 
     @requires_pulse
     def test_something(pulse):
