@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from synd.bridges.base import (
-    OUTPUT_CLASSES,
+    OUTPUTS,
     Frame,
     Output,
     OutputRunner,
@@ -31,6 +31,7 @@ from synd.bridges.base import (
     register_output,
 )
 from synd.bridges.record import RecordOutput
+from synd.bridges.registry import OutputEntry
 from synd.video import VideoWriter, read_audio, read_frames, read_video_info
 
 HAVE_QT = importlib.util.find_spec("PyQt6") is not None
@@ -311,7 +312,7 @@ def test_unavailable_output_gives_its_reason(monkeypatch):
         def available(cls):
             return "needs a unicorn"
 
-    monkeypatch.setitem(OUTPUT_CLASSES, "unicorn", "x:y")
+    monkeypatch.setitem(OUTPUTS, "unicorn", OutputEntry("x:y"))
     from synd.bridges import base
     monkeypatch.setitem(base._loaded, "unicorn", Unicorn)
     with pytest.raises(OutputSpecError, match=r"^output 'unicorn' is not available: needs a unicorn \(available: .*record"):
@@ -321,7 +322,7 @@ def test_unavailable_output_gives_its_reason(monkeypatch):
 
 def test_create_output_takes_the_engine_fps_unless_told(monkeypatch):
     from synd.bridges import base
-    monkeypatch.setitem(OUTPUT_CLASSES, "fake", "x:y")
+    monkeypatch.setitem(OUTPUTS, "fake", OutputEntry("x:y"))
     monkeypatch.setitem(base._loaded, "fake", FakeOutput)
     out = create_output("fake", {}, engine_fps=25)
     assert (out.size, out.fps, out.engine_fps) == ((64, 36), 25.0, 25.0)
@@ -335,7 +336,7 @@ def test_create_output_takes_the_engine_fps_unless_told(monkeypatch):
 
 def test_register_output_adds_a_class(monkeypatch):
     from synd.bridges import base
-    monkeypatch.setattr(base, "OUTPUT_CLASSES", dict(OUTPUT_CLASSES))
+    monkeypatch.setattr(base, "OUTPUTS", dict(OUTPUTS))
     monkeypatch.setattr(base, "_loaded", dict(base._loaded))
 
     class Other(FakeOutput):
@@ -510,7 +511,9 @@ def test_ctrl_c_in_a_daemon_that_forgets_to_stop_still_finishes_the_recording(tm
 
 
 def test_unwritable_record_path_fails_in_open_with_one_line(tmp_path, caplog):
-    path = tmp_path / "no such folder" / "set.mp4"
+    # A missing folder is made (as for render -o); a "folder" that is a file cannot be.
+    (tmp_path / "a file").write_text("not a folder")
+    path = tmp_path / "a file" / "set.mp4"
     out = create_output("record", {"path": str(path), "size": (320, 180)}, engine_fps=30)
     runner = OutputRunner(out).start()
     assert not runner.wait_open(10)
@@ -518,7 +521,7 @@ def test_unwritable_record_path_fails_in_open_with_one_line(tmp_path, caplog):
     assert failures(caplog) == [f"output record failed: {runner.failed}; disabled"]
     assert not runner.offer(live_frame(0))
     assert runner.stop(5)
-    assert not path.parent.exists()
+    assert os.listdir(tmp_path) == ["a file"]
 
 
 def test_record_with_no_frames_reports_it_and_leaves_nothing(tmp_path, caplog):

@@ -3,7 +3,7 @@
 Each file is refused with one clear line naming it and the problem (or, where the file
 is merely unusual, loads correctly), through every way synd loads models: the checkpoint
 reader, `load_model` by path and by name, a preset naming the model, a control slot
-(`synd.daemon.load_look`, what OSC and MIDI reach), `synd info` and `synd render --model`.
+(`synd.catalog.look_for`, what OSC and MIDI reach), `synd info` and `synd render --model`.
 Pickles carry a payload that creates a marker file when unpickled; the marker must never
 appear (and a control test shows that unpickling really does create it).
 
@@ -31,12 +31,11 @@ from synd.audio import write_wav
 from synd.bundle import ModelBundle, load_model
 from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from synd.control import Controller
-from synd.daemon import load_look, model_choices
 from synd.features import FeatureConfig, FeatureStats
 from synd.model import ModelConfig
 from synd.osc import Commands
+from synd.catalog import choices, look_for, resolve_look
 from synd.presets import PresetError, list_presets, load_preset
-from synd.render import resolve_look
 from tests.helpers.audio import music_clip
 from tests.helpers.models import make_tiny_bundle
 
@@ -128,7 +127,7 @@ def test_pickled_models_are_refused_everywhere_and_never_run(home):
         refused(lambda: load_model(str(path)), path, problem=problem)
         refused(lambda: load_model(name), name, problem=problem)  # by name, models folder
         refused(lambda: resolve_look(name, None), name)  # a preset naming it
-        refused(lambda: load_look(name), name)  # what a control slot loads
+        refused(lambda: look_for(name), name)  # what a control slot loads
         assert not marker.exists()
         OUTCOMES[f"{label} (5 entry points)"] = f"refused: {message.split(': ', 1)[1]}"
     assert not marker.exists()
@@ -494,8 +493,8 @@ def test_names_from_osc_and_midi_only_reach_the_model_and_preset_folders(home):
     never reach a loader."""
     make_tiny_bundle().save(home.models / "mine.safetensors")
     engine = SlotEngine()
-    control = Controller(engine, [p.name for p in list_presets()], load_look, current="prism",
-                         models=model_choices)
+    control = Controller(engine, [p.name for p in list_presets()], look_for, current="prism",
+                         models=choices)
     commands = Commands(control)
     for name in HOSTILE_NAMES:
         for address in ("/synd/preset", "/synd/model/a", "/synd/model/b"):

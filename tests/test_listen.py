@@ -23,7 +23,8 @@ from synd.features import FeatureConfig, FeatureExtractor
 from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.listen import (ListenError, decode_pictures, default_output, features_to_audio,
                          listen, read_pictures)
-from synd.render import generation_size, model_look
+from synd.catalog import model_look
+from synd.sizes import generation_size
 from synd.video import VideoWriter
 
 SECONDS = 10.0

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from synd import measure
-from synd.model import FoldedGenerator, Generator, ModelConfig, generator_macs, make_coords
+from synd.measure import generator_macs
+from synd.model import FoldedGenerator, Generator, ModelConfig, make_coords
 
 
 def scripted_clock(times):

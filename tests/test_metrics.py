@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synd.metrics import r2_score
+from synd.quality import r2_score
 
 
 def test_r2_perfect_mean_and_partial():

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from synd.model import Generator, ModelConfig, SoundDecoder, generator_macs, make_coords
+from synd.measure import generator_macs
+from synd.model import Generator, ModelConfig, SoundDecoder, make_coords
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from synd.native import explain, quiet_stderr
-from tests.helpers.pulse import pulse, requires_pulse  # noqa: F401  (fixture)
+from tests.helpers.pulse import requires_pulse
 
 SYND = [sys.executable, "-m", "synd"]
 #: What JACK and ALSA print themselves when no JACK server runs (never synd's words).

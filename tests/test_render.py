@@ -15,7 +15,8 @@ from synd.audio import load_audio, write_wav
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.presets import Look
-from synd.render import RenderOptions, generation_size, output_paths, render_song, safe_stem
+from synd.render import RenderOptions, output_paths, render_song, safe_stem
+from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.video import read_audio, read_frames, read_video_info
 from tests.helpers.audio import music_clip
 
@@ -90,9 +91,7 @@ def test_generation_size_keeps_aspect_and_native_scale():
     assert generation_size(1920, 1080) == (384, 216)
     assert generation_size(720, 1280) == (216, 384)
     assert generation_size(1280, 720, short=256) == (456, 256)
-    from synd.cli import DETAIL
-    from synd.render import GENERATION_SHORT_SIDE
-    assert DETAIL == GENERATION_SHORT_SIDE
+    assert GENERATION_SHORT_SIDE == 216
     assert generation_size(128, 96) == (128, 96)
     assert generation_size(1920, 1080, short=180) == (312, 176)
 

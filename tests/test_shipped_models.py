@@ -9,7 +9,7 @@ from synd.evaluate import TARGETS, evaluate_track, silence_flicker, summarize
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
 from synd.presets import DEFAULT_PRESET, list_presets, load_preset
-from synd.render import model_look
+from synd.catalog import model_look
 from synd.report import check_target
 
 SHIPPED = ["classic", "sharp", "prism", "drift"]
