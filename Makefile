@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	touch $@
 
 ## run: set up, then start the live daemon with the default model: system audio (or, with
-## no audio device, the demo song in a loop) to the preview window (or, with no display,
-## a recording); Ctrl-C stops it
+## no audio device, the demo song in a loop) to the preview window and the NDI source
+## `synd`; with no display, to NDI and also a recording in ~/.local/share/synd/recordings/
+## (about 45 MB a minute, no size limit; one log line names the file and the NDI source);
+## Ctrl-C stops it and finishes the file
 run: setup
 	$(BIN)/synd run
 

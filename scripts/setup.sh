@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time set-up for `make run` / `make test` on Debian or Ubuntu:
-# system packages (when root), a virtual environment in .venv, the pinned CPU torch,
-# and synd itself (editable) with its test, live-capture, preview-window, NDI and
+# system packages (when root; if another apt or dpkg holds the lock, it waits up to 10
+# minutes, see scripts/apt_lock.sh), a virtual environment in .venv, the pinned CPU
+# torch, and synd itself (editable) with its test, live-capture, preview-window, NDI and
 # virtual-camera extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +37,14 @@ if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Another apt or dpkg (unattended-upgrades, just after boot) may hold the lock: wait
+    # for it, saying so, up to SYND_APT_WAIT seconds (10 minutes), instead of failing.
+    source scripts/apt_lock.sh
+    wait_for_apt_lock
+    apt-get -o DPkg::Lock::Timeout="$apt_lock_left" update -qq
+    wait_for_apt_lock
+    apt-get -o DPkg::Lock::Timeout="$apt_lock_left" install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
   else
     echo "setup: please install these packages first (needs root): ${missing[*]}" >&2
   fi

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
 
-from synd.config import Config, parse_size
+from synd.config import Config, RunConfig, parse_size
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,29 @@ def open_source(config: Config, rate: int):
 NAMED_OUTPUTS = ("ndi", "syphon", "spout")
 
 
-def auto_outputs(preview: bool = True) -> str:
+#: What a recording of the default outputs costs on disk: about this many MB a minute at
+#: 1280x720 and 30 fps (H.264 "ultrafast", crf 20, and the audio; `make run` headless
+#: with the demo song measured 43). The recorder has no size limit: the log says this.
+RECORD_MB_PER_MINUTE = 45.0
+
+
+def record_mb_per_minute(size: tuple[int, int], fps: float) -> float:
+    """Roughly how many MB a minute a recording of `size` at `fps` takes (scaled by pixel rate)."""
+    return RECORD_MB_PER_MINUTE * size[0] * size[1] * fps / (1280 * 720 * 30)
+
+
+def auto_outputs(preview: bool = True, run: RunConfig | None = None) -> str:
     """The default outputs: the preview window where a display exists (unless `preview`
     is False: the tray's control window shows the picture), plus NDI (and Syphon or
-    Spout on their platforms) where installed, so VJ software sees synd at once. With
-    none of them, a recording in the data folder, so that the visuals go somewhere
-    visible."""
+    Spout on their platforms) where installed, so VJ software sees synd at once. With no
+    display, also a recording in the data folder, so that the visuals go somewhere a
+    user can see without an NDI receiver; the log says in one line where the file goes
+    and how to watch the NDI source (`run`: the [run] settings, for the source name,
+    the size and the rate)."""
     from synd.bridges.base import output_class
     from synd.paths import data_dir
 
+    run = run or RunConfig()
     chosen, reasons = [], []
     for name in ("preview", *NAMED_OUTPUTS) if preview else NAMED_OUTPUTS:
         try:
@@ -75,14 +90,43 @@ def auto_outputs(preview: bool = True) -> str:
             chosen.append(name)
         elif name in ("preview", "ndi"):
             reasons.append(f"{name}: {reason}")
-    if chosen:
+    headless = preview and "preview" not in chosen and _no_display()
+    if chosen and not headless:
         return ",".join(chosen)
     if not preview:
         reasons.insert(0, "preview: the control window shows the picture")
     path = data_dir() / "recordings" / time.strftime("synd-%Y%m%d-%H%M%S.mp4")
     path.parent.mkdir(parents=True, exist_ok=True)
-    log.warning("no preview or NDI (%s): recording to %s instead", "; ".join(reasons), path)
-    return f"record:{path}"
+    mb = record_mb_per_minute(parse_size(run.size), run.fps)
+    record = (
+        f"recording to {path} (about {mb:.0f} MB a minute, {mb * 60 / 1000:.1f} GB an hour, "
+        "no size limit; Ctrl-C finishes the file)"
+    )
+    if "ndi" in chosen:
+        log.warning(
+            "no display: %s; and publishing the NDI source '%s' on this network (listed as "
+            "'%s (%s)'): open it in OBS (NDI plugin), Resolume or NDI Studio Monitor",
+            record,
+            run.ndi_name,
+            socket.gethostname().split(".")[0].upper(),
+            run.ndi_name,
+        )
+    elif chosen:
+        log.warning("no display: %s; and publishing to %s", record, ", ".join(chosen))
+    else:
+        log.warning("no preview or NDI (%s): %s instead", "; ".join(reasons), record)
+    return ",".join([*chosen, f"record:{path}"])
+
+
+def _no_display() -> bool:
+    """Whether there is no display for a window here (no DISPLAY or WAYLAND_DISPLAY that
+    works, on Linux and the BSDs)."""
+    try:
+        from synd.bridges.preview import display_problem
+
+        return display_problem() is not None
+    except Exception:  # noqa: BLE001 - without the preview module, nothing shows a window
+        return True
 
 
 def engine_fps(run_fps: float, parsed: list[tuple[str, dict]]) -> float:
@@ -143,7 +187,7 @@ class Daemon:
         source = open_source(config, bundle.features.sample_rate)
         self._first_source = source
         if parsed is None:
-            parsed = parse_outputs(auto_outputs(preview=not config.tray.show))
+            parsed = parse_outputs(auto_outputs(preview=not config.tray.show, run=run))
         # --size is the size of every output that does not name its own (NAME@WxH), and
         # --ndi-name the name of every NDI/Syphon/Spout source that does not (ndi:NAME).
         fps = engine_fps(run.fps, parsed)

@@ -14,7 +14,7 @@ import pytest
 from synd.audio import write_wav
 from synd.video import read_audio, read_frames, read_video_info
 from tests.helpers.audio import beats
-from tests.helpers.daemon import SYND, start_daemon, stop_daemon
+from tests.helpers.daemon import SYND, frames_logged, start_daemon, stop_daemon
 from tests.helpers.pulse import requires_pulse
 
 RATE = 48000  # of the sound written here (beats() makes its bars at this rate too)
@@ -24,7 +24,7 @@ def wait_log(proc, path_or_text, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"synd run exited early: {proc.stderr.read()}")
+            raise AssertionError(f"synd run exited early: {proc.log.text()}")
         if path_or_text():
             return
         time.sleep(0.1)
@@ -104,7 +104,7 @@ def test_the_daemon_survives_a_sound_server_restart(pulse, tmp_path):
     write_wav(song, beats(3.0), RATE)
     time.sleep(3)
     pulse.play(song, wait=True)
-    assert proc.poll() is None, f"the daemon died with the sound server: {proc.stderr.read()}"
+    assert proc.poll() is None, f"the daemon died with the sound server: {proc.log.text()}"
     code, err, _ = stop_daemon(proc)
     assert code == 0, err
     assert "capture resumed" in err or "resumed" in err, err
@@ -136,8 +136,8 @@ def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording
            "XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "DISPLAY": "",
            "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": "",
            "PYTHONPATH": os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")])}
-    proc = start_daemon("--size", "160x96", env=env)
-    time.sleep(8)
+    proc = start_daemon("--size", "160x96", "-o", "status_every=1", env=env)
+    proc.log.wait(lambda log: frames_logged(log) > 60)  # work done, however busy the machine
     code, err, _ = stop_daemon(proc)
     assert code == 0, err
     assert "no audio device" in err and "demo" in err and "no preview or NDI" in err
@@ -181,7 +181,7 @@ def test_the_preview_window_runs_on_the_main_thread_and_sigterm_closes_it(tmp_pa
                         f"preview@320x180,record:{tmp_path / 'r.mp4'}", "--size", "160x96",
                         "-o", "status_every=1", env={"QT_QPA_PLATFORM": "offscreen"})
     wait_log(proc, lambda: any("partial" in p.name for p in tmp_path.iterdir()), timeout=60)
-    time.sleep(3)
+    proc.log.wait(lambda log: frames_logged(log) > 60)
     code, err, took = stop_daemon(proc)
     assert code == 0, err
     assert "preview 320x180" in err and "record 160x96" in err
