@@ -128,7 +128,7 @@ def test_a_song_as_input_and_sigint(tmp_path):
 def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording(tmp_path, monkeypatch):
     """What `make run` does on a bare server without NDI: the demo clip in a loop, recorded.
     (NDI is made unavailable by hiding its module; with NDI installed, the demo goes to an
-    NDI source instead: see test_auto_outputs.)"""
+    NDI source and a recording: see tests/test_newcomer_setup.py.)"""
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "NDIlib.py").write_text("raise ImportError('hidden for this test')\n")
