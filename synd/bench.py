@@ -3,15 +3,22 @@
 Speed targets live here, never in timed unit tests. The render benchmark times, on a
 synthesized song of `seconds` seconds at each output size:
 
-* generate: the shared frame loop alone (features -> 8-bit frames at generation size);
+* generate: the shared frame loop alone (features -> 8-bit frames at generation size),
+  with the threads a render gives it (`encoder_friendly_threads`: half the cores on a
+  CPU), so that it compares with the whole render;
 * encode: the video writer alone, fed those frames (upscale, colour conversion, x264);
 * pipeline: `render_song` end to end (audio decode, features, generation overlapped with
   encoding, audio mux), the number that matters; ``x_real_time`` = audio seconds per
   second of wall time.
+
+Generation alone and the whole render are timed in alternating rounds, so that the two
+are compared on the same machine state; the goal's verdict comes from the rounds' spread
+(`synd.measure.decide`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -38,40 +45,78 @@ def bench_render(
     fps: float = 30.0,
     speed: str = "superfast",
     detail: int = GENERATION_SHORT_SIDE,
+    rounds: int = 3,
 ) -> list[dict]:
-    """Time generation, encoding and the whole render at each size; one dict per size."""
-    from synd.corpus import demo_clip
+    """Time generation, encoding and the whole render at each size; one dict per size.
 
+    The whole render and generation alone are measured close together, in `rounds`
+    interleaved rounds (`synd.measure.paired_ratios`), and generation alone with the
+    threads the render gives it ("generate_threads"), so that their ratio compares like
+    with like on a machine whose load changes; frames/s and x real time are the medians
+    of the rounds, and "x_real_time_stats" / "pipeline_over_generate_stats" their
+    `ratio_summary`. Encoding alone is timed once, on the last round's frames."""
+    from synd.corpus import demo_clip
+    from synd.measure import median, paired_ratios, ratio_summary
+    from synd.render import encoder_friendly_threads
+
+    device = next(bundle.generator.parameters()).device
+    with encoder_friendly_threads(device):
+        threads = torch.get_num_threads() if device.type == "cpu" else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="synd-bench-") as tmp:
         song = demo_clip(Path(tmp) / "song.wav", duration=seconds)
         features = song_features(song, bundle, fps)
+        count = len(features)  # frames of the song, generated alone or rendered whole
         for size in sizes:
-            began = time.perf_counter()
-            frames = list(render_frames(bundle, look, features, size, detail=detail))
-            generate = len(frames) / (time.perf_counter() - began)
+            frames: list = []
+            options = RenderOptions(size=size, fps=fps, speed=speed, detail=detail, progress=False)
+
+            def generate(size: tuple[int, int] = size, frames: list = frames) -> None:
+                with encoder_friendly_threads(device):  # as in the whole render
+                    frames[:] = render_frames(bundle, look, features, size, detail=detail)
+
+            def pipeline(options: RenderOptions = options) -> None:
+                render_song(song, Path(tmp) / "render.mp4", bundle, look, options)
+
+            render_log = logging.getLogger("synd.render")
+            level = render_log.level
+            render_log.setLevel(logging.WARNING)  # not a "rendering ..." line for every round
+            try:
+                paired = paired_ratios(pipeline, generate, rounds, work_a=count, work_b=count, warmup=0)
+            finally:
+                render_log.setLevel(level)
 
             began = time.perf_counter()
             with VideoWriter(Path(tmp) / "encode.mp4", *size, fps, preset=speed) as writer:
                 for frame in frames:
                     writer.write(frame)
             encode = len(frames) / (time.perf_counter() - began)
-            del frames
+            del frames[:]
 
-            options = RenderOptions(size=size, fps=fps, speed=speed, detail=detail, progress=False)
-            result = render_song(song, Path(tmp) / "render.mp4", bundle, look, options)
+            real_time = ratio_summary([count / fps / s for s in paired["a_s"]])
+            whole_over_alone = ratio_summary(paired["ratios"])
             rows.append(
                 {
                     "size": f"{size[0]}x{size[1]}",
                     "painted_at": "x".join(map(str, generation_size(*size, short=detail))),
-                    "generate_fps": round(generate, 1),
+                    "generate_fps": round(median([count / s for s in paired["b_s"]]), 1),
+                    "generate_threads": threads,
                     "encode_fps": round(encode, 1),
-                    "pipeline_fps": round(result.frames / result.seconds_taken, 1),
-                    "x_real_time": round(result.speed, 2),
+                    "pipeline_fps": round(median([count / s for s in paired["a_s"]]), 1),
+                    "x_real_time": round(real_time["median"], 2),
                     "goal_x_real_time": RENDER_GOALS.get((size[0], size[1])),
+                    "rounds": rounds,
+                    "x_real_time_stats": rounded(real_time),
+                    "pipeline_over_generate": round(whole_over_alone["median"], 2),
+                    "pipeline_over_generate_stats": rounded(whole_over_alone),
                 }
             )
     return rows
+
+
+def rounded(stats: dict, digits: int = 3) -> dict:
+    """A `summary` / `ratio_summary` with its numbers rounded for the report and JSON."""
+    return {k: v if k == "n" else round(v, digits) for k, v in stats.items()}
 
 
 def machine() -> str:
@@ -84,21 +129,48 @@ def machine() -> str:
     )
 
 
-def format_render(rows: list[dict], fps: float) -> str:
-    """The render benchmark as a text table."""
+def spread_text(stats: dict | None, digits: int = 2) -> str:
+    """ "p10-p90 (n rounds)" of per-round `stats`, "" for none or a single round."""
+    if not stats or stats.get("n", 1) < 2:
+        return ""
+    return f"{stats['p10']:.{digits}f}-{stats['p90']:.{digits}f} ({stats['n']})"
+
+
+def format_render(rows: list[dict], fps: float, busy: bool = False) -> str:
+    """The render benchmark as a text table; `busy`: other processes kept the machine busy
+    while it was measured, so the goals get no verdict (`synd.measure.decide`)."""
+    from synd.measure import decide, ratio_summary
+
     head = (
-        f"{'size':>10} {'painted':>8} {'generate':>9} {'encode':>8} {'pipeline':>9} {'x real time':>12}  goal"
+        f"{'size':>10} {'painted':>8} {'generate':>9} {'encode':>8} {'whole':>9} {'whole/gen':>9} "
+        f"{'x real time':>11} {'p10-p90 (rounds)':>17}  goal"
     )
     lines = [head]
     for r in rows:
         goal = r["goal_x_real_time"]
-        verdict = "" if goal is None else f">= {goal}x {'ok' if r['x_real_time'] >= goal else 'MISSED'}"
+        verdict = ""
+        if goal is not None:
+            stats = r.get("x_real_time_stats") or ratio_summary([r["x_real_time"]])
+            verdict = f">= {goal}x {decide(stats, '>=', goal, busy=busy)}"
+        ratio = r.get("pipeline_over_generate")
         lines.append(
             f"{r['size']:>10} {r['painted_at']:>8} {r['generate_fps']:>7.1f}/s "
             f"{r['encode_fps']:>6.1f}/s {r['pipeline_fps']:>7.1f}/s "
-            f"{r['x_real_time']:>11.2f}x  {verdict}"
+            f"{'-' if ratio is None else f'{ratio:.2f}':>9} "
+            f"{r['x_real_time']:>10.2f}x {spread_text(r.get('x_real_time_stats')):>17}  {verdict}"
         )
-    lines.append(f"(frames per second; real time is {fps:g} frames/s)")
+    rounds = rows[0].get("rounds") if rows else None
+    threads = rows[0].get("generate_threads") if rows else None
+    lines.append(
+        f"(frames/s{f', medians of {rounds} rounds' if rounds else ''}; real time is {fps:g} frames/s. "
+        "generate: the frame loop alone, no encoding"
+        + (f", on the render's {threads} of {os.cpu_count()} threads" if threads else "")
+        + ";"
+    )
+    lines.append(
+        " encode: x264 alone, fed those frames; whole: the render end to end, generation "
+        "overlapped with encoding, timed in rounds alternating with generate)"
+    )
     return "\n".join(lines)
 
 

@@ -4,7 +4,14 @@ machine's own limits and with the original SyNEThesia design.
 Shared machines are noisy, so every speed is a median over repeated runs after a
 warm-up, and the headline numbers are ratios measured in the same run: the generator's
 share of the machine's GEMM rate, our frames/s over the baseline's at equal size, the
-render's multiple of real time. The sections (`SECTIONS`, each also a `synd bench PART`):
+render's multiple of real time. Each ratio is measured in rounds that alternate its two
+sides (the generator and the GEMM, ours and the baseline, the whole render and
+generation alone: `synd.measure.paired_ratios`), and reported as the median of the
+rounds' ratios with their p10-p90 spread. A target gets "ok" or "MISSED" only when the
+rounds can decide (`synd.measure.decide`), and "noisy: rerun on an idle machine" when
+they straddle it too widely, scatter too far, or other processes used more than a
+quarter of the cores while the section was measured (`result["load"]`). The sections
+(`SECTIONS`, each also a `synd bench PART`):
 
 * limits: float32 GEMM GFLOP/s (all cores) and memory copy GB/s;
 * generator: frames/s of each shipped preset's model at 128x128, 256x256, 512x512 and
@@ -27,7 +34,7 @@ render's multiple of real time. The sections (`SECTIONS`, each also a `synd benc
 * judge: how long `synd eval --video` takes for a 4-minute 640x360 H.264 video,
   extrapolated from a 20 s one (decoding included).
 
-`--quick` (under a minute on 2 cores) measures the default preset only, with shorter
+`--quick` (about a minute on 2 cores) measures the default preset only, with shorter
 runs, no NDI and an estimated capacity. Results print as tables and go to JSON with the
 top-level keys of `HEADLINE`.
 """
@@ -75,6 +82,20 @@ HEADLINE = {
     "flash_guard_ms": ("<=", 1.0),
     "judge_s_4min_640x360": ("<=", 60.0),
 }
+#: The section each headline number comes from (whose machine load its verdict heeds).
+HEADLINE_SECTION = {
+    "gemm_gflops": "limits",
+    "generator_gemm_fraction": "generator",
+    "live_fps": "live",
+    "live_dropped": "live",
+    "latency_ms_median": "live",
+    "render_rtf_720p30": "render",
+    "render_rtf_1080p30": "render",
+    "baseline_speed_ratio": "baseline",
+    "train_steps_per_s": "train",
+    "flash_guard_ms": "guard",
+    "judge_s_4min_640x360": "judge",
+}
 
 
 @dataclass
@@ -96,6 +117,12 @@ class SuiteOptions:
     def label(self) -> str:
         """The name the main model's rows carry."""
         return Path(self.model).stem if self.model else self.preset
+
+
+def _rounds(opts: SuiteOptions) -> int:
+    """Interleaved rounds of each paired measurement (generator and GEMM, ours and the
+    baseline)."""
+    return 5 if opts.quick else 7
 
 
 def _main_look(opts: SuiteOptions):
@@ -158,21 +185,38 @@ def _sync(device: str) -> None:
         torch.mps.synchronize()
 
 
+def _warm(once: Callable[[], object], seconds: float) -> float:
+    """Call `once` for about `seconds` (at least 3 calls: a new session's first runs
+    allocate its memory and wake its threads); the seconds of one call, the median of the
+    last 3."""
+    from synd.measure import median, timed_runs
+
+    warm = timed_runs(once, repeats=3, warmup=0)
+    while sum(warm) < seconds and len(warm) < 200:
+        warm += timed_runs(once, repeats=1, warmup=0)
+    return median(warm[-3:])
+
+
+def _burst(once: Callable[[], object], calls: int) -> Callable[[], None]:
+    """`once` called `calls` times in a row, as one call (one side of a round)."""
+
+    def burst() -> None:
+        for _ in range(calls):
+            once()
+
+    return burst
+
+
 def frame_rate(paint: Callable[[], object], device: str, budget_s: float) -> dict:
     """Frames/s of `paint()` (median of repeated calls after warm-up; as many calls as
     fit in about `budget_s`, at least 3)."""
-    from synd.measure import median, summary, timed_runs
+    from synd.measure import summary, timed_runs
 
     def once() -> None:
         paint()
         _sync(device)
 
-    # Warm up for a quarter of the budget (at least 3 calls): a new session's first
-    # runs allocate its memory and wake its threads.
-    warm = timed_runs(once, repeats=3, warmup=0)
-    while sum(warm) < budget_s / 4 and len(warm) < 200:
-        warm += timed_runs(once, repeats=1, warmup=0)
-    first = median(warm[-3:])
+    first = _warm(once, budget_s / 4)  # warm up for a quarter of the budget
     repeats = int(min(200, max(3, budget_s / max(first, 1e-4))))
     runs = timed_runs(once, repeats=repeats, warmup=0)
     stats = summary(runs)
@@ -184,36 +228,116 @@ def frame_rate(paint: Callable[[], object], device: str, budget_s: float) -> dic
     }
 
 
-def generator_speed(bundle, size: tuple[int, int], device: str, budget_s: float) -> dict:
-    from synd.measure import folded_flops
+@dataclass
+class GemmProbe:
+    """The machine's matrix multiply as a call, to time in rounds with a painter."""
+
+    library: str  # "onnxruntime" or "torch"
+    product: Callable[[], object]
+    flops: int  # of one product
+    seconds: float  # one product, warm
+
+
+def gemm_probe(library: str, device: str, n: int = 2048) -> GemmProbe:
+    """The product the limits section found fastest (`library`), n x n, warmed up."""
+    from synd.measure import gemm_flops, gemm_product, gemm_product_onnx
+
+    product = gemm_product_onnx(n) if library == "onnxruntime" and device == "cpu" else None
+    if product is None:
+        library, product = "torch", gemm_product(device, n)
+
+    def once() -> None:
+        product()
+        _sync(device)
+
+    return GemmProbe(library, once, gemm_flops(n), _warm(once, 0.0))
+
+
+def generator_speed(
+    bundle,
+    size: tuple[int, int],
+    device: str,
+    budget_s: float,
+    gemm: GemmProbe | None = None,
+    rounds: int = 7,
+) -> dict:
+    """Frames/s of the painter at `size` in `rounds` rounds of about `budget_s / rounds`
+    seconds each; with `gemm`, each round also times the GEMM for about half as long
+    (ABBA order), and the row carries the painter's share of the GEMM rate: the median of
+    the rounds' shares ("gemm_fraction") and their `ratio_summary`."""
+    from synd.bench import rounded
+    from synd.measure import folded_flops, median, paired_ratios, ratio_summary, summary, timed_runs
 
     w, h = size
-    paint = _painter(bundle.generator, h, w, device, threads=os.cpu_count() or 1)  # as GEMM
-    base = torch.rand(1, 3, h, w, device=device if device != "cpu" else "cpu")
-    feats = torch.zeros(1, bundle.config.feature_dim, device=base.device)
-    with torch.inference_mode():
-        speed = frame_rate(lambda: paint(base, feats), device, budget_s)
     flops = folded_flops(bundle.generator.cpu(), h, w)
-    return {"size": f"{w}x{h}", **speed, "gflop_per_frame": round(flops / 1e9, 3)}
+    paint = _painter(bundle.generator, h, w, device, threads=os.cpu_count() or 1)  # as GEMM
+    base = torch.rand(1, 3, h, w, device=device)
+    feats = torch.zeros(1, bundle.config.feature_dim, device=base.device)
+
+    def once() -> None:
+        paint(base, feats)
+        _sync(device)
+
+    with torch.inference_mode():
+        calls = max(1, round(budget_s / rounds / _warm(once, budget_s / 4)))
+        frames = _burst(once, calls)
+        if gemm is None:
+            seconds = timed_runs(frames, repeats=rounds, warmup=0)
+        else:
+            products = max(1, round(budget_s / rounds / 2 / gemm.seconds))
+            gemm.product()  # after the painter's warm-up: the caches hold its data
+            paired = paired_ratios(
+                frames,
+                _burst(gemm.product, products),
+                rounds,
+                work_a=flops * calls,
+                work_b=gemm.flops * products,
+                warmup=0,
+            )
+            seconds = paired["a_s"]
+    ms = summary([1000 * s / calls for s in seconds])
+    row = {
+        "size": f"{w}x{h}",
+        "fps": round(1000 / ms["median"], 2),
+        "ms_median": round(ms["median"], 2),
+        "ms_p90": round(ms["p90"], 2),
+        "runs": calls * rounds,
+        "rounds": rounds,
+        "gflop_per_frame": round(flops / 1e9, 3),
+    }
+    if gemm is not None:
+        share = ratio_summary(paired["ratios"])
+        row["gemm_fraction"] = round(share["median"], 3)
+        row["gemm_fraction_stats"] = rounded(share)
+        row["gemm_gflops_paired"] = round(median([gemm.flops * products / s for s in paired["b_s"]]) / 1e9, 1)
+        row["gemm_library"] = gemm.library
+    return row
 
 
-def generator_section(opts: SuiteOptions, gemm_gflops: float | None) -> list[dict]:
-    from synd.measure import achieved_fraction
-
+def generator_section(opts: SuiteOptions, gemm_library: str | None) -> list[dict]:
+    """Each model at each size; with `gemm_library` (the limits section's fastest), its
+    share of the GEMM rate, the two measured in alternating rounds."""
+    gemm = gemm_probe(gemm_library, opts.device) if gemm_library else None
+    rounds = _rounds(opts)
     rows = []
     sizes = [(256, 256)] if opts.quick else GENERATOR_SIZES
     for preset, bundle, _ in _looks(opts):
         bundle.generator.eval()
         for size in sizes:
-            row = {"preset": preset, **generator_speed(bundle, size, opts.device, 0.5 if opts.quick else 1.5)}
-            if gemm_gflops:
-                row["gemm_fraction"] = round(
-                    achieved_fraction(row["gflop_per_frame"] * 1e9, row["fps"], gemm_gflops), 3
-                )
+            budget = 0.5 if opts.quick else 1.5
+            row = {"preset": preset, **generator_speed(bundle, size, opts.device, budget, gemm, rounds)}
             rows.append(row)
+            share = ""
+            if "gemm_fraction" in row:
+                stats = row["gemm_fraction_stats"]
+                share = (
+                    f", {100 * row['gemm_fraction']:.0f}% of GEMM (p10-p90 {100 * stats['p10']:.0f}-"
+                    f"{100 * stats['p90']:.0f}% over {stats['n']} rounds alternating with the GEMM, "
+                    f"{row['gemm_gflops_paired']} GFLOP/s meanwhile)"
+                )
             _say(
                 f"  {preset} {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
-                + (f", {100 * row['gemm_fraction']:.0f}% of GEMM" if gemm_gflops else "")
+                + share
             )
     return rows
 
@@ -234,10 +358,14 @@ def _looks(opts: SuiteOptions):
             yield (name, *resolve_look(name, None))
 
 
-def baseline_section(opts: SuiteOptions, ours: list[dict]) -> dict:
-    """The original design at the same sizes, in the same runtime with the same threads."""
+def baseline_section(opts: SuiteOptions) -> dict:
+    """The original design at the same sizes, in the same runtime with the same threads,
+    timed in rounds that alternate it with ours (the main model, ABBA order): the speed
+    ratio is the median of the rounds' ratios of ours frames/s over the baseline's, with
+    their `ratio_summary` ("speed_ratio_stats")."""
     from synd.baseline import BaselineGenerator, load_baseline
-    from synd.measure import count_flops
+    from synd.bench import rounded
+    from synd.measure import count_flops, median, paired_ratios, ratio_summary, summary
 
     shipped = Path(__file__).with_name("baseline.safetensors")
     if shipped.is_file():
@@ -245,27 +373,60 @@ def baseline_section(opts: SuiteOptions, ours: list[dict]) -> dict:
     else:  # speed does not depend on the weights; the R^2 does
         generator, decoder, meta = BaselineGenerator(), None, {}
     generator = generator.float().eval()
+    bundle, _ = _main_look(opts)
+    bundle.generator.eval()
     sizes = [(256, 256)] if opts.quick else GENERATOR_SIZES
+    budget = 0.5 if opts.quick else 1.5  # a side's seconds, over all rounds
+    rounds = _rounds(opts)
     rows = []
     for w, h in sizes:
-        paint = _baseline_painter(generator, h, w, opts.device)
         base = torch.rand(1, 3, h, w)
-        feats = torch.zeros(1, generator.feature_dim)
+        flops = count_flops(generator, base, torch.zeros(1, generator.feature_dim))
+        theirs = _baseline_painter(generator, h, w, opts.device)
+        ours = _painter(bundle.generator, h, w, opts.device, threads=os.cpu_count() or 1)
+        inputs = {
+            "theirs": (base, torch.zeros(1, generator.feature_dim)),
+            "ours": (base.to(opts.device), torch.zeros(1, bundle.config.feature_dim, device=opts.device)),
+        }
+
+        def paint(painter, inputs: tuple) -> Callable[[], None]:
+            def once() -> None:
+                painter(*inputs)
+                _sync(opts.device)
+
+            return once
+
         with torch.inference_mode():
-            speed = frame_rate(
-                lambda: paint(base, feats),  # noqa: B023 - called at once
-                opts.device,
-                0.5 if opts.quick else 1.5,
+            their_once, our_once = paint(theirs, inputs["theirs"]), paint(ours, inputs["ours"])
+            their_calls = max(1, round(budget / rounds / _warm(their_once, budget / 4)))
+            our_calls = max(1, round(budget / rounds / _warm(our_once, budget / 4)))
+            paired = paired_ratios(
+                _burst(our_once, our_calls),
+                _burst(their_once, their_calls),
+                rounds,
+                work_a=our_calls,
+                work_b=their_calls,
+                warmup=0,
             )
-        flops = count_flops(generator, base, feats)
-        mine = next((r for r in ours if r["preset"] == opts.label and r["size"] == f"{w}x{h}"), None)
-        row = {"size": f"{w}x{h}", **speed, "gflop_per_frame": round(flops / 1e9, 3)}
-        if mine:
-            row["speed_ratio"] = round(mine["fps"] / speed["fps"], 2)
+        ms = summary([1000 * s / their_calls for s in paired["b_s"]])
+        ratio = ratio_summary(paired["ratios"])
+        row = {
+            "size": f"{w}x{h}",
+            "fps": round(1000 / ms["median"], 2),
+            "ms_median": round(ms["median"], 2),
+            "ms_p90": round(ms["p90"], 2),
+            "runs": their_calls * rounds,
+            "gflop_per_frame": round(flops / 1e9, 3),
+            "ours_fps": round(median([our_calls / s for s in paired["a_s"]]), 2),
+            "speed_ratio": round(ratio["median"], 2),
+            "speed_ratio_stats": rounded(ratio),
+            "rounds": rounds,
+        }
         rows.append(row)
         _say(
-            f"  baseline {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame"
-            + (f"; ours {row['speed_ratio']}x" if "speed_ratio" in row else "")
+            f"  baseline {row['size']}: {row['fps']} frames/s, {row['gflop_per_frame']} GFLOP a frame; "
+            f"ours {row['ours_fps']} frames/s in the same rounds, {row['speed_ratio']}x "
+            f"(p10-p90 {ratio['p10']:.2f}-{ratio['p90']:.2f} over {rounds} rounds)"
         )
     result = {
         "sizes": rows,
@@ -338,6 +499,8 @@ def live_section(opts: SuiteOptions) -> dict:
 
 
 def render_section(opts: SuiteOptions) -> list[dict]:
+    """Each size's render in 3 rounds, alternating the whole render with generation
+    alone (`synd.bench.bench_render`)."""
     from synd.bench import bench_render
 
     bundle, look = _main_look(opts)
@@ -350,6 +513,7 @@ def render_section(opts: SuiteOptions) -> list[dict]:
         fps=30.0,
         speed=opts.speed,
         detail=opts.detail,
+        rounds=3,
     )
 
 
@@ -532,51 +696,82 @@ def judge_section(opts: SuiteOptions) -> dict:
 
 def run_suite(opts: SuiteOptions) -> dict:
     """Measure the sections asked for; returns the result with the `HEADLINE` numbers
-    (those that were measured) at the top level."""
+    (those that were measured) at the top level, the machine's load while each section
+    was measured ("load") and the verdict on each target ("checks", `headline_checks`)."""
     from synd.bench import machine
+    from synd.measure import BUSY_SHARE, busy_machine, cpu_sample, load_average, others_cores
 
+    cores = os.cpu_count() or 1
+    load = load_average()
+    busy_at_start = load is not None and busy_machine(load, cores)
     result: dict = {
         "machine": machine(),
         "device": opts.device,
         "quick": opts.quick,
         "preset": opts.label,
         "x264_speed": opts.speed,
+        "load": {
+            "cores": cores,
+            "load_average_start": None if load is None else round(load, 2),
+            "busy_share": BUSY_SHARE,
+            "sections": {},
+        },
     }
+    if busy_at_start:
+        _say(
+            f"the machine looks busy: 1-minute load average {load:.2f} on {cores} cores "
+            "(other processes, or a run that just ended)"
+        )
+
+    def measured(name: str, section: Callable[[], object]) -> None:
+        """Run a section, noting how many cores' worth other processes used meanwhile."""
+        before = cpu_sample()
+        result[name] = section()
+        others = others_cores(before, cpu_sample())
+        busy = busy_at_start if others is None else busy_machine(others, cores)
+        result["load"]["sections"][name] = {
+            "others_cores": None if others is None else round(others, 2),
+            "busy": busy,
+        }
+        if busy:
+            used = "" if others is None else f" (other processes used {others:.2f} of {cores} cores)"
+            _say(f"  busy machine during {name}{used}: its verdicts will say noisy")
+
     want = set(opts.sections)
-    gemm = None
     if want & {"limits", "generator"}:
         _say("machine limits ...")
-        result["limits"] = limits_section(opts)
-        gemm = result["limits"]["gemm"]["gflops"]
+        measured("limits", lambda: limits_section(opts))
         _say(format_limits(result["limits"]))
-    if want & {"generator", "baseline"}:
-        _say("generator speed (live runtime, all cores) ...")
-        result["generator"] = generator_section(opts, gemm)
+    if "generator" in want:
+        _say("generator speed (live runtime, all cores), in rounds alternating with the GEMM ...")
+        library = result["limits"]["gemm"]["library"]
+        measured("generator", lambda: generator_section(opts, library))
     if "baseline" in want:
-        _say("baseline: the original SyNEThesia generator ...")
-        result["baseline"] = baseline_section(opts, result["generator"])
+        _say("baseline: the original SyNEThesia generator, in rounds alternating with ours ...")
+        measured("baseline", lambda: baseline_section(opts))
     if want & {"live", "capacity"}:
         _say("live engine end to end ...")
-        result["live"] = live_section(opts)
+        measured("live", lambda: live_section(opts))
     if "render" in want:
-        _say("render ...")
-        result["render"] = render_section(opts)
+        _say("render, in rounds alternating the whole render with generation alone ...")
+        measured("render", lambda: render_section(opts))
     if "train" in want:
         _say("training ...")
-        result["train"] = train_section(opts)
+        measured("train", lambda: train_section(opts))
     if "ndi" in want and not opts.quick:
         _say("NDI ...")
-        result["ndi"] = ndi_section(opts)
+        measured("ndi", lambda: ndi_section(opts))
     if "capacity" in want:
         _say("what this machine can do live ...")
-        result["capacity"] = capacity_section(opts, result.get("live"))
+        measured("capacity", lambda: capacity_section(opts, result.get("live")))
     if "guard" in want:
         _say("flash guard ...")
-        result["guard"] = guard_section(opts)
+        measured("guard", lambda: guard_section(opts))
     if "judge" in want:
         _say("judge (synd eval --video) ...")
-        result["judge"] = judge_section(opts)
+        measured("judge", lambda: judge_section(opts))
     result.update(headline(result, opts.label))
+    result["checks"] = headline_checks(result)
     return result
 
 
@@ -611,8 +806,48 @@ def headline(result: dict, preset: str) -> dict:
     return found
 
 
+def headline_rounds(result: dict, preset: str) -> dict:
+    """The per-round statistics (`ratio_summary`) of the `HEADLINE` numbers measured in
+    rounds: the generator's GEMM share, the baseline ratio, the renders' x real time."""
+    found: dict = {}
+    for row in result.get("generator", []):
+        if row["preset"] == preset and row["size"] == "256x256" and "gemm_fraction_stats" in row:
+            found["generator_gemm_fraction"] = row["gemm_fraction_stats"]
+    for row in result.get("render", []):
+        key = {"1280x720": "render_rtf_720p30", "1920x1080": "render_rtf_1080p30"}.get(row["size"])
+        if key and "x_real_time_stats" in row:
+            found[key] = row["x_real_time_stats"]
+    for row in result.get("baseline", {}).get("sizes", []):
+        if row["size"] == "256x256" and "speed_ratio_stats" in row:
+            found["baseline_speed_ratio"] = row["speed_ratio_stats"]
+    return found
+
+
+def section_busy(result: dict, section: str) -> bool:
+    """Whether other processes kept the machine busy while `section` was measured."""
+    return bool(result.get("load", {}).get("sections", {}).get(section, {}).get("busy"))
+
+
+def headline_checks(result: dict) -> dict:
+    """Each measured `HEADLINE` number with a target: {"verdict" (`judge`), "busy", and for
+    numbers measured in rounds "p10", "p90", "spread", "rounds"}."""
+    rounds = headline_rounds(result, result.get("preset", ""))
+    checks: dict = {}
+    for key, target in HEADLINE.items():
+        if target is None or key not in result:
+            continue
+        busy = section_busy(result, HEADLINE_SECTION[key])
+        stats = rounds.get(key)
+        check = {"verdict": judge(key, result[key], stats, busy), "busy": busy}
+        if stats:
+            check.update(p10=stats["p10"], p90=stats["p90"], spread=stats["spread"], rounds=stats["n"])
+        checks[key] = check
+    return checks
+
+
 def verdict(key: str, value) -> str:
-    """ "ok", "MISSED" or "" (no target) for a headline number."""
+    """ "ok", "MISSED" or "" (no target) for a headline number taken at its word (see
+    `judge` for one measured in rounds or on a busy machine)."""
     target = HEADLINE.get(key)
     if target is None or value is None:
         return ""
@@ -620,34 +855,84 @@ def verdict(key: str, value) -> str:
     return "ok" if (value >= bound if op == ">=" else value <= bound) else "MISSED"
 
 
+def judge(key: str, value, rounds: dict | None = None, busy: bool = False) -> str:
+    """ "ok", "MISSED", "noisy: rerun on an idle machine" or "" (no target) for a headline
+    number: from its `rounds` (`ratio_summary` of the per-round values) when it was
+    measured in rounds, else from the value alone; noisy whenever the machine was `busy`
+    (`synd.measure.decide`)."""
+    from synd.measure import decide, ratio_summary
+
+    target = HEADLINE.get(key)
+    if target is None or value is None:
+        return ""
+    op, bound = target
+    return decide(rounds or ratio_summary([value]), op, bound, busy=busy)
+
+
+def format_load(load: dict) -> str:
+    """One line on how busy the machine was: the load average before the run and the
+    cores other processes used while the sections were measured."""
+    from synd.measure import NOISY
+
+    cores = load.get("cores")
+    parts = []
+    if load.get("load_average_start") is not None:
+        parts.append(f"1-minute load average {load['load_average_start']} on {cores} cores before the run")
+    sections = load.get("sections", {})
+    used = [s["others_cores"] for s in sections.values() if s.get("others_cores") is not None]
+    if used:
+        parts.append(f"other processes used {min(used):.2f}-{max(used):.2f} cores while measuring")
+    busy = [name for name, s in sections.items() if s.get("busy")]
+    if busy:
+        verdicts = f"\n  busy during {', '.join(busy)}: the verdicts of those sections say {NOISY}"
+    else:
+        verdicts = "; quiet enough to decide" if sections else ""
+    return "machine load: " + "; ".join(parts) + verdicts
+
+
 def format_suite(result: dict) -> str:
-    """Every measured section as a text table, then the headline against the targets."""
+    """Every measured section as a text table, then the headline against the targets
+    (each verdict from `judge`: noisy when its rounds cannot decide or the machine was
+    busy while its section was measured)."""
+    from synd.bench import spread_text
+
     lines = [
         f"synd bench on {result['machine']}, device {result['device']}"
         + (" (quick)" if result["quick"] else "")
     ]
+    if result.get("load"):
+        lines.append(format_load(result["load"]))
     if "generator" in result:
         lines += [
             "",
-            "generator alone (frames/s, all cores)",
-            f"{'preset':>8} {'size':>9} {'frames/s':>9} {'ms':>7} {'GFLOP':>7} {'of GEMM':>8}",
+            "generator alone (frames/s, all cores; its share of the GEMM rate is the median of rounds",
+            "alternating the generator with the GEMM, p10-p90 of the rounds beside it)",
+            f"{'preset':>8} {'size':>9} {'frames/s':>9} {'ms':>7} {'GFLOP':>7} {'of GEMM':>8} "
+            f"{'p10-p90 (rounds)':>17}",
         ]
         for r in result["generator"]:
             share = f"{100 * r['gemm_fraction']:.0f}%" if "gemm_fraction" in r else "-"
+            stats = r.get("gemm_fraction_stats")
+            spread = ""
+            if stats and stats["n"] > 1:
+                spread = f"{100 * stats['p10']:.0f}-{100 * stats['p90']:.0f}% ({stats['n']})"
             lines.append(
                 f"{r['preset']:>8} {r['size']:>9} {r['fps']:>9} {r['ms_median']:>7} "
-                f"{r['gflop_per_frame']:>7} {share:>8}"
+                f"{r['gflop_per_frame']:>7} {share:>8} {spread:>17}"
             )
     if "baseline" in result:
         b = result["baseline"]
         lines += [
             "",
-            "baseline: the original SyNEThesia generator, same runtime and threads",
-            f"{'size':>9} {'frames/s':>9} {'GFLOP':>7} {'ours / baseline':>16}",
+            "baseline: the original SyNEThesia generator, same runtime and threads, in rounds "
+            "alternating with ours",
+            f"{'size':>9} {'frames/s':>9} {'GFLOP':>7} {'ours':>9} {'ours / baseline':>16} "
+            f"{'p10-p90 (rounds)':>17}",
         ]
         for r in b["sizes"]:
             lines.append(
-                f"{r['size']:>9} {r['fps']:>9} {r['gflop_per_frame']:>7} {r.get('speed_ratio', '-')!s:>15}x"
+                f"{r['size']:>9} {r['fps']:>9} {r['gflop_per_frame']:>7} {r.get('ours_fps', '-')!s:>9} "
+                f"{r.get('speed_ratio', '-')!s:>15}x {spread_text(r.get('speed_ratio_stats')):>17}"
             )
         if "sound_r2" in b:
             r2 = b["sound_r2"]
@@ -673,7 +958,7 @@ def format_suite(result: dict) -> str:
         lines += [
             "",
             f"render (x264 {result.get('x264_speed', 'superfast')})",
-            format_render(result["render"], 30.0),
+            format_render(result["render"], 30.0, busy=section_busy(result, "render")),
         ]
     if "train" in result:
         t = result["train"]
@@ -711,9 +996,13 @@ def format_suite(result: dict) -> str:
             f"judge: a {j['clip_s']:g} s 640x360 video in {j['took_s']} s, so 4 minutes "
             f"in about {j['s_for_4min']} s",
         ]
-    lines += ["", f"{'headline':<26} {'value':>9}  target"]
+    rounds = headline_rounds(result, result.get("preset", ""))
+    lines += ["", f"{'headline':<26} {'value':>9} {'p10-p90 (rounds)':>17}  target"]
     for key, target in HEADLINE.items():
         if key in result:
             bound = f"{target[0]} {target[1]:g}" if target else ""
-            lines.append(f"{key:<26} {result[key]!s:>9}  {bound} {verdict(key, result[key])}")
+            said = judge(key, result[key], rounds.get(key), section_busy(result, HEADLINE_SECTION[key]))
+            lines.append(
+                f"{key:<26} {result[key]!s:>9} {spread_text(rounds.get(key)):>17}  {bound} {said}".rstrip()
+            )
     return "\n".join(lines)

@@ -74,7 +74,7 @@ def test_a_drift_slowing_both_sides_leaves_the_ratio_alone():
             durations.append(base * slow)
             slow *= 1.1
     paired = measure.paired_ratios(lambda: None, lambda: None, rounds=6, warmup=0, clock=clock_for(durations))
-    assert paired["b_s"][-1] > 3 * paired["b_s"][0]  # the speeds themselves drifted a lot
+    assert paired["b_s"][-1] > 2 * paired["b_s"][0]  # the speeds themselves drifted a lot
     assert measure.median(paired["ratios"]) == pytest.approx(2.0, rel=0.06)
     assert measure.decide(stats_of(paired["ratios"]), ">=", 1.5) == "ok"
 
@@ -86,8 +86,8 @@ def test_the_spread_is_p10_to_p90_over_the_median():
     s = stats_of([0.9, 1.0, 1.1])
     assert s["median"] == 1.0 and s["n"] == 3
     assert s["spread"] == pytest.approx((s["p90"] - s["p10"]) / 1.0)
-    assert stats_of([5.0])["spread"] == 0.0
-    assert stats_of([0.0, 0.0])["spread"] == math.inf
+    assert stats_of([5.0])["spread"] == 0.0 and stats_of([0.0, 0.0])["spread"] == 0.0
+    assert stats_of([0.0, 1.0, -1.0])["spread"] == math.inf
 
 
 def test_met_when_every_round_clears_the_goal():
@@ -168,19 +168,43 @@ def result_with(share_rounds, ratio_rounds, busy_sections=()):
     """A made-up `run_suite` result whose headline ratios were measured in these rounds."""
     share, ratio = stats_of(share_rounds), stats_of(ratio_rounds)
     return {
-        "machine": "test machine", "device": "cpu", "quick": True, "preset": "prism",
-        "generator": [{"preset": "prism", "size": "256x256", "fps": 170.0, "ms_median": 5.9,
-                       "gflop_per_frame": 0.53, "gemm_fraction": round(share["median"], 3),
-                       "gemm_fraction_stats": share}],
-        "baseline": {"sizes": [{"size": "256x256", "fps": 20.0, "gflop_per_frame": 9.6,
-                                "ours_fps": 170.0, "speed_ratio": round(ratio["median"], 2),
-                                "speed_ratio_stats": ratio}]},
+        "machine": "test machine",
+        "device": "cpu",
+        "quick": True,
+        "preset": "prism",
+        "generator": [
+            {
+                "preset": "prism",
+                "size": "256x256",
+                "fps": 170.0,
+                "ms_median": 5.9,
+                "gflop_per_frame": 0.53,
+                "gemm_fraction": round(share["median"], 3),
+                "gemm_fraction_stats": share,
+            }
+        ],
+        "baseline": {
+            "sizes": [
+                {
+                    "size": "256x256",
+                    "fps": 20.0,
+                    "gflop_per_frame": 9.6,
+                    "ours_fps": 170.0,
+                    "speed_ratio": round(ratio["median"], 2),
+                    "speed_ratio_stats": ratio,
+                }
+            ]
+        },
         "generator_gemm_fraction": round(share["median"], 3),
         "baseline_speed_ratio": round(ratio["median"], 2),
-        "load": {"cores": 2, "load_average_start": 0.4,
-                 "sections": {name: {"others_cores": 1.2 if name in busy_sections else 0.02,
-                                     "busy": name in busy_sections}
-                              for name in ("generator", "baseline")}},
+        "load": {
+            "cores": 2,
+            "load_average_start": 0.4,
+            "sections": {
+                name: {"others_cores": 1.2 if name in busy_sections else 0.02, "busy": name in busy_sections}
+                for name in ("generator", "baseline")
+            },
+        },
     }
 
 
@@ -193,7 +217,7 @@ def test_the_report_says_noisy_instead_of_a_verdict_the_rounds_cannot_give():
     lines = headline_lines(result)
     assert lines["generator_gemm_fraction"].endswith(NOISY)
     assert lines["baseline_speed_ratio"].endswith(NOISY)
-    assert "0.29-0.44 (5)" in lines["generator_gemm_fraction"]  # the rounds' p10-p90
+    assert "0.29-0.43 (5)" in lines["generator_gemm_fraction"]  # the rounds' p10-p90
     checks = headline_checks(result)
     assert checks["generator_gemm_fraction"]["verdict"] == NOISY
     assert checks["generator_gemm_fraction"]["rounds"] == 5
@@ -210,10 +234,15 @@ def test_the_report_decides_when_the_rounds_agree_and_not_on_a_busy_machine():
     lines = headline_lines(busy)
     assert lines["generator_gemm_fraction"].endswith("ok")
     assert lines["baseline_speed_ratio"].endswith(NOISY)
-    assert "busy during baseline" in lines["machine"]
+    assert "busy during baseline:" in lines["busy"]
     assert headline_checks(busy)["baseline_speed_ratio"] == {
-        "verdict": NOISY, "busy": True, "p10": pytest.approx(7.34), "p90": pytest.approx(7.56),
-        "spread": pytest.approx(0.22 / 7.45), "rounds": 5}
+        "verdict": NOISY,
+        "busy": True,
+        "p10": pytest.approx(7.34),
+        "p90": pytest.approx(7.56),
+        "spread": pytest.approx(0.22 / 7.45),
+        "rounds": 5,
+    }
 
 
 def test_a_number_measured_once_is_judged_by_its_value_unless_the_machine_was_busy():

@@ -7,8 +7,15 @@ import sys
 
 import pytest
 
-from synd.benchsuite import (HEADLINE, SuiteOptions, baseline_section, format_suite, headline,
-                             train_section, verdict)
+from synd.benchsuite import (
+    HEADLINE,
+    SuiteOptions,
+    baseline_section,
+    format_suite,
+    headline,
+    train_section,
+    verdict,
+)
 
 
 def made_up_result():
@@ -99,14 +106,21 @@ def test_quick_limits_from_the_command_line_write_json(tmp_path):
     assert data["quick"] is True and data["gemm_gflops"] > 0
     assert data["limits"]["memcopy"]["gbps"] > 0
     assert "gemm_gflops" in done.stdout
+    # How busy the machine was: before the run, and while the section was measured.
+    assert data["load"]["cores"] >= 1 and set(data["load"]["sections"]) == {"limits"}
+    assert "machine load: " in done.stdout
 
 
-def test_the_baseline_ratio_is_ours_over_theirs_at_equal_size():
-    ours = [{"preset": "prism", "size": "256x256", "fps": 123.0}]
-    result = baseline_section(SuiteOptions(quick=True), ours)
+def test_the_baseline_ratio_is_ours_over_theirs_at_equal_size_in_alternating_rounds():
+    result = baseline_section(SuiteOptions(quick=True))
     (row,) = result["sizes"]
-    assert row["size"] == "256x256" and row["fps"] > 0
-    assert row["speed_ratio"] == round(123.0 / row["fps"], 2)
+    assert row["size"] == "256x256" and row["fps"] > 0 and row["ours_fps"] > 0
+    rounds = row["speed_ratio_stats"]
+    assert row["rounds"] == rounds["n"] == 5
+    assert row["speed_ratio"] == pytest.approx(rounds["median"], abs=0.01)  # the rounds' median
+    # Each round's ratio bounds ours over theirs: the ratio of the two sides' medians lies
+    # between the smallest and the largest of the rounds' ratios.
+    assert rounds["min"] * 0.98 <= row["ours_fps"] / row["fps"] <= rounds["max"] * 1.02
     # Counted at the size measured: twice the work of the original 256x128 frame.
     import torch
 
