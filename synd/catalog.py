@@ -19,8 +19,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from synd.bundle import ModelBundle, load_model
+from synd.checkpoint import CheckpointError
 from synd.config import load_config
-from synd.paths import resolve, search_dirs
+from synd.errors import shown_name
+from synd.paths import is_plain_name, resolve, search_dirs
 from synd.presets import Look, list_presets, load_preset
 
 #: The ending of a training run's resumable state, kept beside the model it makes.
@@ -68,7 +70,15 @@ def resolve_look(preset: str | None, model: str | None) -> tuple[ModelBundle, Lo
     training preset's look), else a preset (a name or a file: its model, by name),
     else the configured default preset."""
     if model:
-        bundle = load_model(model)
+        try:
+            bundle = load_model(model)
+        except CheckpointError:
+            known = [name for name, _ in model_files()]
+            stem = model.removesuffix(".safetensors")
+            if is_plain_name(model) and stem not in known and not Path(model).is_file():
+                shown = ", ".join(shown_name(n, limit=40) for n in known) or "none"
+                raise CheckpointError(f"no model named '{shown_name(stem)}' (models: {shown})") from None
+            raise
         return bundle, model_look(bundle)
     p = load_preset(preset if preset is not None else load_config().preset)
     # A preset names its model by bare name: only the models folders are searched (not a

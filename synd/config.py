@@ -51,7 +51,8 @@ class RunConfig:
     """Settings of `synd run` (the `[run]` table)."""
 
     input: str = ""  # empty: system audio when available, else the microphone
-    # auto: the preview window (with a display) and NDI (when installed), else a recording
+    # auto: the preview window (with a display) and NDI (when installed); with no display,
+    # also a recording (and only a recording when neither is available)
     output: str = "auto"
     fps: float = 30.0
     size: str = "1280x720"
@@ -156,20 +157,16 @@ def config_path() -> Path:
 
 def _typed(cls: type, table: dict, where: str) -> dict[str, Any]:
     """Check every value of `table` against the type of `cls`'s field default."""
+    from synd.tables import WrongValue, typed_table
+
     reject_unknown(cls, table, where)
     for name in TABLES:
         if cls is Config and name in table:
             raise ValueError(f"{where}: '{name}' must be a table of {name} settings")
-    defaults = {f.name: f.default for f in fields(cls) if f.name not in TABLES or cls is not Config}
-    out = {}
-    for key, value in table.items():
-        want = type(defaults[key])
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise ValueError(f"{where}: '{key}' must be {want.__name__}, got {value!r}")
-        out[key] = value
-    return out
+    try:  # the presets' check, in config.toml's words
+        return typed_table(cls, table, where)
+    except WrongValue as e:
+        raise ValueError(f"{where}: '{e.key}' must be {e.want.__name__}, got {e.value!r}") from None
 
 
 def _move_old_keys(tables: dict[str, dict], where: str) -> None:

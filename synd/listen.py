@@ -76,6 +76,18 @@ class ListenError(ValueError):
         super().__init__(f"cannot listen to '{self.path}': {self.problem}")
 
 
+#: What `synd listen` reads, said when it is given something else.
+EXPECTED = (
+    "synd listen takes a video made by synd render or synd run --output record:, "
+    f"or a folder of such frames ({', '.join(s[1:] for s in IMAGE_SUFFIXES)})"
+)
+
+
+def _not_pictures(path: str | os.PathLike, why: str) -> ListenError:
+    """The error for a path that is no synd video or frame folder: why, and what is wanted."""
+    return ListenError(path, f"not a synd video or frame folder ({why}); {EXPECTED}")
+
+
 # ------------------------------------------------------------------------------- reading
 
 
@@ -158,16 +170,16 @@ def read_pictures(
     if p.is_dir():
         files = _image_files(p)
         if not files:
-            raise ListenError(p, f"folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise _not_pictures(p, "the folder holds no images")
         return Pictures(_images(files), len(files)), float(fps or default_fps)
     if p.stat().st_size == 0:
-        raise ListenError(p, "file is empty")
+        raise _not_pictures(p, "the file is empty")
     try:
         info = read_video_info(p)
     except (OSError, av.FFmpegError) as exc:
-        raise ListenError(p, f"not a video ({_reason(exc)})") from exc
+        raise _not_pictures(p, f"not a video: {_reason(exc)}") from exc
     except ValueError as exc:  # a media file without a video stream
-        raise ListenError(p, "not a video (no video stream)") from exc
+        raise _not_pictures(p, "it has no video stream") from exc
     rate = fps or info.get("fps")
     if not rate:
         raise ListenError(p, "the video does not say its frame rate: give one (fps)")

@@ -8,16 +8,16 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from synd.errors import one_line, shown_name
 from synd.features import FeatureConfig
 from synd.files import read_regular_file
 from synd.losses import LossWeights
 from synd.model import ModelConfig
 from synd.paths import is_plain_name, resolve, search_dirs
-from synd.tables import parse_assignment, reject_unknown
-from synd.errors import one_line, shown_name
+from synd.tables import check_fields, check_value, parse_assignment, typed_table
 
 DEFAULT_PRESET = "prism"
 #: A preset is a few hundred bytes of TOML; anything far bigger is not one.
@@ -28,71 +28,55 @@ class PresetError(Exception):
     """A preset that cannot be used; one line naming the file and problem."""
 
 
+def _in(low: float, high: float) -> dict:
+    """Field metadata: the allowed range, checked by synd.tables for files, --set and code."""
+    return {"range": (low, high)}
+
+
 @dataclass(frozen=True)
 class Look:
     """How frames are made at render and live time."""
 
-    feedback: float = 0.85  # share of the previous frame in the next base image (0-1)
-    intensity: float = 1.0  # how strongly the sound drives the picture (0-1, headroom above)
-    hue: float = 0.0  # hue rotation in turns (0-1)
-    smoothing: float = 0.3  # feature smoothing between frames (0 = none, 0.9 = very slow)
+    # share of the previous frame in the next base image (0-1)
+    feedback: float = field(default=0.85, metadata=_in(0.0, 1.0))
+    # how strongly the sound drives the picture (0-1, headroom above)
+    intensity: float = field(default=1.0, metadata=_in(0.0, 4.0))
+    hue: float = field(default=0.0, metadata=_in(-1.0, 1.0))  # hue rotation in turns
+    # feature smoothing between frames (0 = none, 0.9 = very slow)
+    smoothing: float = field(default=0.3, metadata=_in(0.0, 0.99))
 
     def __post_init__(self):
-        for name, lo, hi in (
-            ("feedback", 0.0, 1.0),
-            ("intensity", 0.0, 4.0),
-            ("hue", -1.0, 1.0),
-            ("smoothing", 0.0, 0.99),
-        ):
-            value = getattr(self, name)
-            if not lo <= value <= hi:
-                raise ValueError(f"look.{name} must be in [{lo}, {hi}], got {value}")
+        check_fields(self, "look.")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
     """Defaults for `synd train` with this preset (flags override them)."""
 
-    steps: int = 3000
-    size: int = 64  # generator crop (pixels) of a virtual native-size frame
-    batch: int = 16
-    unroll: int = 3  # consecutive frames per sequence, previous output fed back
-    lr: float = 2e-3
-    min_crop: float = 0.5  # the decoder's crop decays from the whole frame to this fraction
-    feedback_min: float = 0.5
-    pool: int = 256  # persistent chains: long feedback histories without long unrolls
-    reset_prob: float = 0.1
-    augment: float = 0.3  # std of random offsets added to the (normalised) features
-    silence: float = 0.0  # share of sequences that hear digital silence (a still picture then)
+    steps: int = field(default=3000, metadata=_in(1, 10**9))
+    # generator crop (pixels) of a virtual native-size frame
+    size: int = field(default=64, metadata=_in(16, 256))
+    batch: int = field(default=16, metadata=_in(1, 4096))
+    # consecutive frames per sequence, previous output fed back
+    unroll: int = field(default=3, metadata=_in(1, 64))
+    lr: float = field(default=2e-3, metadata=_in(1e-7, 1.0))
+    # the decoder's crop decays from the whole frame to this fraction
+    min_crop: float = field(default=0.5, metadata=_in(0.1, 1.0))
+    feedback_min: float = field(default=0.5, metadata=_in(0.0, 1.0))
+    # persistent chains: long feedback histories without long unrolls
+    pool: int = field(default=256, metadata=_in(1, 10**6))
+    reset_prob: float = field(default=0.1, metadata=_in(0.0, 1.0))
+    # std of random offsets added to the (normalised) features
+    augment: float = field(default=0.3, metadata=_in(0.0, 10.0))
+    # share of sequences that hear digital silence (a still picture then)
+    silence: float = field(default=0.0, metadata=_in(0.0, 1.0))
 
     def __post_init__(self):
-        lo: float  # whole numbers, then fractions
-        hi: float
-        for name, lo, hi in (
-            ("steps", 1, 10**9),
-            ("size", 16, 256),
-            ("batch", 1, 4096),
-            ("unroll", 1, 64),
-            ("pool", 1, 10**6),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(f"train.{name} must be a whole number in [{lo}, {hi}], got {value!r}")
+        check_fields(self, "train.")
         if self.size % 8:
             raise ValueError(f"train.size must be a multiple of 8, got {self.size}")
         if self.pool < self.batch:
             raise ValueError(f"train.pool ({self.pool}) must be at least train.batch ({self.batch})")
-        for name, lo, hi in (
-            ("lr", 1e-7, 1.0),
-            ("min_crop", 0.1, 1.0),
-            ("feedback_min", 0.0, 1.0),
-            ("reset_prob", 0.0, 1.0),
-            ("augment", 0.0, 10.0),
-            ("silence", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(f"train.{name} must be a number in [{lo}, {hi}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -124,11 +108,22 @@ class Preset:
 
 
 def _typed(cls, table: dict, where: str):
+    """`cls` made from a [table] of a preset, every value checked first (`typed_table`)."""
     try:
-        reject_unknown(cls, table, where)
+        values = typed_table(cls, table, where)
     except ValueError as e:
         raise PresetError(str(e)) from None
-    return cls(**table)
+    return cls(**values)
+
+
+def _checked(cls, table: dict, where: str) -> dict:
+    """The values of a [table] read by `cls.from_dict`, their types checked first
+    (`check_value`); unknown keys are left for `from_dict` to report."""
+    known = {f.name: f for f in fields(cls)}
+    try:
+        return {k: check_value(where, known[k], v) if k in known else v for k, v in table.items()}
+    except ValueError as e:
+        raise PresetError(str(e)) from None
 
 
 def read_preset_text(path: Path) -> str:
@@ -190,19 +185,26 @@ def parse_preset(text: str, path: Path) -> Preset:
     )
 
 
-def parse_preset_tables(doc: dict, path: Path) -> dict:
-    """The typed features/architecture/loss/look/train tables of a preset document."""
-    where = f"preset '{shown_name(path)}'"
+def parse_preset_tables(doc: dict, path: Path, where: str | None = None) -> dict:
+    """The typed features/architecture/loss/look/train tables of a preset document.
+
+    Every value is checked against its field's type (and range) first, so a wrong one is
+    one line naming the table, the key, what it wants and what it got. Errors start with
+    `where` (default: the preset file's name)."""
+    where = where or f"preset '{shown_name(path)}'"
     for table in ("features", "architecture", "loss", "look", "train"):
         if not isinstance(doc.get(table, {}), dict):
             raise PresetError(f"{where}: [{table}] must be a table, got {type(doc[table]).__name__}")
     try:
-        features = FeatureConfig.from_dict(doc.get("features", {}))
-        ModelConfig.from_dict({"feature_dim": features.dim, **doc.get("architecture", {})})
+        features = FeatureConfig.from_dict(
+            _checked(FeatureConfig, doc.get("features", {}), f"{where} [features]")
+        )
+        architecture = _checked(ModelConfig, doc.get("architecture", {}), f"{where} [architecture]")
+        ModelConfig.from_dict({"feature_dim": features.dim, **architecture})
         return dict(
             features=features,
             architecture=dict(doc.get("architecture", {})),
-            loss=LossWeights.from_dict(doc.get("loss", {})),
+            loss=LossWeights.from_dict(_checked(LossWeights, doc.get("loss", {}), f"{where} [loss]")),
             look=_typed(Look, doc.get("look", {}), f"{where} [look]"),
             train=_typed(TrainSettings, doc.get("train", {}), f"{where} [train]"),
         )
@@ -217,11 +219,21 @@ def load_preset(name: str, allow_paths: bool = True) -> Preset:
     try:
         path = resolve("presets", name, ".toml", allow_paths=allow_paths)
     except FileNotFoundError as e:
+        if is_plain_name(name):  # a name, not a file: say which names there are
+            raise PresetError(f"no preset named '{shown_name(name)}' ({_names()})") from None
         raise PresetError(shown_name(str(e), limit=1000)) from None
     except (OSError, ValueError) as e:  # e.g. a name too long for the file system
         reason = getattr(e, "strerror", None) or e
         raise PresetError(f"preset '{shown_name(name)}': {reason}") from None
     return parse_preset(read_preset_text(path), path)
+
+
+def _names() -> str:
+    """What `--preset` takes ("presets: a, b, c": the files that load), for an error."""
+    names = sorted(p.path.stem if p.path else p.name for p in list_presets())
+    if not names:
+        return f"there are no presets in {', '.join(str(d) for d in search_dirs('presets'))}"
+    return f"presets: {', '.join(shown_name(n, limit=40) for n in names)}"
 
 
 def list_presets(errors: list[str] | None = None) -> list[Preset]:
@@ -262,8 +274,5 @@ def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:
             )
         doc[table][name.strip()] = value
     text_tables = {k: doc[k] for k in ("features", "architecture", "loss", "look", "train")}
-    try:
-        parsed = parse_preset_tables(text_tables, preset.path or Path(preset.name))
-    except PresetError as e:
-        raise PresetError(f"override: {e}") from None
+    parsed = parse_preset_tables(text_tables, preset.path or Path(preset.name), where="override")
     return replace(preset, **parsed)
