@@ -41,10 +41,10 @@ def tiny_bundle() -> ModelBundle:
     """An untrained, small model (8 bands, a 4-wide network) that paints quickly."""
     torch.manual_seed(0)
     features = FeatureConfig(bands=8)
-    stats = FeatureStats(mean=np.full(features.dim, -5.0, np.float32),
-                         std=np.full(features.dim, 2.0, np.float32))
-    config = ModelConfig(feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16,
-                         decoder_width=8)
+    stats = FeatureStats(
+        mean=np.full(features.dim, -5.0, np.float32), std=np.full(features.dim, 2.0, np.float32)
+    )
+    config = ModelConfig(feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16, decoder_width=8)
     return ModelBundle.new(config, features, stats, meta={"name": "tiny"})
 
 
@@ -79,10 +79,15 @@ class Show:
     def __init__(self, bundle: ModelBundle, song: str) -> None:
         self.source = FileInput(song, rate=24000, loop=True)
         self.runner = OutputRunner(Discard((64, 48), 30.0))
-        self.engine = Engine(bundle, Look(), self.source, [self.runner],
-                             EngineOptions(size=(64, 48)), model_name="first")
-        self.control = Controller(self.engine, ["first", "second", "third"],
-                                  lambda name: (copy.deepcopy(bundle), Look()), current="first")
+        self.engine = Engine(
+            bundle, Look(), self.source, [self.runner], EngineOptions(size=(64, 48)), model_name="first"
+        )
+        self.control = Controller(
+            self.engine,
+            ["first", "second", "third"],
+            lambda name: (copy.deepcopy(bundle), Look()),
+            current="first",
+        )
 
     def status(self) -> dict:
         return self.engine.status()
@@ -100,8 +105,7 @@ class Show:
 
 def main() -> None:
     app = QApplication([])
-    song = str(demo_clip(os.path.join(tempfile.mkdtemp(), "song.wav"), duration=4.0,
-                         sample_rate=24000))
+    song = str(demo_clip(os.path.join(tempfile.mkdtemp(), "song.wav"), duration=4.0, sample_rate=24000))
     show = Show(tiny_bundle(), song)
     show.start()
     server = OscServer(show.control, port=0)
@@ -127,8 +131,10 @@ def main() -> None:
                 time.sleep(0.0005)
             delays.append((time.monotonic() - sent) * 1000)
             time.sleep(0.05)
-        print(f"{kind}: median {statistics.median(delays):.1f} ms, max {max(delays):.1f} ms "
-              f"over {len(delays)} changes")
+        print(
+            f"{kind}: median {statistics.median(delays):.1f} ms, max {max(delays):.1f} ms "
+            f"over {len(delays)} changes"
+        )
         link.stop()
         window.close()
     server.stop()

@@ -30,8 +30,8 @@ import av
 import numpy as np
 from scipy.signal import firwin, resample_poly, upfirdn
 
-from synd.files import atomic_write_bytes
 from synd.errors import one_line
+from synd.files import atomic_write_bytes
 
 __all__ = ["AUDIO_SUFFIXES", "AudioError", "load_audio", "write_wav", "audio_info"]
 
@@ -39,8 +39,25 @@ log = logging.getLogger(__name__)
 
 #: File endings synd takes for audio: sound files, and videos whose soundtrack it reads
 #: (`synd train` on a folder, `--input FILE`, the music fetcher).
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff",
-                            ".wma", ".mp4", ".mkv", ".webm", ".mov", ".avi"})
+AUDIO_SUFFIXES = frozenset(
+    {
+        ".wav",
+        ".flac",
+        ".mp3",
+        ".ogg",
+        ".opus",
+        ".m4a",
+        ".aac",
+        ".aif",
+        ".aiff",
+        ".wma",
+        ".mp4",
+        ".mkv",
+        ".webm",
+        ".mov",
+        ".avi",
+    }
+)
 
 # Full-scale values of the integer sample formats FFmpeg hands out. 24-bit sources are
 # decoded as s32 (left-aligned), so 2**31 is right for them too.

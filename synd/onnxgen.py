@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synd.errors import error_line
 from synd.files import atomic_write_bytes
 from synd.model import FoldedGenerator, Generator
 from synd.paths import cache_dir
-from synd.errors import error_line
 
 log = logging.getLogger(__name__)
 

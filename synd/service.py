@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from synd.files import atomic_write_bytes
 from synd.errors import one_line
+from synd.files import atomic_write_bytes
 
 UNIT_NAME = "synd.service"
 

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
-from synd.files import fsync_file, fsync_folder, remove_orphans
 from synd.errors import one_line
+from synd.files import fsync_file, fsync_folder, remove_orphans
 
 __all__ = [
     "CODECS",

@@ -8,9 +8,9 @@ import pytest
 pytest.register_assert_rewrite("tests.helpers")
 
 pytest_plugins = [
-    "tests.helpers.audio",    # clip_dir
-    "tests.helpers.midi",     # jack
-    "tests.helpers.models",   # tiny_bundle
-    "tests.helpers.pulse",    # pulse
+    "tests.helpers.audio",  # clip_dir
+    "tests.helpers.midi",  # jack
+    "tests.helpers.models",  # tiny_bundle
+    "tests.helpers.pulse",  # pulse
     "tests.helpers.xserver",  # xvfb, fresh_xvfb, trayer, qt_app
 ]

@@ -51,9 +51,7 @@ FORMATS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "suffix,codec,rate,frame,options", FORMATS, ids=[f[1] for f in FORMATS]
-)
+@pytest.mark.parametrize("suffix,codec,rate,frame,options", FORMATS, ids=[f[1] for f in FORMATS])
 def test_formats_decode_with_duration_and_frequency(tmp_path, suffix, codec, rate, frame, options):
     seconds, freq = 2.0, 1234.0
     x = tone(freq, seconds, rate)
@@ -72,9 +70,7 @@ def test_formats_decode_with_duration_and_frequency(tmp_path, suffix, codec, rat
         assert abs(info["duration"] - seconds) < 0.05
 
 
-@pytest.mark.parametrize(
-    "codec,suffix", [("pcm_s16le", "wav"), ("flac", "flac"), ("pcm_f32le", "wav")]
-)
+@pytest.mark.parametrize("codec,suffix", [("pcm_s16le", "wav"), ("flac", "flac"), ("pcm_f32le", "wav")])
 def test_stereo_downmix_is_channel_mean_lossless(tmp_path, codec, suffix):
     x = tone(1000, 1.0, SR)
     opposite = encode(tmp_path / f"opp.{suffix}", np.stack([x, -x]), SR, codec)

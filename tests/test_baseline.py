@@ -8,9 +8,19 @@ import pytest
 import torch
 
 from synd.audio import write_wav
-from synd.baseline import (FEATURE_DIM, NATIVE_SIZE, BaselineDecoder, BaselineFeatures,
-                           BaselineGenerator, load_baseline, main, read_back,
-                           save_baseline, sound_r2, train_baseline)
+from synd.baseline import (
+    FEATURE_DIM,
+    NATIVE_SIZE,
+    BaselineDecoder,
+    BaselineFeatures,
+    BaselineGenerator,
+    load_baseline,
+    main,
+    read_back,
+    save_baseline,
+    sound_r2,
+    train_baseline,
+)
 from synd.checkpoint import CheckpointError, save_checkpoint
 from synd.evaluate import WARMUP_FRAMES
 from synd.measure import count_flops
@@ -46,8 +56,12 @@ def test_macs_at_native_size_match_the_description():
     def by_output(layer, args, out):
         weights = layer.weight.numel() // layer.groups
         extra.append((out[0, 0].numel() - args[0][0, 0].numel()) * weights)
-    hooks = [m.register_forward_hook(by_output) for m in generator.modules()
-             if isinstance(m, torch.nn.ConvTranspose2d)]
+
+    hooks = [
+        m.register_forward_hook(by_output)
+        for m in generator.modules()
+        if isinstance(m, torch.nn.ConvTranspose2d)
+    ]
     real = count_flops(generator, base, feats) // 2
     for hook in hooks:
         hook.remove()
@@ -116,8 +130,9 @@ def trained(tmp_path_factory):
     out = folder / "model.safetensors"
     # 200 steps at a higher rate learn as much as 400 at 3e-4 did, in half the time, so
     # the fixture stays well inside the test timeout on a busy two-core machine.
-    summary = train_baseline([folder / "clip.wav"], out, steps=TRAIN_STEPS, size=SMALL, batch=8,
-                             seed=0, log_every=25, lr=1e-3)
+    summary = train_baseline(
+        [folder / "clip.wav"], out, steps=TRAIN_STEPS, size=SMALL, batch=8, seed=0, log_every=25, lr=1e-3
+    )
     return out, summary, clip
 
 
@@ -186,8 +201,24 @@ def test_pickled_and_foreign_files_are_refused(tmp_path):
 def test_cli_train_and_r2(tmp_path, capsys):
     write_wav(tmp_path / "a.wav", music_clip(4, seconds=2.0), SR)
     model = tmp_path / "m.safetensors"
-    assert main(["train", str(tmp_path / "a.wav"), "--out", str(model), "--steps", "2",
-                 "--batch", "2", "--size", "32", "16"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "a.wav"),
+                "--out",
+                str(model),
+                "--steps",
+                "2",
+                "--batch",
+                "2",
+                "--size",
+                "32",
+                "16",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["steps"] == 2
     assert main(["r2", str(model), str(tmp_path / "a.wav")]) == 0
     report = json.loads(capsys.readouterr().out)

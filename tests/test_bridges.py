@@ -37,14 +37,21 @@ from synd.video import VideoWriter, read_audio, read_frames, read_video_info
 HAVE_QT = importlib.util.find_spec("PyQt6") is not None
 
 
-def frame(seq: int, audio: np.ndarray | None = None, rgb: np.ndarray | None = None,
-          rate: int = 48000) -> Frame:
+def frame(
+    seq: int, audio: np.ndarray | None = None, rgb: np.ndarray | None = None, rate: int = 48000
+) -> Frame:
     if rgb is None:
         rgb = np.full((36, 64, 3), seq % 256, np.uint8)
     if audio is None:
         audio = np.zeros(0, np.float32)
-    return Frame(seq=seq, audio_time=(seq + 1) / 30, captured_at=time.monotonic(), rgb=rgb,
-                 audio=audio, sample_rate=rate)
+    return Frame(
+        seq=seq,
+        audio_time=(seq + 1) / 30,
+        captured_at=time.monotonic(),
+        rgb=rgb,
+        audio=audio,
+        sample_rate=rate,
+    )
 
 
 class FakeOutput(Output):
@@ -53,8 +60,17 @@ class FakeOutput(Output):
     name = "fake"
     default_size = (64, 36)
 
-    def __init__(self, size=None, fps=1000.0, *, sleep: float = 0.0, gate=None,
-                 fail_open: bool = False, fail_at: int | None = None, **options) -> None:
+    def __init__(
+        self,
+        size=None,
+        fps=1000.0,
+        *,
+        sleep: float = 0.0,
+        gate=None,
+        fail_open: bool = False,
+        fail_at: int | None = None,
+        **options,
+    ) -> None:
         super().__init__(size, fps, **options)
         self.sleep, self.gate, self.fail_open, self.fail_at = sleep, gate, fail_open, fail_at
         self.calls: list[str] = []
@@ -259,31 +275,39 @@ def test_pixels_scale_to_the_output_size_in_the_asked_layout():
 def test_parse_outputs_valid_specs():
     assert parse_outputs("record:set.mp4") == [("record", {"path": "set.mp4"})]
     assert parse_outputs("record@1920x1080@29.97:out/set.mkv") == [
-        ("record", {"size": (1920, 1080), "fps": 29.97, "path": "out/set.mkv"})]
+        ("record", {"size": (1920, 1080), "fps": 29.97, "path": "out/set.mkv"})
+    ]
     assert parse_outputs(" record@24 : a.mov , record@640x360:b.mp4") == [
         ("record", {"fps": 24.0, "path": "a.mov"}),
-        ("record", {"size": (640, 360), "path": "b.mp4"})]
+        ("record", {"size": (640, 360), "path": "b.mp4"}),
+    ]
     assert parse_outputs("preview@640x360@15,record:set.mp4", check_available=False) == [
-        ("preview", {"size": (640, 360), "fps": 15.0}), ("record", {"path": "set.mp4"})]
+        ("preview", {"size": (640, 360), "fps": 15.0}),
+        ("record", {"path": "set.mp4"}),
+    ]
     assert parse_outputs("PREVIEW@30@640x360:fullscreen", check_available=False) == [
-        ("preview", {"fps": 30.0, "size": (640, 360), "mode": "fullscreen"})]
+        ("preview", {"fps": 30.0, "size": (640, 360), "mode": "fullscreen"})
+    ]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("", "empty output"),
-    ("record:a.mp4,", "empty output"),
-    ("record", "needs a file"),
-    ("record:", "needs a file"),
-    ("record:set.avi", "must end in .mp4"),
-    ("record@641x360:a.mp4", "must be even"),
-    ("record@0x0:a.mp4", "must be positive"),
-    ("record@0:a.mp4", "must be positive"),
-    ("record@fast:a.mp4", "bad part 'fast'"),
-    ("record@640x360@800x600:a.mp4", "bad part '800x600'"),
-    ("preview:big", "preview mode must be"),
-    ("record:a.mp4,record:a.mp4", "given twice"),
-    ("preview,preview@640x360", "only one main-thread output"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("", "empty output"),
+        ("record:a.mp4,", "empty output"),
+        ("record", "needs a file"),
+        ("record:", "needs a file"),
+        ("record:set.avi", "must end in .mp4"),
+        ("record@641x360:a.mp4", "must be even"),
+        ("record@0x0:a.mp4", "must be positive"),
+        ("record@0:a.mp4", "must be positive"),
+        ("record@fast:a.mp4", "bad part 'fast'"),
+        ("record@640x360@800x600:a.mp4", "bad part '800x600'"),
+        ("preview:big", "preview mode must be"),
+        ("record:a.mp4,record:a.mp4", "given twice"),
+        ("preview,preview@640x360", "only one main-thread output"),
+    ],
+)
 def test_parse_outputs_errors_are_one_line(spec, message):
     with pytest.raises(OutputSpecError, match=message) as info:
         parse_outputs(spec, check_available=False)
@@ -314,14 +338,18 @@ def test_unavailable_output_gives_its_reason(monkeypatch):
 
     monkeypatch.setitem(OUTPUTS, "unicorn", OutputEntry("x:y"))
     from synd.bridges import base
+
     monkeypatch.setitem(base._loaded, "unicorn", Unicorn)
-    with pytest.raises(OutputSpecError, match=r"^output 'unicorn' is not available: needs a unicorn \(available: .*record"):
+    with pytest.raises(
+        OutputSpecError, match=r"^output 'unicorn' is not available: needs a unicorn \(available: .*record"
+    ):
         parse_outputs("record:a.mp4,unicorn")
     assert parse_outputs("unicorn", check_available=False) == [("unicorn", {})]
 
 
 def test_create_output_takes_the_engine_fps_unless_told(monkeypatch):
     from synd.bridges import base
+
     monkeypatch.setitem(OUTPUTS, "fake", OutputEntry("x:y"))
     monkeypatch.setitem(base._loaded, "fake", FakeOutput)
     out = create_output("fake", {}, engine_fps=25)
@@ -336,6 +364,7 @@ def test_create_output_takes_the_engine_fps_unless_told(monkeypatch):
 
 def test_register_output_adds_a_class(monkeypatch):
     from synd.bridges import base
+
     monkeypatch.setattr(base, "OUTPUTS", dict(OUTPUTS))
     monkeypatch.setattr(base, "_loaded", dict(base._loaded))
 
@@ -361,12 +390,14 @@ def live_frame(seq: int, fps: float = 30.0) -> Frame:
     loud = (t >= BURST[0]) & (t < BURST[1])
     audio = (np.where(loud, 0.8, 0.2) * np.sin(2 * np.pi * TONE * t)).astype(np.float32)
     rgb = np.full((36, 64, 3), 255 if loud.any() else 30, np.uint8)
-    return Frame(seq=seq, audio_time=b / SR_IN, captured_at=time.monotonic(), rgb=rgb,
-                 audio=audio, sample_rate=SR_IN)
+    return Frame(
+        seq=seq, audio_time=b / SR_IN, captured_at=time.monotonic(), rgb=rgb, audio=audio, sample_rate=SR_IN
+    )
 
 
-def record_live(runner: OutputRunner, seconds: float, first: int = 0, stop_at: float | None = None,
-                fps: float = 30.0) -> int:
+def record_live(
+    runner: OutputRunner, seconds: float, first: int = 0, stop_at: float | None = None, fps: float = 30.0
+) -> int:
     """Feed frames in real time; stop the runner at `stop_at` s while frames keep coming."""
     start = time.monotonic()
     n = round(seconds * fps)
@@ -398,7 +429,7 @@ def check_sound(path: Path, quiet_until: float = 1.4) -> tuple[dict, np.ndarray,
     # gapless: every 50 ms window of the quiet part holds the tone at the same loudness
     # (a lost audio block would leave a hole or a click in this window list)
     win = rate // 20
-    rms = np.sqrt(np.mean(quiet[win: len(quiet) // win * win].reshape(-1, win) ** 2, axis=1))
+    rms = np.sqrt(np.mean(quiet[win : len(quiet) // win * win].reshape(-1, win) ** 2, axis=1))
     assert rms.min() > 0.85 * 0.2 / np.sqrt(2) and rms.max() < 1.15 * 0.2 / np.sqrt(2), (rms.min(), rms.max())
     return info, mono, rate
 
@@ -564,7 +595,7 @@ def test_videowriter_live_audio_is_written_as_it_arrives(tmp_path, ext):
     with VideoWriter(path, 64, 36, fps, live_audio=1, audio_rate=rate, audio_bitrate=192_000) as w:
         for i in range(40):  # 40 frames = 1.6 s; audio arrives in odd blocks
             size = int(sizes[i])
-            w.write_audio(tone[pos: pos + size])
+            w.write_audio(tone[pos : pos + size])
             pos += size
             w.write(np.full((36, 64, 3), 100, np.uint8))
         w.write_audio(tone[pos:])  # more than the video: cut at its end
@@ -575,7 +606,7 @@ def test_videowriter_live_audio_is_written_as_it_arrives(tmp_path, ext):
     if ext == "mkv":  # FLAC: the samples themselves come back
         np.testing.assert_allclose(audio[:, 0], tone[: audio.shape[0]], atol=1e-3)
     else:  # AAC at 192 kbit/s: the same samples within a small error, no gaps
-        np.testing.assert_allclose(audio[2000:-2000, 0], tone[2000: audio.shape[0] - 2000], atol=0.01)
+        np.testing.assert_allclose(audio[2000:-2000, 0], tone[2000 : audio.shape[0] - 2000], atol=0.01)
 
 
 def test_videowriter_live_audio_short_is_padded_and_stereo_works(tmp_path):
@@ -736,18 +767,21 @@ PREVIEW_SCRIPT = textwrap.dedent("""
 
 def run_preview(scenario: str) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-c", PREVIEW_SCRIPT, scenario], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", PREVIEW_SCRIPT, scenario], env=env, capture_output=True, text=True, timeout=120
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 @pytest.mark.skipif(not HAVE_QT, reason="PyQt6 is not installed")
 def test_preview_window_shows_frames_and_obeys_keys():
     r = run_preview("ui")
     assert r["title"] == "synd" and r["size"] == [320, 180]
-    assert all(c[0] > 200 and c[1] < 50 and c[2] < 50 for c in r["red"]), r["red"]  # a red frame, a red window
+    assert all(c[0] > 200 and c[1] < 50 and c[2] < 50 for c in r["red"]), r[
+        "red"
+    ]  # a red frame, a red window
     left, centre, right = r["green_bars"]  # a square frame in a 16:9 window: black bars
     assert max(left) < 20 and max(right) < 20, r["green_bars"]
     assert centre[1] > 200 and centre[0] < 50, r["green_bars"]

@@ -114,7 +114,7 @@ def test_ring_counts_skipped_and_overruns():
     small = AudioRing(0.1, 1000, 1)  # 100 frames
     y = np.arange(250, dtype=np.float32)
     for i in range(0, 250, 10):
-        small.write(y[i:i + 10])
+        small.write(y[i : i + 10])
     got, _ = small.read_new(1000)
     assert small.overruns == 150
     np.testing.assert_array_equal(got, y[-100:])
@@ -147,13 +147,14 @@ def test_ring_resamples_as_one_stream(src):
     """Pieces of any size give the same output as filtering the whole signal at once."""
     rng = np.random.default_rng(1)
     n = src * 2
-    x = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(n) / src)
-         + 0.05 * rng.standard_normal(n)).astype(np.float32)
+    x = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(n) / src) + 0.05 * rng.standard_normal(n)).astype(
+        np.float32
+    )
     ring = AudioRing(1.0, src, 1, out_rate=RATE)
     pos, parts = 0, []
     while pos < n:
         k = int(rng.integers(1, 3000))
-        ring.write(x[pos:pos + k])
+        ring.write(x[pos : pos + k])
         pos += k
         if rng.random() < 0.5:
             parts.append(ring.read_new(RATE)[0])
@@ -162,12 +163,13 @@ def test_ring_resamples_as_one_stream(src):
     assert ring.skipped == 0 and ring.overruns == 0
     assert abs(len(got) - n * RATE / src) <= 1
     from fractions import Fraction
+
     r = Fraction(RATE, src)
     half = 10 * max(r.numerator, r.denominator)
     h = firwin(2 * half + 1, 1 / max(r.numerator, r.denominator), window=("kaiser", 5.0))
-    want = upfirdn(h * r.numerator, x.astype(np.float64), r.numerator, r.denominator)[:len(got)]
+    want = upfirdn(h * r.numerator, x.astype(np.float64), r.numerator, r.denominator)[: len(got)]
     np.testing.assert_allclose(got, want, atol=1e-5)
-    assert dominant_hz(got[RATE // 2:]) == pytest.approx(1000, abs=1)
+    assert dominant_hz(got[RATE // 2 :]) == pytest.approx(1000, abs=1)
 
 
 # -- parse_input ------------------------------------------------------------------------
@@ -203,14 +205,16 @@ def test_system_audio_captures_a_tone(pulse, tmp_path):
         before = collect(inp, 0.5)
         proc = pulse.play(wav, wait=False)
         during = collect(inp, until=lambda: proc.poll() is not None)
-        after = collect(inp, 0.6)[-RATE // 4:]
+        after = collect(inp, 0.6)[-RATE // 4 :]
         status = inp.status()
     finally:
         assert timed_stop(inp) < 2.5
     assert proc.returncode == 0
     freq = dominant_hz(during)
-    print(f"system capture: {freq:.2f} Hz, rms before {rms(before):.4f} during "
-          f"{rms(during):.3f} after {rms(after):.4f}, status {status}")
+    print(
+        f"system capture: {freq:.2f} Hz, rms before {rms(before):.4f} during "
+        f"{rms(during):.3f} after {rms(after):.4f}, status {status}"
+    )
     assert freq == pytest.approx(1000, abs=5)
     assert rms(during) > 0.1
     assert rms(before) < 0.01 and rms(after) < 0.01
@@ -317,8 +321,10 @@ def test_capture_survives_a_server_restart(pulse, tmp_path, caplog):
     finally:
         done.set()
         assert timed_stop(inp) < 2.5
-    print(f"loss noticed after {lost_after:.2f} s, capture resumed {resumed_after:.2f} s after "
-          f"the server restarted; tone after restart {dominant_hz(audio):.2f} Hz")
+    print(
+        f"loss noticed after {lost_after:.2f} s, capture resumed {resumed_after:.2f} s after "
+        f"the server restarted; tone after restart {dominant_hz(audio):.2f} Hz"
+    )
     assert errors == []
     assert status["reconnects"] == 1 and status["connected"]
     assert dominant_hz(audio) == pytest.approx(1000, abs=5)
@@ -448,7 +454,7 @@ def test_file_input_loops(tmp_path):
     finally:
         assert timed_stop(inp) < 2.5
     assert not inp.finished
-    np.testing.assert_array_equal(got, np.tile(song, 4)[:len(got)])
+    np.testing.assert_array_equal(got, np.tile(song, 4)[: len(got)])
 
 
 @requires_pulse
@@ -456,8 +462,9 @@ def test_file_input_plays_through_the_speakers(pulse, tmp_path):
     """What the file input feeds (what is seen) is what the speakers play at that moment."""
     seconds, f0, f1 = 2.0, 300.0, 3300.0  # a chirp: its frequency tells the song position
     t = np.arange(int(seconds * RATE)) / RATE
-    write_wav(tmp_path / "chirp.wav",
-              0.5 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))), RATE)
+    write_wav(
+        tmp_path / "chirp.wav", 0.5 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))), RATE
+    )
     song = load_audio(tmp_path / "chirp.wav", RATE)
     ear = DeviceInput("system", rate=RATE)  # listens to what the file input plays
     ear.start()
@@ -484,8 +491,10 @@ def test_file_input_plays_through_the_speakers(pulse, tmp_path):
         assert timed_stop(ear) < 2.5
     np.testing.assert_array_equal(np.concatenate(parts), song)
     gap = float(np.median(gaps))
-    print(f"file played: {loud / len(song):.0%} heard, position fed - position heard: median "
-          f"{1000 * gap:+.0f} ms, range {1000 * min(gaps):+.0f}..{1000 * max(gaps):+.0f} ms")
+    print(
+        f"file played: {loud / len(song):.0%} heard, position fed - position heard: median "
+        f"{1000 * gap:+.0f} ms, range {1000 * min(gaps):+.0f}..{1000 * max(gaps):+.0f} ms"
+    )
     # Heard throughout (nothing swallowed at the start), and in step with the ring.
     assert loud >= 0.8 * len(song)
     assert abs(gap) < 0.15 and float(np.percentile(np.abs(gaps), 90)) < 0.15

@@ -46,7 +46,7 @@ def test_choices_are_presets_then_unshadowed_models(user_dirs):
     shutil.copy(dict(model_files())[SHIPPED_MODEL], models / "zzz-own.safetensors")
     names = choices()
     presets = preset_names()
-    assert names[:len(presets)] == presets
+    assert names[: len(presets)] == presets
     assert names[-1] == "zzz-own"
     assert len(names) == len(set(names))
 
@@ -54,7 +54,8 @@ def test_choices_are_presets_then_unshadowed_models(user_dirs):
 def test_look_for_a_user_preset_names_its_model_and_look(user_dirs):
     presets, _ = user_dirs
     (presets / "dim.toml").write_text(
-        f'name = "dim"\nmodel = "{SHIPPED_MODEL}"\n[look]\nfeedback = 0.5\nintensity = 0.25\n')
+        f'name = "dim"\nmodel = "{SHIPPED_MODEL}"\n[look]\nfeedback = 0.5\nintensity = 0.25\n'
+    )
     bundle, look = look_for("dim")
     assert (look.feedback, look.intensity) == (0.5, 0.25)
     assert bundle.meta["name"] == resolve_look(None, SHIPPED_MODEL)[0].meta["name"]

@@ -125,13 +125,13 @@ def test_non_finite_weights_and_future_versions(tiny_bundle, tmp_path):
     save_checkpoint(path, tiny_bundle.state_tensors(), {**tiny_bundle.metadata(), "format_version": 1})
     data = path.read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     doc = json.loads(header["__metadata__"]["synd"])
     doc["format_version"] = 99
     header["__metadata__"]["synd"] = json.dumps(doc)
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
     with pytest.raises(CheckpointError, match="newer than this synd"):
         load_model(str(path))
 

@@ -21,8 +21,7 @@ from tests.helpers.wait import wait_for
 
 
 def slot(bundle, name):
-    return make_slot(bundle, Look(feedback=0.5), name, 24000, 30.0, (48, 32), 0,
-                     paint=None, runtime="torch")
+    return make_slot(bundle, Look(feedback=0.5), name, 24000, 30.0, (48, 32), 0, paint=None, runtime="torch")
 
 
 def distance(x, y):
@@ -61,13 +60,15 @@ def song(tmp_path):
 def live(tiny_bundle, song):
     """A running engine on a looping song, its collecting output and a Controller whose
     presets are tiny models."""
-    models = {"first": tiny_bundle, "second": other_model(tiny_bundle, 2),
-              "third": other_model(tiny_bundle, 3)}
+    models = {
+        "first": tiny_bundle,
+        "second": other_model(tiny_bundle, 2),
+        "third": other_model(tiny_bundle, 3),
+    }
     source = FileInput(song, rate=24000, loop=True)
     out = Collect(fps=30.0)
     runner = OutputRunner(out)
-    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(64, 48)),
-                    model_name="first")
+    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(64, 48)), model_name="first")
     control = Controller(engine, list(models), lambda name: (models[name], Look()), current="first")
     source.start()
     runner.start()
@@ -86,6 +87,7 @@ def test_a_preset_switch_fades_in_the_requested_time(live):
     def watch():
         moves.append((time.monotonic(), engine.crossfade))
         return engine.crossfade >= 1.0
+
     assert control.select_preset("next") == "second"
     wait_for(lambda: watch() or time.sleep(0.01), timeout=20)
     started = next(t for t, x in moves if x > 0)
@@ -210,7 +212,7 @@ def test_the_input_switches_to_a_real_device_between_frames(live, pulse):
             assert control.get("input") == engine.source.description
             n = len(out.frames)
             wait_for(lambda: len(out.frames) > n + 40, timeout=20)
-            heard = np.concatenate([f.audio for f in out.frames[n + 10:]])
+            heard = np.concatenate([f.audio for f in out.frames[n + 10 :]])
     finally:
         engine.stop()  # before the sound server goes: no capture left open on it
         engine.source.stop()
@@ -230,6 +232,7 @@ def test_names_must_be_known_and_a_failed_load_puts_the_preset_back(live, caplog
 
     def broken(name):
         raise ValueError(f"{name}.safetensors is truncated")
+
     control._load_look = broken
     changes = []
     control.subscribe("changed", lambda name, value: changes.append((name, value)))

@@ -64,8 +64,10 @@ def test_different_seeds_give_different_tracks() -> None:
             assert tracks[i][1] != tracks[j][1]  # style, tempo, key or arrangement differ
 
 
-@pytest.mark.parametrize(("seed", "duration", "sr"), [(0, 2.0, 8000), (1, 0.3, 44100), (2, 3.0, 48000),
-                                                      (3, 2.5, 22050), (11, 2.0, 16000)])
+@pytest.mark.parametrize(
+    ("seed", "duration", "sr"),
+    [(0, 2.0, 8000), (1, 0.3, 44100), (2, 3.0, 48000), (3, 2.5, 22050), (11, 2.0, 16000)],
+)
 def test_valid_range_peak_and_no_nan(seed: int, duration: float, sr: int) -> None:
     audio = synth_track(seed, duration=duration, sample_rate=sr)
     assert audio.shape == (round(duration * sr), 2)
@@ -183,9 +185,25 @@ def test_command_line(tmp_path: Path) -> None:
     out = tmp_path / "cli"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "synd.corpus", str(out), "--tracks", "2", "--duration", "1.5", "--seed", "7",
-         "--sample-rate", "16000"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "synd.corpus",
+            str(out),
+            "--tracks",
+            "2",
+            "--duration",
+            "1.5",
+            "--seed",
+            "7",
+            "--sample-rate",
+            "16000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert "track_000.flac" in result.stdout and "track_001.flac" in result.stdout
@@ -197,13 +215,18 @@ def test_command_line(tmp_path: Path) -> None:
     demo = tmp_path / "demo.wav"
     result = subprocess.run(
         [sys.executable, "-m", "synd.corpus", "--demo", str(demo), "--duration", "1"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert str(demo) in result.stdout and demo.exists()
 
-    result = subprocess.run([sys.executable, "-m", "synd.corpus"], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "synd.corpus"], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
+    )
     assert result.returncode == 2 and "OUT_DIR" in result.stderr
 
 
@@ -213,8 +236,18 @@ def test_tracks_do_not_depend_on_the_process_hash_seed():
     import subprocess
     import sys
 
-    code = ("import hashlib; from synd.corpus import synth_track; print(hashlib.md5(b''.join("
-            "synth_track(s, duration=3.0, sample_rate=16000).tobytes() for s in range(12))).hexdigest())")
-    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in (1, 2, 3)}
+    code = (
+        "import hashlib; from synd.corpus import synth_track; print(hashlib.md5(b''.join("
+        "synth_track(s, duration=3.0, sample_rate=16000).tobytes() for s in range(12))).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+        ).stdout
+        for h in (1, 2, 3)
+    }
     assert len(digests) == 1

@@ -39,10 +39,10 @@ def loud_and_quiet_frames(video):
     per = rate / info["fps"]
     loud, quiet = [], []
     for i, f in enumerate(frames[1:], 1):
-        chunk = audio[int((i - 3) * per):int(i * per)]
+        chunk = audio[int((i - 3) * per) : int(i * per)]
         if len(chunk) == 0:
             continue
-        rms = float(np.sqrt((chunk ** 2).mean()))
+        rms = float(np.sqrt((chunk**2).mean()))
         change = np.abs(f - frames[i - 1]).mean()
         (loud if rms > 0.05 else quiet if rms < 1e-4 else []).append(change)
     return loud, quiet
@@ -53,8 +53,9 @@ def test_system_audio_drives_the_pictures_and_sigterm_finishes_the_recording(pul
     song = tmp_path / "beats.wav"
     write_wav(song, beats(8.0), RATE)
     video = tmp_path / "set.mp4"
-    proc = start_daemon("--input", "system", "--output", f"record:{video}", "--size", "320x180",
-                        "-o", "status_every=1")
+    proc = start_daemon(
+        "--input", "system", "--output", f"record:{video}", "--size", "320x180", "-o", "status_every=1"
+    )
     time.sleep(4)  # model loaded, capture running
     pulse.play(song, wait=True)
     code, err, took = stop_daemon(proc)
@@ -85,15 +86,23 @@ def test_a_pipe_microphone_is_captured_by_name(pulse, tmp_path):
     assert code == 0, err
     assert "fakemic" in err
     audio, rate = read_audio(video)
-    x = audio[:, 0][rate // 2:]
+    x = audio[:, 0][rate // 2 :]
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     assert abs(np.fft.rfftfreq(len(x), 1 / rate)[np.argmax(spectrum)] - 440) < 5
 
 
 @requires_pulse
 def test_the_daemon_survives_a_sound_server_restart(pulse, tmp_path):
-    proc = start_daemon("--input", "system", "--output", f"record:{tmp_path / 'r.mp4'}",
-                        "--size", "160x96", "-o", "status_every=0.5")
+    proc = start_daemon(
+        "--input",
+        "system",
+        "--output",
+        f"record:{tmp_path / 'r.mp4'}",
+        "--size",
+        "160x96",
+        "-o",
+        "status_every=0.5",
+    )
     # Capturing: the recording starts after the input opened (a busy machine takes longer).
     wait_log(proc, lambda: any("partial" in p.name for p in tmp_path.iterdir()), timeout=60)
     time.sleep(1)
@@ -132,10 +141,16 @@ def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "NDIlib.py").write_text("raise ImportError('hidden for this test')\n")
-    env = {"PULSE_SERVER": f"unix:{tmp_path}/nothing-here", "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "DISPLAY": "",
-           "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": "",
-           "PYTHONPATH": os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        "PULSE_SERVER": f"unix:{tmp_path}/nothing-here",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "HOME": str(tmp_path),
+        "DISPLAY": "",
+        "WAYLAND_DISPLAY": "",
+        "QT_QPA_PLATFORM": "",
+        "PYTHONPATH": os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = start_daemon("--size", "160x96", "-o", "status_every=1", env=env)
     proc.log.wait(lambda log: frames_logged(log) > 60)  # work done, however busy the machine
     code, err, _ = stop_daemon(proc)
@@ -145,9 +160,16 @@ def test_defaults_without_audio_device_or_display_play_the_demo_into_a_recording
     assert len(recordings) == 1 and read_video_info(recordings[0])["n_frames"] > 30
 
 
-@pytest.mark.parametrize("available, expected", [
-    ({"preview", "ndi"}, "preview,ndi"), ({"ndi"}, "ndi"), ({"preview"}, "preview"),
-    ({"preview", "ndi", "spout"}, "preview,ndi,spout"), (set(), "record:")])
+@pytest.mark.parametrize(
+    "available, expected",
+    [
+        ({"preview", "ndi"}, "preview,ndi"),
+        ({"ndi"}, "ndi"),
+        ({"preview"}, "preview"),
+        ({"preview", "ndi", "spout"}, "preview,ndi,spout"),
+        (set(), "record:"),
+    ],
+)
 def test_auto_outputs(monkeypatch, tmp_path, available, expected):
     from synd import daemon
     from synd.bridges import base
@@ -177,9 +199,18 @@ def test_the_preview_window_runs_on_the_main_thread_and_sigterm_closes_it(tmp_pa
     pytest.importorskip("PyQt6")
     song = tmp_path / "song.wav"
     write_wav(song, beats(2.0), RATE)
-    proc = start_daemon("--input", str(song), "--loop", "--output",
-                        f"preview@320x180,record:{tmp_path / 'r.mp4'}", "--size", "160x96",
-                        "-o", "status_every=1", env={"QT_QPA_PLATFORM": "offscreen"})
+    proc = start_daemon(
+        "--input",
+        str(song),
+        "--loop",
+        "--output",
+        f"preview@320x180,record:{tmp_path / 'r.mp4'}",
+        "--size",
+        "160x96",
+        "-o",
+        "status_every=1",
+        env={"QT_QPA_PLATFORM": "offscreen"},
+    )
     wait_log(proc, lambda: any("partial" in p.name for p in tmp_path.iterdir()), timeout=60)
     proc.log.wait(lambda log: frames_logged(log) > 60)
     code, err, took = stop_daemon(proc)
@@ -190,10 +221,11 @@ def test_the_preview_window_runs_on_the_main_thread_and_sigterm_closes_it(tmp_pa
 
 
 def test_bad_input_or_output_is_one_line_and_nothing_starts(tmp_path):
-    for args, words in ((["--input", "nosuchdevice", "--output", f"record:{tmp_path / 'x.mp4'}"],
-                         "nosuchdevice"),
-                        (["--output", "bogus"], "unknown output 'bogus'"),
-                        (["--input", str(tmp_path / "missing.flac")], "missing.flac")):
+    for args, words in (
+        (["--input", "nosuchdevice", "--output", f"record:{tmp_path / 'x.mp4'}"], "nosuchdevice"),
+        (["--output", "bogus"], "unknown output 'bogus'"),
+        (["--input", str(tmp_path / "missing.flac")], "missing.flac"),
+    ):
         proc = subprocess.run([*SYND, "run", *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.strip().count("\n") == 0 and words in proc.stderr, proc.stderr
@@ -222,9 +254,19 @@ def test_synd_run_is_steered_over_osc_and_survives_garbage(tmp_path):
     write_wav(song, beats(4.0), RATE)
     dump = OscDump()
     port = free_udp_port()
-    proc = start_daemon("--input", str(song), "--loop", "--output", f"record:{tmp_path / 'r.mp4'}",
-                        "--size", "160x96", "--osc", f"127.0.0.1:{port}",
-                        "--osc-feedback", f"127.0.0.1:{dump.port}")
+    proc = start_daemon(
+        "--input",
+        str(song),
+        "--loop",
+        "--output",
+        f"record:{tmp_path / 'r.mp4'}",
+        "--size",
+        "160x96",
+        "--osc",
+        f"127.0.0.1:{port}",
+        "--osc-feedback",
+        f"127.0.0.1:{dump.port}",
+    )
     try:
         wait_log(proc, lambda: dump.messages("/synd/status"), timeout=60)
         oscsend(port, "/synd/intensity", "f", 0.3)
@@ -255,10 +297,24 @@ def test_synd_run_follows_a_midi_knob(jack, tmp_path):
     song = tmp_path / "song.wav"
     write_wav(song, beats(4.0), RATE)
     dump = OscDump()
-    proc = start_daemon("--input", str(song), "--loop", "--output", f"record:{tmp_path / 'r.mp4'}",
-                        "--size", "160x96", "--osc", f"127.0.0.1:{free_udp_port()}",
-                        "--osc-feedback", f"127.0.0.1:{dump.port}", "--midi", "virtual",
-                        "--midi-api", "jack", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    proc = start_daemon(
+        "--input",
+        str(song),
+        "--loop",
+        "--output",
+        f"record:{tmp_path / 'r.mp4'}",
+        "--size",
+        "160x96",
+        "--osc",
+        f"127.0.0.1:{free_udp_port()}",
+        "--osc-feedback",
+        f"127.0.0.1:{dump.port}",
+        "--midi",
+        "virtual",
+        "--midi-api",
+        "jack",
+        env={"XDG_CONFIG_HOME": str(tmp_path / "config")},
+    )
     try:
         wait_log(proc, lambda: dump.messages("/synd/status"), timeout=60)
         knob = jack.client(jack.rtmidi.MidiOut, "knobs")
@@ -268,8 +324,11 @@ def test_synd_run_follows_a_midi_knob(jack, tmp_path):
         for value in (10, 64, 32):
             knob.send_message([0xB0, 21, value])
             time.sleep(0.05)
-        wait_log(proc, lambda: any(abs(float(v[0]) - 32 / 127 * 2) < 0.02
-                                   for _, v in dump.messages("/synd/intensity")), timeout=10)
+        wait_log(
+            proc,
+            lambda: any(abs(float(v[0]) - 32 / 127 * 2) < 0.02 for _, v in dump.messages("/synd/intensity")),
+            timeout=10,
+        )
     finally:
         code, err, _ = stop_daemon(proc)
         dump.close()

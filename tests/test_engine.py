@@ -175,6 +175,7 @@ def test_preset_changes_faster_than_loads_build_only_the_newest(tiny_bundle, son
             with lock:
                 built.append(name)
             return copy.deepcopy(tiny_bundle), Look()
+
         return build
 
     threads_before = threading.active_count()

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from synd.audio import write_wav
-from synd.evaluate import (TARGETS, WARMUP_FRAMES, evaluate, evaluate_track, silence_flicker,
-                           summarize)
+from synd.evaluate import TARGETS, WARMUP_FRAMES, evaluate, evaluate_track, silence_flicker, summarize
 from synd.features import FeatureExtractor
 from synd.presets import Look
 from synd.quality import frame_change
@@ -74,9 +73,24 @@ def test_cli_eval_writes_json_keys_at_top_level_and_a_report(tiny_bundle, tmp_pa
         songs.append(tmp_path / f"s{k}.wav")
         write_wav(songs[-1], music_clip(k, seconds=2.0), 24000)
     out, report = tmp_path / "eval.json", tmp_path / "report"
-    proc = subprocess.run([*SYND, "eval", *map(str, songs), "--model", str(model), "--size", "96x64",
-                           "--json", str(out), "--report", str(report)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            *SYND,
+            "eval",
+            *map(str, songs),
+            "--model",
+            str(model),
+            "--size",
+            "96x64",
+            "--json",
+            str(out),
+            "--report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     for key in TARGETS:
@@ -93,7 +107,11 @@ def test_cli_eval_of_unreadable_audio_is_one_line(tiny_bundle, tmp_path):
     tiny_bundle.save(model)
     bad = tmp_path / "bad.flac"
     bad.write_bytes(b"\x00" * 100)
-    proc = subprocess.run([*SYND, "eval", str(bad), "--model", str(model), "--json",
-                           str(tmp_path / "e.json")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*SYND, "eval", str(bad), "--model", str(model), "--json", str(tmp_path / "e.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "bad.flac" in proc.stderr
     assert not (tmp_path / "e.json").exists()

@@ -115,8 +115,7 @@ def _checkpoint_steps(run: Path) -> dict[str, int]:
     return steps
 
 
-def _kill_when(proc: subprocess.Popen, strategy: str, run: Path, state: Path,
-               rng: random.Random) -> bool:
+def _kill_when(proc: subprocess.Popen, strategy: str, run: Path, state: Path, rng: random.Random) -> bool:
     """SIGKILL `proc` at the moment `strategy` names; False if it ended first.
 
     mid-write: as soon as a checkpoint's temporary file appears (the file is being
@@ -164,9 +163,25 @@ def test_sigkill_during_training_loses_no_checkpoint_and_resume_continues(tmp_pa
     run = tmp_path / "run"
     out = run / "m.safetensors"
     state = state_path(out)
-    cmd = [*SYND, "train", str(songs), "--preset", str(preset), "--out", str(out),
-           "--steps", str(TRAIN_STEPS), "--checkpoint-every", "1", "--eval-every", "1000",
-           "--sample-every", "1000", "--holdout", "0"]
+    cmd = [
+        *SYND,
+        "train",
+        str(songs),
+        "--preset",
+        str(preset),
+        "--out",
+        str(out),
+        "--steps",
+        str(TRAIN_STEPS),
+        "--checkpoint-every",
+        "1",
+        "--eval-every",
+        "1000",
+        "--sample-every",
+        "1000",
+        "--holdout",
+        "0",
+    ]
     rng = random.Random(1234)
     plan = ["mid-write", "after-state", "random", "mid-write"]
     kills, mid_write, model_behind, resumed_at = [], 0, 0, []
@@ -177,7 +192,7 @@ def test_sigkill_during_training_loses_no_checkpoint_and_resume_continues(tmp_pa
         with spawned(cmd + (["--resume"] if state.exists() else []), log, env=ONE_THREAD) as proc:
             killed = _kill_when(proc, strategy, run, state, rng)
         text = log.read_text()
-        if (m := re.search(r"resumed '.*' at step (\d+)", text)):
+        if m := re.search(r"resumed '.*' at step (\d+)", text):
             resumed_at.append(int(m.group(1)))
             assert int(m.group(1)) == last_step, text[-2000:]  # the last checkpoint, not 0
         if not killed:  # it finished first (a fast machine)
@@ -208,19 +223,31 @@ def test_sigkill_during_training_loses_no_checkpoint_and_resume_continues(tmp_pa
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(TrainOptions(inputs=[songs], preset=load_preset(str(preset)), out=straight,
-                           steps=TRAIN_STEPS, checkpoint_every=TRAIN_STEPS, eval_every=1000,
-                           sample_every=1000, holdout=0.0, progress=False))
+        train(
+            TrainOptions(
+                inputs=[songs],
+                preset=load_preset(str(preset)),
+                out=straight,
+                steps=TRAIN_STEPS,
+                checkpoint_every=TRAIN_STEPS,
+                eval_every=1000,
+                sample_every=1000,
+                holdout=0.0,
+                progress=False,
+            )
+        )
     finally:
         torch.set_num_threads(threads)
     a, b = load_model(str(straight)), load_model(str(out))
     for k, v in a.generator.state_dict().items():
         assert np.array_equal(v.numpy(), b.generator.state_dict()[k].numpy()), k
-    print(f"\ntrain: {len(kills)} SIGKILLs injected and survived ({mid_write} inside a "
-          f"checkpoint write, {model_behind} leaving the model file behind the training "
-          f"state), "
-          f"kills at steps {[k[1] for k in kills]}, resumed at {resumed_at}; "
-          f"final weights equal an uninterrupted run's")
+    print(
+        f"\ntrain: {len(kills)} SIGKILLs injected and survived ({mid_write} inside a "
+        f"checkpoint write, {model_behind} leaving the model file behind the training "
+        f"state), "
+        f"kills at steps {[k[1] for k in kills]}, resumed at {resumed_at}; "
+        f"final weights equal an uninterrupted run's"
+    )
     assert len(kills) >= 3 and mid_write >= 1
 
 
@@ -251,8 +278,20 @@ def test_render_killed_at_random_moments_never_leaves_a_truncated_video(tmp_path
     dest.write_bytes(b"an older video")
 
     def cmd(song: str) -> list[str]:
-        return [*SYND, "render", str(songs[song]), "--model", str(model), "--size", "320x240",
-                "--fps", "25", "-o", str(dest)]
+        return [
+            *SYND,
+            "render",
+            str(songs[song]),
+            "--model",
+            str(model),
+            "--size",
+            "320x240",
+            "--fps",
+            "25",
+            "-o",
+            str(dest),
+        ]
+
     rng = random.Random(99)
     outcomes, killed_writing = [], 0
     # Two kills at random moments of the encoding, one right as the video is renamed
@@ -263,12 +302,12 @@ def test_render_killed_at_random_moments_never_leaves_a_truncated_video(tmp_path
         with spawned(cmd(song), tmp_path / f"render{k}.log") as proc:
             # its own temporary file, not one an earlier kill left
             writing = lambda: partials(dest.parent, proc.pid)  # noqa: E731
-            started = poll_until(lambda: writing() or proc.poll() is not None, 120, 0.005)
+            started = poll_until(lambda: writing() or proc.poll() is not None, 120, 0.005)  # noqa: B023 - called at once
             assert started and proc.poll() is None, (tmp_path / f"render{k}.log").read_text()
             if when == "random":
                 time.sleep(rng.uniform(0.0, 1.0))
             else:
-                poll_until(lambda: dest.stat().st_ino != before or proc.poll() is not None, 120)
+                poll_until(lambda: dest.stat().st_ino != before or proc.poll() is not None, 120)  # noqa: B023 - called at once
             proc.kill()
             proc.wait(timeout=30)
         old = dest.read_bytes() == b"an older video"
@@ -280,8 +319,10 @@ def test_render_killed_at_random_moments_never_leaves_a_truncated_video(tmp_path
             dest.write_bytes(b"an older video")
     # The last render removed what the killed ones had left when it started.
     assert partials(dest.parent) == []
-    print(f"\nrender: 3 SIGKILLs injected and survived ({killed_writing} left a hidden "
-          f"temporary file, removed by the next render): {outcomes}")
+    print(
+        f"\nrender: 3 SIGKILLs injected and survived ({killed_writing} left a hidden "
+        f"temporary file, removed by the next render): {outcomes}"
+    )
     assert killed_writing >= 1 and outcomes[-1].endswith("complete new video")
 
 
@@ -307,8 +348,9 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-def _render_with(tiny_bundle, song: Path, dest: Path, when_writing, crf: int = 20,
-                 size: tuple[int, int] = (320, 240)) -> BaseException | None:
+def _render_with(
+    tiny_bundle, song: Path, dest: Path, when_writing, crf: int = 20, size: tuple[int, int] = (320, 240)
+) -> BaseException | None:
     """Render `song` to `dest` in this process, calling `when_writing()` as soon as the
     video's temporary file appears; the render's exception, if any."""
     from synd.presets import Look
@@ -320,12 +362,17 @@ def _render_with(tiny_bundle, song: Path, dest: Path, when_writing, crf: int = 2
         if poll_until(lambda: partials(dest.parent) or done.is_set(), 60):
             if not done.is_set():
                 when_writing()
+
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        render_song(song, dest, tiny_bundle, Look(),
-                    RenderOptions(size=size, fps=25, crf=crf, speed="ultrafast",
-                                  progress=False))
+        render_song(
+            song,
+            dest,
+            tiny_bundle,
+            Look(),
+            RenderOptions(size=size, fps=25, crf=crf, speed="ultrafast", progress=False),
+        )
     except Exception as exc:  # noqa: BLE001 - what the test looks at
         return exc
     finally:
@@ -343,8 +390,7 @@ def long_song(tmp_path) -> Path:
     return song
 
 
-def test_a_full_disk_leaves_the_older_video_and_no_temporary_file(small_disk, long_song,
-                                                                  tiny_bundle):
+def test_a_full_disk_leaves_the_older_video_and_no_temporary_file(small_disk, long_song, tiny_bundle):
     from synd.video import VideoError
 
     dest = small_disk / "song.mp4"
@@ -354,9 +400,10 @@ def test_a_full_disk_leaves_the_older_video_and_no_temporary_file(small_disk, lo
     # 640x480 makes about 4 MB here and reaches the disk as it goes; the others make
     # about 200 kB, which the muxer buffers until the end.
     for case, before, during, crf, size in (
-            ("full from the start", True, False, 20, (320, 240)),
-            ("filled by the video itself", False, False, 0, (640, 480)),
-            ("filled by another program while writing", False, True, 20, (320, 240))):
+        ("full from the start", True, False, 20, (320, 240)),
+        ("filled by the video itself", False, False, 0, (640, 480)),
+        ("filled by another program while writing", False, True, 20, (320, 240)),
+    ):
         if before:
             fillers.append(_fill(small_disk))
         fill_now = (lambda: fillers.append(_fill(small_disk))) if during else (lambda: None)
@@ -369,8 +416,10 @@ def test_a_full_disk_leaves_the_older_video_and_no_temporary_file(small_disk, lo
         assert dest.read_bytes() == b"an older video", case
         assert sorted(os.listdir(small_disk)) == ["song.mp4"], case
         faults.append(case)
-    print(f"\nrender: full disk injected {len(faults)} times ({', '.join(faults)}); "
-          "the older video survived each, no temporary file left")
+    print(
+        f"\nrender: full disk injected {len(faults)} times ({', '.join(faults)}); "
+        "the older video survived each, no temporary file left"
+    )
 
 
 def test_a_destination_folder_removed_mid_render_is_one_line(tmp_path, long_song, tiny_bundle):
@@ -402,14 +451,16 @@ def _recording_features(engine) -> list[tuple[float, np.ndarray]]:
         rows = hear(samples)
         heard.append((time.monotonic(), rows))
         return rows
+
     slot.hear = recording
     return heard
 
 
 @requires_pulse
 @pytest.mark.slow
-def test_the_engine_publishes_through_a_sound_server_crash_and_hears_again(pulse, tmp_path,
-                                                                          tiny_bundle, caplog):
+def test_the_engine_publishes_through_a_sound_server_crash_and_hears_again(
+    pulse, tmp_path, tiny_bundle, caplog
+):
     from dataclasses import replace
 
     from synd.audio import write_wav
@@ -457,8 +508,10 @@ def test_the_engine_publishes_through_a_sound_server_crash_and_hears_again(pulse
 
     # Frames never stopped: the full rate while the server was down (generous margin).
     published = seq_back - seq_killed
-    print(f"\nsound server: 1 SIGKILL injected and survived; {published} frames published in "
-          f"{down_s:.2f} s down (expected {FPS * down_s:.0f}), capture resumed by itself")
+    print(
+        f"\nsound server: 1 SIGKILL injected and survived; {published} frames published in "
+        f"{down_s:.2f} s down (expected {FPS * down_s:.0f}), capture resumed by itself"
+    )
     assert published >= 0.6 * FPS * down_s
     # ... carrying silence from SILENCE_AFTER_S on (the picture calms down, a recording
     # keeps its sound in step).
@@ -474,19 +527,17 @@ def test_the_engine_publishes_through_a_sound_server_crash_and_hears_again(pulse
     assert sum(r.getMessage().startswith("capture resumed:") for r in lines) == 1
 
     # The tone played after the restart reaches the features: its band is the loudest.
-    rows = np.concatenate([r for t, r in heard
-                           if toned_at + 0.3 < t < toned_until - 0.2 and len(r)])
+    rows = np.concatenate([r for t, r in heard if toned_at + 0.3 < t < toned_until - 0.2 and len(r)])
     audio = np.concatenate([f.audio for f in out.frames if f.seq >= seq_back])
     loud = np.flatnonzero(np.abs(audio) > 0.1)
     # One stretch: masking out quiet samples would drop those near zero crossings.
-    assert dominant_hz(audio[loud[0]:loud[-1]]) == pytest.approx(1000, abs=5)
+    assert dominant_hz(audio[loud[0] : loud[-1]]) == pytest.approx(1000, abs=5)
     bands = tiny_bundle.features.bands
     extractor = FeatureExtractor(replace(tiny_bundle.features, fps=FPS))
     offline = extractor.offline(tone(1000, 1.0, 24000))
     assert len(rows) >= 10
     assert np.argmax(rows[:, :bands].mean(axis=0)) == np.argmax(offline[5:-5, :bands].mean(axis=0))
-    quiet = np.concatenate([r for t, r in heard
-                            if killed_at + 0.5 < t < killed_at + down_s and len(r)])
+    quiet = np.concatenate([r for t, r in heard if killed_at + 0.5 < t < killed_at + down_s and len(r)])
     assert rows[:, :bands].mean() > quiet[:, :bands].mean() + 3.0  # far louder than the silence
 
 
@@ -502,8 +553,22 @@ def test_an_ndi_receiver_killed_mid_stream_disturbs_nothing(tmp_path):
 
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(5, seconds=4.0), 24000)
-    result = drive("receiver-killed", tmp_path, "--audio", str(song), "--name", unique("Killed"),
-                   "--size", "320x180", "--fps", "30", "--seconds", "2", "--gap", "2")
+    result = drive(
+        "receiver-killed",
+        tmp_path,
+        "--audio",
+        str(song),
+        "--name",
+        unique("Killed"),
+        "--size",
+        "320x180",
+        "--fps",
+        "30",
+        "--seconds",
+        "2",
+        "--gap",
+        "2",
+    )
     phases, first, second = result["phases"], result["first"], result["second"]
     assert first["returncode"] == -signal.SIGKILL and first["first"] is not None
     assert first["left"], "the sender still counted the killed receiver after 10 s"
@@ -518,10 +583,12 @@ def test_an_ndi_receiver_killed_mid_stream_disturbs_nothing(tmp_path):
     assert phases["second_done"]["dropped"] == phases["watching"]["dropped"], phases
     # and a new receiver gets frames at the rate again
     assert second["frames"] >= 15 * 2 and second["rate"] >= 15.0, second
-    print(f"\nndi: 1 receiver SIGKILLed mid-stream and survived; over {span:.1f} s around the "
-          f"kill the engine published {engine_fps:.1f} fps and NDI sent {sent_fps:.1f} fps "
-          f"(expected 30); the next receiver got {second['frames']} frames at "
-          f"{second['rate']:.1f} fps")
+    print(
+        f"\nndi: 1 receiver SIGKILLed mid-stream and survived; over {span:.1f} s around the "
+        f"kill the engine published {engine_fps:.1f} fps and NDI sent {sent_fps:.1f} fps "
+        f"(expected 30); the next receiver got {second['frames']} frames at "
+        f"{second['rate']:.1f} fps"
+    )
 
 
 # -- 5. An output that fails on every frame, and one that never returns ----------------------
@@ -533,6 +600,7 @@ def _outputs():
 
     class Failing(Output):
         """send() raises every time."""
+
         name = "failing"
 
         def __init__(self, **kw):
@@ -551,11 +619,13 @@ def _outputs():
 
     class Tolerant(Failing):
         """Allowed 10 failures in a row before it is disabled."""
+
         name = "tolerant"
         max_failures = 10
 
     class Flaky(Tolerant):
         """Every other send fails: never 10 in a row, so it stays on."""
+
         name = "flaky"
 
         def send(self, frame):
@@ -565,6 +635,7 @@ def _outputs():
 
     class Hung(Failing):
         """send() never returns (until the test lets it)."""
+
         name = "hung"
 
         def __init__(self, **kw):
@@ -587,8 +658,9 @@ def _rate(engine, runner, seconds: float) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_failing_outputs_are_reported_once_and_the_others_keep_their_rate(tiny_bundle, tmp_path,
-                                                                         caplog, monkeypatch):
+def test_failing_outputs_are_reported_once_and_the_others_keep_their_rate(
+    tiny_bundle, tmp_path, caplog, monkeypatch
+):
     from synd.audio import write_wav
     from synd.bridges import base
 
@@ -598,18 +670,21 @@ def test_failing_outputs_are_reported_once_and_the_others_keep_their_rate(tiny_b
     write_wav(song, music_clip(1, seconds=3.0), 24000)
     Failing, Tolerant, Flaky, _ = _outputs()
     failing, tolerant, flaky, good = Failing(), Tolerant(), Flaky(), Collect(fps=FPS)
-    engine, runners, source = run_engine(tiny_bundle, song, [failing, tolerant, flaky, good], 0.5,
-                                         fps=FPS)
+    engine, runners, source = run_engine(tiny_bundle, song, [failing, tolerant, flaky, good], 0.5, fps=FPS)
     try:
         engine_fps, good_fps = _rate(engine, runners[3], 2.0)
     finally:
         stop_all(engine, runners, source)
-    lines = {name: [r.getMessage() for r in caplog.records if f"output {name}" in r.getMessage()]
-             for name in ("failing", "tolerant", "flaky")}
-    print(f"\noutputs: 3 failing outputs; engine {engine_fps:.1f} fps, the good output "
-          f"{good_fps:.1f} fps (expected {FPS:g}); failing: {failing.sends} send, "
-          f"tolerant: {tolerant.sends} sends, flaky: {flaky.sends} sends "
-          f"({runners[2].failures} failed); lines: {lines}")
+    lines = {
+        name: [r.getMessage() for r in caplog.records if f"output {name}" in r.getMessage()]
+        for name in ("failing", "tolerant", "flaky")
+    }
+    print(
+        f"\noutputs: 3 failing outputs; engine {engine_fps:.1f} fps, the good output "
+        f"{good_fps:.1f} fps (expected {FPS:g}); failing: {failing.sends} send, "
+        f"tolerant: {tolerant.sends} sends, flaky: {flaky.sends} sends "
+        f"({runners[2].failures} failed); lines: {lines}"
+    )
     assert engine.error is None and engine_fps >= 0.6 * FPS and good_fps >= 0.6 * FPS
     assert runners[3].failed is None
     # Disabled at once, in one line.
@@ -620,7 +695,8 @@ def test_failing_outputs_are_reported_once_and_the_others_keep_their_rate(tiny_b
     assert lines["tolerant"] == [
         "output tolerant: send failed: the cable is out (1 failed so far); retrying, "
         "disabled after 10 failures in a row",
-        "output tolerant failed: the cable is out (10 failed sends in a row); disabled"]
+        "output tolerant failed: the cable is out (10 failed sends in a row); disabled",
+    ]
     # Failing every other frame: kept on, its failures counted, a line every 0.5 s at most.
     stats = runners[2].stats()
     assert stats["failed"] is None and stats["failures"] >= FPS and stats["sent"] >= FPS
@@ -653,14 +729,15 @@ def test_an_output_whose_send_never_returns_stalls_nothing(tiny_bundle, tmp_path
     finally:
         hung.release.set()
         stop_all(engine, runners, source)
-    print(f"\noutputs: 1 hung output; engine {engine_fps:.1f} fps, the good output "
-          f"{good_fps:.1f} fps (expected {FPS:g}), {stats['dropped']} frames dropped in front "
-          f"of the hung one; stop gave up after {gave_up:.2f} s, exit after {at_exit:.2f} s")
+    print(
+        f"\noutputs: 1 hung output; engine {engine_fps:.1f} fps, the good output "
+        f"{good_fps:.1f} fps (expected {FPS:g}), {stats['dropped']} frames dropped in front "
+        f"of the hung one; stop gave up after {gave_up:.2f} s, exit after {at_exit:.2f} s"
+    )
     assert engine.error is None and engine_fps >= 0.6 * FPS and good_fps >= 0.6 * FPS
     assert engine_fps_after >= 0.6 * FPS
     assert hung.sends == 1 and stats["sent"] == 0 and stats["dropped"] >= FPS
     assert gave_up < 1.5 and at_exit < base.EXIT_SEND_GRACE_S + 1.0
     stuck = [r.getMessage() for r in caplog.records if "output hung" in r.getMessage()]
-    assert stuck == ["output hung did not stop within 0.5 s (stuck in open() or send()); "
-                     "left behind"]
+    assert stuck == ["output hung did not stop within 0.5 s (stuck in open() or send()); left behind"]
     assert runners[0].stop(5) and hung.closes == 1  # released: it closes, once

@@ -52,9 +52,7 @@ def test_dim_and_names():
 
 
 def test_config_roundtrip_through_json():
-    cfg = FeatureConfig(
-        kind="fft", fps=29.97, n_fft=1024, bands=20, fmin=50.0, fmax=8000.0, onset=False
-    )
+    cfg = FeatureConfig(kind="fft", fps=29.97, n_fft=1024, bands=20, fmin=50.0, fmax=8000.0, onset=False)
     again = FeatureConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
     assert FeatureConfig.from_dict({}) == FeatureConfig()
@@ -141,8 +139,9 @@ def test_shapes_and_dtype():
 
 def test_wave_framing_is_centred_and_zero_padded():
     # x[k] = k makes every segment mean equal to its centre sample index.
-    cfg = FeatureConfig(kind="wave", sample_rate=1000, fps=10.0, n_fft=100, bands=4,
-                        fmax=400.0, loudness=False, onset=False)
+    cfg = FeatureConfig(
+        kind="wave", sample_rate=1000, fps=10.0, n_fft=100, bands=4, fmax=400.0, loudness=False, onset=False
+    )
     x = np.arange(910, dtype=np.float64)  # 0.91 s: 10 frames, the last one past the end
     out = FeatureExtractor(cfg).offline(x)
     assert out.shape == (10, 4)
@@ -348,8 +347,13 @@ def test_stats_fit_rejects_empty():
 
 
 def test_config_accepts_numpy_scalars_and_stays_json_able():
-    cfg = FeatureConfig(sample_rate=np.int64(16000), fps=np.float32(25.0), bands=np.int32(16),
-                        fmax=np.float64(7000.0), onset=np.bool_(False))
+    cfg = FeatureConfig(
+        sample_rate=np.int64(16000),
+        fps=np.float32(25.0),
+        bands=np.int32(16),
+        fmax=np.float64(7000.0),
+        onset=np.bool_(False),
+    )
     d = json.loads(json.dumps(cfg.to_dict()))
     assert d["sample_rate"] == 16000 and d["bands"] == 16 and d["onset"] is False
     assert FeatureConfig.from_dict(d) == cfg

@@ -44,7 +44,7 @@ def square(hz: float, on, off=0, n: int = N, patch: float | None = None):
             frame = solid(90)
             side = np.sqrt(patch)
             ph, pw = int(H * side), int(W * side)
-            frame[(H - ph) // 2:(H - ph) // 2 + ph, (W - pw) // 2:(W - pw) // 2 + pw] = colour
+            frame[(H - ph) // 2 : (H - ph) // 2 + ph, (W - pw) // 2 : (W - pw) // 2 + pw] = colour
             frames.append(frame)
     return frames
 
@@ -61,11 +61,14 @@ def guarded(frames, enabled=True):
     return [guard(f) for f in frames], guard
 
 
-@pytest.mark.parametrize("name, frames", [
-    ("10 Hz black/white", square(10, 255)),
-    ("5 Hz saturated red", square(5, (200, 0, 0))),
-    ("15 Hz between two greys", square(15, 200, 60)),
-])
+@pytest.mark.parametrize(
+    "name, frames",
+    [
+        ("10 Hz black/white", square(10, 255)),
+        ("5 Hz saturated red", square(5, (200, 0, 0))),
+        ("15 Hz between two greys", square(15, 200, 60)),
+    ],
+)
 def test_a_strobe_is_cut_to_at_most_3_flashes_a_second(name, frames):
     assert flashes(frames)[1] > 200, "the unguarded stream must be a hazard"
     out, guard = guarded(frames)
@@ -76,13 +79,23 @@ def test_a_strobe_is_cut_to_at_most_3_flashes_a_second(name, frames):
     assert flashes(off)[1] > 200  # turned off, it changes nothing
 
 
-@pytest.mark.parametrize("name, frames", [
-    ("2 Hz full-screen flash", square(2, 255)),
-    ("10 Hz patch on 15 % of the screen", square(10, 255, patch=0.15)),
-    ("slow fade", [solid(int(255 * i / (N - 1))) for i in range(N)]),
-    ("moving texture", [np.roll(np.tile(np.linspace(0, 255, W, dtype=np.uint8)[None, :, None],
-                                        (H, 1, 3)), 3 * i, axis=1) for i in range(N)]),
-])
+@pytest.mark.parametrize(
+    "name, frames",
+    [
+        ("2 Hz full-screen flash", square(2, 255)),
+        ("10 Hz patch on 15 % of the screen", square(10, 255, patch=0.15)),
+        ("slow fade", [solid(int(255 * i / (N - 1))) for i in range(N)]),
+        (
+            "moving texture",
+            [
+                np.roll(
+                    np.tile(np.linspace(0, 255, W, dtype=np.uint8)[None, :, None], (H, 1, 3)), 3 * i, axis=1
+                )
+                for i in range(N)
+            ],
+        ),
+    ],
+)
 def test_content_the_rule_allows_passes_bit_for_bit(name, frames):
     out, guard = guarded(frames)
     assert guard.changed == 0, name
@@ -95,12 +108,12 @@ def test_no_stream_gets_past_the_guard(tmp_path):
     rng = np.random.default_rng(0)
     for trial in range(4):
         frames = []
-        for i in range(N):
+        for _ in range(N):
             frame = solid(int(rng.integers(0, 256)))
             if trial % 2:
                 frame[:, : W // 2] = rng.integers(0, 256, 3)
             if trial >= 2 and rng.random() < 0.5:
-                frame[H // 3:] = (int(rng.integers(100, 256)), 0, 0)
+                frame[H // 3 :] = (int(rng.integers(100, 256)), 0, 0)
             frames.append(frame)
         assert flashes(frames)[1] > 0
         out, _ = guarded(frames)
@@ -120,8 +133,9 @@ def test_a_guarded_strobe_stays_safe_after_scaling_and_encoding(tmp_path):
 def test_a_frame_size_change_keeps_the_guard_counting():
     guard = FlashGuard(FPS)
     frames = square(10, 255, n=120)
-    out = [guard(f if i < 60 else np.ascontiguousarray(np.repeat(f, 2, 0)[:, :W]))
-           for i, f in enumerate(frames)]
+    out = [
+        guard(f if i < 60 else np.ascontiguousarray(np.repeat(f, 2, 0)[:, :W])) for i, f in enumerate(frames)
+    ]
     counter = FlashCounter(FPS)
     assert not any(counter.push(o).hazard for o in out)
 
@@ -154,9 +168,26 @@ def test_synd_render_of_a_strobing_model_has_no_hazard_unless_the_guard_is_off(t
     results = {}
     for guard in ("on", "off"):
         video = tmp_path / f"{guard}.mp4"
-        proc = subprocess.run([*SYND, "render", str(song), "--model", str(model), "-o", str(video),
-                               "--size", "320x180", "--set", "look.feedback=0.99",
-                               "--flash-guard", guard], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                *SYND,
+                "render",
+                str(song),
+                "--model",
+                str(model),
+                "-o",
+                str(video),
+                "--size",
+                "320x180",
+                "--set",
+                "look.feedback=0.99",
+                "--flash-guard",
+                guard,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         results[guard] = (judge_video(video).numbers, proc.stderr)
     on, log_on = results["on"]
@@ -181,7 +212,7 @@ def _status_reply(port: int, timeout: float = 60.0) -> list:
             s.sendto(query, ("127.0.0.1", port))
             try:
                 return OscMessage(s.recv(65536)).params
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
     raise AssertionError("synd run never answered /synd/status")
 
@@ -198,10 +229,28 @@ def _show_with_blackout_strobe(tmp_path, guard: str) -> tuple[list, str, list]:
     write_wav(song, beat, 48000)
     port = free_udp_port()
     video = tmp_path / f"show-{guard}.mp4"
-    proc = subprocess.Popen([*SYND, "run", "--input", str(song), "--loop", "--output",
-                             f"record:{video}", "--size", "320x180", "--osc", f"127.0.0.1:{port}",
-                             "--flash-guard", guard, "--midi", "off"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *SYND,
+            "run",
+            "--input",
+            str(song),
+            "--loop",
+            "--output",
+            f"record:{video}",
+            "--size",
+            "320x180",
+            "--osc",
+            f"127.0.0.1:{port}",
+            "--flash-guard",
+            guard,
+            "--midi",
+            "off",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _status_reply(port)
         oscsend(port, "/synd/model/b", "s", "classic")

@@ -17,8 +17,9 @@ from synd.presets import Look
 
 def test_old_run_keys_land_in_their_tables_with_a_notice(caplog):
     with caplog.at_level(logging.WARNING, logger="synd.config"):
-        c = parse_config({"run": {"osc": "127.0.0.1:9100", "midi_api": "jack", "tray": True,
-                                  "fps": 60}}, "config 'x'")
+        c = parse_config(
+            {"run": {"osc": "127.0.0.1:9100", "midi_api": "jack", "tray": True, "fps": 60}}, "config 'x'"
+        )
     assert c.osc == OscConfig(listen="127.0.0.1:9100")
     assert c.midi == MidiConfig(api="jack") and c.tray == TrayConfig(show=True)
     assert c.run.fps == 60.0
@@ -43,12 +44,28 @@ def test_tables_are_type_checked_and_must_be_tables():
 
 def test_overrides_reach_every_table(caplog):
     with caplog.at_level(logging.WARNING, logger="synd.config"):
-        c = apply_overrides(Config(), ["osc.listen=off", "midi=virtual", "fps=25", "tray.show=true",
-                                       "run.size=640x360", "preset=prism"])
-    assert (c.osc.listen, c.midi.port, c.run.fps, c.tray.show, c.run.size, c.preset) == \
-        ("off", "virtual", 25.0, True, "640x360", "prism")
+        c = apply_overrides(
+            Config(),
+            [
+                "osc.listen=off",
+                "midi=virtual",
+                "fps=25",
+                "tray.show=true",
+                "run.size=640x360",
+                "preset=prism",
+            ],
+        )
+    assert (c.osc.listen, c.midi.port, c.run.fps, c.tray.show, c.run.size, c.preset) == (
+        "off",
+        "virtual",
+        25.0,
+        True,
+        "640x360",
+        "prism",
+    )
     assert [r.getMessage() for r in caplog.records] == [
-        "override -o midi: now midi.port (the old name works until the next release)"]
+        "override -o midi: now midi.port (the old name works until the next release)"
+    ]
     with pytest.raises(ValueError, match=r"no table \[nope\]"):
         apply_overrides(Config(), ["nope.x=1"])
 
@@ -86,8 +103,7 @@ def test_a_bad_osc_address_fails_when_built():
     with pytest.raises(ValueError, match="HOST:PORT"):
         build_frontends(Config(osc=OscConfig(listen="nowhere"), midi=MidiConfig(port="off")), _Daemon())
     with pytest.raises(ValueError, match="other machines"):
-        build_frontends(Config(osc=OscConfig(listen="0.0.0.0:9000"), midi=MidiConfig(port="off")),
-                        _Daemon())
+        build_frontends(Config(osc=OscConfig(listen="0.0.0.0:9000"), midi=MidiConfig(port="off")), _Daemon())
 
 
 def test_a_taken_osc_port_is_one_line_and_the_frontend_stays_off(caplog):

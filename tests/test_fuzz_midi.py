@@ -57,12 +57,26 @@ trigger = "freeze"
 
 #: Malformed messages, as another JACK client can send them (JACK passes any bytes).
 MALFORMED = [
-    [0x90], [0xB0], [0xC0], [0xE5],                  # bare status bytes
-    [0x40], [0x40, 0x40], [0x15, 0x7F, 0x00],        # data without a status
-    [0xB0, 21], [0x90, 60], [0xE0, 1],               # truncated
-    [0xF4], [0xF5, 1], [0xFD], [0xF9], [0xF4, 1, 2],  # undefined statuses
-    [0xB0, 0x80, 0x80], [0x90, 0xFF, 0x01],          # data bytes above 127
-    [0xC0, 1, 2], [0xF2, 1], [0xF6, 0],              # too long, too short
+    [0x90],
+    [0xB0],
+    [0xC0],
+    [0xE5],  # bare status bytes
+    [0x40],
+    [0x40, 0x40],
+    [0x15, 0x7F, 0x00],  # data without a status
+    [0xB0, 21],
+    [0x90, 60],
+    [0xE0, 1],  # truncated
+    [0xF4],
+    [0xF5, 1],
+    [0xFD],
+    [0xF9],
+    [0xF4, 1, 2],  # undefined statuses
+    [0xB0, 0x80, 0x80],
+    [0x90, 0xFF, 0x01],  # data bytes above 127
+    [0xC0, 1, 2],
+    [0xF2, 1],
+    [0xF6, 0],  # too long, too short
 ]
 #: Well-formed but not synd's, or filtered by RtMidi (clock, sysex): ignored quietly.
 IGNORED = [[0xC0, 5], [0xE0, 0, 64], [0xF7], [0xF0, 0xF7], [0xF8], [0xF8, 1], [0xFE], [0xF2, 1, 2]]
@@ -119,8 +133,9 @@ def fuzz_messages(rng, n):
             messages.append([CC | (channel - 1), number, rng.randrange(128)])
         else:
             status = rng.choice([NOTE_ON, NOTE_OFF])
-            messages.append([status | (channel - 1), rng.choice([39, 40, 41, rng.randrange(128)]),
-                             rng.randrange(128)])
+            messages.append(
+                [status | (channel - 1), rng.choice([39, 40, 41, rng.randrange(128)]), rng.randrange(128)]
+            )
         if i % 20 == 0:
             lead, *garbage = running_status_garbage(rng)
             messages += [lead, *garbage]
@@ -139,10 +154,13 @@ class Flooder:
 
     def __init__(self, tmp_path, to, messages, sysex, marker):
         config = tmp_path / "flood.json"
-        config.write_text(json.dumps({"to": to, "messages": messages, "sysex": sysex,
-                                      "marker": marker}))
-        self.proc = subprocess.Popen([sys.executable, "-c", FLOODER, str(config)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        config.write_text(json.dumps({"to": to, "messages": messages, "sysex": sysex, "marker": marker}))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", FLOODER, str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout.readline().strip() == "ready", "the flooder did not start"
 
     def go(self) -> dict:
@@ -162,7 +180,8 @@ def running_status_garbage(rng):
     """An unmapped CC, then bare data pairs as if running status applied (it does not,
     between JACK events)."""
     return [[CC | rng.randrange(16), 100, rng.randrange(128)]] + [
-        [rng.randrange(128), rng.randrange(128)] for _ in range(rng.randrange(1, 6))]
+        [rng.randrange(128), rng.randrange(128)] for _ in range(rng.randrange(1, 6))
+    ]
 
 
 class Probe:
@@ -170,8 +189,9 @@ class Probe:
     the graph to synd."""
 
     def __init__(self, jack, sender_port):
-        self.midi_in = opening(lambda: jack.rtmidi.MidiIn(jack.rtmidi.API_UNIX_JACK, name="probe",
-                                                            queue_size_limit=65536))
+        self.midi_in = opening(
+            lambda: jack.rtmidi.MidiIn(jack.rtmidi.API_UNIX_JACK, name="probe", queue_size_limit=65536)
+        )
         jack.clients.append(self.midi_in)
         self.midi_in.ignore_types(sysex=False)
         ports = self.midi_in.get_ports()
@@ -189,8 +209,9 @@ class Probe:
                 self.sysex[len(message)] += 1
             elif message == [CC | (MARK_CHANNEL - 1), MARK_CC, 2]:
                 self.markers += 1
-            elif (len(message) == 3 and message[0] & 0xF0 in (CC, NOTE_ON, NOTE_OFF)
-                  and max(message[1:]) <= 127):
+            elif (
+                len(message) == 3 and message[0] & 0xF0 in (CC, NOTE_ON, NOTE_OFF) and max(message[1:]) <= 127
+            ):
                 self.channel_messages += 1
 
     def close(self, jack):
@@ -217,8 +238,12 @@ def resend_until(pads, message, cond, what, timeout=30.0) -> int:
 def mark(pads, midi, value) -> int:
     """Send the marker CC until synd has taken it: then it has taken (or lost) all that
     pads sent before, in order. Returns how many markers were sent."""
-    return resend_until(pads, [CC | (MARK_CHANNEL - 1), MARK_CC, value],
-                 lambda: midi._cc_seen.get((MARK_CHANNEL, MARK_CC)) == value, "the marker")
+    return resend_until(
+        pads,
+        [CC | (MARK_CHANNEL - 1), MARK_CC, value],
+        lambda: midi._cc_seen.get((MARK_CHANNEL, MARK_CC)) == value,
+        "the marker",
+    )
 
 
 @pytest.fixture
@@ -236,8 +261,9 @@ def live(jack, tiny_bundle, tmp_path):
     write_wav(song, music_clip(4, seconds=3.0), 24000)
     source = FileInput(song, rate=24000, loop=True)
     counter = FrameCounter()
-    engine = Engine(tiny_bundle, Look(), source, [counter], EngineOptions(fps=FPS, size=(64, 48)),
-                    model_name="tiny")
+    engine = Engine(
+        tiny_bundle, Look(), source, [counter], EngineOptions(fps=FPS, size=(64, 48)), model_name="tiny"
+    )
     ctl = Controller(engine, ["tiny"], lambda name: (tiny_bundle, Look()), current="tiny")
     source.start()
     engine.start()
@@ -252,7 +278,8 @@ def live(jack, tiny_bundle, tmp_path):
 
 
 def test_floods_malformed_messages_and_sysex_stop_neither_the_input_nor_the_engine(
-        jack, live, caplog, tmp_path):
+    jack, live, caplog, tmp_path
+):
     engine, ctl, midi, pads, counter = live
     caplog.set_level(logging.WARNING, logger="synd.midi")
     rng = random.Random(SEED)
@@ -286,8 +313,13 @@ def test_floods_malformed_messages_and_sysex_stop_neither_the_input_nor_the_engi
     # A stray sysex start (a bare F0, one cut short) does not leave the input deaf.
     send([0xF0])
     send([0xF0, 1, 2, 3])
-    resend_until(pads, [CC, 21, 5], lambda: engine.look.intensity == pytest.approx(2.0 * 5 / 127),
-                 "intensity after a stray sysex start", timeout=10)
+    resend_until(
+        pads,
+        [CC, 21, 5],
+        lambda: engine.look.intensity == pytest.approx(2.0 * 5 / 127),
+        "intensity after a stray sysex start",
+        timeout=10,
+    )
     pads.cc(22, 127)
     wait_for(lambda: engine.look.hue == pytest.approx(1.0), 10, "hue in the engine")
     after_start, after_frames = time.monotonic(), len(counter.times)
@@ -301,16 +333,24 @@ def test_floods_malformed_messages_and_sysex_stop_neither_the_input_nor_the_engi
     summaries = [r for r in caplog.records if hasattr(r, "tally")]
     by_kind = Counter(getattr(r, "ratelimit_kind", "summary") for r in lines)
     delivered = sum(probe.sysex.values())
-    print(f"\nMIDI flood: {FLOOD} CCs and notes in {flood_sent - began:.2f} s, {bad} malformed "
-          f"messages, {len(SYSEX_SIZES)} sysex sent ({sum(SYSEX_SIZES) / 2**20:.1f} MiB); "
-          f"the probe got {delivered} sysex through JACK, by size {dict(probe.sysex)}")
-    print(f"  synd took {taken} of {channel_messages} channel messages (the probe got "
-          f"{probe_channel}), refused {refused} "
-          f"of {bad} malformed (by kind, since the start: {midi.complaints.tally.totals})")
-    print(f"  frames published {during} in {ended - began:.1f} s (expected {expected:.0f} at "
-          f"{FPS:g} fps), after it {after:.1f} fps")
-    print(f"  RSS before {rss_before / 2**20:.1f} MiB, after {rss_after / 2**20:.1f} MiB "
-          f"(+{(rss_after - rss_before) / 2**20:.1f}, bound {RSS_GROWTH_MAX / 2**20:.0f})")
+    print(
+        f"\nMIDI flood: {FLOOD} CCs and notes in {flood_sent - began:.2f} s, {bad} malformed "
+        f"messages, {len(SYSEX_SIZES)} sysex sent ({sum(SYSEX_SIZES) / 2**20:.1f} MiB); "
+        f"the probe got {delivered} sysex through JACK, by size {dict(probe.sysex)}"
+    )
+    print(
+        f"  synd took {taken} of {channel_messages} channel messages (the probe got "
+        f"{probe_channel}), refused {refused} "
+        f"of {bad} malformed (by kind, since the start: {midi.complaints.tally.totals})"
+    )
+    print(
+        f"  frames published {during} in {ended - began:.1f} s (expected {expected:.0f} at "
+        f"{FPS:g} fps), after it {after:.1f} fps"
+    )
+    print(
+        f"  RSS before {rss_before / 2**20:.1f} MiB, after {rss_after / 2**20:.1f} MiB "
+        f"(+{(rss_after - rss_before) / 2**20:.1f}, bound {RSS_GROWTH_MAX / 2**20:.0f})"
+    )
     print(f"  log lines: {len(lines)}, by kind {dict(by_kind)}; {len(summaries)} summary lines")
 
     # The flood went through the graph (all of it here; on a loaded machine JACK now and
@@ -334,10 +374,24 @@ def test_floods_malformed_messages_and_sysex_stop_neither_the_input_nor_the_engi
 
 # -- without JACK ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("message", [
-    [CC, 21, 5], [NOTE_ON | 9, 60, 0], [NOTE_OFF, 60, 64], [0xC0, 5], [0xE0, 0, 64],
-    [0xF0, 1, 2, 0xF7], [0xF0, 0xF7], [0xF7], [0xF8], [0xF2, 1, 2], [0xFF],
-    [0xF0] + [0x7F] * 65_534 + [0xF7]])
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [CC, 21, 5],
+        [NOTE_ON | 9, 60, 0],
+        [NOTE_OFF, 60, 64],
+        [0xC0, 5],
+        [0xE0, 0, 64],
+        [0xF0, 1, 2, 0xF7],
+        [0xF0, 0xF7],
+        [0xF7],
+        [0xF8],
+        [0xF2, 1, 2],
+        [0xFF],
+        [0xF0] + [0x7F] * 65_534 + [0xF7],
+    ],
+)
 def test_well_formed_messages_parse_or_are_ignored_quietly(message):
     event = M.parse_message(message)
     assert (event is not None) == (message[0] & 0xF0 in (CC, NOTE_ON, NOTE_OFF))
@@ -356,8 +410,10 @@ def test_a_flooded_knob_is_applied_once_with_its_last_value_and_no_press_is_lost
     ctl = controller()
     midi = M.MidiControl(ctl, mapping=FUZZ_MAP)
     rng = random.Random(SEED)
-    batch = [M._Event("cc", rng.randrange(1, 17), rng.choice([21, 22, 50]), rng.randrange(128))
-             for _ in range(5000)]
+    batch = [
+        M._Event("cc", rng.randrange(1, 17), rng.choice([21, 22, 50]), rng.randrange(128))
+        for _ in range(5000)
+    ]
     batch[100:100] = [M._Event("note", 1, 41, 100), M._Event("note", 1, 41, 0)] * 3
     kept = midi._coalesce(batch)
     knobs = [e for e in kept if e.kind == "cc" and e.number in (21, 22)]

@@ -9,7 +9,6 @@ fixtures and tests that use them, as the engine is.
 import logging
 import math
 import random
-import socket
 import struct
 import time
 from collections import Counter
@@ -54,10 +53,10 @@ def live(tiny_bundle, tmp_path):
     write_wav(song, music_clip(5, seconds=4.0), 24000)
     source = FileInput(song, rate=24000, loop=True)
     counter = FrameCounter()
-    engine = Engine(tiny_bundle, Look(), source, [counter], EngineOptions(fps=FPS, size=(96, 64)),
-                    model_name="tiny")
-    controller = Controller(engine, ["tiny"],
-                            load=lambda name: (copy.deepcopy(tiny_bundle), Look()))
+    engine = Engine(
+        tiny_bundle, Look(), source, [counter], EngineOptions(fps=FPS, size=(96, 64)), model_name="tiny"
+    )
+    controller = Controller(engine, ["tiny"], load=lambda name: (copy.deepcopy(tiny_bundle), Look()))
     server = OscServer(controller, port=0)
     source.start()
     engine.start()
@@ -65,8 +64,9 @@ def live(tiny_bundle, tmp_path):
     client = Client(server)
     try:
         wait_for(lambda: len(counter.times) > 10, 20, "the first frames")
-        yield SimpleNamespace(engine=engine, controller=controller, server=server, client=client,
-                              counter=counter)
+        yield SimpleNamespace(
+            engine=engine, controller=controller, server=server, client=client, counter=counter
+        )
     finally:
         client.close()
         server.stop()
@@ -82,7 +82,7 @@ def settle(rig) -> None:
         try:
             rig.client.ask("/synd/status")
             return
-        except socket.timeout:  # the query itself was lost in a full buffer: again
+        except TimeoutError:  # the query itself was lost in a full buffer: again
             continue
     raise AssertionError("the server no longer answers")
 
@@ -95,6 +95,7 @@ def frame_rate(rig, frames: int = 30) -> float:
 
 
 # -- the flood ---------------------------------------------------------------------------------
+
 
 def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live, caplog):
     from tests.helpers.osc import oscsend
@@ -135,19 +136,29 @@ def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live
     server.stop()  # reports what was dropped since the last summary line
     summaries = [r for r in caplog.records if hasattr(r, "tally")]
     by_kind = Counter(getattr(r, "ratelimit_kind", "summary") for r in lines)
-    print(f"\nOSC flood: {sent} packets in {ended - began:.1f} s "
-          f"({report['bytes'] / 2**20:.0f} MiB), by family {report['sent']}, "
-          f"send errors {report['errors']}")
-    print(f"  server: read {taken}, dropped {dropped} of them as bad, took {taken - dropped} "
-          f"(refusing {server.refused - refused_before} messages in them); the kernel dropped "
-          f"{sent - taken} (socket buffer full)")
+    print(
+        f"\nOSC flood: {sent} packets in {ended - began:.1f} s "
+        f"({report['bytes'] / 2**20:.0f} MiB), by family {report['sent']}, "
+        f"send errors {report['errors']}"
+    )
+    print(
+        f"  server: read {taken}, dropped {dropped} of them as bad, took {taken - dropped} "
+        f"(refusing {server.refused - refused_before} messages in them); the kernel dropped "
+        f"{sent - taken} (socket buffer full)"
+    )
     print(f"  dropped or refused by kind, warm-up included: {server.tally.totals}")
-    print(f"  frames published during the flood {during} (expected {expected:.0f} at "
-          f"{FPS:g} fps), after it {after:.1f} fps")
-    print(f"  RSS before {rss_before / 2**20:.1f} MiB, after {rss_after / 2**20:.1f} MiB "
-          f"(+{(rss_after - rss_before) / 2**20:.1f}, bound {RSS_GROWTH_MAX / 2**20:.0f})")
-    print(f"  log lines: {len(lines)} while flooding, by kind {dict(by_kind)}; "
-          f"{len(summaries)} summary lines in all")
+    print(
+        f"  frames published during the flood {during} (expected {expected:.0f} at "
+        f"{FPS:g} fps), after it {after:.1f} fps"
+    )
+    print(
+        f"  RSS before {rss_before / 2**20:.1f} MiB, after {rss_after / 2**20:.1f} MiB "
+        f"(+{(rss_after - rss_before) / 2**20:.1f}, bound {RSS_GROWTH_MAX / 2**20:.0f})"
+    )
+    print(
+        f"  log lines: {len(lines)} while flooding, by kind {dict(by_kind)}; "
+        f"{len(summaries)} summary lines in all"
+    )
 
     assert sent >= FLOOD_PACKETS and set(report["sent"]) == set(FAMILIES)
     assert during >= MIN_FRAME_SHARE * expected, (during, expected)
@@ -158,6 +169,7 @@ def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live
     # Logging: per kind at most LOG_KINDS_MAX lines per LOG_EVERY_S, and a summary line
     # per period whose counts add up to everything dropped or refused.
     from synd.osc import LOG_EVERY_S, LOG_KINDS_MAX
+
     periods = math.ceil((time.monotonic() - began) / LOG_EVERY_S) + 1
     for kind, n in by_kind.items():
         assert n <= (LOG_KINDS_MAX + 1) * periods, (kind, n)
@@ -172,14 +184,16 @@ def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live
 
 # -- the limits, without a network -------------------------------------------------------------
 
+
 @pytest.fixture
 def commands():
     from synd.control import Controller
     from synd.osc import Commands
     from tests.helpers.osc import PRESETS, RecordingEngine
 
-    return Commands(Controller(RecordingEngine(), PRESETS, load=lambda name: (None, None),
-                               rng=random.Random(0)))
+    return Commands(
+        Controller(RecordingEngine(), PRESETS, load=lambda name: (None, None), rng=random.Random(0))
+    )
 
 
 def test_pathological_patterns_are_refused_or_matched_in_bounded_steps(commands):
@@ -216,15 +230,31 @@ def test_pathological_patterns_are_refused_or_matched_in_bounded_steps(commands)
     _, matched = steps("/synd/*/t?gg[l-m]e")
     assert matched == ["/synd/blackout/toggle", "/synd/freeze/toggle", "/synd/lock/toggle"]
     # Refused without matching: too many wildcards, malformed, `//`, too long.
-    for pattern in ["/synd/" + "*a" * (MAX_WILDCARDS + 1), "/*" * 100, "/synd/[abc",
-                    "/synd/{hue,gain", "/synd/hue}", "/synd//toggle", "//", "/synd/" + "?" * 300]:
+    for pattern in [
+        "/synd/" + "*a" * (MAX_WILDCARDS + 1),
+        "/*" * 100,
+        "/synd/[abc",
+        "/synd/{hue,gain",
+        "/synd/hue}",
+        "/synd//toggle",
+        "//",
+        "/synd/" + "?" * 300,
+    ]:
         assert AddressPattern.parse(pattern) is None, pattern
         assert commands.handlers(pattern) == []
 
 
 def test_scan_refuses_deep_wide_and_lying_packets():
-    from synd.osc import (MAX_ARGS, MAX_ARRAY_DEPTH, MAX_BUNDLE_DEPTH, MAX_MESSAGES, MAX_PACKET,
-                          _Malformed, _scan, _Unsupported)
+    from synd.osc import (
+        MAX_ARGS,
+        MAX_ARRAY_DEPTH,
+        MAX_BUNDLE_DEPTH,
+        MAX_MESSAGES,
+        MAX_PACKET,
+        _Malformed,
+        _scan,
+        _Unsupported,
+    )
 
     hue = message("/synd/hue", "f", 0.5)
     assert _scan(nested(hue, MAX_BUNDLE_DEPTH)) == 1
@@ -255,6 +285,7 @@ def test_scan_refuses_deep_wide_and_lying_packets():
 
 
 # -- well-formed traffic from other implementations --------------------------------------------
+
 
 def liblo_tools() -> bool:
     import shutil
@@ -321,8 +352,11 @@ def test_well_formed_traffic_from_python_osc_and_liblo_is_never_refused(caplog):
             client.raw(packet.dgram)
             sent += 1
             if i % 200 == 0:  # every type python-osc builds, to an address that takes none
-                client.raw(built("/synd/cut", 0, 0.0, "s", b"blob", True, False, None, 2**40,
-                                 [1, [2.0, ["x"]]]).dgram)
+                client.raw(
+                    built(
+                        "/synd/cut", 0, 0.0, "s", b"blob", True, False, None, 2**40, [1, [2.0, ["x"]]]
+                    ).dgram
+                )
                 sent += 1
         for value in (0.25, 0.5, 0.75):
             if liblo_tools():
@@ -346,10 +380,15 @@ def test_well_formed_traffic_from_python_osc_and_liblo_is_never_refused(caplog):
     finally:
         client.close()
         server.stop()
-    bad = [r.getMessage() for r in caplog.records if getattr(r, "ratelimit_kind", None)
-           in ("malformed", "unsupported")]
-    print(f"\nwell-formed: {sent} packets sent, {server.received} taken, {server.dropped} dropped, "
-          f"{server.refused} messages refused ({server.tally.totals})")
+    bad = [
+        r.getMessage()
+        for r in caplog.records
+        if getattr(r, "ratelimit_kind", None) in ("malformed", "unsupported")
+    ]
+    print(
+        f"\nwell-formed: {sent} packets sent, {server.received} taken, {server.dropped} dropped, "
+        f"{server.refused} messages refused ({server.tally.totals})"
+    )
     assert server.dropped == 0 and bad == []
     assert set(server.tally.totals) <= {"arguments"}  # /synd/cut with arguments it does not take
 

@@ -140,8 +140,9 @@ class FakeSyphon:
             def has_clients(self) -> bool:
                 return lib.clients
 
-            def publish_frame_texture(self, texture, region=None, size=None, is_flipped=False,
-                                      command_buffer=None, auto_commit=True):
+            def publish_frame_texture(
+                self, texture, region=None, size=None, is_flipped=False, command_buffer=None, auto_commit=True
+            ):
                 assert lib.pool_depth > 0, "Metal call outside an autorelease pool"
                 assert not self.stopped and texture.device is self.device
                 assert region is None and size is None and command_buffer is None and auto_commit
@@ -178,10 +179,15 @@ class FakeSyphon:
         utils = module("syphon.utils", raw=raw, numpy=npy)
         self.modules = {
             "syphon": module("syphon", SyphonMetalServer=SyphonMetalServer, utils=utils),
-            "syphon.utils": utils, "syphon.utils.raw": raw, "syphon.utils.numpy": npy,
-            "Metal": module("Metal", MTLCreateSystemDefaultDevice=lambda: lib.device,
-                            MTLPixelFormatRGBA8Unorm=self.MTLPixelFormatRGBA8Unorm,
-                            MTLPixelFormatBGRA8Unorm=self.MTLPixelFormatBGRA8Unorm),
+            "syphon.utils": utils,
+            "syphon.utils.raw": raw,
+            "syphon.utils.numpy": npy,
+            "Metal": module(
+                "Metal",
+                MTLCreateSystemDefaultDevice=lambda: lib.device,
+                MTLPixelFormatRGBA8Unorm=self.MTLPixelFormatRGBA8Unorm,
+                MTLPixelFormatBGRA8Unorm=self.MTLPixelFormatBGRA8Unorm,
+            ),
             "objc": module("objc", autorelease_pool=autorelease_pool),
         }
 
@@ -214,14 +220,15 @@ def test_syphon_publishes_bgra_at_its_own_size_upright_for_clients(fake_syphon):
     assert fake_syphon.log == ["server", "texture", "texture", "publish", "publish", "publish", "stop"]
     bgra = FakeSyphon.MTLPixelFormatBGRA8Unorm
     assert [(t.width(), t.height(), t.pixelFormat()) for t in fake_syphon.textures] == [
-        (1920, 1080, bgra)] * 2
+        (1920, 1080, bgra)
+    ] * 2
     used = [texture for texture, _, _ in fake_syphon.published]
     assert used[0] is not used[1] and used[2] is used[0]  # two textures in turn
     for _, image, is_flipped in fake_syphon.published:
         assert image.shape == (1080, 1920, 4)
         assert (image[..., 3] == 255).all()
         seen = syphon_client_view(image, is_flipped)  # B G R A, top row first
-        np.testing.assert_array_equal(seen[0], np.tile([0, 0, 255, 255], (1920, 1)))   # red top
+        np.testing.assert_array_equal(seen[0], np.tile([0, 0, 255, 255], (1920, 1)))  # red top
         np.testing.assert_array_equal(seen[-1], np.tile([255, 0, 0, 255], (1920, 1)))  # blue bottom
 
 
@@ -266,8 +273,9 @@ def test_syphon_failing_open_is_one_line_and_closes_once(fake_syphon):
     out = SyphonOutput(source_name="VJ")
     closes = count_closes(out)
     runner = run(out, [banded()])
-    assert runner.failed == ("Syphon server 'VJ' could not start: "
-                             "Syphon could not create the server (details)")
+    assert runner.failed == (
+        "Syphon server 'VJ' could not start: Syphon could not create the server (details)"
+    )
     assert closes == [1]
 
 
@@ -277,7 +285,8 @@ def test_syphon_is_unavailable_off_macos_and_without_the_module(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.setitem(sys.modules, "syphon", None)  # not installed
     assert SyphonOutput.available() == (
-        "Python module 'syphon' is not installed (pip install 'synethesia[syphon]')")
+        "Python module 'syphon' is not installed (pip install 'synethesia[syphon]')"
+    )
     with pytest.raises(RuntimeError, match=r"^Syphon cannot start: .*pip install 'synethesia\[syphon\]'"):
         SyphonOutput().open()
 
@@ -348,10 +357,17 @@ class FakeSpout:
             def releaseSender(self, /) -> None:
                 self._call("releaseSender")
 
-        enums = module("SpoutGL.enums", GL_RGBA=self.GL_RGBA, GL_BGRA_EXT=self.GL_BGRA_EXT,
-                       GL_RGB=self.GL_RGB, GL_BGR_EXT=self.GL_BGR_EXT)
-        self.modules = {"SpoutGL": module("SpoutGL", SpoutSender=SpoutSender, enums=enums),
-                        "SpoutGL.enums": enums}
+        enums = module(
+            "SpoutGL.enums",
+            GL_RGBA=self.GL_RGBA,
+            GL_BGRA_EXT=self.GL_BGRA_EXT,
+            GL_RGB=self.GL_RGB,
+            GL_BGR_EXT=self.GL_BGR_EXT,
+        )
+        self.modules = {
+            "SpoutGL": module("SpoutGL", SpoutSender=SpoutSender, enums=enums),
+            "SpoutGL.enums": enums,
+        }
 
 
 @pytest.fixture
@@ -369,9 +385,11 @@ def test_spout_sends_rgba_top_row_first_at_its_own_size(fake_spout):
     closes = count_closes(out)
     runner = run(out, [banded(seq) for seq in range(3)])
     assert runner.failed is None and runner.stats()["sent"] == 3 and closes == [1]
-    assert fake_spout.log == (["createOpenGL", "setSenderName"]
-                              + ["sendImage", "setFrameSync synd"] * 3
-                              + ["releaseSender", "closeOpenGL"])
+    assert fake_spout.log == (
+        ["createOpenGL", "setSenderName"]
+        + ["sendImage", "setFrameSync synd"] * 3
+        + ["releaseSender", "closeOpenGL"]
+    )
     assert fake_spout.senders[0].name == "synd"
     assert len(fake_spout.threads) == 1 and threading.get_ident() not in fake_spout.threads
     assert len(fake_spout.images) == 3
@@ -408,8 +426,10 @@ def test_spout_failing_open_is_one_line_and_closes_once(fake_spout):
     out = SpoutOutput()
     closes = count_closes(out)
     runner = run(out, [banded()])
-    assert runner.failed == ("Spout sender 'synd' could not start: Spout could not create an "
-                             "OpenGL context (is an OpenGL driver installed?)")
+    assert runner.failed == (
+        "Spout sender 'synd' could not start: Spout could not create an "
+        "OpenGL context (is an OpenGL driver installed?)"
+    )
     assert closes == [1] and fake_spout.images == []
     assert fake_spout.log == ["createOpenGL", "releaseSender"]  # no context to close
 
@@ -438,7 +458,8 @@ def test_spout_is_unavailable_off_windows_and_without_the_module(monkeypatch):
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setitem(sys.modules, "SpoutGL", None)
     assert SpoutOutput.available() == (
-        "Python module 'SpoutGL' is not installed (pip install 'synethesia[spout]')")
+        "Python module 'SpoutGL' is not installed (pip install 'synethesia[spout]')"
+    )
     with pytest.raises(RuntimeError, match=r"^Spout cannot start: .*pip install 'synethesia\[spout\]'"):
         SpoutOutput().open()
 
@@ -466,14 +487,16 @@ def test_virtualcam_says_how_to_make_a_loopback_device(sysfs):
     pytest.importorskip("pyvirtualcam")
     hint = "sudo modprobe v4l2loopback exclusive_caps=1"
     assert VirtualCamOutput.available() == (
-        f"no v4l2loopback virtual camera device: load the kernel module ({hint})")
+        f"no v4l2loopback virtual camera device: load the kernel module ({hint})"
+    )
     (sysfs / "video4linux" / "video0").mkdir()  # a webcam: no max_openers
     (sysfs / "video4linux" / "video0" / "name").write_text("Integrated Camera\n")
     assert "no v4l2loopback virtual camera device" in VirtualCamOutput.available()
     (sysfs / "module" / "v4l2loopback").mkdir(parents=True)
     assert VirtualCamOutput.available() == (
         f"the v4l2loopback module is loaded but made no device "
-        f"(reload it: sudo modprobe -r v4l2loopback && {hint})")
+        f"(reload it: sudo modprobe -r v4l2loopback && {hint})"
+    )
     for n in (10, 2):
         (sysfs / "video4linux" / f"video{n}").mkdir()
         (sysfs / "video4linux" / f"video{n}" / "max_openers").write_text("10\n")
@@ -512,13 +535,16 @@ def test_real_pyvirtualcam_open_fails_with_one_line_and_closes_once(tmp_path):
     runner = run(out, [banded()])
     assert runner.failed == (
         f"virtual camera {device} could not be opened: 'v4l2loopback' backend: Device {device} "
-        f"does not exist. (make a device: sudo modprobe v4l2loopback exclusive_caps=1)")
+        f"does not exist. (make a device: sudo modprobe v4l2loopback exclusive_caps=1)"
+    )
     assert closes == [1]
     if not vcam_bridge.loopback_devices() and not any(Path("/dev").glob("video*")):
         out = VirtualCamOutput(size=(640, 360))
         runner = run(out, [banded()])
-        assert runner.failed.startswith("virtual camera the first free device could not be opened: "
-                                        "'v4l2loopback' backend: No v4l2 loopback device found")
+        assert runner.failed.startswith(
+            "virtual camera the first free device could not be opened: "
+            "'v4l2loopback' backend: No v4l2 loopback device found"
+        )
         assert "\n" not in runner.failed
 
 
@@ -534,8 +560,18 @@ def fake_camera(monkeypatch):
     class Camera:
         """pyvirtualcam.Camera's signature and frame checks (camera.py)."""
 
-        def __init__(self, width: int, height: int, fps: float, *, fmt=PixelFormat.RGB,
-                     device=None, backend=None, print_fps=False, **kw) -> None:
+        def __init__(
+            self,
+            width: int,
+            height: int,
+            fps: float,
+            *,
+            fmt=PixelFormat.RGB,
+            device=None,
+            backend=None,
+            print_fps=False,
+            **kw,
+        ) -> None:
             self.width, self.height, self.fps = width, height, fps
             self.fmt, self.device, self.backend, self.kw = fmt, device, backend, kw
             self.frames: list[np.ndarray] = []
@@ -574,6 +610,7 @@ def test_virtualcam_sends_every_frame_as_rgb_at_its_own_size(fake_camera):
     assert runner.failed is None and closes == [1]
     (cam,) = fake_camera
     import pyvirtualcam
+
     assert (cam.width, cam.height, cam.fps) == (1920, 1080, 30.0)
     assert cam.fmt is pyvirtualcam.PixelFormat.RGB and cam.device == "/dev/video10"
     assert cam.backend is None and cam.kw == {} and cam.closed == 1
@@ -593,8 +630,10 @@ def test_virtualcam_joins_the_backends_failures_on_one_line(fake_camera, monkeyp
     import pyvirtualcam
 
     def refuse(*args, **kwargs):  # what Camera raises after trying two backends (Windows)
-        raise RuntimeError("'obs' backend: OBS Virtual Camera is not installed.\n"
-                           "'unitycapture' backend: Unity Video Capture is not installed.")
+        raise RuntimeError(
+            "'obs' backend: OBS Virtual Camera is not installed.\n"
+            "'unitycapture' backend: Unity Video Capture is not installed."
+        )
 
     monkeypatch.setattr(pyvirtualcam, "Camera", refuse)
     monkeypatch.setattr(sys, "platform", "win32")
@@ -603,17 +642,21 @@ def test_virtualcam_joins_the_backends_failures_on_one_line(fake_camera, monkeyp
     runner = run(out, [banded()])
     assert runner.failed == (
         "virtual camera the first free device could not be opened: 'obs' backend: OBS Virtual "
-        "Camera is not installed.; 'unitycapture' backend: Unity Video Capture is not installed.")
+        "Camera is not installed.; 'unitycapture' backend: Unity Video Capture is not installed."
+    )
     assert closes == [1]
 
 
-@pytest.mark.parametrize("spec, platform, message", [
-    ("virtualcam:", "linux", "virtual camera device is empty (use virtualcam:/dev/video10"),
-    ("virtualcam:video10", "linux", "must be a device path like /dev/video10"),
-    ("virtualcam:/dev/video1\x07", "linux", "must not contain control characters"),
-    ("virtualcam:/dev/" + "v" * 251, "linux", "at most 255"),
-    ("virtualcam:", "win32", "(use virtualcam:OBS Virtual Camera"),
-])
+@pytest.mark.parametrize(
+    "spec, platform, message",
+    [
+        ("virtualcam:", "linux", "virtual camera device is empty (use virtualcam:/dev/video10"),
+        ("virtualcam:video10", "linux", "must be a device path like /dev/video10"),
+        ("virtualcam:/dev/video1\x07", "linux", "must not contain control characters"),
+        ("virtualcam:/dev/" + "v" * 251, "linux", "at most 255"),
+        ("virtualcam:", "win32", "(use virtualcam:OBS Virtual Camera"),
+    ],
+)
 def test_virtualcam_checks_the_device_option(monkeypatch, spec, platform, message):
     monkeypatch.setattr(sys, "platform", platform)
     with pytest.raises(OutputSpecError) as error:
@@ -624,7 +667,9 @@ def test_virtualcam_checks_the_device_option(monkeypatch, spec, platform, messag
 def test_a_camera_name_is_fine_off_linux(monkeypatch):
     monkeypatch.setattr(sys, "platform", "win32")
     assert parse_outputs("virtualcam:OBS Virtual Camera", check_available=False) == [
-        ("virtualcam", {"device": "OBS Virtual Camera"})]
+        ("virtualcam", {"device": "OBS Virtual Camera"})
+    ]
     monkeypatch.setattr(sys, "platform", "sunos5")
     assert VirtualCamOutput.available() == (
-        "virtual cameras exist only on Linux (v4l2loopback), Windows and macOS (OBS)")
+        "virtual cameras exist only on Linux (v4l2loopback), Windows and macOS (OBS)"
+    )

@@ -28,8 +28,8 @@ from synd.features import FeatureConfig, FeatureExtractor
 from tests.helpers.audio import encode
 from tests.helpers.models import make_tiny_bundle
 
-SR = 24000          # the models' sample rate
-MUX_RATE = 48000    # a rate render muxes video soundtracks at
+SR = 24000  # the models' sample rate
+MUX_RATE = 48000  # a rate render muxes video soundtracks at
 TONE_HZ = 1000.0
 OUTCOMES: dict[str, str] = {}  # case -> outcome, printed as a table at the end
 
@@ -43,8 +43,20 @@ def sox(*args: str) -> None:
 
 def sox_tone(path: Path, rate: int, channels: int = 2, seconds: float = 2.0) -> Path:
     """A 1 kHz sine at amplitude 0.5 on every channel."""
-    sox("-n", "-r", str(rate), "-c", str(channels), str(path),
-        "synth", str(seconds), "sine", str(TONE_HZ), "vol", "0.5")
+    sox(
+        "-n",
+        "-r",
+        str(rate),
+        "-c",
+        str(channels),
+        str(path),
+        "synth",
+        str(seconds),
+        "sine",
+        str(TONE_HZ),
+        "vol",
+        "0.5",
+    )
     return path
 
 
@@ -60,7 +72,7 @@ def tone(seconds: float, rate: int) -> np.ndarray:
 def cut(source: Path, path: Path, size: int | None = None) -> Path:
     """The first `size` bytes of `source` (default: half of it) as `path`."""
     data = source.read_bytes()
-    path.write_bytes(data[:len(data) // 2 if size is None else size])
+    path.write_bytes(data[: len(data) // 2 if size is None else size])
     return path
 
 
@@ -237,8 +249,8 @@ def peak_hz(x: np.ndarray, rate: int) -> float:
 
 def level(x: np.ndarray, rate: int) -> float:
     """Sine amplitude from the RMS away from the ends."""
-    mid = x[rate // 10:-rate // 10].astype(np.float64)
-    return float(np.sqrt(2 * np.mean(mid ** 2)))
+    mid = x[rate // 10 : -rate // 10].astype(np.float64)
+    return float(np.sqrt(2 * np.mean(mid**2)))
 
 
 def check_decoded(case: str, y: np.ndarray) -> str:
@@ -318,13 +330,28 @@ def tiny_model(tmp_path_factory):
 def render(song: Path, out: Path, model: Path) -> subprocess.CompletedProcess:
     """`synd render` of one song to a small video; a hang fails on the timeout."""
     return subprocess.run(
-        [sys.executable, "-m", "synd", "render", str(song), "-o", str(out), "--model", str(model),
-         "--size", "64x48", "--fps", "10"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "synd",
+            "render",
+            str(song),
+            "-o",
+            str(out),
+            "--model",
+            str(model),
+            "--size",
+            "64x48",
+            "--fps",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("case", ["text_named_wav", "flac_few_bytes", "video_no_audio", "fifo",
-                                  "rate_1hz"])
+@pytest.mark.parametrize("case", ["text_named_wav", "flac_few_bytes", "video_no_audio", "fifo", "rate_1hz"])
 def test_render_refuses_a_bad_song_in_one_line_and_writes_nothing(tmp_path, case, tiny_model):
     song = CASES[case][0](tmp_path)
     out = tmp_path / "videos" / "clip.mp4"

@@ -29,12 +29,12 @@ from safetensors.torch import save_file
 
 from synd.audio import write_wav
 from synd.bundle import ModelBundle, load_model
+from synd.catalog import choices, look_for, resolve_look
 from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from synd.control import Controller
 from synd.features import FeatureConfig, FeatureStats
 from synd.model import ModelConfig
 from synd.osc import Commands
-from synd.catalog import choices, look_for, resolve_look
 from synd.presets import PresetError, list_presets, load_preset
 from tests.helpers.audio import music_clip
 from tests.helpers.models import make_tiny_bundle
@@ -57,8 +57,11 @@ def home(tmp_path, monkeypatch):
     """The user's models and presets folders, in tmp_path."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    folders = SimpleNamespace(models=tmp_path / "data" / "synd" / "models",
-                              presets=tmp_path / "config" / "synd" / "presets", root=tmp_path)
+    folders = SimpleNamespace(
+        models=tmp_path / "data" / "synd" / "models",
+        presets=tmp_path / "config" / "synd" / "presets",
+        root=tmp_path,
+    )
     folders.models.mkdir(parents=True)
     folders.presets.mkdir(parents=True)
     return folders
@@ -123,11 +126,11 @@ def test_pickled_models_are_refused_everywhere_and_never_run(home):
         (home.models / f"{name}.safetensors").write_bytes(path.read_bytes())
         (home.presets / f"{name}.toml").write_text(f'model = "{name}"\n')
         problem = "can run code when loaded"
-        message = refused(lambda: read_checkpoint(path), path, problem=problem)
-        refused(lambda: load_model(str(path)), path, problem=problem)
-        refused(lambda: load_model(name), name, problem=problem)  # by name, models folder
-        refused(lambda: resolve_look(name, None), name)  # a preset naming it
-        refused(lambda: look_for(name), name)  # what a control slot loads
+        message = refused(lambda: read_checkpoint(path), path, problem=problem)  # noqa: B023 - called at once
+        refused(lambda: load_model(str(path)), path, problem=problem)  # noqa: B023 - called at once
+        refused(lambda: load_model(name), name, problem=problem)  # by name, models folder  # noqa: B023 - called at once
+        refused(lambda: resolve_look(name, None), name)  # a preset naming it  # noqa: B023 - called at once
+        refused(lambda: look_for(name), name)  # what a control slot loads  # noqa: B023 - called at once
         assert not marker.exists()
         OUTCOMES[f"{label} (5 entry points)"] = f"refused: {message.split(': ', 1)[1]}"
     assert not marker.exists()
@@ -135,8 +138,14 @@ def test_pickled_models_are_refused_everywhere_and_never_run(home):
 
 def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `synd` in a subprocess; a hang fails on the timeout."""
-    return subprocess.run([sys.executable, "-m", "synd", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "synd", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -173,13 +182,20 @@ def test_info_lists_hostile_models_as_errors_without_running_or_hanging(tmp_path
     save_file({"w": torch.zeros(3)}, models / "foreign.safetensors")
     os.mkfifo(models / "pipe.safetensors")
     make_tiny_bundle().save(models / "good.safetensors")
-    proc = cli("info", "--json", env={"XDG_DATA_HOME": str(tmp_path / "data"),
-                                      "XDG_CONFIG_HOME": str(tmp_path / "config")})
+    proc = cli(
+        "info",
+        "--json",
+        env={"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")},
+    )
     assert proc.returncode == 0, proc.stderr
     found = {m["name"]: m for m in json.loads(proc.stdout)["models"]}
-    problems = {"raw_pickle": "can run code", "torch_save": "can run code",
-                "pickle_protocol0": "can run code", "foreign": "not a synd model",
-                "pipe": "not a regular file"}
+    problems = {
+        "raw_pickle": "can run code",
+        "torch_save": "can run code",
+        "pickle_protocol0": "can run code",
+        "foreign": "not a synd model",
+        "pipe": "not a regular file",
+    }
     for name, problem in problems.items():
         assert problem in found[name]["error"] and "\n" not in found[name]["error"], found[name]
     assert "error" not in found["good"]
@@ -199,14 +215,14 @@ def good_file(tmp_path) -> Path:
 
 def header_of(data: bytes) -> tuple[int, dict]:
     (n,) = struct.unpack("<Q", data[:8])
-    return n, json.loads(data[8:8 + n])
+    return n, json.loads(data[8 : 8 + n])
 
 
 def with_header(data: bytes, header: bytes | dict) -> bytes:
     """`data` with its header replaced (a dict is written as JSON)."""
     n, _ = header_of(data)
     raw = header if isinstance(header, bytes) else json.dumps(header).encode()
-    return struct.pack("<Q", len(raw)) + raw + data[8 + n:]
+    return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
 
 
 def damaged(data: bytes) -> dict[str, tuple[bytes, str]]:
@@ -215,28 +231,39 @@ def damaged(data: bytes) -> dict[str, tuple[bytes, str]]:
     meta = header["__metadata__"]
     nested = dict(header, __metadata__={"synd": "[" * 100000 + "]" * 100000})
     first = next(k for k in header if k != "__metadata__")
-    offsets = dict(header, **{first: dict(header[first], data_offsets=[0, 10 ** 12])})
+    offsets = dict(header, **{first: dict(header[first], data_offsets=[0, 10**12])})
     dtype = dict(header, **{first: dict(header[first], dtype="Q99")})
     return {
         "cut_at_4": (data[:4], "truncated"),
         "cut_at_8": (data[:8], "header length"),
-        "cut_in_header": (data[:8 + n // 2], "header length"),
-        "cut_after_header": (data[:8 + n], "truncated"),
-        "cut_in_tensors": (data[:8 + n + (len(data) - 8 - n) // 2], "truncated"),
+        "cut_in_header": (data[: 8 + n // 2], "header length"),
+        "cut_after_header": (data[: 8 + n], "truncated"),
+        "cut_in_tensors": (data[: 8 + n + (len(data) - 8 - n) // 2], "truncated"),
         "cut_last_byte": (data[:-1], "truncated"),
         "header_length_beyond_file": (struct.pack("<Q", len(data)) + data[8:], "header length"),
-        "header_length_2^63": (struct.pack("<Q", 2 ** 63) + data[8:], "header length"),
+        "header_length_2^63": (struct.pack("<Q", 2**63) + data[8:], "header length"),
         "header_length_2^64-1": (b"\xff" * 8 + data[8:], "header length"),
         "header_not_json": (with_header(data, b"\x00garbage{" * 20), "corrupt safetensors header"),
         "header_a_list": (with_header(data, b"[1, 2, 3]"), "corrupt safetensors header"),
-        "header_nested_100k": (with_header(data, b"[" * 100000 + b"]" * 100000),
-                               "corrupt safetensors header"),
-        "metadata_not_json": (with_header(data, dict(header, __metadata__={"synd": "{oops"})),
-                              "corrupt synd metadata"),
+        "header_nested_100k": (
+            with_header(data, b"[" * 100000 + b"]" * 100000),
+            "corrupt safetensors header",
+        ),
+        "metadata_not_json": (
+            with_header(data, dict(header, __metadata__={"synd": "{oops"})),
+            "corrupt synd metadata",
+        ),
         "metadata_nested_100k": (with_header(data, nested), "corrupt synd metadata"),
-        "metadata_format_version_-1": (with_header(data, dict(header, __metadata__={
-            "synd": json.dumps(dict(json.loads(meta["synd"]), format_version=-1))})),
-            "format version"),
+        "metadata_format_version_-1": (
+            with_header(
+                data,
+                dict(
+                    header,
+                    __metadata__={"synd": json.dumps(dict(json.loads(meta["synd"]), format_version=-1))},
+                ),
+            ),
+            "format version",
+        ),
         "tensor_offsets_beyond_file": (with_header(data, offsets), "truncated"),
         "tensor_dtype_unknown": (with_header(data, dtype), "corrupt tensor data"),
         "random_bytes": (random.Random(0).randbytes(4096), "not a safetensors file"),
@@ -245,12 +272,28 @@ def damaged(data: bytes) -> dict[str, tuple[bytes, str]]:
     }
 
 
-DAMAGED = ["cut_at_4", "cut_at_8", "cut_in_header", "cut_after_header", "cut_in_tensors",
-           "cut_last_byte", "header_length_beyond_file", "header_length_2^63",
-           "header_length_2^64-1", "header_not_json", "header_a_list", "header_nested_100k",
-           "metadata_not_json", "metadata_nested_100k", "metadata_format_version_-1",
-           "tensor_offsets_beyond_file", "tensor_dtype_unknown", "random_bytes", "hdf5_magic",
-           "text"]
+DAMAGED = [
+    "cut_at_4",
+    "cut_at_8",
+    "cut_in_header",
+    "cut_after_header",
+    "cut_in_tensors",
+    "cut_last_byte",
+    "header_length_beyond_file",
+    "header_length_2^63",
+    "header_length_2^64-1",
+    "header_not_json",
+    "header_a_list",
+    "header_nested_100k",
+    "metadata_not_json",
+    "metadata_nested_100k",
+    "metadata_format_version_-1",
+    "tensor_offsets_beyond_file",
+    "tensor_dtype_unknown",
+    "random_bytes",
+    "hdf5_magic",
+    "text",
+]
 
 
 @pytest.mark.parametrize("case", DAMAGED)
@@ -284,13 +327,16 @@ def test_flipped_header_bits_never_escape_as_other_errors(good_file):
     assert counts["refused"] > len(positions) // 2
     OUTCOMES[f"header bit flips ({len(positions)} files)"] = (
         f"{counts['refused']} refused with one line, {counts['loaded']} loaded "
-        "(flips inside text values), no other error")
+        "(flips inside text values), no other error"
+    )
 
 
 def test_foreign_safetensors_files_are_not_models(tmp_path):
     cases = {
-        "foreign_random_tensors": ({"encoder.layer.0.w": torch.randn(5, 7),
-                                    "head.bias": torch.randn(3)}, None),
+        "foreign_random_tensors": (
+            {"encoder.layer.0.w": torch.randn(5, 7), "head.bias": torch.randn(3)},
+            None,
+        ),
         "foreign_with_metadata": ({"w": torch.zeros(2, 2)}, {"format": "pt"}),
         "foreign_synd_key_not_json": ({"w": torch.zeros(2)}, {"synd": "not json"}),
         "foreign_other_format": ({"w": torch.zeros(2)}, {"synd": json.dumps({"format": "x"})}),
@@ -298,18 +344,23 @@ def test_foreign_safetensors_files_are_not_models(tmp_path):
     for case, (tensors, metadata) in cases.items():
         path = tmp_path / f"{case}.safetensors"
         save_file(tensors, path, metadata=metadata)
-        message = refused(lambda: load_model(str(path)), path,
-                          problem="corrupt synd metadata" if "not_json" in case else "not a synd model")
+        message = refused(
+            lambda: load_model(str(path)),  # noqa: B023 - called at once
+            path,
+            problem="corrupt synd metadata" if "not_json" in case else "not a synd model",
+        )
         OUTCOMES[case] = f"refused: {message.split(': ', 1)[1]}"
 
 
 def test_things_that_are_not_files(tmp_path):
     (tmp_path / "folder.safetensors").mkdir()
     os.mkfifo(tmp_path / "pipe.safetensors")
-    for name, problem in (("folder.safetensors", "is a directory"),
-                          ("pipe.safetensors", "not a regular file")):
+    for name, problem in (
+        ("folder.safetensors", "is a directory"),
+        ("pipe.safetensors", "not a regular file"),
+    ):
         path = tmp_path / name
-        message = refused(lambda: read_checkpoint(path), path, problem=problem)
+        message = refused(lambda: read_checkpoint(path), path, problem=problem)  # noqa: B023 - called at once
         OUTCOMES[name] = f"refused: {message.split(': ', 1)[1]}"
 
 
@@ -320,15 +371,16 @@ def width_bundle(width: int):
     """A small model `width` channels wide."""
     torch.manual_seed(0)
     features = FeatureConfig(bands=8)
-    stats = FeatureStats(mean=np.full(features.dim, -5.0, np.float32),
-                         std=np.full(features.dim, 2.0, np.float32))
-    config = ModelConfig(feature_dim=features.dim, width=width, res_blocks=1, cond_dim=16,
-                         decoder_width=8)
+    stats = FeatureStats(
+        mean=np.full(features.dim, -5.0, np.float32), std=np.full(features.dim, 2.0, np.float32)
+    )
+    config = ModelConfig(feature_dim=features.dim, width=width, res_blocks=1, cond_dim=16, decoder_width=8)
     return ModelBundle.new(config, features, stats, meta={"name": f"w{width}"})
 
 
 def disagreements() -> dict[str, tuple]:
     """name -> (change to the tensors, change to the metadata, the problem named)."""
+
     def meta_set(table, key, value):
         return lambda m: m[table].__setitem__(key, value)
 
@@ -337,30 +389,49 @@ def disagreements() -> dict[str, tuple]:
 
     w = "generator.stem_image.weight"
     return {
-        "width_24_for_12_channel_weights": (None, meta_set("architecture", "width", 24),
-                                            "has shape (12, 3, 3, 3), the architecture needs (24, 3, 3, 3)"),
-        "width_10^6_for_12_channel_weights": (None, meta_set("architecture", "width", 10 ** 6),
-                                              "the architecture needs (1000000,"),
+        "width_24_for_12_channel_weights": (
+            None,
+            meta_set("architecture", "width", 24),
+            "has shape (12, 3, 3, 3), the architecture needs (24, 3, 3, 3)",
+        ),
+        "width_10^6_for_12_channel_weights": (
+            None,
+            meta_set("architecture", "width", 10**6),
+            "the architecture needs (1000000,",
+        ),
         "bands_disagree_with_stats": (None, meta_set("features", "bands", 16), "metadata disagrees"),
         "missing_tensor": (lambda t: t.pop(w), None, f"missing tensor {w}"),
-        "extra_tensor_in_generator": (tensors_set("generator.extra.weight", lambda t: torch.zeros(3)),
-                                      None, "unexpected tensor generator.extra.weight"),
-        "extra_foreign_tensor": (tensors_set("lora.up", lambda t: torch.zeros(3)), None,
-                                 "unexpected tensor lora.up"),
-        "int32_weights": (tensors_set(w, lambda t: t[w].to(torch.int32)), None,
-                          f"tensor {w} has type int32"),
+        "extra_tensor_in_generator": (
+            tensors_set("generator.extra.weight", lambda t: torch.zeros(3)),
+            None,
+            "unexpected tensor generator.extra.weight",
+        ),
+        "extra_foreign_tensor": (
+            tensors_set("lora.up", lambda t: torch.zeros(3)),
+            None,
+            "unexpected tensor lora.up",
+        ),
+        "int32_weights": (tensors_set(w, lambda t: t[w].to(torch.int32)), None, f"tensor {w} has type int32"),
         "bool_weights": (tensors_set(w, lambda t: t[w] > 0), None, f"tensor {w} has type bool"),
-        "architecture_a_list": (None, lambda m: m.__setitem__("architecture", [12, 1]),
-                                "architecture must be a table"),
-        "architecture_a_string": (None, lambda m: m.__setitem__("architecture", "big"),
-                                  "architecture must be a table"),
+        "architecture_a_list": (
+            None,
+            lambda m: m.__setitem__("architecture", [12, 1]),
+            "architecture must be a table",
+        ),
+        "architecture_a_string": (
+            None,
+            lambda m: m.__setitem__("architecture", "big"),
+            "architecture must be a table",
+        ),
         "architecture_missing": (None, lambda m: m.pop("architecture"), "metadata lacks 'architecture'"),
         "width_a_string": (None, meta_set("architecture", "width", "12"), "bad metadata"),
         "width_negative": (None, meta_set("architecture", "width", -12), "bad metadata"),
-        "normalization_a_number": (None, lambda m: m.__setitem__("normalization", 3),
-                                   "normalization must be a table"),
-        "features_null": (None, lambda m: m.__setitem__("features", None),
-                          "features must be a table"),
+        "normalization_a_number": (
+            None,
+            lambda m: m.__setitem__("normalization", 3),
+            "normalization must be a table",
+        ),
+        "features_null": (None, lambda m: m.__setitem__("features", None), "features must be a table"),
     }
 
 
@@ -388,11 +459,12 @@ def test_unusual_but_sound_files_still_load(tmp_path):
     save_checkpoint(tmp_path / "half.safetensors", half, bundle.metadata())
     loaded = load_model(str(tmp_path / "half.safetensors"))
     assert loaded.generator.stem_image.weight.dtype == torch.float32
-    assert torch.equal(loaded.generator.stem_image.weight,
-                       bundle.generator.stem_image.weight.half().float())
-    bundle.save(tmp_path / "m.train.safetensors", extra={"pool.frames": torch.zeros(2, 3),
-                                                         "optim.0.step": torch.tensor(3.0)},
-                extra_meta={"training": {"step": 3}})
+    assert torch.equal(loaded.generator.stem_image.weight, bundle.generator.stem_image.weight.half().float())
+    bundle.save(
+        tmp_path / "m.train.safetensors",
+        extra={"pool.frames": torch.zeros(2, 3), "optim.0.step": torch.tensor(3.0)},
+        extra_meta={"training": {"step": 3}},
+    )
     assert load_model(str(tmp_path / "m.train.safetensors")).config == bundle.config
     OUTCOMES["float16_weights"] = "loaded, weights converted to float32"
     OUTCOMES["training_state_with_optim_and_pool"] = "loaded"
@@ -441,8 +513,7 @@ def test_a_pipe_in_the_presets_folder_does_not_hang_the_listing(home):
     assert {"prism", "classic"} <= {p.name for p in list_presets(errors)}
     assert len(errors) == 1 and "not a regular file" in errors[0]
     # By path it is not found at all: only regular files count as preset files.
-    refused(lambda: load_preset(str(home.presets / "pipe.toml")), "pipe.toml", PresetError,
-            "no preset file")
+    refused(lambda: load_preset(str(home.presets / "pipe.toml")), "pipe.toml", PresetError, "no preset file")
     OUTCOMES["preset pipe.toml (a FIFO)"] = "refused: not a regular file; listing goes on"
 
 
@@ -482,9 +553,23 @@ class SlotEngine:
         return {"crossfade": 0.0, "a": self.model_name, "b": None, "mix": "image"}
 
 
-HOSTILE_NAMES = ["../../etc/passwd", "/etc/passwd", "..", ".", "prism/../prism",
-                 "../presets/prism", "..\\..\\prism", "~/x", "prism\x00", "a\x00/etc/passwd",
-                 "\x00", "prism\nx", "x" * 100000, "p" * 255 + ".toml", ""]
+HOSTILE_NAMES = [
+    "../../etc/passwd",
+    "/etc/passwd",
+    "..",
+    ".",
+    "prism/../prism",
+    "../presets/prism",
+    "..\\..\\prism",
+    "~/x",
+    "prism\x00",
+    "a\x00/etc/passwd",
+    "\x00",
+    "prism\nx",
+    "x" * 100000,
+    "p" * 255 + ".toml",
+    "",
+]
 
 
 def test_names_from_osc_and_midi_only_reach_the_model_and_preset_folders(home):
@@ -493,8 +578,7 @@ def test_names_from_osc_and_midi_only_reach_the_model_and_preset_folders(home):
     never reach a loader."""
     make_tiny_bundle().save(home.models / "mine.safetensors")
     engine = SlotEngine()
-    control = Controller(engine, [p.name for p in list_presets()], look_for, current="prism",
-                         models=choices)
+    control = Controller(engine, [p.name for p in list_presets()], look_for, current="prism", models=choices)
     commands = Commands(control)
     for name in HOSTILE_NAMES:
         for address in ("/synd/preset", "/synd/model/a", "/synd/model/b"):
@@ -507,5 +591,6 @@ def test_names_from_osc_and_midi_only_reach_the_model_and_preset_folders(home):
     commands.run("/synd/model/b", ["mine"])  # the control: a listed name does get through
     commands.run("/synd/preset", ["prism"])
     assert engine.loads == ["mine", "prism"]
-    OUTCOMES[f"OSC/MIDI names ({len(HOSTILE_NAMES)} hostile, x4 routes)"] = \
+    OUTCOMES[f"OSC/MIDI names ({len(HOSTILE_NAMES)} hostile, x4 routes)"] = (
         "all refused before any load; listed names load"
+    )

@@ -8,18 +8,18 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import itertools  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import itertools
+import subprocess
+import sys
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PyQt6.QtCore import QSize, Qt  # noqa: E402
-from PyQt6.QtGui import QImage  # noqa: E402
+import numpy as np
+import pytest
+from PyQt6.QtCore import QSize, Qt
+from PyQt6.QtGui import QImage
 
-from synd import icon  # noqa: E402
-from synd.icon import STATES, app_icon, icon_image, main  # noqa: E402
+from synd import icon
+from synd.icon import STATES, app_icon, icon_image, main
 
 TRAY_SIZES = (16, 22, 24, 32)
 REPO = Path(__file__).resolve().parents[1]
@@ -27,13 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pixels(image: QImage, premultiplied: bool = False) -> np.ndarray:
     """`image` as an (h, w, 4) RGBA float array in [0, 1]."""
-    fmt = (QImage.Format.Format_RGBA8888_Premultiplied if premultiplied
-           else QImage.Format.Format_RGBA8888)
+    fmt = QImage.Format.Format_RGBA8888_Premultiplied if premultiplied else QImage.Format.Format_RGBA8888
     image = image.convertToFormat(fmt)
     h, w = image.height(), image.width()
     ptr = image.constBits()
     ptr.setsize(image.sizeInBytes())
-    raw = np.frombuffer(ptr, np.uint8).reshape(h, image.bytesPerLine())[:, :w * 4]
+    raw = np.frombuffer(ptr, np.uint8).reshape(h, image.bytesPerLine())[:, : w * 4]
     return raw.reshape(h, w, 4).astype(np.float64) / 255
 
 
@@ -72,8 +71,9 @@ def rim(a: np.ndarray, width: int) -> np.ndarray:
     inside = np.pad(a[..., 3] > 0, 1)
     core = inside.copy()
     for _ in range(width):
-        core[1:-1, 1:-1] = (core[1:-1, 1:-1] & core[:-2, 1:-1] & core[2:, 1:-1]
-                            & core[1:-1, :-2] & core[1:-1, 2:])
+        core[1:-1, 1:-1] = (
+            core[1:-1, 1:-1] & core[:-2, 1:-1] & core[2:, 1:-1] & core[1:-1, :-2] & core[1:-1, 2:]
+        )
         core[0, :] = core[-1, :] = core[:, 0] = core[:, -1] = False
     return (inside & ~core)[1:-1, 1:-1]
 
@@ -87,7 +87,7 @@ def in_between_fraction(a: np.ndarray) -> float:
     """
     _, glyph = glyph_mask(a)
     ys, xs = np.nonzero(glyph)
-    box = a[ys.min():ys.max() + 1, xs.min() - 1:xs.max() + 2, :3].min(axis=-1)
+    box = a[ys.min() : ys.max() + 1, xs.min() - 1 : xs.max() + 2, :3].min(axis=-1)
     return float(((box > 0.35) & (box < 0.9)).mean())
 
 
@@ -153,8 +153,9 @@ def test_small_sizes_are_drawn_not_downscaled(state, size):
     drawn = in_between_fraction(pixels(icon_image(size, state)))
     assert drawn <= 0.05, drawn
     # The measure does see resampling: the big icon shrunk to this size blurs its bars.
-    shrunk = icon_image(256, state).scaled(size, size,
-                                           transformMode=Qt.TransformationMode.SmoothTransformation)
+    shrunk = icon_image(256, state).scaled(
+        size, size, transformMode=Qt.TransformationMode.SmoothTransformation
+    )
     assert in_between_fraction(pixels(shrunk)) > 0.05
 
 
@@ -190,9 +191,13 @@ def test_module_runs_without_a_gui_application(tmp_path):
     # `python -m synd.icon` never makes a QGuiApplication, so this also shows that
     # drawing and PNG encoding need none.
     out = tmp_path / "icon.png"
-    run = subprocess.run([sys.executable, "-m", "synd.icon", str(out), "--size", "24",
-                          "--state", "offline"], cwd=REPO, capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "synd.icon", str(out), "--size", "24", "--state", "offline"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     back = QImage(str(out))
     assert (back.width(), back.height()) == (24, 24)

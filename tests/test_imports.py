@@ -130,6 +130,9 @@ def test_live_path_loads_no_offline_tool(graph, root):
 
 def test_no_module_imports_a_test():
     for name, path in modules().items():
-        imported = {n.module for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                    if isinstance(n, ast.ImportFrom) and n.module}
+        imported = {
+            n.module
+            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.ImportFrom) and n.module
+        }
         assert not {m for m in imported if m.split(".")[0] in ("tests", "conftest")}, name

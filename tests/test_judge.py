@@ -32,8 +32,9 @@ def encode(path, frames, audio=None, fps=FPS):
     """Frames (an iterable of (H, W, 3) uint8) and mono audio at JUDGE_RATE -> H.264/AAC."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
-    with VideoWriter(path, w, h, fps, crf=12, preset="ultrafast", audio=audio,
-                     audio_rate=JUDGE_RATE) as writer:
+    with VideoWriter(
+        path, w, h, fps, crf=12, preset="ultrafast", audio=audio, audio_rate=JUDGE_RATE
+    ) as writer:
         for f in frames:
             writer.write(f)
     return path
@@ -58,7 +59,7 @@ def strobe(hz: float, patch: tuple[float, float] | None = None):
         else:
             pw, ph = int(W * patch[0]), int(H * patch[1])
             y0, x0 = (H - ph) // 2, (W - pw) // 2
-            frame[y0:y0 + ph, x0:x0 + pw] = 255 if on else 0
+            frame[y0 : y0 + ph, x0 : x0 + pw] = 255 if on else 0
         yield frame
 
 
@@ -100,9 +101,11 @@ def hazard_from(hz: float) -> float:
 def test_a_saturated_red_flash_counts_where_luminance_alone_would_not(tmp_path):
     """Dark red <-> black changes Y by less than 0.1 but is a red flash (5 Hz); a grey of
     the same luminance flashing the same way is no hazard."""
+
     def frames(colour):
         for i in range(N):
             yield solid(colour) if int(i * 10 / FPS) % 2 else solid(0)
+
     assert judged(tmp_path, frames((150, 0, 0)), name="red.mp4")["flash_hazard_s"] >= hazard_from(5)
     grey = judged(tmp_path, frames(72), name="grey.mp4")
     assert grey["flash_hazard_s"] == 0 and grey["flashes_max"] == 0
@@ -112,8 +115,11 @@ def test_a_checkerboard_tiles_and_a_gradient_does_not(tmp_path):
     yy, xx = np.mgrid[:H, :W]
     checker = (((yy // 20 + xx // 20) % 2) * 255).astype(np.uint8)[..., None].repeat(3, -1)
     assert judged(tmp_path, [checker] * N, name="checker.mp4")["tiling"] > 0.9
-    for gradient in (xx * 255 // W, (xx + yy) * 255 // (W + H),
-                     255 - np.hypot(xx - W / 2, yy - H / 2) * 255 // np.hypot(W / 2, H / 2)):
+    for gradient in (
+        xx * 255 // W,
+        (xx + yy) * 255 // (W + H),
+        255 - np.hypot(xx - W / 2, yy - H / 2) * 255 // np.hypot(W / 2, H / 2),
+    ):
         picture = gradient.astype(np.uint8)[..., None].repeat(3, -1)
         assert judged(tmp_path, [picture] * N, name="gradient.mp4")["tiling"] < 0.1
 
@@ -132,7 +138,7 @@ def _band_song(seconds: float, seed: int):
     steps = rng.normal(0, 1.0, (frames, 6))
     levels = np.cumsum(steps, axis=0)
     levels = (levels - levels.mean(0)) / levels.std(0) * 6.0 - 20.0
-    per_sample = np.repeat(levels, JUDGE_RATE // FPS, axis=0)[:len(t)]
+    per_sample = np.repeat(levels, JUDGE_RATE // FPS, axis=0)[: len(t)]
     audio = np.zeros(len(t))
     for b, f in enumerate((80, 250, 600, 1500, 3500, 8000)):
         audio += 10 ** (per_sample[:, b] / 20) * np.sin(2 * np.pi * f * t + b)
@@ -143,10 +149,17 @@ def srgb_from_lab(lab: np.ndarray) -> np.ndarray:
     """CIELAB (D65) -> sRGB on the 0-1 scale (clipped): the inverse of synd.judge.lab."""
     fy = (lab[..., 0] + 16) / 116
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
-    xyz = np.where(f > 6 / 29, f ** 3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * [0.95047, 1.0, 1.08883]
-    rgb = xyz @ np.linalg.inv([[0.4124564, 0.3575761, 0.1804375],
-                               [0.2126729, 0.7151522, 0.0721750],
-                               [0.0193339, 0.1191920, 0.9503041]]).T
+    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * [0.95047, 1.0, 1.08883]
+    rgb = (
+        xyz
+        @ np.linalg.inv(
+            [
+                [0.4124564, 0.3575761, 0.1804375],
+                [0.2126729, 0.7151522, 0.0721750],
+                [0.0193339, 0.1191920, 0.9503041],
+            ]
+        ).T
+    )
     rgb = np.clip(rgb, 0, 1)
     return np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * rgb ** (1 / 2.4) - 0.055)
 
@@ -186,7 +199,7 @@ def test_motion_that_follows_the_onsets_syncs_and_a_steady_drift_does_not(tmp_pa
     hits = np.sort(rng.choice(np.arange(FPS, N - 5), 25, replace=False))
     for h in hits:
         a = int(h * JUDGE_RATE / FPS)
-        audio[a:a + 2000] += rng.normal(0, 0.5, 2000) * np.linspace(1, 0, 2000)
+        audio[a : a + 2000] += rng.normal(0, 0.5, 2000) * np.linspace(1, 0, 2000)
     level = np.zeros(N)
     for h in hits:
         level[h:] += 1
@@ -212,8 +225,9 @@ def _write_with_pyav(path, frames, audio):
         out.mux(video.encode(None))
         pcm = np.repeat(audio, 2)[None, :]  # 24 kHz -> 48 kHz, float planar
         for a in range(0, pcm.shape[1], 960):
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, a:a + 960]),
-                                               format="flt", layout="mono")
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(pcm[:, a : a + 960]), format="flt", layout="mono"
+            )
             chunk.sample_rate = 48000
             chunk.pts = a
             out.mux(sound.encode(chunk))
@@ -229,9 +243,23 @@ def test_synd_eval_video_scores_another_programs_video_with_json_and_report(tmp_
     calm = encode(tmp_path / "calm.mp4", strobe(1), noise_music())
     out = tmp_path / "eval.json"
     report = tmp_path / "report"
-    proc = subprocess.run([*SYND, "eval", "--video", str(clip), "--video", str(calm),
-                           "--json", str(out), "--report", str(report)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            *SYND,
+            "eval",
+            "--video",
+            str(clip),
+            "--video",
+            str(calm),
+            "--json",
+            str(out),
+            "--report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     for key in JUDGE_KEYS:
@@ -240,7 +268,8 @@ def test_synd_eval_video_scores_another_programs_video_with_json_and_report(tmp_
     assert result["tracks"]["other.webm"]["flash_hazard_s"] >= hazard_from(10)
     assert result["tracks"]["calm.mp4"]["flash_hazard_s"] == 0
     assert result["flash_hazard_s"] == pytest.approx(
-        result["tracks"]["other.webm"]["flash_hazard_s"], abs=0.05)
+        result["tracks"]["other.webm"]["flash_hazard_s"], abs=0.05
+    )
     assert result["passed"]["flash_hazard_s"] is False
     # The side-by-side table names both videos; the report has each one's plot and sheet.
     assert "other.webm" in proc.stdout and "calm.mp4" in proc.stdout
@@ -255,16 +284,21 @@ def test_synd_eval_video_scores_another_programs_video_with_json_and_report(tmp_
 def test_synd_eval_video_without_sound_needs_audio(tmp_path):
     silent = tmp_path / "silent.mp4"
     encode(silent, [solid(90)] * N)
-    proc = subprocess.run([*SYND, "eval", "--video", str(silent)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [*SYND, "eval", "--video", str(silent)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "--audio" in proc.stderr
     song = tmp_path / "song.wav"
     from synd.audio import write_wav
 
     write_wav(song, noise_music(), JUDGE_RATE)
-    proc = subprocess.run([*SYND, "eval", "--video", str(silent), "--audio", str(song)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*SYND, "eval", "--video", str(silent), "--audio", str(song)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "motion_de" in proc.stdout
 
@@ -272,7 +306,6 @@ def test_synd_eval_video_without_sound_needs_audio(tmp_path):
 def test_synd_eval_refuses_a_file_that_is_not_a_video(tmp_path):
     bogus = tmp_path / "notes.mp4"
     bogus.write_text("not a video")
-    proc = subprocess.run([*SYND, "eval", "--video", str(bogus)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run([*SYND, "eval", "--video", str(bogus)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.startswith("synd: error:") and proc.stderr.strip().count("\n") == 0

@@ -18,12 +18,11 @@ from PIL import Image
 
 from synd.audio import load_audio, write_wav
 from synd.bundle import load_model
+from synd.catalog import model_look
 from synd.corpus import demo_clip
 from synd.features import FeatureConfig, FeatureExtractor
 from synd.frameloop import FrameLoop, to_rgb_uint8
-from synd.listen import (ListenError, decode_pictures, default_output, features_to_audio,
-                         listen, read_pictures)
-from synd.catalog import model_look
+from synd.listen import ListenError, decode_pictures, default_output, features_to_audio, listen, read_pictures
 from synd.sizes import generation_size
 from synd.video import VideoWriter
 
@@ -58,7 +57,7 @@ def beat_frames(ref: np.ndarray) -> np.ndarray:
     ok = np.ones(len(ref), dtype=bool)
     ok[:2] = False
     for i in np.flatnonzero(ref[:, -2] < -80.0):  # loudness column: silent window
-        ok[i:i + 4] = False
+        ok[i : i + 4] = False
     return ok
 
 
@@ -92,8 +91,9 @@ def raw_spectrum_corr(ref: np.ndarray, out: np.ndarray, bands: int) -> float:
 def demo(tmp_path_factory):
     """(samples, features) of 10 s of the drum-driven demo song (it has a silent break)."""
     cfg = FeatureConfig()
-    path = demo_clip(tmp_path_factory.mktemp("demo") / "demo.wav", duration=SECONDS,
-                     sample_rate=cfg.sample_rate)
+    path = demo_clip(
+        tmp_path_factory.mktemp("demo") / "demo.wav", duration=SECONDS, sample_rate=cfg.sample_rate
+    )
     samples = load_audio(path, cfg.sample_rate)
     return samples, FeatureExtractor(cfg).offline(samples)
 
@@ -115,8 +115,10 @@ def rendered(prism, demo):
     gw, gh = generation_size(width, height)
     assert (gw, gh) != (width, height)  # the downscale in listen is exercised
     loop = FrameLoop(prism, gh, gw, look=model_look(prism), seed=0)
-    return [np.asarray(Image.fromarray(to_rgb_uint8(f)).resize(VIDEO_SIZE, Image.BILINEAR))
-            for f in loop.run(demo[1])]
+    return [
+        np.asarray(Image.fromarray(to_rgb_uint8(f)).resize(VIDEO_SIZE, Image.BILINEAR))
+        for f in loop.run(demo[1])
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +144,11 @@ def test_inverted_features_keep_beats_and_spectrum(demo, inverted):
     out = FeatureExtractor(cfg).offline(inverted)
     onset = onset_corr(ref, out)
     spectrum = spectrum_corr(ref, out, cfg.bands)
-    print(f"\ninverted exact features: onset r={onset:.3f}, per-frame mel r={spectrum:.3f} "
-          f"(raw {raw_spectrum_corr(ref, out, cfg.bands):.3f}), "
-          f"loudness r={pearson(ref[2:, -2], out[2:len(ref), -2]):.3f}")
+    print(
+        f"\ninverted exact features: onset r={onset:.3f}, per-frame mel r={spectrum:.3f} "
+        f"(raw {raw_spectrum_corr(ref, out, cfg.bands):.3f}), "
+        f"loudness r={pearson(ref[2:, -2], out[2 : len(ref), -2]):.3f}"
+    )
     assert inverted.shape == samples.shape and inverted.dtype == np.float32
     assert onset >= 0.85  # measured 0.99
     assert spectrum >= 0.85  # measured 0.99
@@ -174,7 +178,7 @@ def test_silent_break_stays_silent(demo, inverted):
     silent = np.flatnonzero(ref[:, -2] < -80.0)
     assert silent.size >= 5  # the demo's break
     for end in cfg.frame_ends(silent):
-        assert not inverted[max(0, end - cfg.n_fft):end].any()
+        assert not inverted[max(0, end - cfg.n_fft) : end].any()
 
 
 def test_level_and_finite(demo, inverted):
@@ -236,9 +240,11 @@ def test_listen_to_a_video_of_the_shipped_model(prism, demo, video, tmp_path):
         assert w.getnframes() == len(demo[0])
     ref, heard = demo[1], audio_features(out)
     onset = onset_corr(ref, heard)
-    print(f"\nvideo -> listen: onset r={onset:.3f} (all frames but the first two: "
-          f"{pearson(ref[2:, -1], heard[2:len(ref), -1]):.3f}), "
-          f"per-frame mel r={spectrum_corr(ref, heard, 32):.3f}")
+    print(
+        f"\nvideo -> listen: onset r={onset:.3f} (all frames but the first two: "
+        f"{pearson(ref[2:, -1], heard[2 : len(ref), -1]):.3f}), "
+        f"per-frame mel r={spectrum_corr(ref, heard, 32):.3f}"
+    )
     assert onset >= 0.7  # measured 0.94 (0.96 on all frames but the first two)
     assert spectrum_corr(ref, heard, 32) >= 0.5  # measured 0.71
     assert [p.name for p in tmp_path.iterdir()] == ["heard.wav"]  # no temporary files
@@ -255,8 +261,7 @@ def test_listen_to_a_folder_of_pngs(prism, demo, rendered, tmp_path):
     ref, heard = demo[1][:n], audio_features(out)
     assert len(heard) == n
     onset = onset_corr(ref, heard)
-    print(f"\npng folder -> listen: onset r={onset:.3f}, "
-          f"per-frame mel r={spectrum_corr(ref, heard, 32):.3f}")
+    print(f"\npng folder -> listen: onset r={onset:.3f}, per-frame mel r={spectrum_corr(ref, heard, 32):.3f}")
     assert onset >= 0.7  # measured 0.95
 
 
@@ -268,8 +273,13 @@ def solid(colour: int, size=(48, 32)) -> Image.Image:
 
 
 def test_folder_is_read_in_natural_order_at_the_given_rate(tmp_path):
-    for name, colour in [("frame_10.png", 30), ("frame_2.jpg", 20), ("frame_1.bmp", 10),
-                         ("Frame_11.webp", 40), ("notes.txt", 0)]:
+    for name, colour in [
+        ("frame_10.png", 30),
+        ("frame_2.jpg", 20),
+        ("frame_1.bmp", 10),
+        ("Frame_11.webp", 40),
+        ("notes.txt", 0),
+    ]:
         if name.endswith(".txt"):
             (tmp_path / name).write_text("not a frame")
         else:
@@ -302,8 +312,9 @@ def test_video_rate_and_frames(tmp_path):
 
 def test_decoder_reads_big_frames_at_generation_scale(tiny_bundle, rendered):
     """An upscaled frame reads like the frame the generator made (the downscale works)."""
-    small = [np.asarray(Image.fromarray(f).resize(generation_size(*VIDEO_SIZE), Image.BOX))
-             for f in rendered[:8]]
+    small = [
+        np.asarray(Image.fromarray(f).resize(generation_size(*VIDEO_SIZE), Image.BOX)) for f in rendered[:8]
+    ]
     big = decode_pictures(tiny_bundle, rendered[:8], bfloat16=False)
     direct = decode_pictures(tiny_bundle, small, bfloat16=False)
     assert big.shape == (8, tiny_bundle.features.dim) and big.dtype == np.float32
@@ -400,16 +411,35 @@ def test_cli_renders_then_listens(tmp_path, tiny_bundle):
     song = tmp_path / "song.wav"
     write_wav(song, load_audio(demo_clip(tmp_path / "demo.wav", duration=2.0), 24000), 24000)
     synd = [sys.executable, "-m", "synd"]
-    made = subprocess.run([*synd, "render", str(song), "--model", str(model), "--size", "128x72"],
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run(
+        [*synd, "render", str(song), "--model", str(model), "--size", "128x72"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert made.returncode == 0, made.stderr
-    heard = subprocess.run([*synd, "listen", str(tmp_path / "song.mp4"), "--model", str(model)],
-                           capture_output=True, text=True, timeout=300)
+    heard = subprocess.run(
+        [*synd, "listen", str(tmp_path / "song.mp4"), "--model", str(model)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert heard.returncode == 0, heard.stderr
     with wave.open(str(tmp_path / "song.heard.wav")) as w:  # not song.wav: that is the song
         assert abs(w.getnframes() / w.getframerate() - 2.0) < 0.1
     assert np.array_equal(load_audio(song, 24000), load_audio(tmp_path / "song.wav", 24000))
-    refused = subprocess.run([*synd, "listen", str(tmp_path / "song.mp4"), "--model", str(model),
-                              "-o", str(tmp_path / "song.mp4")], capture_output=True, text=True,
-                             timeout=120)
+    refused = subprocess.run(
+        [
+            *synd,
+            "listen",
+            str(tmp_path / "song.mp4"),
+            "--model",
+            str(model),
+            "-o",
+            str(tmp_path / "song.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode == 1 and "refusing to overwrite" in refused.stderr

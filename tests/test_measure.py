@@ -29,6 +29,7 @@ def cfg():
 
 # --- timing -----------------------------------------------------------------------------
 
+
 def test_timed_runs_times_each_call_after_untimed_warmup():
     calls = []
     clock = scripted_clock([0.0, 0.5, 1.0, 1.25, 2.0, 2.125])
@@ -47,8 +48,7 @@ def test_median_and_summary_on_known_lists():
     # Linear interpolation between order statistics: p10 of (0, 10) is 1, p90 is 9.
     two = measure.summary([10.0, 0.0])
     assert two["p10"] == pytest.approx(1.0) and two["p90"] == pytest.approx(9.0)
-    assert measure.summary([7.0]) == {"median": 7.0, "p10": 7.0, "p90": 7.0, "min": 7.0,
-                                      "max": 7.0, "n": 1}
+    assert measure.summary([7.0]) == {"median": 7.0, "p10": 7.0, "p90": 7.0, "min": 7.0, "max": 7.0, "n": 1}
     with pytest.raises(ValueError):
         measure.summary([])
     with pytest.raises(ValueError):
@@ -56,6 +56,7 @@ def test_median_and_summary_on_known_lists():
 
 
 # --- machine limits ----------------------------------------------------------------------
+
 
 def test_gemm_flops():
     assert measure.gemm_flops(1024) == 2 * 1024**3
@@ -92,6 +93,7 @@ def test_memcopy_gbps_counts_reads_and_writes():
 
 # --- FLOP counts -------------------------------------------------------------------------
 
+
 def test_count_flops_of_a_linear_layer():
     batch, a, b = 3, 5, 7
     assert measure.count_flops(nn.Linear(a, b), torch.zeros(batch, a)) == 2 * batch * a * b
@@ -123,8 +125,9 @@ def test_count_flops_of_a_transposed_convolution():
 def test_rearranging_and_elementwise_work_count_nothing():
     conv = nn.Conv2d(3, 8, 3, padding=1)
     x = torch.zeros(1, 3, 8, 8)
-    shuffled = nn.Sequential(conv, nn.PixelShuffle(2), nn.Upsample(scale_factor=2, mode="bilinear"),
-                             nn.Sigmoid())
+    shuffled = nn.Sequential(
+        conv, nn.PixelShuffle(2), nn.Upsample(scale_factor=2, mode="bilinear"), nn.Sigmoid()
+    )
     assert measure.count_flops(shuffled, x) == measure.count_flops(conv, x)
     assert measure.count_flops(lambda t: F.pixel_shuffle(t, 2) + 1.0, torch.zeros(1, 8, 4, 4)) == 0
 
@@ -173,8 +176,9 @@ def test_folded_flops_scale_with_pixels(cfg):
     constant = small - (large - small) / 3
     assert constant == measure.flops_by_op(g.cond, torch.zeros(1, 10))["addmm"] == 5440
     # The folded frame does less than the generator's own forward pass.
-    unfolded = measure.count_flops(g, torch.zeros(1, 3, 64, 64), torch.zeros(1, 10),
-                                   make_coords(64, 64, cfg.native_size))
+    unfolded = measure.count_flops(
+        g, torch.zeros(1, 3, 64, 64), torch.zeros(1, 10), make_coords(64, 64, cfg.native_size)
+    )
     assert large < unfolded
 
 
@@ -195,6 +199,7 @@ def test_achieved_fraction():
 
 
 # --- latency and real time ---------------------------------------------------------------
+
 
 def test_latency_ms_on_scripted_timestamps():
     captured = [10.0, 10.1, 10.2, 10.3, 10.4]

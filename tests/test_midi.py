@@ -55,6 +55,7 @@ curve = "log"
 
 # -- with a JACK server ----------------------------------------------------------------
 
+
 def test_knobs_set_parameters_through_their_range_and_curve(jack):
     ctl = controller()
     midi = jack.surface(ctl, mapping=KNOBS)
@@ -130,7 +131,9 @@ def test_pads_of_the_default_mapping_change_presets_and_hold_triggers(jack):
 
 def test_cc_buttons_press_when_they_rise_past_64(jack):
     ctl = controller()
-    midi = jack.surface(ctl, mapping=mapping("""
+    midi = jack.surface(
+        ctl,
+        mapping=mapping("""
         [[bind]]
         cc = 64
         trigger = "lock"
@@ -141,7 +144,8 @@ def test_cc_buttons_press_when_they_rise_past_64(jack):
         [[bind]]
         cc = 66
         preset = "next"
-    """))
+    """),
+    )
     pads = Pads(jack, midi)
     pads.cc(64, 127)
     assert ctl.get("lock") is True
@@ -164,7 +168,9 @@ def test_cc_buttons_press_when_they_rise_past_64(jack):
 
 def test_channel_filters(jack):
     ctl = controller()
-    midi = jack.surface(ctl, mapping=mapping("""
+    midi = jack.surface(
+        ctl,
+        mapping=mapping("""
         [[bind]]
         cc = 21
         channel = 2
@@ -177,7 +183,8 @@ def test_channel_filters(jack):
         note = 36
         channel = 10
         preset = "next"
-    """))
+    """),
+    )
     pads = Pads(jack, midi)
     pads.cc(21, 0, channel=1)
     pads.note(36, channel=1)
@@ -336,10 +343,10 @@ def test_bad_messages_and_failing_commands_never_stop_the_input(jack, caplog):
         for _ in range(20):
             pads.send(NOTE_ON, 37, 100)
             pads.send(NOTE_OFF, 37, 0)
-        pads.send(0xC0, 5, counted=False)             # a program change: not ours
-        pads.send(0xF2, 1, 2, counted=False)          # song position: not ours
-        pads.send(0xF0, 1, 2, 0xF7, counted=False)    # sysex: filtered by rtmidi
-        midi._on_message(None)                        # what no driver should send
+        pads.send(0xC0, 5, counted=False)  # a program change: not ours
+        pads.send(0xF2, 1, 2, counted=False)  # song position: not ours
+        pads.send(0xF0, 1, 2, 0xF7, counted=False)  # sysex: filtered by rtmidi
+        midi._on_message(None)  # what no driver should send
         midi._on_message(([0xB0, 300, 1], 0.0))
         pads.cc(21, 0)
     assert ctl.get("intensity") == 0.0
@@ -373,8 +380,14 @@ def test_learn_once_and_the_command_line(jack, tmp_path, capsys):
 
     def run():
         try:
-            result["ok"] = M.learn_once("freeze", api="jack", mapping_path=path, timeout=20,
-                                        client_name="synd-learn", ready=lambda midi: ready.set())
+            result["ok"] = M.learn_once(
+                "freeze",
+                api="jack",
+                mapping_path=path,
+                timeout=20,
+                client_name="synd-learn",
+                ready=lambda midi: ready.set(),
+            )
         except Exception as e:  # noqa: BLE001 - reported below
             result["error"] = e
 
@@ -413,8 +426,7 @@ def test_a_real_engine_follows_the_knobs_and_pads(jack, tiny_bundle, tmp_path):
     source = FileInput(song, rate=24000, loop=True)
     out = Collect(fps=30.0)
     runner = OutputRunner(out)
-    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(64, 48)),
-                    model_name="first")
+    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(64, 48)), model_name="first")
     ctl = Controller(engine, ["first"], lambda name: (tiny_bundle, Look()), current="first")
     source.start()
     runner.start()
@@ -440,14 +452,30 @@ def test_a_real_engine_follows_the_knobs_and_pads(jack, tiny_bundle, tmp_path):
 
 # -- without -------------------------------------------------------------------------
 
+
 def test_the_shipped_mapping_fits_an_8_knob_8_pad_controller():
     m = M.default_mapping()
     knobs = {b.cc: b.param for b in m.bind if b.cc is not None}
-    assert knobs == {21: "intensity", 22: "crossfade", 23: "feedback", 24: "hue", 25: "gain",
-                     26: "transition_time", 27: "rotate"}
+    assert knobs == {
+        21: "intensity",
+        22: "crossfade",
+        23: "feedback",
+        24: "hue",
+        25: "gain",
+        26: "transition_time",
+        27: "rotate",
+    }
     pads = {b.note: b.target for b in m.bind if b.note is not None}
-    assert pads == {36: "preset/previous", 37: "preset/next", 38: "preset/random", 39: "cut",
-                    40: "blackout", 41: "freeze", 42: "lock", 43: "freeze"}
+    assert pads == {
+        36: "preset/previous",
+        37: "preset/next",
+        38: "preset/random",
+        39: "cut",
+        40: "blackout",
+        41: "freeze",
+        42: "lock",
+        43: "freeze",
+    }
     assert all(b.channel is None for b in m.bind)
     assert M.loads_mapping(m.to_toml(), "round trip") == m
 
@@ -466,7 +494,7 @@ def test_feedback_inverts_the_curve_for_every_cc_value(curve, rng):
 
 BAD = [
     ('[[bind]]\ncc = 21\nparam = "hue"\nrnage = [0, 1]\n', "bind #1: unknown keys ['rnage']"),
-    ('channels = 2\n', "unknown keys ['channels']"),
+    ("channels = 2\n", "unknown keys ['channels']"),
     ('[[bind]]\ncc = 21\nparam = "intensity"\nrange = [0, 5]\n', "outside intensity's 0..2"),
     ('[[bind]]\ncc = 21\nparam = "hue"\nrange = [0.5]\n', "'range' must be [low, high]"),
     ('[[bind]]\ncc = 21\nparam = "hue"\nrange = ["a", "b"]\n', "'range' must be [low, high]"),
@@ -486,7 +514,7 @@ BAD = [
     ('[[bind]]\nnote = 1\npreset = "next"\ncurve = "exp"\n', "'curve' only applies to a 'param'"),
     ('[bind]\ncc = 1\nparam = "hue"\n', "array of tables"),
     ('[[bind]]\ncc = "21"\nparam = "hue"\n', "'cc' must be a whole number"),
-    ('[[bind]\ncc = 1\n', "invalid TOML"),
+    ("[[bind]\ncc = 1\n", "invalid TOML"),
 ]
 
 

@@ -32,8 +32,10 @@ def test_a_multitrack_song_is_its_stems_mixed(tmp_path):
     assert excerpt([tmp_path / "a.wav"], 10.0) is None  # shorter than asked
 
 
-@pytest.mark.skipif(shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
-                    reason="needs Debian's apt-get and dpkg-deb")
+@pytest.mark.skipif(
+    shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
+    reason="needs Debian's apt-get and dpkg-deb",
+)
 def test_a_debian_package_becomes_licensed_excerpts(tmp_path):
     asc = next(p for p in EVAL if p.name == "asc-music")  # 10 MB, three songs
     manifest = json.loads(build("eval", tmp_path, seconds=5.0, packages=(asc,)).read_text())

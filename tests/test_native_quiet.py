@@ -38,6 +38,7 @@ def open_fds() -> int:
 
 # -- the context manager -----------------------------------------------------------------
 
+
 def test_native_writes_are_captured_logged_at_debug_and_fd2_is_restored(capfd, caplog):
     caplog.set_level(logging.DEBUG)
     capfd.readouterr()
@@ -53,7 +54,8 @@ def test_native_writes_are_captured_logged_at_debug_and_fd2_is_restored(capfd, c
     assert said.text == "Cannot connect to server socket err = nothing\r\nsecond line\n"
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
         ("synd.test", logging.DEBUG, "libfoo: Cannot connect to server socket err = nothing"),
-        ("synd.test", logging.DEBUG, "libfoo: second line")]
+        ("synd.test", logging.DEBUG, "libfoo: second line"),
+    ]
 
 
 def test_a_raising_block_still_restores_fd2_and_logs_what_was_said(capfd, caplog):
@@ -61,17 +63,20 @@ def test_a_raising_block_still_restores_fd2_and_logs_what_was_said(capfd, caplog
     before = os.fstat(2)
     with pytest.raises(RuntimeError, match="open failed"):
         with quiet_stderr("libfoo") as said:
-            libc_write(b"ALSA lib pulse.c:242:(pulse_connect) PulseAudio: Unable to connect: "
-                       b"Connection refused\n\xff\n")
+            libc_write(
+                b"ALSA lib pulse.c:242:(pulse_connect) PulseAudio: Unable to connect: "
+                b"Connection refused\n\xff\n"
+            )
             raise RuntimeError("open failed")
     assert same_file(os.fstat(2), before)
     assert "ALSA lib" not in capfd.readouterr().err
     assert "\ufffd" in said.text  # undecodable bytes replaced, not fatal
-    assert any(r.levelno == logging.DEBUG and "Unable to connect" in r.getMessage()
-               for r in caplog.records)
+    assert any(r.levelno == logging.DEBUG and "Unable to connect" in r.getMessage() for r in caplog.records)
     # the reason the exception leaves out goes into the one line, once
-    assert explain(RuntimeError("open failed"), said) == \
-        "open failed (PulseAudio: Unable to connect: Connection refused)"
+    assert (
+        explain(RuntimeError("open failed"), said)
+        == "open failed (PulseAudio: Unable to connect: Connection refused)"
+    )
     already = "PulseAudio: unable to connect: connection refused"
     assert explain(RuntimeError(already), said) == already
 
@@ -103,8 +108,9 @@ def test_a_second_thread_waits_for_the_first_block_to_end():
 
 
 def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=60, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60, **kwargs
+    )
 
 
 def test_log_lines_of_other_threads_still_reach_stderr_during_a_block():
@@ -145,6 +151,7 @@ def test_a_closed_fd2_is_left_alone():
 
 # -- where synd opens MIDI and audio -----------------------------------------------------
 
+
 @pytest.mark.skipif(os.path.exists("/dev/snd/seq"), reason="this machine has an ALSA sequencer")
 def test_alsa_midi_without_a_sequencer_says_why_in_one_line(capfd):
     from synd.midi import MidiError, compiled_apis, list_ports
@@ -174,8 +181,7 @@ def test_a_sound_server_gone_before_the_stream_opens_is_one_line(pulse, capfd, c
     err = capfd.readouterr().err
     assert "ALSA lib" not in err and "pa_linux_alsa" not in err, err
     assert "Unable to connect" in str(caught.value)
-    assert any(r.levelno == logging.DEBUG and "pa_linux_alsa" in r.getMessage()
-               for r in caplog.records)
+    assert any(r.levelno == logging.DEBUG and "pa_linux_alsa" in r.getMessage() for r in caplog.records)
 
 
 def run_daemon_until_midi(tmp_path, *flags: str) -> list[str]:
@@ -184,13 +190,33 @@ def run_daemon_until_midi(tmp_path, *flags: str) -> list[str]:
     env = os.environ | {
         "JACK_DEFAULT_SERVER": f"synd-absent-{uuid.uuid4().hex[:10]}",  # no such server
         "PULSE_SERVER": f"unix:{tmp_path}/no-sound-server",
-        "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data"),
-        "DISPLAY": "", "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": ""}
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "DISPLAY": "",
+        "WAYLAND_DISPLAY": "",
+        "QT_QPA_PLATFORM": "",
+    }
     proc = subprocess.Popen(
-        [*SYND, *flags, "run", "--output", f"record:{tmp_path}/out.mp4", "--osc", "off",
-         "--size", "160x96", "--midi-api", "jack"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, errors="replace", env=env)
+        [
+            *SYND,
+            *flags,
+            "run",
+            "--output",
+            f"record:{tmp_path}/out.mp4",
+            "--osc",
+            "off",
+            "--size",
+            "160x96",
+            "--midi-api",
+            "jack",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        env=env,
+    )
     lines: list[str] = []
     settled = threading.Event()
 
@@ -223,13 +249,17 @@ def test_synd_run_without_a_jack_server_prints_only_its_own_midi_line(tmp_path):
     chatter = [ln for ln in lines if any(w.lower() in ln.lower() for w in NATIVE_WORDS)]
     assert chatter == [], "\n".join(lines)
     midi = [ln for ln in lines if "MIDI" in ln]
-    assert len(midi) == 1 and midi[0].startswith("synd: MIDI: off (") \
-        and "JACK server not running" in midi[0], "\n".join(lines)
+    assert (
+        len(midi) == 1 and midi[0].startswith("synd: MIDI: off (") and "JACK server not running" in midi[0]
+    ), "\n".join(lines)
 
 
 def test_with_v_the_native_lines_show_as_synd_debug_lines(tmp_path):
     lines = run_daemon_until_midi(tmp_path, "-v")
     jack = [ln for ln in lines if "Cannot connect to server" in ln]
     assert jack and all(ln.startswith("synd: MIDI (jack): ") for ln in jack), "\n".join(lines)
-    assert not [ln for ln in lines if any(w.lower() in ln.lower() for w in NATIVE_WORDS)
-                and not ln.startswith("synd: ")], "\n".join(lines)
+    assert not [
+        ln
+        for ln in lines
+        if any(w.lower() in ln.lower() for w in NATIVE_WORDS) and not ln.startswith("synd: ")
+    ], "\n".join(lines)

@@ -35,12 +35,25 @@ from tests.helpers.ndi import drive, requires_namespace, unique
 # -- no network ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fps, rational", [
-    (30, (30, 1)), (29.97, (30000, 1001)), (59.94, (60000, 1001)), (60, (60, 1)),
-    (23.976, (24000, 1001)), (25, (25, 1)), (24, (24, 1)), (50.0, (50, 1)),
-    (119.88, (120000, 1001)), (14.985, (15000, 1001)), (12.5, (25, 2)), (7.3, (73, 10)),
-    (1 / 3, (1, 3)), (0.5, (1, 2)),
-])
+@pytest.mark.parametrize(
+    "fps, rational",
+    [
+        (30, (30, 1)),
+        (29.97, (30000, 1001)),
+        (59.94, (60000, 1001)),
+        (60, (60, 1)),
+        (23.976, (24000, 1001)),
+        (25, (25, 1)),
+        (24, (24, 1)),
+        (50.0, (50, 1)),
+        (119.88, (120000, 1001)),
+        (14.985, (15000, 1001)),
+        (12.5, (25, 2)),
+        (7.3, (73, 10)),
+        (1 / 3, (1, 3)),
+        (0.5, (1, 2)),
+    ],
+)
 def test_frame_rates_are_exact_rationals(fps, rational):
     assert frame_rate(fps) == rational
     assert NdiOutput(size=(64, 36), fps=fps).frame_rate == rational
@@ -66,13 +79,25 @@ def test_source_names_that_ndi_publishes_as_given_are_accepted():
     assert NdiOutput().source_name == "synd"
 
 
-@pytest.mark.parametrize("name, words", [
-    ("", "empty"), ("   ", "empty"), ("a\tb", "control"), ("two\nlines", "control"),
-    ("zero\u200bwidth", "invisible"), ("bell\x07", "control"), ("para\u2029graph", "control"),
-    ("Stage:Left", ":"), ("a/b", "/"), ('say "hi"?', '? "'), ("a<b>|c*", "* < > |"),
-    ("x" * (MAX_NAME_BYTES + 1), "bytes"), ("é" * (MAX_NAME_BYTES // 2 + 1), "bytes"),
-    (42, "text"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("a\tb", "control"),
+        ("two\nlines", "control"),
+        ("zero\u200bwidth", "invisible"),
+        ("bell\x07", "control"),
+        ("para\u2029graph", "control"),
+        ("Stage:Left", ":"),
+        ("a/b", "/"),
+        ('say "hi"?', '? "'),
+        ("a<b>|c*", "* < > |"),
+        ("x" * (MAX_NAME_BYTES + 1), "bytes"),
+        ("é" * (MAX_NAME_BYTES // 2 + 1), "bytes"),
+        (42, "text"),
+    ],
+)
 def test_bad_source_names_are_refused_in_one_line(name, words):
     with pytest.raises(ValueError) as err:
         check_source_name(name)
@@ -91,7 +116,8 @@ def test_output_specs_give_size_rate_and_name():
     assert (out.size, out.fps, out.engine_fps) == ((1920, 1080), 30.0, 60.0)
     assert (out.source_name, out.frame_rate) == ("Stage Left", (30, 1))
     assert parse_outputs("ndi@29.97:  Side  ", check_available=False) == [
-        ("ndi", {"fps": 29.97, "source_name": "Side"})]
+        ("ndi", {"fps": 29.97, "source_name": "Side"})
+    ]
     assert parse_outputs("ndi", check_available=False) == [("ndi", {})]
     with pytest.raises(OutputSpecError) as err:
         parse_outputs("ndi@640x360:Stage|Left", check_available=False)
@@ -108,6 +134,7 @@ def _without_ndilib(monkeypatch, error: ImportError) -> None:
         if name == "NDIlib" or name.startswith("NDIlib."):
             raise error
         return real_import(name, *args, **kwargs)
+
     monkeypatch.delitem(sys.modules, "NDIlib", raising=False)
     monkeypatch.setattr(builtins, "__import__", fake_import)
 
@@ -129,14 +156,16 @@ def test_available_says_why_not_in_one_line(monkeypatch):
 
     avahi = ImportError("libavahi-common.so.3: cannot open shared object file: No such file or directory")
     _without_ndilib(monkeypatch, avahi)
-    assert NdiOutput.available() == ("the NDI runtime needs the system library "
-                                     "libavahi-common.so.3 (apt install libavahi-client3)")
+    assert NdiOutput.available() == (
+        "the NDI runtime needs the system library libavahi-common.so.3 (apt install libavahi-client3)"
+    )
     odd = ImportError("libfoo.so.7: cannot open shared object file: No such file or directory")
     _without_ndilib(monkeypatch, odd)
     assert "libfoo.so.7" in NdiOutput.available()
     _without_ndilib(monkeypatch, ImportError("undefined symbol: NDIlib_send_create\nmore"))
-    assert NdiOutput.available() == ("Python module 'NDIlib' cannot load: "
-                                     "undefined symbol: NDIlib_send_create more")
+    assert NdiOutput.available() == (
+        "Python module 'NDIlib' cannot load: undefined symbol: NDIlib_send_create more"
+    )
 
 
 class FakeNDIlib(types.ModuleType):
@@ -167,6 +196,7 @@ class FakeNDIlib(types.ModuleType):
                 self._data = array.__array_interface__["data"][0]
                 self.yres, self.xres = array.shape[:2]
                 self.line_stride_in_bytes = array.strides[0]
+
         self.VideoFrameV2 = VideoFrameV2
 
     def initialize(self):
@@ -184,11 +214,20 @@ class FakeNDIlib(types.ModuleType):
     def send_send_video_async_v2(self, sender, video):
         self.calls.append("send")
         array = self.pointer_target
-        self.sent.append({"array": array, "pointer": video.data, "xres": video.xres,
-                          "yres": video.yres, "stride": video.line_stride_in_bytes,
-                          "fourcc": video.FourCC, "rate": (video.frame_rate_N, video.frame_rate_D),
-                          "timecode": video.timecode, "aspect": video.picture_aspect_ratio,
-                          "format": video.frame_format_type})
+        self.sent.append(
+            {
+                "array": array,
+                "pointer": video.data,
+                "xres": video.xres,
+                "yres": video.yres,
+                "stride": video.line_stride_in_bytes,
+                "fourcc": video.FourCC,
+                "rate": (video.frame_rate_N, video.frame_rate_D),
+                "timecode": video.timecode,
+                "aspect": video.picture_aspect_ratio,
+                "format": video.frame_format_type,
+            }
+        )
 
     def send_get_no_connections(self, sender, timeout):
         return 0
@@ -221,8 +260,7 @@ def test_frames_go_out_as_the_sdk_needs_them(monkeypatch):
         assert sent["timecode"] == round((12.3456789 + seq / 30) * 1e7)
     assert len({id(s["array"]) for s in fake.sent}) == 3  # a fresh array for every frame
     out.close()
-    assert fake.calls == ["initialize", "send_create", "send", "send", "send",
-                          "send_destroy", "destroy"]
+    assert fake.calls == ["initialize", "send_create", "send", "send", "send", "send_destroy", "destroy"]
     assert out._in_flight is None and out.connections() == 0
 
 
@@ -248,8 +286,9 @@ def test_a_sender_that_cannot_be_created_fails_in_one_line_and_closes_once(monke
     monkeypatch.setitem(sys.modules, "NDIlib", fake)
     runner = OutputRunner(NdiOutput(size=(64, 36), source_name="Taken")).start()
     assert not runner.wait_open(5)
-    assert runner.failed == ("NDI sender 'Taken' could not be created "
-                             "(is another NDI source on this machine called that?)")
+    assert runner.failed == (
+        "NDI sender 'Taken' could not be created (is another NDI source on this machine called that?)"
+    )
     assert runner.stop(5)
     assert fake.calls == ["initialize", "send_create", "destroy"]
 
@@ -267,8 +306,20 @@ def song(tmp_path) -> Path:
 @requires_namespace
 def test_synd_run_is_received_by_an_independent_receiver(tmp_path, song):
     name = unique("Stage Left")
-    result = drive("cli", tmp_path, "--audio", str(song), "--name", name,
-                   "--size", "320x180", "--fps", "30", "--seconds", "4")
+    result = drive(
+        "cli",
+        tmp_path,
+        "--audio",
+        str(song),
+        "--name",
+        name,
+        "--size",
+        "320x180",
+        "--fps",
+        "30",
+        "--seconds",
+        "4",
+    )
     got = result["received"]
     log = result["synd_log"]
     assert got["returncode"] == 0, got
@@ -298,9 +349,24 @@ def bgra_error(received: np.ndarray, expected: np.ndarray) -> float:
 
 @requires_namespace
 def test_received_pictures_are_the_engine_frames_of_the_same_audio_time(tmp_path, song):
-    result = drive("content", tmp_path, "--audio", str(song), "--name", unique("Content"),
-                   "--size", "320x180", "--fps", "30", "--seconds", "3", "--max-save", "40",
-                   "--format", "uyva")
+    result = drive(
+        "content",
+        tmp_path,
+        "--audio",
+        str(song),
+        "--name",
+        unique("Content"),
+        "--size",
+        "320x180",
+        "--fps",
+        "30",
+        "--seconds",
+        "3",
+        "--max-save",
+        "40",
+        "--format",
+        "uyva",
+    )
     got = result["received"]
     assert got["fourccs"] == ["UYVA"] and got["sizes"] == [[320, 180]]
     assert got["alpha_min"] == got["alpha_max"] == 255  # the alpha plane, exactly
@@ -313,8 +379,10 @@ def test_received_pictures_are_the_engine_frames_of_the_same_audio_time(tmp_path
     assert (np.diff(engine["seqs"]) >= 1).all()
     # What the engine painted, scaled to the NDI size the way the output scales it.
     ndi = NdiOutput(size=(320, 180), fps=30)
-    expected = [ndi.pixels(Frame(seq=int(s), audio_time=0.0, captured_at=0.0, rgb=rgb))
-                for s, rgb in zip(engine["seqs"], engine["rgb"])]
+    expected = [
+        ndi.pixels(Frame(seq=int(s), audio_time=0.0, captured_at=0.0, rgb=rgb))
+        for s, rgb in zip(engine["seqs"], engine["rgb"])
+    ]
     frames = received["frames"]
     errors = np.array([[bgra_error(frames[i], expected[j]) for j in range(n)] for i in range(n)])
     matched = np.diag(errors)
@@ -329,13 +397,28 @@ def test_received_pictures_are_the_engine_frames_of_the_same_audio_time(tmp_path
 
 @requires_namespace
 def test_a_receiver_leaving_and_coming_back_does_not_disturb_the_engine(tmp_path, song):
-    result = drive("reconnect", tmp_path, "--audio", str(song), "--name", unique("Reconnect"),
-                   "--size", "320x180", "--fps", "30", "--seconds", "2.5", "--gap", "1.5")
+    result = drive(
+        "reconnect",
+        tmp_path,
+        "--audio",
+        str(song),
+        "--name",
+        unique("Reconnect"),
+        "--size",
+        "320x180",
+        "--fps",
+        "30",
+        "--seconds",
+        "2.5",
+        "--gap",
+        "1.5",
+    )
     phases, first, second = result["phases"], result["first"], result["second"]
     assert first["frames"] > 0 and second["frames"] > 0
     assert first["left"], "the sender still counted the first receiver after it exited"
-    assert [phases[p]["connections"] for p in ("first_watching", "first_gone", "nobody",
-                                                "second_watching")] == [1, 0, 0, 1]
+    assert [
+        phases[p]["connections"] for p in ("first_watching", "first_gone", "nobody", "second_watching")
+    ] == [1, 0, 0, 1]
     for snap in phases.values():  # the output is never disabled
         assert snap["failed"] is None and snap["running"], snap
     assert result["engine"]["error"] is None and result["ndi_stats"]["failed"] is None

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from synd import onnxgen
 from synd.bundle import load_model
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.model import FoldedGenerator
-from synd import onnxgen
 from synd.onnxgen import OnnxGenerator, live_painter, runtime_name
 from tests.helpers.audio import music_clip
 

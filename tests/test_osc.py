@@ -24,16 +24,17 @@ from tests.helpers.osc import PRESETS, Client, OscDump, RecordingEngine, free_ud
 from tests.helpers.wait import wait_for
 
 IMMEDIATE_TAG = (1).to_bytes(8, "big")
-liblo = pytest.mark.skipif(not (shutil.which("oscsend") and shutil.which("oscdump")),
-                           reason="liblo-tools (oscsend, oscdump) not installed")
+liblo = pytest.mark.skipif(
+    not (shutil.which("oscsend") and shutil.which("oscdump")),
+    reason="liblo-tools (oscsend, oscdump) not installed",
+)
 
 
 @pytest.fixture
 def rig():
     """A Controller on a recording engine; `rig.serve(**kw)` starts an OscServer on a free port."""
     engine = RecordingEngine()
-    controller = Controller(engine, PRESETS, load=lambda name: (None, None),
-                            rng=random.Random(0))
+    controller = Controller(engine, PRESETS, load=lambda name: (None, None), rng=random.Random(0))
     servers, clients = [], []
 
     def serve(**kw):
@@ -79,8 +80,14 @@ def test_liblo_sends_commands_and_receives_status_beats_and_changes(rig):
         # by another surface (as MIDI would), and beats from the engine.
         rig.controller.set("hue", 0.25)
         rig.engine.on_beat(0.7)
-        wait_for(lambda: dump.messages("/synd/beat") and dump.messages("/synd/hue")
-                 and len(dump.messages("/synd/status")) >= 2, what="feedback in oscdump")
+        wait_for(
+            lambda: (
+                dump.messages("/synd/beat")
+                and dump.messages("/synd/hue")
+                and len(dump.messages("/synd/status")) >= 2
+            ),
+            what="feedback in oscdump",
+        )
         assert dump.messages("/synd/preset") == [("s", ["storm"])]
         [(types, [value])] = dump.messages("/synd/intensity")
         assert types == "f" and float(value) == pytest.approx(0.8, abs=1e-6)
@@ -122,8 +129,7 @@ def test_queries_return_current_values_to_the_sender(rig):
     assert c.ask("/synd/fade") == ("/synd/fade", [pytest.approx(0.25)])
     address, status = c.ask("/synd/status")
     assert address == "/synd/status"
-    assert status == [pytest.approx(29.5), pytest.approx(12.5), "calm", "calm", "",
-                      pytest.approx(0.25), 0, 0]
+    assert status == [pytest.approx(29.5), pytest.approx(12.5), "calm", "calm", "", pytest.approx(0.25), 0, 0]
     # A second client gets its own answers, on its own port.
     other = rig.client(server)
     assert other.ask("/synd/crossfade") == ("/synd/crossfade", [pytest.approx(0.25)])
@@ -133,17 +139,17 @@ def test_commands_from_python_osc_reach_the_controller(rig):
     server = rig.serve()
     c = rig.client(server)
     c.send("/synd/model/b", "neon")
-    c.send("/synd/fade", 1, 3.5)            # ints and floats both take
+    c.send("/synd/fade", 1, 3.5)  # ints and floats both take
     c.send("/synd/gain", 2)
     c.send("/synd/rotate", 30.0)
-    c.send("/synd/freeze", 1.0)             # a TouchOSC button sends floats
+    c.send("/synd/freeze", 1.0)  # a TouchOSC button sends floats
     c.send("/synd/lock/toggle")
     c.send("/synd/output/ndi", False)
     c.send("/synd/cut")
-    c.send("/synd/preset/next", 1.0)        # press
-    c.send("/synd/preset/next", 0.0)        # release: ignored
+    c.send("/synd/preset/next", 1.0)  # press
+    c.send("/synd/preset/next", 0.0)  # release: ignored
     c.send("/synd/preset/random")
-    c.send("/synd/transition_time", 99)     # clamped by the controller
+    c.send("/synd/transition_time", 99)  # clamped by the controller
     wait_for(lambda: rig.controller.get("transition_time") == 60.0, what="the last message")
     e = rig.engine
     assert e.recorded("load_slot") == [("b", "neon")]
@@ -163,8 +169,8 @@ def test_learn_requests_and_address_patterns(rig):
     server = rig.serve()
     c = rig.client(server)
     c.send("/synd/midi/learn", "crossfade")
-    c.send("/synd/{hue,feedback}", 0.5)     # an OSC address pattern: both change
-    c.send("/synd/*/toggle")                # all three toggles
+    c.send("/synd/{hue,feedback}", 0.5)  # an OSC address pattern: both change
+    c.send("/synd/*/toggle")  # all three toggles
     wait_for(lambda: rig.controller.get("lock"), what="the toggles")
     assert learned == ["crossfade"]
     assert rig.controller.get("hue") == 0.5 and rig.controller.get("feedback") == 0.5
@@ -203,8 +209,7 @@ def test_bundles_apply_all_their_messages_including_nested_ones(rig):
     query.add_content(OscMessage(osc("/synd/preset")))
     c.raw(query.build().dgram)
     got = [OscMessage(c.sock.recvfrom(65536)[0]) for _ in range(2)]
-    assert [(m.address, m.params) for m in got] == [("/synd/gain", [4.0]),
-                                                    ("/synd/preset", ["neon"])]
+    assert [(m.address, m.params) for m in got] == [("/synd/gain", [4.0]), ("/synd/preset", ["neon"])]
 
 
 def test_a_bundle_dated_in_the_future_does_not_stall_the_server(rig):
@@ -235,18 +240,19 @@ def test_malformed_packets_are_dropped_logged_once_per_kind_and_the_server_goes_
         deep = b"#bundle\0" + IMMEDIATE_TAG + len(deep).to_bytes(4, "big") + deep
     malformed = [
         bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))).lstrip(b"/#") or b"x"
-        for _ in range(10)]
+        for _ in range(10)
+    ]
     malformed += [b"", good[:5], good[:14], good[:-3], bundle[:-6], bundle[:22], deep]
     for _ in range(3):
         for packet in malformed:
             c.raw(packet)
-        c.raw(b"/synd/hue\0\0\0,S\0\0abc\0")       # a symbol: python-osc cannot decode it
-        c.send("/synd/nonsense", 1.0)              # unknown address
-        c.send("/synd/intensity", "loud")          # wrong type
-        c.send("/synd/fade", 0.5, 1.0, 2.0)        # wrong count
-        c.send("/synd/preset", "")                 # the controller refuses (ValueError)
-        c.send("/synd/output/nope", 1)             # the controller refuses (KeyError)
-        c.send("/synd/" + "*a" * 40, 1.0)          # a pathological pattern: refused, fast
+        c.raw(b"/synd/hue\0\0\0,S\0\0abc\0")  # a symbol: python-osc cannot decode it
+        c.send("/synd/nonsense", 1.0)  # unknown address
+        c.send("/synd/intensity", "loud")  # wrong type
+        c.send("/synd/fade", 0.5, 1.0, 2.0)  # wrong count
+        c.send("/synd/preset", "")  # the controller refuses (ValueError)
+        c.send("/synd/output/nope", 1)  # the controller refuses (KeyError)
+        c.send("/synd/" + "*a" * 40, 1.0)  # a pathological pattern: refused, fast
     c.raw(good)
     c.send("/synd/intensity", 0.5)
     wait_for(lambda: rig.controller.get("intensity") == 0.5, what="a valid message afterwards")
@@ -259,6 +265,7 @@ def test_malformed_packets_are_dropped_logged_once_per_kind_and_the_server_goes_
 
     def count(text):
         return sum(text in line for line in lines)
+
     assert count("malformed packet") == 1, lines
     assert count("type tag S") == 1, lines
     assert count("unknown address '/synd/nonsense'") == 1, lines
@@ -273,26 +280,29 @@ def test_malformed_packets_are_dropped_logged_once_per_kind_and_the_server_goes_
 def test_the_log_throttle_logs_again_after_the_window_with_a_count(caplog):
     caplog.set_level(logging.WARNING, logger="synd.osc")
     now = [100.0]
-    throttle = RateLimiter(logging.getLogger("synd.osc"), every=10.0, per_kind=3,
-                           clock=lambda: now[0])
+    throttle = RateLimiter(logging.getLogger("synd.osc"), every=10.0, per_kind=3, clock=lambda: now[0])
     for _ in range(5):
         throttle("unknown", "/a", "unknown /a")
     throttle("unknown", "/b", "unknown /b")
     throttle("unknown", "/c", "unknown /c")
-    throttle("unknown", "/d", "unknown /d")   # over the kind's budget: held back
+    throttle("unknown", "/d", "unknown /d")  # over the kind's budget: held back
     throttle("malformed", None, "malformed")  # another kind has its own budget
     now[0] += 10.5
     throttle("unknown", "/a", "unknown /a")
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["unknown /a", "unknown /b", "unknown /c", "malformed",
-                     "unknown /a (4 more like this not logged)"]
+    assert lines == [
+        "unknown /a",
+        "unknown /b",
+        "unknown /c",
+        "malformed",
+        "unknown /a (4 more like this not logged)",
+    ]
 
 
 def test_the_tally_sums_up_by_kind_in_one_line_per_period(caplog):
     caplog.set_level(logging.WARNING, logger="synd.osc")
     now = [100.0]
-    tally = Tally(logging.getLogger("synd.osc"), "OSC: dropped or refused", every=10.0,
-                  clock=lambda: now[0])
+    tally = Tally(logging.getLogger("synd.osc"), "OSC: dropped or refused", every=10.0, clock=lambda: now[0])
     assert tally.due() is None and not tally.report()
     for _ in range(3):
         tally.add("malformed")
@@ -304,7 +314,8 @@ def test_the_tally_sums_up_by_kind_in_one_line_per_period(caplog):
     assert tally.report(force=True)  # at stop
     assert [r.getMessage() for r in caplog.records] == [
         "OSC: dropped or refused in the last 10 s: 4 (malformed 3, unknown 1)",
-        "OSC: dropped or refused in the last 1 s: 2 (unknown 2)"]
+        "OSC: dropped or refused in the last 1 s: 2 (unknown 2)",
+    ]
     assert tally.totals == {"malformed": 3, "unknown": 3}
     # Whatever a sender puts in a message, the limiter logs one line of bounded length.
     RateLimiter(logging.getLogger("synd.osc"))("x", None, "a\nb\r\n" + "c" * 5000)
@@ -358,16 +369,16 @@ def test_stop_is_prompt_idempotent_and_frees_the_port(rig):
     assert time.monotonic() - began < 1.5  # it does not wait for the 30 s status timer
     assert not server._thread.is_alive()
     server.stop()
-    rig.engine.on_beat(1.0)             # events after stop are ignored, not errors
+    rig.engine.on_beat(1.0)  # events after stop are ignored, not errors
     rig.controller.set("hue", 0.1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, port))            # the port is free again
+        s.bind((host, port))  # the port is free again
     with pytest.raises(RuntimeError):
         server.start()
     never_started = OscServer(rig.controller, port=0)
     never_started.stop()
     with pytest.raises(RuntimeError):
-        never_started.address
+        _ = never_started.address
 
 
 def test_a_taken_port_fails_at_start(rig):
@@ -422,10 +433,10 @@ def test_osc_reaches_a_real_engine_pictures_and_state(tiny_bundle, tmp_path):
     source = FileInput(song, rate=24000)
     out = Collect()
     runner = OutputRunner(out)
-    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(96, 64)),
-                    model_name="tiny")
-    controller = Controller(engine, ["tiny", "other"],
-                            load=lambda name: (copy.deepcopy(tiny_bundle), Look(hue=0.5)))
+    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(96, 64)), model_name="tiny")
+    controller = Controller(
+        engine, ["tiny", "other"], load=lambda name: (copy.deepcopy(tiny_bundle), Look(hue=0.5))
+    )
     feedback = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     feedback.bind(("127.0.0.1", 0))
     feedback.settimeout(5.0)
@@ -442,7 +453,7 @@ def test_osc_reaches_a_real_engine_pictures_and_state(tiny_bundle, tmp_path):
         wait_for(lambda: engine.flags["blackout"], what="blackout in the engine")
         n = len(out.frames)
         wait_for(lambda: len(out.frames) > n + 5, what="frames after blackout")
-        assert not any(f.rgb.any() for f in out.frames[n + 2:])
+        assert not any(f.rgb.any() for f in out.frames[n + 2 :])
         c.send("/synd/blackout", False)
         n = len(out.frames)
         wait_for(lambda: len(out.frames) > n + 5, what="frames after release")
@@ -490,7 +501,7 @@ def _receive_until(client, done, timeout=5.0):
         client.sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             msg = OscMessage(client.sock.recvfrom(65536)[0])
-        except socket.timeout:
+        except TimeoutError:
             continue
         got.append((msg.address, msg.params))
     return got
@@ -510,8 +521,9 @@ def test_a_subscriber_gets_the_state_then_changes_and_status(rig):
     assert got["/synd/preset"] == ["calm"] and got["/synd/model/b"] == [""]
     # Changes from anywhere follow, and status four times a second.
     rig.controller.set("hue", 0.5)
-    later = _receive_until(c, lambda m: ("/synd/hue", [0.5]) in m
-                           and sum(a == "/synd/status" for a, _ in m) >= 3)
+    later = _receive_until(
+        c, lambda m: ("/synd/hue", [0.5]) in m and sum(a == "/synd/status" for a, _ in m) >= 3
+    )
     assert len([a for a, _ in later if a == "/synd/presets"]) == 0  # no second snapshot
     # Renewing sends no snapshot again; unsubscribing ends the flow.
     c.send("/synd/subscribe", 5.0)
@@ -521,7 +533,7 @@ def test_a_subscriber_gets_the_state_then_changes_and_status(rig):
     while True:  # drain what was in flight
         try:
             c.sock.recvfrom(65536)
-        except socket.timeout:
+        except TimeoutError:
             break
     rig.controller.set("hue", 0.25)
     c.sock.settimeout(0.6)
@@ -539,7 +551,7 @@ def test_subscriptions_expire_and_are_limited(rig, caplog):
     while True:
         try:
             first.sock.recvfrom(65536)
-        except socket.timeout:
+        except TimeoutError:
             break
     first.sock.settimeout(0.6)
     with pytest.raises(socket.timeout):
@@ -556,8 +568,9 @@ def test_subscriptions_expire_and_are_limited(rig, caplog):
             last.sock.recvfrom(65536)
     assert any("already 8 subscribers" in r.getMessage() for r in caplog.records)
     clients[0].send("/synd/subscribe", "soon")  # wrong type: refused, still subscribed
-    wait_for(lambda: any("/synd/subscribe expects" in r.getMessage() for r in caplog.records),
-             what="the refusal")
+    wait_for(
+        lambda: any("/synd/subscribe expects" in r.getMessage() for r in caplog.records), what="the refusal"
+    )
 
 
 def test_preview_pictures_are_small_jpegs_of_the_newest_frame(rig):
@@ -569,15 +582,15 @@ def test_preview_pictures_are_small_jpegs_of_the_newest_frame(rig):
 
     yy, xx = np.mgrid[0:360, 0:640]
     rgb = np.stack([xx * 255 // 639, yy * 255 // 359, np.full_like(xx, 90)], -1).astype(np.uint8)
-    rig.engine.last_frame = Frame(seq=1, audio_time=0.0, captured_at=0.0, rgb=rgb,
-                                  audio=np.zeros(0, np.float32), sample_rate=24000)
+    rig.engine.last_frame = Frame(
+        seq=1, audio_time=0.0, captured_at=0.0, rgb=rgb, audio=np.zeros(0, np.float32), sample_rate=24000
+    )
     server = rig.serve()
     c = rig.client(server)
     c.send("/synd/subscribe", 5.0, 1)
     got = _receive_until(c, lambda m: any(a == "/synd/preview" for a, _ in m))
     jpeg = [p for a, p in got if a == "/synd/preview"][0][0]
-    picture = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR),
-                           cv2.COLOR_BGR2RGB)
+    picture = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     assert picture.shape == (180, 320, 3)
     small = cv2.resize(rgb, (320, 180), interpolation=cv2.INTER_AREA)
     assert np.abs(picture.astype(int) - small).mean() < 4  # the frame, not something else
@@ -588,12 +601,14 @@ def test_preview_pictures_are_small_jpegs_of_the_newest_frame(rig):
     # A subscriber that did not ask gets no pictures.
     other = rig.client(server)
     other.send("/synd/subscribe", 5.0)
-    rig.engine.last_frame = Frame(seq=2, audio_time=0.0, captured_at=0.0, rgb=rgb,
-                                  audio=np.zeros(0, np.float32), sample_rate=24000)
+    rig.engine.last_frame = Frame(
+        seq=2, audio_time=0.0, captured_at=0.0, rgb=rgb, audio=np.zeros(0, np.float32), sample_rate=24000
+    )
     seen = _receive_until(other, lambda m: sum(a == "/synd/status" for a, _ in m) >= 3)
     assert not any(a == "/synd/preview" for a, _ in seen)
-    assert any(a == "/synd/preview" for a, _ in _receive_until(
-        c, lambda m: any(a == "/synd/preview" for a, _ in m)))
+    assert any(
+        a == "/synd/preview" for a, _ in _receive_until(c, lambda m: any(a == "/synd/preview" for a, _ in m))
+    )
 
 
 def test_list_queries_and_the_input_address(rig, caplog):
@@ -604,8 +619,16 @@ def test_list_queries_and_the_input_address(rig, caplog):
     with caplog.at_level(logging.WARNING):
         c.send("/synd/input", "/etc/passwd")  # this controller cannot switch inputs at all
         c.send("/synd/presets", 1)
-        wait_for(lambda: sum("/synd/input" in r.getMessage() or "/synd/presets" in r.getMessage()
-                             for r in caplog.records) >= 2, what="two refusals")
+        wait_for(
+            lambda: (
+                sum(
+                    "/synd/input" in r.getMessage() or "/synd/presets" in r.getMessage()
+                    for r in caplog.records
+                )
+                >= 2
+            ),
+            what="two refusals",
+        )
     assert any("cannot be switched" in r.getMessage() for r in caplog.records)
 
 

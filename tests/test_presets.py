@@ -67,12 +67,17 @@ def test_overrides_change_one_setting_and_are_validated():
     from synd.presets import apply_overrides
 
     base = load_preset("sharp")
-    p = apply_overrides(base, ["loss.noise=1.5", "look.feedback=0.5", "train.steps=10",
-                               'features.kind="fft"'])
+    p = apply_overrides(
+        base, ["loss.noise=1.5", "look.feedback=0.5", "train.steps=10", 'features.kind="fft"']
+    )
     assert (p.loss.noise, p.look.feedback, p.train.steps, p.features.kind) == (1.5, 0.5, 10, "fft")
     assert p.loss.sound == base.loss.sound and p.name == "sharp"
-    for bad, match in (("loss.nosie=1", r"unknown keys \['nosie'\]"), ("look.feedback=3", "feedback must be in"),
-                       ("noise=1", "TABLE.KEY=VALUE"), ("train.size=30", "multiple of 8")):
+    for bad, match in (
+        ("loss.nosie=1", r"unknown keys \['nosie'\]"),
+        ("look.feedback=3", "feedback must be in"),
+        ("noise=1", "TABLE.KEY=VALUE"),
+        ("train.size=30", "multiple of 8"),
+    ):
         with pytest.raises(PresetError, match=match):
             apply_overrides(base, [bad])
 

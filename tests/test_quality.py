@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 
 from synd import quality
-from synd.quality import (colorfulness, flicker, frame_change, probe_r2, sync, sync_lags,
-                          thumbnails, to_unit_float)
+from synd.quality import (
+    colorfulness,
+    flicker,
+    frame_change,
+    probe_r2,
+    sync,
+    sync_lags,
+    thumbnails,
+    to_unit_float,
+)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -13,7 +21,7 @@ def smooth_features(n: int, f: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n + 20, f))
     kernel = np.hanning(9)
-    x = np.stack([np.convolve(x[:, j], kernel, mode="same") for j in range(f)], axis=1)[10:n + 10]
+    x = np.stack([np.convolve(x[:, j], kernel, mode="same") for j in range(f)], axis=1)[10 : n + 10]
     return (x - x.mean(0)) / x.std(0)
 
 
@@ -27,8 +35,8 @@ def frames_from_features(feat: np.ndarray, size: int = 32) -> np.ndarray:
     for j in range(f):
         r, c = divmod(j, cols)
         level = 0.5 + 0.2 * np.tanh(0.4 * feat[:, j])  # smooth, monotonic, nearly linear
-        frames[:, r * h:(r + 1) * h, c * w:(c + 1) * w, j % 3] = level[:, None, None]
-        frames[:, r * h:(r + 1) * h, c * w:(c + 1) * w, (j + 1) % 3] = 1.0 - level[:, None, None]
+        frames[:, r * h : (r + 1) * h, c * w : (c + 1) * w, j % 3] = level[:, None, None]
+        frames[:, r * h : (r + 1) * h, c * w : (c + 1) * w, (j + 1) % 3] = 1.0 - level[:, None, None]
     return (frames * 255 + 0.5).astype(np.uint8)
 
 
@@ -67,13 +75,11 @@ def test_thumbnails_area_resample_when_not_divisible():
     got = thumbnails(frames, side=16)
     assert got.shape == (4, 768)
     # Every output pixel covers the same area, so the picture's mean is kept.
-    np.testing.assert_allclose(got.reshape(4, -1, 3).mean(1), frames.reshape(4, -1, 3).mean(1),
-                               atol=1e-5)
+    np.testing.assert_allclose(got.reshape(4, -1, 3).mean(1), frames.reshape(4, -1, 3).mean(1), atol=1e-5)
     # Three rows 0, 0.3, 0.9 into two: row 1 is split half and half between outputs.
     rows = np.array([0.0, 0.3, 0.9])[None, :, None, None] * np.ones((1, 3, 3, 3))
     small = thumbnails(rows, side=2).reshape(2, 2, 3)
-    np.testing.assert_allclose(small[:, 0, 0], [(0.0 + 0.5 * 0.3) / 1.5, (0.5 * 0.3 + 0.9) / 1.5],
-                               atol=1e-6)
+    np.testing.assert_allclose(small[:, 0, 0], [(0.0 + 0.5 * 0.3) / 1.5, (0.5 * 0.3 + 0.9) / 1.5], atol=1e-6)
 
 
 def test_chunking_and_list_input_do_not_change_results(monkeypatch):
@@ -143,8 +149,12 @@ def test_probe_is_deterministic_and_checks_inputs():
     with pytest.raises(ValueError, match="one length"):
         probe_r2([(rng.random((20, 30)), rng.standard_normal((21, 3)))])
     with pytest.raises(ValueError, match="differ"):
-        probe_r2([(rng.random((20, 30)), rng.standard_normal((20, 3))),
-                  (rng.random((20, 31)), rng.standard_normal((20, 3)))])
+        probe_r2(
+            [
+                (rng.random((20, 30)), rng.standard_normal((20, 3))),
+                (rng.random((20, 31)), rng.standard_normal((20, 3))),
+            ]
+        )
 
 
 @pytest.mark.parametrize("n, d", [(50, 20), (20, 50)])  # primal and dual form
@@ -234,15 +244,16 @@ def test_colorfulness_of_half_red_half_blue_by_hand():
     img[0, 2:, :, 2] = 255  # blue
     # rg: red 255, blue 0       -> mean 127.5, std 127.5
     # yb: red 127.5, blue -255  -> mean -63.75, std 191.25
-    expected = np.sqrt(127.5 ** 2 + 191.25 ** 2) + 0.3 * np.sqrt(127.5 ** 2 + 63.75 ** 2)
+    expected = np.sqrt(127.5**2 + 191.25**2) + 0.3 * np.sqrt(127.5**2 + 63.75**2)
     assert colorfulness(img)[0] == pytest.approx(expected, rel=1e-5)
     assert colorfulness(img / 255.0)[0] == pytest.approx(expected, rel=1e-5)  # float input
 
 
 def test_colorfulness_of_saturated_random_colours_is_high():
     rng = np.random.default_rng(17)
-    palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255],
-                        [255, 255, 0], [0, 255, 255], [255, 0, 255]], dtype=np.uint8)
+    palette = np.array(
+        [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]], dtype=np.uint8
+    )
     frames = palette[rng.integers(0, 6, (3, 32, 32))]
     assert np.all(colorfulness(frames) > 80)
 

@@ -22,18 +22,36 @@ def sample_data(n: int = 120) -> ReportData:
     onset = np.abs(rng.standard_normal(n))
     change = frame_change(frames)
     _, _, curve = sync(onset, change, max_lag=5)
-    return ReportData(targets=targets, decoded=decoded, feature_names=names,
-                      sync_curve=curve, frames_for_sheet=list(frames[::20]),
-                      sheet_labels=[f"{i / 30:.1f}s" for i in range(0, n, 20)],
-                      onset=onset, change=change, fps=30.0,
-                      title="eval of <b>model</b>", notes=["audio: a&b.wav"])
+    return ReportData(
+        targets=targets,
+        decoded=decoded,
+        feature_names=names,
+        sync_curve=curve,
+        frames_for_sheet=list(frames[::20]),
+        sheet_labels=[f"{i / 30:.1f}s" for i in range(0, n, 20)],
+        onset=onset,
+        change=change,
+        fps=30.0,
+        title="eval of <b>model</b>",
+        notes=["audio: a&b.wav"],
+    )
 
 
 def sample_result() -> dict:
-    return {"sound_r2": 0.8125, "probe_r2": 0.4, "sync_corr": float("nan"),
-            "sync_lag_frames": 2, "flicker_silence": 0.05, "files": ["x.wav"],
-            "targets": {"sound_r2": 0.5, "flicker_silence": "<= 0.02", "sync_corr": ">= 0.3",
-                        "colorfulness": [">=", 20]}}
+    return {
+        "sound_r2": 0.8125,
+        "probe_r2": 0.4,
+        "sync_corr": float("nan"),
+        "sync_lag_frames": 2,
+        "flicker_silence": 0.05,
+        "files": ["x.wav"],
+        "targets": {
+            "sound_r2": 0.5,
+            "flicker_silence": "<= 0.02",
+            "sync_corr": ">= 0.3",
+            "colorfulness": [">=", 20],
+        },
+    }
 
 
 def row(page: str, name: str) -> str:
@@ -48,8 +66,13 @@ def test_report_writes_page_and_referenced_plots(tmp_path):
     assert index == out / "index.html"
     page = index.read_text(encoding="utf-8")
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert set(sources) == {"features.png", "feature_lines.png", "contact_sheet.png",
-                            "sync_curve.png", "sync_time.png"}
+    assert set(sources) == {
+        "features.png",
+        "feature_lines.png",
+        "contact_sheet.png",
+        "sync_curve.png",
+        "sync_time.png",
+    }
     for src in sources:
         with Image.open(out / src) as im:
             assert im.format == "PNG" and im.width > 40 and im.height > 40
@@ -105,8 +128,11 @@ def test_bad_input_is_rejected_before_writing(tmp_path):
     with pytest.raises(ValueError, match="one shape"):
         write_report(tmp_path / "a", {}, data)
     with pytest.raises(ValueError, match="feature names"):
-        write_report(tmp_path / "b", {}, ReportData(targets=np.zeros((5, 2)),
-                                                    decoded=np.zeros((5, 2)), feature_names=["x"]))
+        write_report(
+            tmp_path / "b",
+            {},
+            ReportData(targets=np.zeros((5, 2)), decoded=np.zeros((5, 2)), feature_names=["x"]),
+        )
     with pytest.raises(ValueError, match="target"):
         write_report(tmp_path / "c", {"a": 1, "targets": {"a": "about 3"}})
     assert not any((tmp_path / d).exists() for d in "abc")

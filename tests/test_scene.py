@@ -15,10 +15,10 @@ from synd.model import SCENE_CENTRES, ModelConfig, make_coords, scene_basis
 def scene_bundle(scene: int = 16) -> ModelBundle:
     torch.manual_seed(0)
     features = FeatureConfig(bands=8)
-    stats = FeatureStats(mean=np.zeros(features.dim, np.float32),
-                         std=np.ones(features.dim, np.float32))
-    config = ModelConfig(feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16,
-                         decoder_width=8, scene=scene)
+    stats = FeatureStats(mean=np.zeros(features.dim, np.float32), std=np.ones(features.dim, np.float32))
+    config = ModelConfig(
+        feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16, decoder_width=8, scene=scene
+    )
     return ModelBundle.new(config, features, stats, meta={"name": "scene"})
 
 
@@ -78,7 +78,7 @@ def test_training_the_scene_makes_its_picture_follow_the_sound():
     g = torch.Generator().manual_seed(1)
     f = bundle.config.feature_dim
     before = None
-    for step in range(300):
+    for _ in range(300):
         now, slow = torch.randn(32, f, generator=g), torch.randn(32, f, generator=g)
         fields = scene(now, slow, whole)
         loss = L.scene_swing_loss(fields, 0.25) + L.scene_spread_loss(fields, 0.2)
@@ -143,8 +143,7 @@ def test_training_sequences_can_hear_digital_silence():
     from synd.presets import TrainSettings
     from synd.train import ChainPool
 
-    settings = replace(TrainSettings(), pool=32, batch=32, unroll=2, size=16, silence=0.5,
-                       augment=0.0)
+    settings = replace(TrainSettings(), pool=32, batch=32, unroll=2, size=16, silence=0.5, augment=0.0)
     tracks = [torch.randn(50, 4) for _ in range(3)]
     pool = ChainPool(32, 16, 32, tracks, settings)
     pool.silence = torch.full((4,), -7.0)

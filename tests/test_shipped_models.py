@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from synd.bundle import load_model
+from synd.catalog import model_look
 from synd.evaluate import TARGETS, evaluate_track, silence_flicker, summarize
 from synd.features import FeatureExtractor
 from synd.frameloop import FrameLoop
 from synd.presets import DEFAULT_PRESET, list_presets, load_preset
-from synd.catalog import model_look
 from synd.report import check_target
 
 SHIPPED = ["classic", "sharp", "prism", "drift"]
@@ -20,19 +20,21 @@ SR = 24000
 def unseen_music():
     """A minute of music (6 x 10 s) from corpus seeds far from the training (0-47) and
     card (9000+) seeds."""
-    from synd.corpus import synth_track
     from scipy.signal import resample_poly
 
-    tracks = [synth_track(seed, duration=10.0, sample_rate=48000).mean(axis=1)
-              for seed in (777, 4242, 7001, 7002, 7003, 7004)]
+    from synd.corpus import synth_track
+
+    tracks = [
+        synth_track(seed, duration=10.0, sample_rate=48000).mean(axis=1)
+        for seed in (777, 4242, 7001, 7002, 7003, 7004)
+    ]
     return [resample_poly(t, 1, 2).astype(np.float32) for t in tracks]
 
 
 def unseen_eval(bundle, look, music, size):
     extractor = FeatureExtractor(bundle.features)
     tracks = [evaluate_track(bundle, look, extractor.offline(m), size) for m in music]
-    return summarize(tracks, silence_flicker(bundle, look, size, bundle.features.fps),
-                     bundle.features.fps)
+    return summarize(tracks, silence_flicker(bundle, look, size, bundle.features.fps), bundle.features.fps)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -68,7 +70,7 @@ def test_feedback_neither_freezes_nor_explodes(name, unseen_music):
     raw = extractor.offline(music)
     loop = FrameLoop(bundle, 96, 96, look=preset.look)
     changes, spreads, previous = [], [], None
-    for i, frame in enumerate(loop.run(raw)):
+    for frame in loop.run(raw):
         assert torch.isfinite(frame).all()
         if previous is not None:
             changes.append((frame - previous).abs().mean().item())
@@ -76,7 +78,7 @@ def test_feedback_neither_freezes_nor_explodes(name, unseen_music):
         previous = frame
     last_minute = slice(len(changes) // 2, None)
     assert np.mean(changes[last_minute]) > 0.004, "frozen: the picture stopped following the music"
-    assert np.mean(spreads[len(spreads) // 2:]) > 0.03, "collapsed to a flat colour"
+    assert np.mean(spreads[len(spreads) // 2 :]) > 0.03, "collapsed to a flat colour"
     saturated = ((previous < 0.01) | (previous > 0.99)).float().mean().item()
     assert saturated < 0.9, "blown out to pure black/white/primaries"
     silence = extractor.offline(np.zeros(SR * 5, np.float32))

@@ -93,20 +93,29 @@ class Surface:
 def status_lines(log: str) -> list[dict]:
     """The daemon's periodic status lines: time into the run (s), fps, frames, dropped,
     painting ms."""
-    pattern = re.compile(r"status: ([\d.]+) fps .*?, (\d+) frames, (\d+) dropped, latency "
-                         r"(?:([\d.]+) ms|n/a), painting (?:([\d.]+) ms|n/a)")
+    pattern = re.compile(
+        r"status: ([\d.]+) fps .*?, (\d+) frames, (\d+) dropped, latency "
+        r"(?:([\d.]+) ms|n/a), painting (?:([\d.]+) ms|n/a)"
+    )
     rows = []
     for line in log.splitlines():
         m = pattern.search(line)
         if m:
-            rows.append({"fps": float(m[1]), "frames": int(m[2]), "dropped": int(m[3]),
-                         "latency_ms": float(m[4]) if m[4] else None,
-                         "paint_ms": float(m[5]) if m[5] else None})
+            rows.append(
+                {
+                    "fps": float(m[1]),
+                    "frames": int(m[2]),
+                    "dropped": int(m[3]),
+                    "latency_ms": float(m[4]) if m[4] else None,
+                    "paint_ms": float(m[5]) if m[5] else None,
+                }
+            )
     return rows
 
 
-def show(surface: Surface, presets: list[str], models: list[str], seconds: float, pid: int,
-         samples: list[dict]) -> None:
+def show(
+    surface: Surface, presets: list[str], models: list[str], seconds: float, pid: int, samples: list[dict]
+) -> None:
     """Steady traffic for `seconds`: 10 fader moves a second, a status query a second,
     a preset change every 30 s, a model into slot B and a fade every 45 s; the daemon's
     memory and status once a second into `samples`."""
@@ -142,10 +151,28 @@ def test_a_long_show_keeps_memory_frame_time_and_every_frame_accounted(pulse, tm
     samples: list[dict] = []
     with pulse.feed(fifo, music, loop=True), open(log_path, "w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "synd", "run", "--input", "soakmic", "--fps", str(FPS),
-             "--output", f"record@320x180:{video}", "--osc", f"127.0.0.1:{port}",
-             "--midi", "off", "-o", "status_every=10"],
-            stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "synd",
+                "run",
+                "--input",
+                "soakmic",
+                "--fps",
+                str(FPS),
+                "--output",
+                f"record@320x180:{video}",
+                "--osc",
+                f"127.0.0.1:{port}",
+                "--midi",
+                "off",
+                "-o",
+                "status_every=10",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         surface = Surface(port)
         try:
             deadline = time.monotonic() + 60
@@ -177,21 +204,29 @@ def test_a_long_show_keeps_memory_frame_time_and_every_frame_accounted(pulse, tm
     # Frame time: the painter's median in the first and the last minute of status lines.
     rows = status_lines(log)
     per_minute = max(1, int(60 / 10))
-    first = [r["paint_ms"] for r in rows[1:1 + per_minute] if r["paint_ms"]]
+    first = [r["paint_ms"] for r in rows[1 : 1 + per_minute] if r["paint_ms"]]
     last = [r["paint_ms"] for r in rows[-per_minute:] if r["paint_ms"]]
     # Accounting, from the daemon's own last lines and the recording read back.
     stopped = re.search(r"stopped after (\d+) frames, (\d+) dropped", log)
-    rec = re.search(r"output record: (\d+) frames offered, (\d+) sent, (\d+) dropped \(busy\), "
-                    r"(\d+) skipped", log)
+    rec = re.search(
+        r"output record: (\d+) frames offered, (\d+) sent, (\d+) dropped \(busy\), "
+        r"(\d+) skipped",
+        log,
+    )
     assert stopped and rec, log[-2000:]
     frames, dropped = int(stopped[1]), int(stopped[2])
     offered, sent, busy, skipped = (int(rec[i]) for i in range(1, 5))
     info = read_video_info(video)
     figures = {
-        "seconds": round(elapsed, 1), "osc_messages": surface.sent,
-        "rss_mib_first": samples[0]["rss_mib"], "rss_mib_after_warmup": settled[0],
-        "rss_mib_end": settled[-1], "rss_mib_max": max(s["rss_mib"] for s in samples),
-        "rss_growth_mib": round(growth, 1), "frames": frames, "dropped": dropped,
+        "seconds": round(elapsed, 1),
+        "osc_messages": surface.sent,
+        "rss_mib_first": samples[0]["rss_mib"],
+        "rss_mib_after_warmup": settled[0],
+        "rss_mib_end": settled[-1],
+        "rss_mib_max": max(s["rss_mib"] for s in samples),
+        "rss_growth_mib": round(growth, 1),
+        "frames": frames,
+        "dropped": dropped,
         "recorder": {"offered": offered, "sent": sent, "busy": busy, "skipped": skipped},
         "recorded_frames": info["n_frames"],
         "paint_ms_first_minute": round(statistics.median(first), 2),

@@ -40,8 +40,9 @@ def song(tmp_path):
 def start_logged(args, log, env=None):
     """A synd subprocess with stderr going to `log` (a file: no pipe to fill up)."""
     handle = open(log, "w")
-    proc = subprocess.Popen([*SYND, *args], stdout=subprocess.DEVNULL, stderr=handle,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [*SYND, *args], stdout=subprocess.DEVNULL, stderr=handle, env={**os.environ, **(env or {})}
+    )
     handle.close()
     return proc
 
@@ -50,12 +51,19 @@ def test_synd_tray_attaches_to_a_running_daemon_and_quits_alone(tmp_path, song):
     """Offscreen Qt has no tray: `synd tray` opens its window, connects over OSC, says
     when the daemon goes away; SIGINT ends the tray and leaves the daemon running."""
     port = free_udp_port()
-    daemon = start_daemon("--input", str(song), "--loop", "--output",
-                          f"record:{tmp_path / 'out.mp4'}", "--osc", f"127.0.0.1:{port}",
-                          "--midi", "off")
+    daemon = start_daemon(
+        "--input",
+        str(song),
+        "--loop",
+        "--output",
+        f"record:{tmp_path / 'out.mp4'}",
+        "--osc",
+        f"127.0.0.1:{port}",
+        "--midi",
+        "off",
+    )
     log = tmp_path / "tray.log"
-    tray = start_logged(["tray", "--osc", f"127.0.0.1:{port}"], log,
-                        env={"QT_QPA_PLATFORM": "offscreen"})
+    tray = start_logged(["tray", "--osc", f"127.0.0.1:{port}"], log, env={"QT_QPA_PLATFORM": "offscreen"})
     try:
         assert "no system tray here" in wait_line(log, "system tray", tray)
         wait_line(log, "tray: connected to synd at 127.0.0.1", tray, timeout=60)
@@ -74,8 +82,7 @@ def test_synd_tray_attaches_to_a_running_daemon_and_quits_alone(tmp_path, song):
 def test_synd_tray_without_a_daemon_says_so_and_keeps_trying(tmp_path):
     port = free_udp_port()
     log = tmp_path / "tray.log"
-    tray = start_logged(["tray", "--osc", f"127.0.0.1:{port}"], log,
-                        env={"QT_QPA_PLATFORM": "offscreen"})
+    tray = start_logged(["tray", "--osc", f"127.0.0.1:{port}"], log, env={"QT_QPA_PLATFORM": "offscreen"})
     try:
         line = wait_line(log, "no answer from synd", tray, timeout=20)
         assert f"127.0.0.1:{port}" in line
@@ -86,13 +93,13 @@ def test_synd_tray_without_a_daemon_says_so_and_keeps_trying(tmp_path):
 
 
 def test_tray_without_any_display_is_one_error_line(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     for args in (["tray"], ["run", "--tray", "--input", "nothing.wav"]):
-        done = subprocess.run([*SYND, *args], capture_output=True, text=True, env=env,
-                              timeout=60)
+        done = subprocess.run([*SYND, *args], capture_output=True, text=True, env=env, timeout=60)
         assert done.returncode == 1
-        assert done.stderr.strip().splitlines()[-1].startswith("synd: error: cannot show the tray: no display")
+        assert (
+            done.stderr.strip().splitlines()[-1].startswith("synd: error: cannot show the tray: no display")
+        )
 
 
 # -- the real tray and window on X (Xvfb, trayer, xdotool, imagemagick) ------------------------
@@ -101,7 +108,7 @@ def test_tray_without_any_display_is_one_error_line(tmp_path):
 def vivid(img, geometry) -> int:
     """Pixels of the live icon's magenta-to-violet gradient inside `geometry`."""
     x, y, w, h = geometry
-    region = img[y:y + h, x:x + w].astype(int)
+    region = img[y : y + h, x : x + w].astype(int)
     r, g, b = region[..., 0], region[..., 1], region[..., 2]
     return int(((r > 80) & (b > 150) & (g < 110) & (b - g > 90)).sum())
 
@@ -127,9 +134,25 @@ def test_the_real_tray_icon_opens_its_menu_and_chooses_a_preset(xvfb, trayer, tm
     port = free_udp_port()
     assert vivid(xvfb.grab(), trayer.geometry) == 0  # the empty tray has no icon colours
     log = tmp_path / "run.log"
-    proc = start_logged(["run", "--tray", "--preset", "prism", "--input", str(song), "--loop",
-                         "--output", f"record:{tmp_path / 'out.mp4'}",
-                         "--osc", f"127.0.0.1:{port}", "--midi", "off"], log, env=xvfb.env)
+    proc = start_logged(
+        [
+            "run",
+            "--tray",
+            "--preset",
+            "prism",
+            "--input",
+            str(song),
+            "--loop",
+            "--output",
+            f"record:{tmp_path / 'out.mp4'}",
+            "--osc",
+            f"127.0.0.1:{port}",
+            "--midi",
+            "off",
+        ],
+        log,
+        env=xvfb.env,
+    )
     try:
         wait_line(log, "tray: icon shown", proc, timeout=120)
         icon = wait_until(lambda: trayer.icons(), 10, message="an icon docked in trayer")[0]
@@ -147,16 +170,16 @@ def test_the_real_tray_icon_opens_its_menu_and_chooses_a_preset(xvfb, trayer, tm
         print(f"icon {icon}, {drawn} icon pixels, menu {mw}x{mh}")
         assert mw >= 100 and mh >= 8 * 18  # title, 4 submenus, 2 toggles, window, quit
         assert ask(port, "/synd/preset") == ["prism"]
-        xvfb.key("p")       # the Presets submenu (its mnemonic); classic is first
+        xvfb.key("p")  # the Presets submenu (its mnemonic); classic is first
         xvfb.key("Return")
-        wait_until(lambda: ask(port, "/synd/preset") == ["classic"], 10,
-                   message="the preset chosen in the menu")
+        wait_until(
+            lambda: ask(port, "/synd/preset") == ["classic"], 10, message="the preset chosen in the menu"
+        )
         wait_line(log, "model: classic", proc, timeout=30)
         wait_until(lambda: menu not in xvfb.windows(), 5, message="the menu closed")
     finally:
         code, err, _ = stop_daemon(proc, signal.SIGTERM) if proc.poll() is None else (proc.returncode, "", 0)
     assert code == 0, log.read_text()
-
 
 
 SCREENSHOT_DIR = os.environ.get("SYND_SCREENSHOT_DIR")  # `make screenshots` sets it to docs/
@@ -171,20 +194,35 @@ def test_without_a_tray_on_x_the_control_window_opens_and_is_photographed(xvfb, 
 
     assert tray_owner(xvfb) == 0
     log = tmp_path / "run.log"
-    proc = start_logged(["run", "--tray", "--preset", "prism", "--input", str(song), "--loop",
-                         "--output", f"record:{tmp_path / 'out.mp4'}", "--osc", "off",
-                         "--midi", "off"], log, env=xvfb.env)
+    proc = start_logged(
+        [
+            "run",
+            "--tray",
+            "--preset",
+            "prism",
+            "--input",
+            str(song),
+            "--loop",
+            "--output",
+            f"record:{tmp_path / 'out.mp4'}",
+            "--osc",
+            "off",
+            "--midi",
+            "off",
+        ],
+        log,
+        env=xvfb.env,
+    )
     try:
         note = wait_line(log, "system tray", proc, timeout=120)
-        assert note.endswith("no system tray here: showing the control window instead "
-                             "(closing it quits)")
+        assert note.endswith("no system tray here: showing the control window instead (closing it quits)")
         window = xvfb.wait_for_window(name="^synd control$", timeout=20)
         x, y, w, h = xvfb.geometry(window)
         assert w >= 900 and h >= 500
         time.sleep(4)  # a few seconds of music in the picture and the readout
         shot = xvfb.screenshot(tmp_path / "control-window.png", window)
         pixels = xvfb.grab(window)
-        picture = pixels[20:h // 2, 20:w // 2].astype(float)
+        picture = pixels[20 : h // 2, 20 : w // 2].astype(float)
         assert picture.std() > 12  # the live picture, not a flat or black area
         colours = len(np.unique(picture.astype(np.uint8).reshape(-1, 3) // 16, axis=0))
         assert colours > 20

@@ -42,7 +42,9 @@ def files_in(folder: Path) -> list[str]:
     return sorted(os.listdir(folder))
 
 
-def write_video(path: Path, n: int, fps: float, codec: str = "h264", audio=None, audio_rate=48000, **kw) -> Path:
+def write_video(
+    path: Path, n: int, fps: float, codec: str = "h264", audio=None, audio_rate=48000, **kw
+) -> Path:
     with VideoWriter(path, W, H, fps, codec=codec, audio=audio, audio_rate=audio_rate, **kw) as writer:
         for i in range(n):
             writer.write(make_frame(i))
@@ -135,9 +137,17 @@ def test_video_without_audio(tmp_path: Path) -> None:
     assert info["n_frames"] == 8
 
 
-@pytest.mark.parametrize(("fps", "rate"), [(29.97, Fraction(30000, 1001)), (23.976, Fraction(24000, 1001)),
-                                           (59.94, Fraction(60000, 1001)), (25, Fraction(25)),
-                                           (12.5, Fraction(25, 2)), (30.0, Fraction(30))])
+@pytest.mark.parametrize(
+    ("fps", "rate"),
+    [
+        (29.97, Fraction(30000, 1001)),
+        (23.976, Fraction(24000, 1001)),
+        (59.94, Fraction(60000, 1001)),
+        (25, Fraction(25)),
+        (12.5, Fraction(25, 2)),
+        (30.0, Fraction(30)),
+    ],
+)
 def test_frame_rate_is_exact(fps: float, rate: Fraction) -> None:
     assert _frame_rate(fps) == rate
 
@@ -151,10 +161,14 @@ def test_bad_size_raises_before_creating_anything(tmp_path: Path, width: int, he
 
 @pytest.mark.parametrize(
     ("name", "kwargs", "match"),
-    [("x.avi", {}, "extension"), ("x.mp4", {"codec": "prores"}, "ProRes"),
-     ("x.mp4", {"codec": "nope"}, "not available"), ("x.mp4", {"fps": 0}, "positive"),
-     ("x.mp4", {"audio": np.zeros((10, 3), np.float32)}, "mono or stereo"),
-     ("x.mp4", {"audio": np.full(10, np.nan, np.float32)}, "NaN")],
+    [
+        ("x.avi", {}, "extension"),
+        ("x.mp4", {"codec": "prores"}, "ProRes"),
+        ("x.mp4", {"codec": "nope"}, "not available"),
+        ("x.mp4", {"fps": 0}, "positive"),
+        ("x.mp4", {"audio": np.zeros((10, 3), np.float32)}, "mono or stereo"),
+        ("x.mp4", {"audio": np.full(10, np.nan, np.float32)}, "NaN"),
+    ],
 )
 def test_bad_arguments(tmp_path: Path, name: str, kwargs: dict, match: str) -> None:
     args = {"fps": 30, **kwargs}
@@ -186,8 +200,9 @@ def test_frame_scaler_gives_packed_arrays_of_the_asked_size() -> None:
     assert np.all(np.abs(bgra[..., 2].astype(int) - 200) <= 1) and np.all(bgra[..., 3] == 255)
 
 
-@pytest.mark.parametrize("pix_fmt, order", [("rgb24", (0, 1, 2)), ("bgr24", (2, 1, 0)),
-                                            ("rgba", (0, 1, 2)), ("bgra", (2, 1, 0))])
+@pytest.mark.parametrize(
+    "pix_fmt, order", [("rgb24", (0, 1, 2)), ("bgr24", (2, 1, 0)), ("rgba", (0, 1, 2)), ("bgra", (2, 1, 0))]
+)
 def test_packed_arrays_have_the_right_channel_order_and_match_swscale(pix_fmt, order) -> None:
     """The packed formats are made by OpenCV, the others by swscale: both must agree."""
     from synd.video import FrameScaler
@@ -281,7 +296,9 @@ def test_disk_full_raises_video_error_and_cleans_up(tiny_disk: Path) -> None:
     rng = np.random.default_rng(0)
     # Noise does not compress: ~20 kB per frame overflows 200 KiB within a few dozen frames.
     with pytest.raises(VideoError) as info:
-        with VideoWriter(dest, 256, 144, 30, audio=rng.uniform(-0.5, 0.5, 48000 * 4).astype(np.float32)) as writer:
+        with VideoWriter(
+            dest, 256, 144, 30, audio=rng.uniform(-0.5, 0.5, 48000 * 4).astype(np.float32)
+        ) as writer:
             for _ in range(120):
                 writer.write(rng.integers(0, 256, (144, 256, 3), dtype=np.uint8))
     message = str(info.value)

@@ -35,13 +35,13 @@ class Show:
     Controller: what `synd run` has, for a LocalLink (`control`, `engine`, `status()`)."""
 
     def __init__(self, bundle, song):
-        self.models = {"first": bundle, "second": other_model(bundle, 2),
-                       "third": other_model(bundle, 3)}
+        self.models = {"first": bundle, "second": other_model(bundle, 2), "third": other_model(bundle, 3)}
         self.source = FileInput(song, rate=24000, loop=True)
         self.out = Collect(fps=30.0)
         self.runner = OutputRunner(self.out)
-        self.engine = Engine(bundle, Look(), self.source, [self.runner],
-                             EngineOptions(size=(64, 48)), model_name="first")
+        self.engine = Engine(
+            bundle, Look(), self.source, [self.runner], EngineOptions(size=(64, 48)), model_name="first"
+        )
         self.control = Controller(self.engine, list(self.models), self._load, current="first")
         self.learned: list[str] = []
         self.control.subscribe("learn", self.learned.append)
@@ -142,9 +142,10 @@ def test_the_window_shows_the_picture_and_the_live_numbers(qtbot, local_window, 
     qtbot.waitUntil(lambda: w.preview._image is not None, timeout=WAIT_MS)
     shown = w.preview.grab().toImage()
     arr = np.frombuffer(shown.constBits().asstring(shown.sizeInBytes()), np.uint8)
-    assert arr.reshape(shown.height(), -1)[:, :shown.width() * 4].std() > 3  # a picture, not flat
-    qtbot.waitUntil(lambda: "fps" in w.readout.text() and not w.readout.text().startswith("0.0"),
-                    timeout=WAIT_MS)
+    assert arr.reshape(shown.height(), -1)[:, : shown.width() * 4].std() > 3  # a picture, not flat
+    qtbot.waitUntil(
+        lambda: "fps" in w.readout.text() and not w.readout.text().startswith("0.0"), timeout=WAIT_MS
+    )
     fps = float(w.readout.text().split()[0])
     assert 5 < fps < 40
     assert "dropped" in w.readout.text()
@@ -160,8 +161,10 @@ def test_changes_over_osc_show_up_in_the_window(qtbot, local_window, show, osc_s
     oscsend(port, "/synd/transition_time", "f", 0.5)
     qtbot.waitUntil(lambda: w.transition.value() == 0.5, timeout=WAIT_MS)
     oscsend(port, "/synd/preset", "s", "third")
-    qtbot.waitUntil(lambda: w.presets.currentItem() is not None
-                    and w.presets.currentItem().text() == "third", timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: w.presets.currentItem() is not None and w.presets.currentItem().text() == "third",
+        timeout=WAIT_MS,
+    )
     assert w.presets.currentItem().font().bold()
     oscsend(port, "/synd/freeze", "i", 1)
     qtbot.waitUntil(lambda: w.freeze.isChecked(), timeout=WAIT_MS)
@@ -236,8 +239,7 @@ def test_attached_over_osc_the_window_follows_and_commands(qtbot, show, osc_serv
         qtbot.waitUntil(lambda: "fps" in window.readout.text(), timeout=WAIT_MS)
 
         window.intensity.setValue(55)
-        qtbot.waitUntil(lambda: show.control.get("intensity") == pytest.approx(0.55),
-                        timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: show.control.get("intensity") == pytest.approx(0.55), timeout=WAIT_MS)
         oscsend(port, "/synd/intensity", "f", 1.25)  # another surface moves it
         qtbot.waitUntil(lambda: window.intensity.value() == 125, timeout=WAIT_MS)
         oscsend(port, "/synd/blackout", "i", 1)
@@ -264,8 +266,16 @@ def test_the_tray_menu_offers_the_show_and_sends_commands(qtbot, show):
     tray = Tray(link, on_quit=lambda: quits.append(1))
     tray.menu.aboutToShow.emit()
     menus = {a.text().replace("&", ""): a for a in tray.menu.actions()}
-    assert {"Presets", "Input", "Outputs", "Intensity", "Freeze picture", "Blackout",
-            "Open control window", "Quit synd"} <= set(menus)
+    assert {
+        "Presets",
+        "Input",
+        "Outputs",
+        "Intensity",
+        "Freeze picture",
+        "Blackout",
+        "Open control window",
+        "Quit synd",
+    } <= set(menus)
     presets = {a.text(): a for a in menus["Presets"].menu().actions() if a.isCheckable()}
     assert list(presets) == ["first", "second", "third"]
     assert presets["first"].isChecked() and not presets["second"].isChecked()

@@ -76,7 +76,7 @@ def ints(line: str) -> list[int]:
 def has_colour(img: np.ndarray, geometry, colour=MAGENTA) -> int:
     """How many pixels of `img` inside the (x, y, w, h) rectangle are exactly `colour`."""
     x, y, w, h = geometry
-    return int(np.all(img[y:y + h, x:x + w] == colour, axis=-1).sum())
+    return int(np.all(img[y : y + h, x : x + w] == colour, axis=-1).sum())
 
 
 def inside(inner, outer) -> bool:
@@ -163,10 +163,12 @@ def test_run_qt_without_log_dir_cleans_up(xvfb):
 
 def test_no_system_tray_without_trayer(xvfb, qt_app):
     assert tray_owner(xvfb) == 0
-    app = qt_app("from PyQt6.QtWidgets import QApplication, QSystemTrayIcon\n"
-                 "app = QApplication([])\n"
-                 "print('PLATFORM', app.platformName())\n"
-                 "print('AVAILABLE', QSystemTrayIcon.isSystemTrayAvailable())\n")
+    app = qt_app(
+        "from PyQt6.QtWidgets import QApplication, QSystemTrayIcon\n"
+        "app = QApplication([])\n"
+        "print('PLATFORM', app.platformName())\n"
+        "print('AVAILABLE', QSystemTrayIcon.isSystemTrayAvailable())\n"
+    )
     assert app.wait_for("PLATFORM") == "PLATFORM xcb"
     assert app.wait_for("AVAILABLE") == "AVAILABLE False"
 
@@ -220,14 +222,16 @@ def test_menu_item_click(xvfb, trayer, qt_app):
 
 
 def test_typing_into_a_window_needs_activate(xvfb, qt_app):
-    app = qt_app("from PyQt6.QtWidgets import QApplication, QLineEdit\n"
-                 "app = QApplication([])\n"
-                 "edit = QLineEdit()\n"
-                 "edit.setWindowTitle('synd test edit')\n"
-                 "edit.resize(300, 40)\n"
-                 "edit.returnPressed.connect(lambda: print('TEXT', edit.text()))\n"
-                 "edit.show()\n"
-                 "app.exec()\n")
+    app = qt_app(
+        "from PyQt6.QtWidgets import QApplication, QLineEdit\n"
+        "app = QApplication([])\n"
+        "edit = QLineEdit()\n"
+        "edit.setWindowTitle('synd test edit')\n"
+        "edit.resize(300, 40)\n"
+        "edit.returnPressed.connect(lambda: print('TEXT', edit.text()))\n"
+        "edit.show()\n"
+        "app.exec()\n"
+    )
     window = xvfb.wait_for_window(name="^synd test edit$")
     assert xvfb.geometry(window)[2:] == (300, 40)
     # No window manager: the X focus stays PointerRoot, keys go to the window under the

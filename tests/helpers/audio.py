@@ -25,9 +25,9 @@ def music_clip(seed: int, seconds: float = 6.0, sr: int = 24000) -> np.ndarray:
     for a in range(0, len(t) - step, step):
         f = rng.uniform(60, 3000)
         env = np.exp(-np.linspace(0, rng.uniform(1, 8), step))
-        x[a:a + step] += rng.uniform(0.05, 0.4) * np.sin(2 * np.pi * f * t[a:a + step]) * env
+        x[a : a + step] += rng.uniform(0.05, 0.4) * np.sin(2 * np.pi * f * t[a : a + step]) * env
         if rng.random() < 0.4:
-            x[a:a + 1500] += rng.normal(0, 0.3, 1500) * np.linspace(1, 0, 1500)
+            x[a : a + 1500] += rng.normal(0, 0.3, 1500) * np.linspace(1, 0, 1500)
     return np.clip(x, -1, 1).astype(np.float32)
 
 
@@ -63,7 +63,7 @@ def dominant_hz(x: np.ndarray, rate: int = 24000) -> float:
     """Frequency of the strongest spectral peak (parabolic interpolation of log power)."""
     spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) + 1e-12
     k = int(np.argmax(spec[1:-1])) + 1
-    a, b, c = np.log(spec[k - 1:k + 2])
+    a, b, c = np.log(spec[k - 1 : k + 2])
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / len(x)
 
 

@@ -63,8 +63,13 @@ def frames_logged(text: str) -> int:
 def start_daemon(*args, env=None) -> subprocess.Popen:
     """`synd run ARGS...` with stdout piped and stderr read as it comes into `proc.log`
     (a `StderrLog`); `env` adds to os.environ."""
-    proc = subprocess.Popen([*SYND, "run", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [*SYND, "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     proc.log = StderrLog(proc)  # type: ignore[attr-defined]
     return proc
 

@@ -41,8 +41,9 @@ def run_engine(bundle, song, outputs, seconds, look=None, **options):
     source) for `stop_all`. `options` go to EngineOptions."""
     source = FileInput(song, rate=24000)
     runners = [OutputRunner(o) for o in outputs]
-    engine = Engine(bundle, Look() if look is None else look, source, runners,
-                    EngineOptions(size=(96, 64), **options))
+    engine = Engine(
+        bundle, Look() if look is None else look, source, runners, EngineOptions(size=(96, 64), **options)
+    )
     source.start()
     for r in runners:
         r.start()

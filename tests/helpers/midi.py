@@ -71,8 +71,9 @@ class FakeEngine:
 def controller(presets=("a", "b", "c")):
     """A Controller on a `FakeEngine` (`controller().engine.calls`), current preset "a"."""
     engine = FakeEngine()
-    return Controller(engine, list(presets), load=lambda name: (None, Look()), current="a",
-                      rng=random.Random(0))
+    return Controller(
+        engine, list(presets), load=lambda name: (None, Look()), current="a", rng=random.Random(0)
+    )
 
 
 def mapping(text):
@@ -140,8 +141,11 @@ def jack(monkeypatch, tmp_path):
     with open(log_path, "wb") as log_file:
         # -t: a generous client timeout, so that a busy test machine does not get the
         # test's clients thrown out of the graph
-        proc = subprocess.Popen([JACKD, "-n", name, "--no-realtime", "-t", "10000", "-d", "dummy",
-                                 "-r", "48000", "-p", "1024"], stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [JACKD, "-n", name, "--no-realtime", "-t", "10000", "-d", "dummy", "-r", "48000", "-p", "1024"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     server = None
@@ -211,8 +215,9 @@ class Pads:
         self.flush()
 
     def note(self, number, on=True, channel=1, velocity=100):
-        self.send(NOTE_ON, number, velocity, channel=channel) if on else \
-            self.send(NOTE_OFF, number, 0, channel=channel)
+        self.send(NOTE_ON, number, velocity, channel=channel) if on else self.send(
+            NOTE_OFF, number, 0, channel=channel
+        )
         self.flush()
 
     def flush(self):

@@ -43,10 +43,10 @@ def make_tiny_bundle() -> ModelBundle:
     """An untrained, small model with plausible normalisation statistics."""
     torch.manual_seed(0)
     features = FeatureConfig(bands=8)
-    stats = FeatureStats(mean=np.full(features.dim, -5.0, np.float32),
-                         std=np.full(features.dim, 2.0, np.float32))
-    config = ModelConfig(feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16,
-                         decoder_width=8)
+    stats = FeatureStats(
+        mean=np.full(features.dim, -5.0, np.float32), std=np.full(features.dim, 2.0, np.float32)
+    )
+    config = ModelConfig(feature_dim=features.dim, width=4, res_blocks=1, cond_dim=16, decoder_width=8)
     return ModelBundle.new(config, features, stats, meta={"name": "tiny"})
 
 

@@ -26,8 +26,10 @@ def namespace_problem() -> str | None:
     """Why the end-to-end tests cannot run here, or None."""
     from synd.bridges.ndi import NdiOutput
 
-    for module, hint in (("NDIlib", "pip install 'synethesia[ndi]'"),
-                         ("cyndilib", "pip install cyndilib, the test receiver")):
+    for module, hint in (
+        ("NDIlib", "pip install 'synethesia[ndi]'"),
+        ("cyndilib", "pip install cyndilib, the test receiver"),
+    ):
         if importlib.util.find_spec(module) is None:
             return f"Python module '{module}' is not installed ({hint})"
     reason = NdiOutput.available()
@@ -37,8 +39,9 @@ def namespace_problem() -> str | None:
         if shutil.which(tool) is None:
             return f"'{tool}' is not installed (Debian package {package})"
     try:
-        probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"],
-                               capture_output=True, text=True, timeout=20)
+        probe = subprocess.run(
+            ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot make a network namespace: {exc}"
     if probe.returncode != 0:
@@ -48,12 +51,14 @@ def namespace_problem() -> str | None:
 
 def requires_namespace(test):
     """Skip `test` when `namespace_problem()` finds one; marks it slow."""
+
     @functools.wraps(test)
     def wrapper(*args, **kwargs):
         reason = namespace_problem()
         if reason is not None:
             pytest.skip(f"real NDI test needs NDI and a private network namespace: {reason}")
         return test(*args, **kwargs)
+
     return pytest.mark.slow(wrapper)
 
 
@@ -61,11 +66,26 @@ def drive(mode: str, tmp_path: Path, *args: str, timeout: float = 150.0) -> dict
     """Run ndi_driver.py MODE in a new loopback-only network namespace; its result
     (result.json), which must hold no "error", with "dir" the folder it wrote."""
     out = tmp_path / mode
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "PYTHONUNBUFFERED": "1"}
-    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
-           sys.executable, str(DRIVER), mode, "--out", str(out), *args]
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        'ip link set lo up && exec "$0" "$@"',
+        sys.executable,
+        str(DRIVER),
+        mode,
+        "--out",
+        str(out),
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     result_file = out / "result.json"
     assert result_file.exists(), f"driver failed ({proc.returncode}): {proc.stderr[-3000:]}"

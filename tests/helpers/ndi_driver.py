@@ -46,6 +46,7 @@ def die_with_parent() -> None:
     """In a child: get SIGTERM when the driver dies (e.g. killed by a test timeout), so
     no synd or receiver is left running behind it."""
     import ctypes
+
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -66,21 +67,38 @@ def ndi_config() -> str:
 class Receiver:
     """ndi_receiver.py in a subprocess; its JSON lines are collected as they come."""
 
-    def __init__(self, name: str, seconds: float, save: Path | None = None,
-                 max_save: int = 60, find_timeout: float = 60.0, fmt: str = "bgra") -> None:
-        cmd = [sys.executable, str(RECEIVER), "--name", name, "--seconds", str(seconds),
-               "--find-timeout", str(find_timeout), "--format", fmt]
+    def __init__(
+        self,
+        name: str,
+        seconds: float,
+        save: Path | None = None,
+        max_save: int = 60,
+        find_timeout: float = 60.0,
+        fmt: str = "bgra",
+    ) -> None:
+        cmd = [
+            sys.executable,
+            str(RECEIVER),
+            "--name",
+            name,
+            "--seconds",
+            str(seconds),
+            "--find-timeout",
+            str(find_timeout),
+            "--format",
+            fmt,
+        ]
         if save is not None:
             cmd += ["--save", str(save), "--max-save", str(max_save)]
         self.events: list[dict] = []
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent
+        )
         self._stderr: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self._err_reader = threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr),
-                                            daemon=True)
+        self._err_reader = threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True)
         self._err_reader.start()
 
     def _read(self) -> None:
@@ -118,9 +136,13 @@ class Receiver:
         self._reader.join(5)
         self._err_reader.join(5)
         done = self.event("done") or {"error": "receiver printed no summary"}
-        return {**done, "returncode": self.proc.returncode,
-                "found": self.event("found"), "first": self.event("frame"),
-                "stderr": "".join(self._stderr)[-2000:]}
+        return {
+            **done,
+            "returncode": self.proc.returncode,
+            "found": self.event("found"),
+            "first": self.event("frame"),
+            "stderr": "".join(self._stderr)[-2000:],
+        }
 
 
 def synd_command() -> list[str]:
@@ -144,26 +166,44 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> int:
 def mode_cli(args, out: Path) -> dict:
     w, h = args.size
     log = open(out / "synd.log", "w")
-    cmd = [*synd_command(), "run", "--input", args.audio, "--loop", "--size", f"{w}x{h}",
-           "--fps", f"{args.fps:g}", "--output", f"ndi@{w}x{h}@{args.fps:g}:{args.name}"]
+    cmd = [
+        *synd_command(),
+        "run",
+        "--input",
+        args.audio,
+        "--loop",
+        "--size",
+        f"{w}x{h}",
+        "--fps",
+        f"{args.fps:g}",
+        "--output",
+        f"ndi@{w}x{h}@{args.fps:g}:{args.name}",
+    ]
     began = time.monotonic()
-    synd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=die_with_parent)
+    synd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent)
     try:
         receiver = Receiver(args.name, args.seconds, find_timeout=args.startup)
         received = receiver.finish(args.startup + args.seconds + 30)
         # synd's own monitor (ndi-python's receiver), which `synd bench ndi` relies on.
-        watch = subprocess.run([sys.executable, "-m", "synd.bridges.ndi_watch", args.name,
-                                "--seconds", "2"], capture_output=True, text=True, timeout=60)
+        watch = subprocess.run(
+            [sys.executable, "-m", "synd.bridges.ndi_watch", args.name, "--seconds", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         alive = synd.poll() is None
     finally:
         code = stop_process(synd)
         log.close()
-    return {"command": cmd, "received": received, "synd_alive_while_watched": alive,
-            "watch": {"returncode": watch.returncode, "stdout": watch.stdout,
-                      "stderr": watch.stderr[-2000:]},
-            "synd_returncode": code, "seconds": round(time.monotonic() - began, 2),
-            "synd_log": (out / "synd.log").read_text()[-4000:]}
+    return {
+        "command": cmd,
+        "received": received,
+        "synd_alive_while_watched": alive,
+        "watch": {"returncode": watch.returncode, "stdout": watch.stdout, "stderr": watch.stderr[-2000:]},
+        "synd_returncode": code,
+        "seconds": round(time.monotonic() - began, 2),
+        "synd_log": (out / "synd.log").read_text()[-4000:],
+    }
 
 
 def make_engine(args, outputs):
@@ -176,8 +216,9 @@ def make_engine(args, outputs):
     bundle.generator.eval()
     source = FileInput(args.audio, rate=bundle.features.sample_rate, loop=True)
     runners = [OutputRunner(o) for o in outputs]
-    engine = Engine(bundle, look, source, runners,
-                    EngineOptions(fps=args.fps, size=tuple(args.size), detail=args.detail))
+    engine = Engine(
+        bundle, look, source, runners, EngineOptions(fps=args.fps, size=tuple(args.size), detail=args.detail)
+    )
     return engine, runners, source
 
 
@@ -222,10 +263,16 @@ def stop(engine, runners, source) -> None:
 
 def snapshot(engine, runner) -> dict:
     stats = runner.stats()
-    return {"t": time.monotonic(), "frames": engine.frames, "dropped": engine.dropped,
-            "sent": stats["sent"], "output_dropped": stats["dropped"],
-            "failed": stats["failed"], "running": stats["running"],
-            "connections": runner.output.connections()}
+    return {
+        "t": time.monotonic(),
+        "frames": engine.frames,
+        "dropped": engine.dropped,
+        "sent": stats["sent"],
+        "output_dropped": stats["dropped"],
+        "failed": stats["failed"],
+        "running": stats["running"],
+        "connections": runner.output.connections(),
+    }
 
 
 def wait_connections(output, want: int, timeout: float) -> bool:
@@ -251,8 +298,9 @@ def mode_content(args, out: Path) -> dict:
     try:
         if not runners[0].wait_open(10):
             return {"error": f"ndi output did not open: {runners[0].failed}"}
-        received = Receiver(args.name, args.seconds, save=out / "received.npz",
-                            max_save=args.max_save, fmt=args.format).finish(args.seconds + 60)
+        received = Receiver(
+            args.name, args.seconds, save=out / "received.npz", max_save=args.max_save, fmt=args.format
+        ).finish(args.seconds + 60)
     finally:
         stop(engine, runners, source)
     saved = np.load(out / "received.npz") if (out / "received.npz").exists() else None
@@ -263,15 +311,25 @@ def mode_content(args, out: Path) -> dict:
             matched.append(None if frame is None else frame)
     found = [f for f in matched if f is not None]
     if found:
-        np.savez(out / "engine.npz",
-                 rgb=np.stack([f.rgb for f in found]),
-                 timecodes=np.array([round(f.audio_time * 1e7) for f in found], np.int64),
-                 seqs=np.array([f.seq for f in found], np.int64))
-    return {"received": received, "ndi_stats": runners[0].stats(),
-            "engine": {"frames": engine.frames, "dropped": engine.dropped,
-                       "error": None if engine.error is None else str(engine.error)},
-            "collected": len(collect.frames), "matched": len(found),
-            "unmatched": len(matched) - len(found), "size": list(ndi.size)}
+        np.savez(
+            out / "engine.npz",
+            rgb=np.stack([f.rgb for f in found]),
+            timecodes=np.array([round(f.audio_time * 1e7) for f in found], np.int64),
+            seqs=np.array([f.seq for f in found], np.int64),
+        )
+    return {
+        "received": received,
+        "ndi_stats": runners[0].stats(),
+        "engine": {
+            "frames": engine.frames,
+            "dropped": engine.dropped,
+            "error": None if engine.error is None else str(engine.error),
+        },
+        "collected": len(collect.frames),
+        "matched": len(found),
+        "unmatched": len(matched) - len(found),
+        "size": list(ndi.size),
+    }
 
 
 def with_ndi_sender(args, scenario) -> dict:
@@ -291,9 +349,16 @@ def with_ndi_sender(args, scenario) -> dict:
         result = scenario(ndi, engine, runner, phases)
     finally:
         stop(engine, runners, source)
-    return {**result, "phases": phases, "ndi_stats": runner.stats(),
-            "engine": {"frames": engine.frames, "dropped": engine.dropped,
-                       "error": None if engine.error is None else str(engine.error)}}
+    return {
+        **result,
+        "phases": phases,
+        "ndi_stats": runner.stats(),
+        "engine": {
+            "frames": engine.frames,
+            "dropped": engine.dropped,
+            "error": None if engine.error is None else str(engine.error),
+        },
+    }
 
 
 def mode_reconnect(args, out: Path) -> dict:
@@ -310,12 +375,16 @@ def mode_reconnect(args, out: Path) -> dict:
         phases["nobody"] = snapshot(engine, runner)
         second = Receiver(args.name, args.seconds)
         if second.wait_event("frame", 60) is None:
-            return {"error": "second receiver got no frame", "first": first_result,
-                    "second": second.finish(5)}
+            return {
+                "error": "second receiver got no frame",
+                "first": first_result,
+                "second": second.finish(5),
+            }
         phases["second_watching"] = snapshot(engine, runner)
         second_result = second.finish(args.seconds + 30)
         phases["second_gone"] = snapshot(engine, runner)
         return {"first": first_result, "second": second_result}
+
     return with_ndi_sender(args, scenario)
 
 
@@ -338,6 +407,7 @@ def mode_receiver_killed(args, out: Path) -> dict:
         second_result = second.finish(args.seconds + 30)
         phases["second_done"] = snapshot(engine, runner)
         return {"first": first_result, "second": second_result}
+
     return with_ndi_sender(args, scenario)
 
 
@@ -352,20 +422,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detail", type=int, default=96)
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--startup", type=float, default=60.0, help="cli: seconds synd may take to start")
-    p.add_argument("--gap", type=float, default=1.5,
-                   help="reconnect: seconds with no receiver; receiver-killed: seconds "
-                        "watched after the kill")
+    p.add_argument(
+        "--gap",
+        type=float,
+        default=1.5,
+        help="reconnect: seconds with no receiver; receiver-killed: seconds watched after the kill",
+    )
     p.add_argument("--max-save", type=int, default=60)
-    p.add_argument("--format", choices=["bgra", "uyva"], default="bgra",
-                   help="content: how the receiver reads frames (see ndi_receiver.py)")
+    p.add_argument(
+        "--format",
+        choices=["bgra", "uyva"],
+        default="bgra",
+        help="content: how the receiver reads frames (see ndi_receiver.py)",
+    )
     args = p.parse_args(argv)
 
     def work(args, out: Path) -> dict:
         if args.mode == "check":
             from synd.bridges.ndi import NdiOutput
+
             return {"available": NdiOutput.available()}
-        return {"cli": mode_cli, "content": mode_content, "reconnect": mode_reconnect,
-                "receiver-killed": mode_receiver_killed}[args.mode](args, out)
+        return {
+            "cli": mode_cli,
+            "content": mode_content,
+            "reconnect": mode_reconnect,
+            "receiver-killed": mode_receiver_killed,
+        }[args.mode](args, out)
+
     return run_in_namespace(work, args)
 
 
@@ -374,9 +457,11 @@ def run_in_namespace(work, args) -> int:
     loopback-only network namespace; its result goes to OUT/result.json. 0 unless the
     result holds an "error"."""
     args.out.mkdir(parents=True, exist_ok=True)
-    if (others := loopback_only()):
-        result = {"error": f"refusing to run NDI outside a loopback-only network namespace "
-                           f"(interfaces: {', '.join(others)})"}
+    if others := loopback_only():
+        result = {
+            "error": f"refusing to run NDI outside a loopback-only network namespace "
+            f"(interfaces: {', '.join(others)})"
+        }
     else:
         config = ndi_config()
         os.environ["NDI_CONFIG_DIR"] = config
@@ -386,6 +471,7 @@ def run_in_namespace(work, args) -> int:
             shutil.rmtree(config, ignore_errors=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=1, default=str))
     return 0 if "error" not in result else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -65,6 +65,7 @@ def to_bgra(data: np.ndarray, fourcc: str, w: int, h: int, stride: int) -> np.nd
         out[:, 0::2] = c
         out[:, 1::2] = (c + np.concatenate([c[:, 1:], c[:, -1:]], axis=1)) / 2
         return out
+
     kr, kb = 0.2126, 0.0722
     luma = (y - 16) * (255 / 219)
     cb, cr = (full(u) - 128) * (255 / 224), (full(v) - 128) * (255 / 224)
@@ -74,7 +75,7 @@ def to_bgra(data: np.ndarray, fourcc: str, w: int, h: int, stride: int) -> np.nd
     bgra = np.empty((h, w, 4), np.uint8)
     bgra[..., :3] = np.clip(np.rint(np.stack([b, g, r], axis=-1)), 0, 255)
     if fourcc == "UYVA":
-        bgra[..., 3] = data[h * stride: h * stride + h * w].reshape(h, w)
+        bgra[..., 3] = data[h * stride : h * stride + h * w].reshape(h, w)
     else:
         bgra[..., 3] = 255
     return bgra
@@ -92,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save", help="write received frames and timecodes to this .npz")
     p.add_argument("--max-save", type=int, default=60)
     p.add_argument("--poll", type=float, default=0.003, help="seconds between frame-sync reads")
-    p.add_argument("--format", choices=["bgra", "uyva"], default="bgra",
-                   help="bgra: NDI converts to BGRA; uyva: the 4:2:2 samples, converted here")
+    p.add_argument(
+        "--format",
+        choices=["bgra", "uyva"],
+        default="bgra",
+        help="bgra: NDI converts to BGRA; uyva: the 4:2:2 samples, converted here",
+    )
     args = p.parse_args(argv)
 
     stop = False
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum, frame):
         nonlocal stop
         stop = True
+
     signal.signal(signal.SIGTERM, on_term)
 
     from cyndilib.finder import Finder
@@ -121,14 +127,19 @@ def main(argv: list[str] | None = None) -> int:
                     source = finder.get_source(name)
                     break
         if source is None:
-            emit("done", error=f"no NDI source '... {suffix}' within {args.find_timeout} s",
-                 seen=finder.get_source_names(), frames=0)
+            emit(
+                "done",
+                error=f"no NDI source '... {suffix}' within {args.find_timeout} s",
+                seen=finder.get_source_names(),
+                frames=0,
+            )
             return 2
         emit("found", source=source.name, after=round(time.monotonic() - began, 3))
 
         color = RecvColorFormat.BGRX_BGRA if args.format == "bgra" else RecvColorFormat.fastest
-        receiver = Receiver(color_format=color, bandwidth=RecvBandwidth.highest,
-                            recv_name="synd-test-receiver")
+        receiver = Receiver(
+            color_format=color, bandwidth=RecvBandwidth.highest, recv_name="synd-test-receiver"
+        )
         video = VideoFrameSync()
         receiver.frame_sync.set_video_frame(video)
         receiver.connect_to(source)
@@ -177,20 +188,27 @@ def main(argv: list[str] | None = None) -> int:
                         saved_timecodes.append(tc)
                     if deadline is None:
                         deadline = now + args.seconds
-                        emit("frame", width=w, height=h, timecode=tc,
-                             after=round(now - began, 3))
+                        emit("frame", width=w, height=h, timecode=tc, after=round(now - began, 3))
             time.sleep(args.poll)
 
         span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
         if args.save:
             frames = np.stack(saved_frames) if saved_frames else np.zeros((0, 0, 0, 4), np.uint8)
             np.savez(args.save, frames=frames, timecodes=np.array(saved_timecodes, np.int64))
-        emit("done", frames=len(arrivals), seconds=round(span, 3),
-             rate=round((len(arrivals) - 1) / span, 2) if span > 0 else 0.0,
-             sizes=sorted(sizes), frame_rates=sorted(rates), fourccs=sorted(fourccs),
-             alpha_min=alpha_min, alpha_max=alpha_max,
-             timecodes_monotonic=all(b >= a for a, b in zip(timecodes, timecodes[1:])),
-             saved=len(saved_frames), stopped=stop)
+        emit(
+            "done",
+            frames=len(arrivals),
+            seconds=round(span, 3),
+            rate=round((len(arrivals) - 1) / span, 2) if span > 0 else 0.0,
+            sizes=sorted(sizes),
+            frame_rates=sorted(rates),
+            fourccs=sorted(fourccs),
+            alpha_min=alpha_min,
+            alpha_max=alpha_max,
+            timecodes_monotonic=all(b >= a for a, b in zip(timecodes, timecodes[1:])),
+            saved=len(saved_frames),
+            stopped=stop,
+        )
         receiver.disconnect()
         return 0 if arrivals else 3
     finally:

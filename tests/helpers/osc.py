@@ -34,8 +34,10 @@ class RecordingEngine:
     def __init__(self):
         self.look = Look()
         self.model_name = "calm"
-        self.outputs = [SimpleNamespace(name="ndi", enabled=True),
-                        SimpleNamespace(name="record", enabled=True)]
+        self.outputs = [
+            SimpleNamespace(name="ndi", enabled=True),
+            SimpleNamespace(name="record", enabled=True),
+        ]
         self.calls = []
         self.crossfade = 0.0
         self.slots = {"a": "calm", "b": None}
@@ -82,8 +84,7 @@ class RecordingEngine:
         self._record("cut_on_beat")
 
     def mix_state(self):
-        return {"crossfade": self.crossfade, "a": self.slots["a"], "b": self.slots["b"],
-                "mix": "a"}
+        return {"crossfade": self.crossfade, "a": self.slots["a"], "b": self.slots["b"], "mix": "a"}
 
     def status(self):
         return {"fps": 29.5, "latency_ms_median": 12.5}
@@ -133,8 +134,9 @@ class OscDump:
 
     def __init__(self):
         self.port = free_udp_port()
-        self.proc = subprocess.Popen(["oscdump", "-L", str(self.port)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            ["oscdump", "-L", str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         self.lines = []
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -172,5 +174,9 @@ class OscDump:
 def oscsend(port, address, types="", *values):
     """Send one message to 127.0.0.1:`port` with liblo's oscsend (another OSC
     implementation than synd's); `types` is its type string ("f", "sf", ...)."""
-    subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, values)],
-                   check=True, timeout=10, capture_output=True)
+    subprocess.run(
+        ["oscsend", "127.0.0.1", str(port), address, types, *map(str, values)],
+        check=True,
+        timeout=10,
+        capture_output=True,
+    )

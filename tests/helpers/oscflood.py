@@ -26,6 +26,7 @@ WEIGHTS = (20, 15, 4, 15, 15, 15, 16)
 
 # -- OSC built by hand (the sender's own implementation) -----------------------------------
 
+
 def osc_string(text) -> bytes:
     """An OSC string: the bytes, a NUL, padded to a multiple of 4."""
     data = text.encode() if isinstance(text, str) else bytes(text)
@@ -54,8 +55,9 @@ def message(address, tags: str = "", *args) -> bytes:
 
 
 def bundle(*elements: bytes, timetag: int = IMMEDIATELY) -> bytes:
-    return b"#bundle\0" + timetag.to_bytes(8, "big") + b"".join(
-        struct.pack(">i", len(e)) + e for e in elements)
+    return (
+        b"#bundle\0" + timetag.to_bytes(8, "big") + b"".join(struct.pack(">i", len(e)) + e for e in elements)
+    )
 
 
 def nested(inner: bytes, depth: int) -> bytes:
@@ -68,6 +70,7 @@ def nested(inner: bytes, depth: int) -> bytes:
 
 
 # -- the families ------------------------------------------------------------------------------
+
 
 def valid(rng: random.Random) -> bytes:
     """A well-formed command or query, as a control surface sends them (never a preset
@@ -102,21 +105,21 @@ def random_bytes(rng: random.Random) -> bytes:
 
 def truncated(rng: random.Random) -> bytes:
     packet = valid(rng)
-    return packet[:rng.randrange(1, len(packet))]
+    return packet[: rng.randrange(1, len(packet))]
 
 
 def oversized(rng: random.Random) -> bytes:
     n = rng.choice([rng.randrange(2000, 16000), rng.randrange(16000, MAX_PAYLOAD - 64)])
     choice = rng.randrange(7)
     if choice == 0:
-        return message("/synd/preset", "s", "x" * n)           # a huge (unknown) name
+        return message("/synd/preset", "s", "x" * n)  # a huge (unknown) name
     if choice == 1:
-        return message("/synd/hue", "b", rng.randbytes(n))     # a huge blob
+        return message("/synd/hue", "b", rng.randbytes(n))  # a huge blob
     if choice == 2:
-        return message("/synd/" + "a" * n, "f", 0.5)           # a huge address
+        return message("/synd/" + "a" * n, "f", 0.5)  # a huge address
     if choice == 3:
         one = message("/synd/hue", "f", 0.5)
-        return bundle(*[one] * (n // (len(one) + 4)))          # thousands of messages
+        return bundle(*[one] * (n // (len(one) + 4)))  # thousands of messages
     if choice == 4:
         count = n // 8
         return message("/synd/hue", "f" * count, *[0.5] * count)  # thousands of arguments
@@ -140,10 +143,9 @@ def typetags(rng: random.Random) -> bytes:
     if choice == 2:  # no comma
         return address + osc_string("ff") + struct.pack(">ff", 0.1, 0.2)
     if choice == 3:  # unterminated tags
-        return address + b",fff" + struct.pack(">f", 0.5)[:rng.randrange(0, 3)]
+        return address + b",fff" + struct.pack(">f", 0.5)[: rng.randrange(0, 3)]
     if choice == 4:  # unbalanced or deep arrays
-        tags = rng.choice(["[", "]", "[[f]", "[f]]", "[" * 200 + "]" * 200,
-                           "[" * 5 + "f" + "]" * 5])
+        tags = rng.choice(["[", "]", "[[f]", "[f]]", "[" * 200 + "]" * 200, "[" * 5 + "f" + "]" * 5])
         return address + osc_string("," + tags) + struct.pack(">f", 0.5)
     return address + osc_string(",b") + struct.pack(">i", rng.choice([-4, -1, 2**31 - 1, 1000]))
 
@@ -157,9 +159,9 @@ def bundles(rng: random.Random) -> bytes:
     inner = valid(rng)
     choice = rng.randrange(8)
     if choice == 0:
-        return nested(inner, rng.choice([9, 50, 1000]))        # too deep
+        return nested(inner, rng.choice([9, 50, 1000]))  # too deep
     if choice == 1:
-        return nested(inner, rng.randrange(1, 8))              # deep but allowed
+        return nested(inner, rng.randrange(1, 8))  # deep but allowed
     if choice == 2:  # an element size larger than what follows
         return lying(inner, len(inner) + rng.randrange(1, 10**6))
     if choice == 3:  # smaller, zero or negative
@@ -167,11 +169,11 @@ def bundles(rng: random.Random) -> bytes:
     if choice == 4:  # a lie deep inside
         return nested(lying(inner, 10**6), rng.randrange(1, 6))
     if choice == 5:
-        return b"#bundle\0" + bytes(rng.randrange(0, 8))      # no complete time tag
+        return b"#bundle\0" + bytes(rng.randrange(0, 8))  # no complete time tag
     if choice == 6:  # an element that is neither message nor bundle
         junk = rng.randbytes(4 * rng.randrange(1, 16))
         return bundle(inner, b"x" + junk[1:])
-    return bundle(inner, bundle())                             # an empty bundle inside
+    return bundle(inner, bundle())  # an empty bundle inside
 
 
 def patterns(rng: random.Random) -> bytes:
@@ -194,15 +196,33 @@ def patterns(rng: random.Random) -> bytes:
     elif choice == 7:
         address = "/synd/" + "?" * rng.randrange(1, 250)
     elif choice == 8:
-        address = rng.choice(["/synd/[!a-z]*", "/synd/[z-a]", "/synd/{hue,gain", "/synd/{}",
-                              "/synd/}", "/synd/]", "/synd/*/*/*/*", "/synd/[]", "/[!/]*"])
+        address = rng.choice(
+            [
+                "/synd/[!a-z]*",
+                "/synd/[z-a]",
+                "/synd/{hue,gain",
+                "/synd/{}",
+                "/synd/}",
+                "/synd/]",
+                "/synd/*/*/*/*",
+                "/synd/[]",
+                "/[!/]*",
+            ]
+        )
     else:
         address = "/synd/" + "".join(rng.choices("*?[]{},!-/ab", k=rng.randrange(1, 60)))
     return message(address, "f", 0.5) if rng.random() < 0.7 else message(address)
 
 
-MAKERS = {"random": random_bytes, "truncated": truncated, "oversized": oversized,
-          "typetags": typetags, "bundles": bundles, "patterns": patterns, "valid": valid}
+MAKERS = {
+    "random": random_bytes,
+    "truncated": truncated,
+    "oversized": oversized,
+    "typetags": typetags,
+    "bundles": bundles,
+    "patterns": patterns,
+    "valid": valid,
+}
 
 
 def flood(port: int, seed: int, packets: int, seconds: float) -> dict:
@@ -227,20 +247,22 @@ def flood(port: int, seed: int, packets: int, seconds: float) -> dict:
             nbytes += len(packet)
             total += 1
         ended = time.monotonic()
-    return {"sent": dict(sent), "errors": dict(errors), "bytes": nbytes,
-            "began": began, "ended": ended}
+    return {"sent": dict(sent), "errors": dict(errors), "bytes": nbytes, "began": began, "ended": ended}
 
 
 def run_flood(port: int, seed: int, packets: int, seconds: float) -> dict:
     """`flood` in a process of its own (so the sender does not share the interpreter
     lock with the engine it floods)."""
-    done = subprocess.run([sys.executable, __file__, str(port), str(seed), str(packets),
-                           str(seconds)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, __file__, str(port), str(seed), str(packets), str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
 
 if __name__ == "__main__":
-    print(json.dumps(flood(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
-                           float(sys.argv[4]))))
+    print(json.dumps(flood(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))))
     sys.exit(0)

@@ -54,8 +54,7 @@ requires_pulse = pytest.mark.skipif(
 
 SINK = "virt"
 SINK_RATE = 48000
-_ENV_KEYS = ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "HOME",
-             "PULSE_SOURCE", "PULSE_SINK")
+_ENV_KEYS = ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "HOME", "PULSE_SOURCE", "PULSE_SINK")
 
 
 class PulseServer:
@@ -68,8 +67,12 @@ class PulseServer:
         self.root = Path(root)
         self.socket = self.root / "native"
         self.log = self.root / "log"
-        self.env = {"PULSE_SERVER": f"unix:{self.socket}", "PULSE_RUNTIME_PATH": str(self.root),
-                    "PULSE_STATE_PATH": str(self.root), "HOME": str(self.root)}
+        self.env = {
+            "PULSE_SERVER": f"unix:{self.socket}",
+            "PULSE_RUNTIME_PATH": str(self.root),
+            "PULSE_STATE_PATH": str(self.root),
+            "HOME": str(self.root),
+        }
         self.proc: subprocess.Popen | None = None
         self._feeders: list[MicFeeder] = []
 
@@ -83,13 +86,22 @@ class PulseServer:
             return
         env = os.environ | self.env
         self.proc = subprocess.Popen(
-            [PULSEAUDIO or "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1",
-             "--disallow-exit", f"--log-target=file:{self.log}",
-             f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
-             f"--load=module-null-sink sink_name={SINK} rate={SINK_RATE}",
-             "--load=module-always-sink"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                PULSEAUDIO or "pulseaudio",
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                f"--log-target=file:{self.log}",
+                f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+                f"--load=module-null-sink sink_name={SINK} rate={SINK_RATE}",
+                "--load=module-always-sink",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -124,39 +136,59 @@ class PulseServer:
 
     def pactl(self, *args: str) -> str:
         """Run pactl against this server; returns its stdout (raises on failure)."""
-        return subprocess.run(["pactl", *args], env=os.environ | self.env, check=True,
-                              capture_output=True, text=True, timeout=10).stdout
+        return subprocess.run(
+            ["pactl", *args],
+            env=os.environ | self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
 
-    def play(self, wav: str | os.PathLike, wait: bool = True,
-             device: str = SINK) -> subprocess.Popen:
+    def play(self, wav: str | os.PathLike, wait: bool = True, device: str = SINK) -> subprocess.Popen:
         """Play a sound file into `device` (the null sink) with paplay.
 
         With `wait` (default) returns when playback ended; otherwise returns the running
         process (the caller waits or kills it).
         """
-        proc = subprocess.Popen(["paplay", f"--device={device}", os.fspath(wav)],
-                                env=os.environ | self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["paplay", f"--device={device}", os.fspath(wav)],
+            env=os.environ | self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         if wait:
             _, err = proc.communicate(timeout=60)
             if proc.returncode:
                 raise RuntimeError(f"paplay failed: {err.decode(errors='replace').strip()}")
         return proc
 
-    def add_pipe_mic(self, name: str = "fakemic", rate: int = SINK_RATE,
-                     channels: int = 2) -> Path:
+    def add_pipe_mic(self, name: str = "fakemic", rate: int = SINK_RATE, channels: int = 2) -> Path:
         """Load a pipe source `name` (s16le); returns the FIFO to write PCM into.
 
         The pipe source only produces audio while something writes into the FIFO (use
         `feed`). Loading it makes it the server's default source.
         """
         fifo = self.root / f"{name}.fifo"
-        self.pactl("load-module", "module-pipe-source", f"source_name={name}", f"file={fifo}",
-                   "format=s16le", f"rate={rate}", f"channels={channels}")
+        self.pactl(
+            "load-module",
+            "module-pipe-source",
+            f"source_name={name}",
+            f"file={fifo}",
+            "format=s16le",
+            f"rate={rate}",
+            f"channels={channels}",
+        )
         return fifo
 
-    def feed(self, fifo: str | os.PathLike, samples: np.ndarray, rate: int = SINK_RATE,
-             channels: int = 2, loop: bool = True) -> MicFeeder:
+    def feed(
+        self,
+        fifo: str | os.PathLike,
+        samples: np.ndarray,
+        rate: int = SINK_RATE,
+        channels: int = 2,
+        loop: bool = True,
+    ) -> MicFeeder:
         """Start writing float `samples` (mono, [-1, 1]) into a pipe mic in real time.
 
         Returns the running `MicFeeder` (a context manager; stopped by `stop()` too).
@@ -169,8 +201,9 @@ class PulseServer:
 class MicFeeder:
     """A thread writing s16le PCM into a pipe source's FIFO, paced by the clock."""
 
-    def __init__(self, fifo: str | os.PathLike, samples: np.ndarray, rate: int,
-                 channels: int, loop: bool) -> None:
+    def __init__(
+        self, fifo: str | os.PathLike, samples: np.ndarray, rate: int, channels: int, loop: bool
+    ) -> None:
         pcm = np.round(np.clip(np.asarray(samples, np.float64), -1, 1) * 32767).astype("<i2")
         self._pcm = np.repeat(pcm[:, None], channels, axis=1).tobytes()
         self._frame = 2 * channels
@@ -192,7 +225,7 @@ class MicFeeder:
                     if not self._loop:
                         break
                     pos = 0
-                os.write(self._fd, self._pcm[pos:pos + chunk])
+                os.write(self._fd, self._pcm[pos : pos + chunk])
                 n = min(chunk, len(self._pcm) - pos)
                 pos += n
                 self.written += n // self._frame
@@ -218,8 +251,12 @@ class MicFeeder:
 
 def _quiet_ok(cmd: list[str], env: dict) -> bool:
     try:
-        return subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=5).returncode == 0
+        return (
+            subprocess.run(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 

@@ -18,7 +18,9 @@ def mounted_tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
     try:
         result = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"cannot run mount: {exc}")

@@ -11,8 +11,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.05,
-               message: str | None = None) -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout: float, interval: float = 0.05, message: str | None = None
+) -> T:
     """Call `predicate` until it returns something truthy, and return that.
 
     Raises AssertionError naming `message` (or the predicate) after `timeout` seconds.
@@ -30,8 +31,9 @@ def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.0
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.01) -> float:
+def wait_for(
+    cond: Callable[[], object], timeout: float = 10.0, what: str = "condition", interval: float = 0.01
+) -> float:
     """Poll `cond()` every `interval` s until it is true; returns the seconds that took.
 
     Raises AssertionError ("timed out after ... waiting for `what`") after `timeout` s.

@@ -73,18 +73,49 @@ import pytest
 
 from tests.helpers.wait import wait_until
 
-__all__ = ["X", "Tray", "QtApp", "LineReader", "start_xvfb", "start_trayer",
-           "stop_process", "tray_geometry", "tray_owner", "xvfb_server", "trayer_running",
-           "run_qt", "xvfb", "fresh_xvfb", "trayer", "qt_app", "XVFB", "TRAYER"]
+__all__ = [
+    "X",
+    "Tray",
+    "QtApp",
+    "LineReader",
+    "start_xvfb",
+    "start_trayer",
+    "stop_process",
+    "tray_geometry",
+    "tray_owner",
+    "xvfb_server",
+    "trayer_running",
+    "run_qt",
+    "xvfb",
+    "fresh_xvfb",
+    "trayer",
+    "qt_app",
+    "XVFB",
+    "TRAYER",
+]
 
 XVFB = shutil.which("Xvfb")
 TRAYER = shutil.which("trayer")
-_INSTALL_HINT = ("the X test tools are installed by scripts/setup.sh "
-                 "(Debian: apt install xvfb trayer xdotool imagemagick x11-utils)")
+_INSTALL_HINT = (
+    "the X test tools are installed by scripts/setup.sh "
+    "(Debian: apt install xvfb trayer xdotool imagemagick x11-utils)"
+)
 
 # trayer's arguments: a 200x32 panel in the top right corner of the screen
-TRAYER_ARGS = ("--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200",
-               "--heighttype", "pixel", "--height", "32")
+TRAYER_ARGS = (
+    "--edge",
+    "top",
+    "--align",
+    "right",
+    "--widthtype",
+    "pixel",
+    "--width",
+    "200",
+    "--heighttype",
+    "pixel",
+    "--height",
+    "32",
+)
 
 Geometry = tuple[int, int, int, int]  # x, y, width, height (root coordinates)
 
@@ -115,8 +146,9 @@ def _spawn(args: Sequence[str], env: dict[str, str] | None = None, **kwargs) -> 
     """Popen in a new process group (killed as a whole by stop_process), tracked for atexit."""
     parent = os.getpid()
     kwargs.setdefault("stdin", subprocess.DEVNULL)
-    proc = subprocess.Popen(list(args), env=env, process_group=0,
-                            preexec_fn=lambda: _child_setup(parent), **kwargs)
+    proc = subprocess.Popen(
+        list(args), env=env, process_group=0, preexec_fn=lambda: _child_setup(parent), **kwargs
+    )
     _live.add(proc)
     return proc
 
@@ -177,22 +209,27 @@ class X:
         env = dict(os.environ)
         env.pop("XAUTHORITY", None)
         env.pop("WAYLAND_DISPLAY", None)
-        env.update(DISPLAY=self.display, QT_QPA_PLATFORM="xcb",
-                   DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/synd-test-no-dbus")
+        env.update(
+            DISPLAY=self.display,
+            QT_QPA_PLATFORM="xcb",
+            DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/synd-test-no-dbus",
+        )
         return env
 
     # -- running clients
 
-    def run(self, *args: str | int, timeout: float = 10, check: bool = True,
-            text: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str | int, timeout: float = 10, check: bool = True, text: bool = True
+    ) -> subprocess.CompletedProcess:
         """Run an X client (xdotool, xwininfo, import...) on this display, output captured.
 
         Raises AssertionError with the client's stderr if it fails and `check` is set.
         """
         cmd = [str(a) for a in args]
         try:
-            done = subprocess.run(cmd, env=self.env, capture_output=True, text=text,
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                cmd, env=self.env, capture_output=True, text=text, timeout=timeout, stdin=subprocess.DEVNULL
+            )
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"{' '.join(cmd)} took longer than {timeout:g} s") from exc
         if check and done.returncode:
@@ -218,14 +255,22 @@ class X:
         Uses imagemagick's binary PPM output (its header carries the size, so no separate
         geometry query can race with a resize).
         """
-        out = self.run("import", "-silent", "-window", _window_arg(window), "-depth", "8",
-                       "ppm:-", timeout=30, text=False).stdout
+        out = self.run(
+            "import",
+            "-silent",
+            "-window",
+            _window_arg(window),
+            "-depth",
+            "8",
+            "ppm:-",
+            timeout=30,
+            text=False,
+        ).stdout
         return _decode_ppm(out)
 
     # -- windows
 
-    def windows(self, name: str | None = None, class_: str | None = None,
-                visible: bool = True) -> list[int]:
+    def windows(self, name: str | None = None, class_: str | None = None, visible: bool = True) -> list[int]:
         """Window ids matching regexes `name` and `class_` (both, if both given).
 
         With neither, every (visible) window, the root window included. Uses
@@ -247,9 +292,15 @@ class X:
             raise AssertionError(f"xdotool {' '.join(args)} failed: {done.stderr.strip()}")
         return [int(w) for w in done.stdout.split()]
 
-    def wait_for_window(self, name: str | None = None, class_: str | None = None, *,
-                        visible: bool = True, exclude: Sequence[int] = (),
-                        timeout: float = 10) -> int:
+    def wait_for_window(
+        self,
+        name: str | None = None,
+        class_: str | None = None,
+        *,
+        visible: bool = True,
+        exclude: Sequence[int] = (),
+        timeout: float = 10,
+    ) -> int:
         """Wait until a window matching `name`/`class_` that is not in `exclude` exists.
 
         Returns its id (the first found). ``exclude=x.windows()`` waits for a new window.
@@ -273,8 +324,12 @@ class X:
         out = self.run("xwininfo", "-children", "-id", window).stdout
         # "     0x200026 (has no name): ()  22x30+177+1  +1257+1"
         found = []
-        for m in re.finditer(r"^\s+(0x[0-9a-f]+) .*?\s(\d+)x(\d+)[+-]-?\d+[+-]-?\d+"
-                             r"\s+\+(-?\d+)\+(-?\d+)\s*$", out, re.M):
+        for m in re.finditer(
+            r"^\s+(0x[0-9a-f]+) .*?\s(\d+)x(\d+)[+-]-?\d+[+-]-?\d+"
+            r"\s+\+(-?\d+)\+(-?\d+)\s*$",
+            out,
+            re.M,
+        ):
             wid, w, h, x, y = m.groups()
             found.append((int(wid, 16), (int(x), int(y), int(w), int(h))))
         return found
@@ -324,7 +379,7 @@ def _decode_ppm(data: bytes) -> np.ndarray:
     magic, width, height, maxval = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
     if magic != b"P6" or maxval != 255:
         raise AssertionError(f"expected an 8-bit P6 PPM, got {magic!r} maxval {maxval}")
-    pixels = data[pos + 1:pos + 1 + width * height * 3]  # one whitespace byte after maxval
+    pixels = data[pos + 1 : pos + 1 + width * height * 3]  # one whitespace byte after maxval
     if len(pixels) != width * height * 3:
         raise AssertionError(f"truncated PPM: {len(pixels)} of {width * height * 3} bytes")
     return np.frombuffer(pixels, np.uint8).reshape(height, width, 3).copy()
@@ -333,8 +388,7 @@ def _decode_ppm(data: bytes) -> np.ndarray:
 # ------------------------------------------------------------------------- servers
 
 
-def start_xvfb(size: tuple[int, int] = (1280, 800),
-               timeout: float = 10) -> tuple[subprocess.Popen, str]:
+def start_xvfb(size: tuple[int, int] = (1280, 800), timeout: float = 10) -> tuple[subprocess.Popen, str]:
     """Start Xvfb on the first free display; returns (process, ":N") once it accepts clients.
 
     ``-displayfd`` makes Xvfb pick the display number itself (no races with other servers)
@@ -347,9 +401,22 @@ def start_xvfb(size: tuple[int, int] = (1280, 800),
     try:
         # -noreset: the server would otherwise reset whenever its last client leaves,
         # between two tests; no -auth: no access control, XAUTHORITY does not matter
-        proc = _spawn([XVFB, "-displayfd", str(write_fd), "-nolisten", "tcp", "-noreset",
-                       "-screen", "0", f"{size[0]}x{size[1]}x24"],
-                      pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=log)
+        proc = _spawn(
+            [
+                XVFB,
+                "-displayfd",
+                str(write_fd),
+                "-nolisten",
+                "tcp",
+                "-noreset",
+                "-screen",
+                "0",
+                f"{size[0]}x{size[1]}x24",
+            ],
+            pass_fds=(write_fd,),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     finally:
         os.close(write_fd)
     with log:
@@ -363,8 +430,10 @@ def start_xvfb(size: tuple[int, int] = (1280, 800),
         if not number.isdigit():  # EOF: Xvfb exited (or closed the pipe) without a display
             stop_process(proc)
             log.seek(0)
-            raise RuntimeError(f"Xvfb did not start (exit code {proc.returncode}): "
-                               f"{log.read().decode(errors='replace')[-800:]}")
+            raise RuntimeError(
+                f"Xvfb did not start (exit code {proc.returncode}): "
+                f"{log.read().decode(errors='replace')[-800:]}"
+            )
     return proc, f":{number}"
 
 
@@ -418,8 +487,9 @@ def tray_geometry(x: X) -> Geometry:
     return x.geometry(panels[0])
 
 
-def start_trayer(display: str | X, timeout: float = 10,
-                 args: Sequence[str] = TRAYER_ARGS) -> subprocess.Popen:
+def start_trayer(
+    display: str | X, timeout: float = 10, args: Sequence[str] = TRAYER_ARGS
+) -> subprocess.Popen:
     """Start trayer on `display`; returns once its panel is visible and it owns the tray."""
     if TRAYER is None:
         raise RuntimeError(f"trayer is not installed: {_INSTALL_HINT}")
@@ -430,8 +500,9 @@ def start_trayer(display: str | X, timeout: float = 10,
     def ready() -> bool:
         if proc.poll() is not None:
             log.seek(0)
-            raise AssertionError(f"trayer exited ({proc.returncode}): "
-                                 f"{log.read().decode(errors='replace')[-800:]}")
+            raise AssertionError(
+                f"trayer exited ({proc.returncode}): {log.read().decode(errors='replace')[-800:]}"
+            )
         return bool(x.windows(class_="^trayer$", visible=True)) and tray_owner(x) != 0
 
     with log:
@@ -533,22 +604,20 @@ class LineReader:
                 return self.lines[i]
         return None
 
-    def wait_for(self, prefix: str, timeout: float = 10,
-                 alive: Callable[[], bool] = lambda: True) -> str:
+    def wait_for(self, prefix: str, timeout: float = 10, alive: Callable[[], bool] = lambda: True) -> str:
         """Wait for the next line starting with `prefix`; returns it (without newline).
 
         Fails at once when `alive()` turns False and the line has not come.
         """
+
         def found() -> str | None:
             running = alive()  # before reading: a line written just before exit counts
             line = self.find(prefix)
             if line is None and not running:
-                raise AssertionError(f"the writer of {self.path} ended without "
-                                     f"printing {prefix!r}")
+                raise AssertionError(f"the writer of {self.path} ended without printing {prefix!r}")
             return line
 
-        return wait_until(found, timeout, interval=0.02,
-                          message=f"a line {prefix!r} in {self.path}")
+        return wait_until(found, timeout, interval=0.02, message=f"a line {prefix!r} in {self.path}")
 
 
 class QtApp:
@@ -558,9 +627,17 @@ class QtApp:
     A context manager: leaving the block stops it.
     """
 
-    def __init__(self, x: X, code: str, *, timeout: float = 60, args: Sequence[str] = (),
-                 log_dir: str | os.PathLike | None = None, env: dict[str, str] | None = None,
-                 name: str = "app") -> None:
+    def __init__(
+        self,
+        x: X,
+        code: str,
+        *,
+        timeout: float = 60,
+        args: Sequence[str] = (),
+        log_dir: str | os.PathLike | None = None,
+        env: dict[str, str] | None = None,
+        name: str = "app",
+    ) -> None:
         self.x = x
         self._own_dir = log_dir is None  # removed by stop(), after reading what is in it
         self.log_dir = Path(tempfile.mkdtemp(prefix="qtapp-") if log_dir is None else log_dir)
@@ -571,8 +648,9 @@ class QtApp:
         self.out = LineReader(self.stdout_path)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             # -u: every print reaches the file at once, so tests can synchronise on lines
-            self.proc = _spawn([sys.executable, "-u", "-c", code, *args],
-                               env=x.env | (env or {}), stdout=out, stderr=err)
+            self.proc = _spawn(
+                [sys.executable, "-u", "-c", code, *args], env=x.env | (env or {}), stdout=out, stderr=err
+            )
         # a watchdog: a hung app never outlives `timeout` (its waits then fail quickly)
         self._watchdog = threading.Timer(timeout, stop_process, (self.proc,))
         self._watchdog.daemon = True
