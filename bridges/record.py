@@ -15,6 +15,7 @@ the sound it was painted from plays.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 
 from synd.audio import StreamResampler
 from synd.bridges.base import Frame, Output
+from synd.files import make_parent
 from synd.video import CODECS, VideoWriter, codec_available
 
 __all__ = ["RecordOutput"]
@@ -84,6 +86,10 @@ class RecordOutput(Output):
 
     def open(self) -> None:
         w, h = self.size
+        # record:shows/tonight.mp4 makes shows/, as render -o does; when it cannot (a file
+        # in the way), VideoWriter says why in one line.
+        with contextlib.suppress(OSError):
+            make_parent(self.path)
         self._writer = VideoWriter(
             self.path,
             w,

@@ -148,13 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="learn a new look from your own music",
         description="Train a generator/decoder pair on audio files or folders. "
-        "Writes OUT (the model), OUT.train.safetensors (state for "
-        "--resume) and sample sheets in OUT.samples/. Runs unchanged "
-        "under `torchrun --nproc_per_node N -m synd train ...`.",
+        "With --out mine.safetensors it writes mine.safetensors (the model), "
+        "mine.train.safetensors (the state for --resume) and sample sheets in "
+        "mine.samples/, side by side; with --out a folder (an existing one, or one "
+        "ending in /), the same files inside it, named after the first input and the "
+        "preset (music-prism.safetensors). Runs unchanged under "
+        "`torchrun --nproc_per_node N -m synd train ...`.",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="AUDIO_OR_DIR")
     p.add_argument("--preset", default=None, help="look to learn (default from config: prism)")
-    p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="OUT",
+        help="model file to write (.safetensors), or a folder to write it in (made if missing)",
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--steps",
@@ -192,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=_positive(int), default=250, metavar="N")
     p.add_argument("--sample-every", type=_positive(int), default=500, metavar="N")
     p.add_argument("--checkpoint-every", type=_positive(int), default=250, metavar="N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (nor progress lines in a log)")
 
     p = sub.add_parser(
         "render",
@@ -217,9 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o",
         "--output",
-        type=Path,
         metavar="OUT_OR_DIR",
-        help="video file (one song; .mp4, .mov, .mkv) or folder (default: SONG.mp4 beside each song)",
+        help="video file (one song; .mp4, .mov, .mkv) or folder: an existing one, or one ending "
+        "in / (made if missing) (default: SONG.mp4 beside each song)",
     )
     _add_look_args(p)
     p.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
@@ -244,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the starting picture (default 0)")
     _add_detail(p, "short side at which the pictures are painted before upscaling")
     _add_flash_guard(p, True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar (nor progress lines in a log)")
 
     p = sub.add_parser(
         "eval",
@@ -307,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_detail(p, "short side at which the pictures are painted")
     _add_flash_guard(p, True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar (nor progress lines in a log)")
 
     p = sub.add_parser(
         "listen",
@@ -342,8 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         "repeated runs, and report ratios measured in the same run: "
         "the generator's share of the machine's GEMM rate, frames/s "
         "against the original SyNEThesia generator, multiples of real "
-        "time. With no PART, everything (a few minutes; --quick: under "
-        "a minute).",
+        "time. Each ratio is measured in rounds alternating its two sides "
+        "and shown with the rounds' p10-p90 spread; a target the rounds "
+        "cannot decide, or one measured while other processes kept the "
+        "machine busy, says 'noisy: rerun on an idle machine'. With no "
+        "PART, everything (a few minutes; --quick: about a minute).",
         epilog="parts:\n"
         "  limits     float32 GEMM GFLOP/s and memory copy GB/s\n"
         "  generator  frames/s of each shipped preset at 128x128 to 1280x720, "
@@ -440,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         help="outputs, e.g. preview,ndi,record:set.mp4 (default: auto = "
         "the preview window where there is a display, NDI where "
-        "installed; else a recording)",
+        "installed; with no display, also a recording)",
     )
     p.add_argument(
         "--osc",
@@ -643,16 +657,14 @@ def cmd_train(args) -> int:
 
     from synd.config import load_config
     from synd.presets import apply_overrides, load_preset
-    from synd.train import TrainOptions, train
+    from synd.train import TrainOptions, learning_warning, model_path, summary_table, train
 
     config = load_config()
     preset = apply_overrides(load_preset(args.preset or config.preset), args.set)
     overrides = {k: v for k, v in (("size", args.size), ("batch", args.batch)) if v is not None}
     if overrides:
         preset = replace(preset, train=replace(preset.train, **overrides))
-    out = (
-        args.out if args.out.suffix == ".safetensors" else args.out.with_name(args.out.name + ".safetensors")
-    )
+    out = model_path(args.out, args.inputs, preset.name)
     result = train(
         TrainOptions(
             inputs=args.inputs,
@@ -667,10 +679,16 @@ def cmd_train(args) -> int:
             eval_every=args.eval_every,
             sample_every=args.sample_every,
             checkpoint_every=args.checkpoint_every,
-            progress=True,
+            progress=not args.quiet,
         )
     )
-    log.info("trained %s: %s", out, json.dumps(result))
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
+        print(f"trained {out}:\n{summary_table(result, out, preset.loss)}", flush=True)
+        warning = learning_warning(result)
+        if warning:
+            log.warning("%s", warning)
     return 0
 
 
@@ -692,16 +710,15 @@ def _model_and_look(args):
 
 def cmd_render(args) -> int:
     from synd.audio import AudioError
-    from synd.render import RenderOptions, output_paths, render_song
+    from synd.render import RenderOptions, check_size, output_paths, render_song
     from synd.video import VideoError
 
+    check_size(args.size, args.codec)  # before any work, not after the first song's features
     outs = output_paths(args.songs, args.output, args.codec)
     for song, out in zip(args.songs, outs):
         if out.resolve() == song.resolve():
             raise ValueError(f"refusing to overwrite the song '{song}' with its video: choose another -o")
     bundle, look = _model_and_look(args)
-    if args.output is not None and len(outs) > 1:
-        args.output.mkdir(parents=True, exist_ok=True)
     options = RenderOptions(
         size=args.size,
         fps=args.fps,
@@ -712,7 +729,7 @@ def cmd_render(args) -> int:
         duration=args.duration,
         seed=args.seed,
         detail=args.detail,
-        progress=sys.stderr.isatty(),
+        progress=not args.quiet,
         flash_guard=args.flash_guard,
     )
     if not args.flash_guard:
@@ -759,7 +776,7 @@ def cmd_eval(args) -> int:
         fps=args.fps,
         seed=args.seed,
         detail=args.detail,
-        progress=sys.stderr.isatty(),
+        progress=not args.quiet,
         flash_guard=args.flash_guard,
     )
     print(
@@ -780,7 +797,7 @@ def _eval_videos(args) -> int:
 
     if args.audio:
         raise ValueError("give either songs to render or --video clips, not both")
-    result, judged = evaluate_videos(args.video, args.video_audio, progress=sys.stderr.isatty())
+    result, judged = evaluate_videos(args.video, args.video_audio, progress=not args.quiet)
     print(f"{len(judged)} video(s), {result['seconds']} s:")
     print(print_summary(result))
     if args.json:
@@ -806,42 +823,30 @@ def _stop_during_startup() -> None:
     signal.signal(signal.SIGTERM, during_startup)
 
 
-#: `synd run` flags (argparse dests) -> the (table, key) of the config each sets.
-RUN_FLAGS = {
-    **{
-        k: ("run", k)
-        for k in (
-            "input",
-            "play",
-            "loop",
-            "output",
-            "fps",
-            "size",
-            "delay_ms",
-            "ndi_name",
-            "mix",
-            "flash_guard",
-        )
-    },
-    "osc": ("osc", "listen"),
-    "osc_remote": ("osc", "remote"),
-    "osc_allow": ("osc", "allow"),
-    "osc_feedback": ("osc", "feedback"),
-    "midi": ("midi", "port"),
-    "midi_api": ("midi", "api"),
-    "midi_map": ("midi", "map"),
-    "midi_feedback": ("midi", "feedback"),
-    "tray": ("tray", "show"),
-}
+#: `synd run` flags (argparse dests) that set a key of the config's [run] table; the
+#: OSC, MIDI and tray flags are named as their keys once were (`synd.config.MOVED`).
+RUN_TABLE_FLAGS = (
+    "input",
+    "play",
+    "loop",
+    "output",
+    "fps",
+    "size",
+    "delay_ms",
+    "ndi_name",
+    "mix",
+    "flash_guard",
+)
 
 
 def cmd_run(args) -> int:
-    from synd.config import apply_overrides, load_config, with_values
+    from synd.config import MOVED, apply_overrides, load_config, with_values
     from synd.daemon import run_daemon
 
     config = apply_overrides(load_config(args.config), args.overrides)
+    where = {**{k: ("run", k) for k in RUN_TABLE_FLAGS}, **MOVED}
     flags: dict[tuple[str | None, str], object] = {
-        where: getattr(args, dest) for dest, where in RUN_FLAGS.items() if getattr(args, dest) is not None
+        where[dest]: value for dest in where if (value := getattr(args, dest)) is not None
     }
     config = with_values(config, flags, "flags")
     return run_daemon(config, preset=args.preset, model=args.model, device=args.device)

@@ -265,13 +265,11 @@ def evaluate(
     flash_guard: bool = True,
 ) -> tuple[dict, list[TrackEval]]:
     """Evaluate on `files`; returns (result with the metric keys at the top level, tracks)."""
-    from tqdm import tqdm
+    from synd.progress import Progress
 
     raws = [song_features(f, bundle, fps) for f in files]
     sounds = [load_audio(f, JUDGE_RATE) for f in files]
-    bar = tqdm(
-        total=sum(len(r) for r in raws), unit="frame", desc="eval", disable=not progress, dynamic_ncols=True
-    )
+    bar = Progress(sum(len(r) for r in raws), "eval", "frame", enabled=progress)
     try:
         tracks = [
             evaluate_track(
@@ -342,8 +340,7 @@ def evaluate_videos(
     capture was made to). Returns (result with the judge's keys at the top level, over
     all videos, and per video under ``tracks``; the judged tracks).
     """
-    from tqdm import tqdm
-
+    from synd.progress import Progress
     from synd.video import read_video_info
 
     judged = []
@@ -352,9 +349,7 @@ def evaluate_videos(
             frames = read_video_info(video).get("n_frames") or None
         except Exception:  # noqa: BLE001 - judge_video says what is wrong with it, in one line
             frames = None
-        with tqdm(
-            total=frames, unit="frame", desc=video.name[:30], disable=not progress, dynamic_ncols=True
-        ) as bar:
+        with Progress(frames, video.name[:30], "frame", enabled=progress) as bar:
             judged.append(judge_video(video, audio, progress=bar))
     result = combine(judged)
     result.update(

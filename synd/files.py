@@ -137,6 +137,25 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def names_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` names a folder: an existing one, or one to be made (a path that ends
+    in a separator, `videos/`). Give the text as typed: `Path` drops a final slash."""
+    text = os.fspath(path)
+    return text.endswith(("/", "\\")) or Path(text).is_dir()
+
+
+def make_parent(path: str | os.PathLike) -> Path:
+    """Create the folder `path` goes in, and its missing parents; returns `path`.
+
+    Every command that writes a file (`render -o`, `record:`, `eval --report/--json`,
+    `train --out`) creates the folders it needs the same way. OSError (naming the folder)
+    when one cannot be made, e.g. a file is in the way.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_json(data, path: str | os.PathLike) -> Path:
     """Write `data` as one indented JSON document, atomically."""
     return atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))

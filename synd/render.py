@@ -10,6 +10,7 @@ appears at its destination only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -27,11 +28,13 @@ import torch
 from synd.audio import load_audio
 from synd.bundle import ModelBundle
 from synd.features import FeatureExtractor
+from synd.files import make_parent, names_folder
 from synd.flash import FlashGuard
 from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.presets import Look
+from synd.progress import Progress
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size
-from synd.video import VideoWriter
+from synd.video import CODECS, VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -88,29 +91,36 @@ def safe_stem(name: str) -> str:
     return stem or "video"
 
 
-def output_paths(songs: list[Path], out: Path | None, codec: str = "h264") -> list[Path]:
+def output_paths(songs: list[Path], out: str | os.PathLike | None, codec: str = "h264") -> list[Path]:
     """Where each song's video goes.
 
-    Without `out`: beside the song. With `out` an existing folder (or a path ending in a
-    separator, or several songs): inside it. Otherwise `out` is the one video's file.
-    Default names are the song's name with .mp4 (.mov for ProRes); a name that would
-    collide with the song itself or with another song's video gets a suffix.
+    Without `out`: beside the song. With `out` a folder (an existing one, or a path ending
+    in a separator: `videos/`, made when the video is written), or with several songs:
+    inside it. Otherwise `out` is the one video's file. Default names are the song's name
+    with .mp4 (.mov for ProRes); a name that would collide with the song itself or with
+    another song's video gets a suffix.
     """
     suffix = ".mov" if codec == "prores" else ".mp4"
-    as_dir = out is not None and (out.is_dir() or str(out).endswith(("/", "\\")) or len(songs) > 1)
-    if out is not None and not as_dir:
-        if out.suffix.lower() not in CONTAINER_SUFFIXES:
+    as_dir = out is not None and (names_folder(out) or len(songs) > 1)
+    folder_out = Path(out) if out is not None else None
+    if folder_out is not None and not as_dir:
+        if not folder_out.suffix:
             raise ValueError(
-                f"unknown video type '{out.suffix}' for '{out}': use "
+                f"'{folder_out}' is neither a video file nor a folder: end it with "
+                f"{', '.join(CONTAINER_SUFFIXES)}, or with a slash for a folder ('{folder_out}/')"
+            )
+        if folder_out.suffix.lower() not in CONTAINER_SUFFIXES:
+            raise ValueError(
+                f"unknown video type '{folder_out.suffix}' for '{folder_out}': use "
                 f"{', '.join(CONTAINER_SUFFIXES)}, or a folder"
             )
-        return [out]
-    if out is not None and out.exists() and not out.is_dir():
-        raise ValueError(f"'{out}' is a file; several songs need a folder for -o")
+        return [folder_out]
+    if folder_out is not None and folder_out.exists() and not folder_out.is_dir():
+        raise ValueError(f"'{folder_out}' is a file; several songs need a folder for -o")
     taken = {s.resolve() for s in songs}
     paths = []
     for song in songs:
-        folder = out if out is not None else song.parent
+        folder = folder_out if folder_out is not None else song.parent
         stem = safe_stem(song.stem)
         path, n = folder / f"{stem}{suffix}", 1
         while path.resolve() in taken:
@@ -119,6 +129,28 @@ def output_paths(songs: list[Path], out: Path | None, codec: str = "h264") -> li
         taken.add(path.resolve())
         paths.append(path)
     return paths
+
+
+def check_size(size: tuple[int, int], codec: str = "h264") -> None:
+    """Refuse, before any work, a video size the encoder would refuse; the message names
+    the nearest size it takes.
+
+    The encoders store colour at half resolution (4:2:0, or 4:2:2 for ProRes: see
+    `VideoWriter`), so a subsampled side must be even. ValueError (one line)."""
+    import av
+
+    pix_fmt = "yuv422p10le" if CODECS.get(codec, codec) == "prores_ks" else "yuv420p"
+    fmt, probe = av.VideoFormat(pix_fmt), 64
+    step_w = probe // max(1, fmt.chroma_width(probe))
+    step_h = probe // max(1, fmt.chroma_height(probe))
+    w, h = size
+    if w % step_w == 0 and h % step_h == 0:
+        return
+    need = "width and height" if step_w > 1 and step_h > 1 else "width" if step_w > 1 else "height"
+    nearest = f"{w - w % step_w}x{h - h % step_h}"
+    raise ValueError(
+        f"size {w}x{h}: {codec} video needs an even {need} ({pix_fmt}); the nearest that works: {nearest}"
+    )
 
 
 class _Encoder:
@@ -179,6 +211,23 @@ class _Encoder:
         self._thread.join(timeout=10)
 
 
+class _DropWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+@contextmanager
+def _said_once():
+    """Mute synd.audio's warnings: a song decoded a second time (the soundtrack, after the
+    features) would repeat what the first decoding said about the file."""
+    audio_log, muted = logging.getLogger("synd.audio"), _DropWarnings()
+    audio_log.addFilter(muted)
+    try:
+        yield
+    finally:
+        audio_log.removeFilter(muted)
+
+
 @contextmanager
 def encoder_friendly_threads(device: torch.device):
     """Leave half the CPU cores to the encoder while a render runs on the CPU.
@@ -236,13 +285,14 @@ def render_frames(
 def render_song(
     song: Path, out: Path, bundle: ModelBundle, look: Look, options: RenderOptions = RenderOptions()
 ) -> RenderResult:
-    """Render `song` to the video `out`, written atomically; see the module docstring."""
-    from tqdm import tqdm
-
+    """Render `song` to the video `out`, written atomically (its folder made if missing);
+    see the module docstring."""
     began = time.perf_counter()
+    check_size(options.size, options.codec)
     width, height = options.size
     features = song_features(song, bundle, options.fps, options.start, options.duration)
-    audio = load_audio(song, MUX_RATE, start=options.start, duration=options.duration, stereo=True)
+    with _said_once():  # the features' decoding already warned about this file
+        audio = load_audio(song, MUX_RATE, start=options.start, duration=options.duration, stereo=True)
     seconds = len(features) / options.fps
     gw, gh = generation_size(width, height, options.detail)
     log.info(
@@ -256,6 +306,8 @@ def render_song(
         seconds,
         out,
     )
+    with contextlib.suppress(OSError):  # a file in the way: VideoWriter says so in one line
+        make_parent(out)
     writer = VideoWriter(
         out,
         width,
@@ -269,25 +321,15 @@ def render_song(
         audio_bitrate=AUDIO_BITRATE,
     )
     encoder = _Encoder(writer, guard=FlashGuard(options.fps, enabled=options.flash_guard))
-    bar = tqdm(
-        total=len(features),
-        unit="frame",
-        desc=song.name[:30],
-        disable=not options.progress,
-        dynamic_ncols=True,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-        "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
-    )
+    bar = Progress(len(features), song.name[:30], "frame", enabled=options.progress)
     try:
         with encoder_friendly_threads(next(bundle.generator.parameters()).device):
             loop = render_loop(bundle, look, options.size, options.seed, options.detail, options.fps)
             for i, frame in enumerate(loop.run(features), 1):
                 encoder.put(frame)
                 bar.update()
-                if i % 30 == 0 and bar.format_dict.get("rate"):
-                    bar.set_postfix_str(
-                        f"{bar.format_dict['rate'] / options.fps:.2f}x real time", refresh=False
-                    )
+                if i % 30 == 0 and bar.rate:
+                    bar.set_postfix_str(f"{bar.rate / options.fps:.2f}x real time", refresh=False)
             encoder.finish()
         path = writer.close()
     except BaseException:

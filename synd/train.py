@@ -37,9 +37,11 @@ from synd.catalog import TRAINING_STATE
 from synd.checkpoint import read_checkpoint
 from synd.device import pick_device
 from synd.features import FeatureExtractor, FeatureStats
+from synd.files import names_folder
 from synd.frameloop import FrameLoop, slow_average, smooth_pattern
 from synd.model import Generator, ModelConfig, SoundDecoder, crop_side, make_coords, scene_basis
 from synd.presets import Preset, TrainSettings
+from synd.progress import Progress, clock
 from synd.quality import r2_score
 from synd.sheets import loop_thumbnails, save_contact_sheet
 
@@ -104,23 +106,27 @@ def prepare_corpus(
     """Decode every file, extract features, split off held-out audio.
 
     Unreadable files and files shorter than `min_frames` are skipped with a warning."""
-    from tqdm import tqdm
-
     extractor = FeatureExtractor(preset.features)
     feats, names, seconds = [], [], []
-    for f in tqdm(files, desc="features", unit="file", disable=not progress, leave=False):
+
+    def read(f: Path) -> None:
         try:
             samples = load_audio(f, preset.features.sample_rate)
         except AudioError as e:
             log.warning("skipping: %s", e)
-            continue
+            return
         x = extractor.offline(samples)
         if len(x) < min_frames:
             log.warning("skipping '%s': only %d frames, need %d", f, len(x), min_frames)
-            continue
+            return
         feats.append(x)
         names.append(f.name)
         seconds.append(len(samples) / preset.features.sample_rate)
+
+    with Progress(len(files), "features", "file", enabled=progress, leave=False) as bar:
+        for f in files:
+            read(f)
+            bar.update()
     if not feats:
         raise TrainError("none of the audio files could be read (or all were too short)")
     train: list[np.ndarray] = []
@@ -433,8 +439,98 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 
 
 def state_path(out: Path) -> Path:
-    """The resumable training state beside the model file."""
+    """The resumable training state beside the model file (mine.train.safetensors)."""
     return out.with_name(out.stem + TRAINING_STATE)
+
+
+def samples_path(out: Path) -> Path:
+    """The folder of sample sheets beside the model file (mine.samples/)."""
+    return out.with_name(out.stem + ".samples")
+
+
+def model_path(out: str | os.PathLike, inputs: list[Path], preset: str) -> Path:
+    """The model file that `synd train --out OUT` writes.
+
+    OUT naming a folder (an existing one, or a path ending in a separator: made if
+    missing) gets the model inside it, named after the first input and the preset
+    (`~/music` with prism: `music-prism.safetensors`), never the preset's own name, which
+    would shadow the shipped model. Otherwise OUT is the file, `.safetensors` added when
+    it has another ending.
+    """
+    from synd.render import safe_stem
+
+    if names_folder(out):
+        first = Path(inputs[0]).expanduser() if inputs else Path("model")
+        name = first.resolve().name if first.is_dir() else first.stem
+        return Path(out) / f"{safe_stem(f'{name}-{preset}')}.safetensors"
+    path = Path(out)
+    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+#: A held-out R^2 below this at the end of a run: the model has not learned the sound.
+LEARNED_R2 = 0.5
+
+
+def shipped_training() -> str | None:
+    """How long the shipped models trained, from their own metadata: '3000 steps, 10 to
+    39 minutes each on a CPU'; None when there are none to read."""
+    from synd.paths import shipped_dir
+
+    runs = []
+    for path in sorted(shipped_dir("models").glob("*.safetensors")):
+        try:
+            summary = read_checkpoint(path)[1].get("summary") or {}
+            runs.append((int(summary["steps"]), float(summary["wall_seconds"]) / 60, summary.get("device")))
+        except Exception:  # noqa: BLE001 - a missing or odd file only leaves out a number
+            continue
+    if not runs:
+        return None
+    steps = sorted({r[0] for r in runs})
+    lo, hi = round(min(r[1] for r in runs)), round(max(r[1] for r in runs))
+    minutes = f"{lo} minutes" if lo == hi else f"{lo} to {hi} minutes each"
+    where = " on a CPU" if {r[2] for r in runs} == {"cpu"} else ""
+    return f"{'/'.join(map(str, steps))} steps, {minutes}{where}"
+
+
+def learning_warning(result: dict) -> str | None:
+    """One line when the run's final held-out R^2 says the model cannot read the sound
+    back from its pictures yet (below `LEARNED_R2`); None otherwise, or when unmeasured."""
+    r2 = result.get("holdout_r2_crops")
+    if r2 is None or r2 >= LEARNED_R2:
+        return None
+    how = "below zero (worse than always guessing the average sound)" if r2 < 0 else f"below {LEARNED_R2}"
+    shipped = shipped_training()
+    return (
+        f"held-out R^2 {r2:.2f} is {how}: the model has not learned the sound yet"
+        + (f" (the shipped models trained {shipped})" if shipped else "")
+        + "; train longer: more --steps or --minutes, --resume continues this run"
+    )
+
+
+def summary_table(result: dict, out: Path, weights: L.LossWeights | None = None) -> str:
+    """The end of a run as a short table: steps, time, held-out R^2, the loss terms in use
+    and the files written beside the model `out`."""
+    r2 = result.get("holdout_r2_crops")
+    reached = result.get("minutes_to_r2_0.9")
+    losses = [
+        f"{k[len('loss_') :]} {v:.4g}"
+        for k, v in result.items()
+        if k.startswith("loss_") and (getattr(weights, k[len("loss_") :], 0) if weights is not None else v)
+    ]
+    also = [state_path(out).name + " (for --resume)"]
+    if samples_path(out).is_dir():
+        also.append(samples_path(out).name + "/ (sample sheets)")
+    measured = f"{r2:.3f} (1 = the decoder reads the sound back perfectly)" if r2 is not None else None
+    rows = [
+        ("steps", str(result.get("steps"))),
+        ("time", clock(result.get("wall_seconds") or 0)),
+        ("held-out R^2", measured or "not measured (no held-out audio long enough)"),
+        ("R^2 0.9 after", f"{reached} minutes" if reached is not None else "not reached"),
+        ("loss", ", ".join(losses) or "-"),
+        ("also wrote", ", ".join(also)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
 def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch.Tensor], dict]:
@@ -503,8 +599,6 @@ def train(opts: TrainOptions) -> dict:
 
 
 def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main: bool) -> dict:
-    from tqdm import tqdm
-
     preset, settings = opts.preset, opts.preset.train
     spath = state_path(opts.out)
     saved = _read_resume_state(spath, opts) if opts.resume else None
@@ -595,17 +689,19 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
 
     total_steps = opts.steps
     budget = opts.minutes * 60.0 if opts.minutes else None
-    bar = tqdm(
-        total=total_steps if total_steps else round(budget or 0),
-        initial=step if total_steps else 0,
-        unit="step" if total_steps else "s",
-        desc=f"train {opts.out.stem}",
-        disable=not (opts.progress and main),
-        dynamic_ncols=True,
+    # With --minutes the bar fills with time and counts the steps beside it.
+    bar = Progress(
+        total_steps,
+        f"train {opts.out.stem}",
+        "step",
+        enabled=opts.progress and main,
+        initial=step,
+        budget=budget,
+        elapsed=wall,
     )
     started = time.monotonic() - wall
     first_r2_target = next((h["minutes"] for h in history if h.get("r2", 0) >= 0.9), None)
-    sheet_dir = opts.out.with_name(opts.out.stem + ".samples")
+    sheet_dir = samples_path(opts.out)
 
     def elapsed() -> float:
         return time.monotonic() - started
@@ -656,12 +752,11 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         bundle.save(opts.out, extra_meta={"summary": summary})
 
     metrics: dict = {}
-    tick = time.monotonic()
     if total_steps is not None and step >= total_steps:
         raise TrainError(f"'{spath}' is already at step {step} of {total_steps}; ask for more --steps")
 
     def _loop() -> None:
-        nonlocal step, metrics, tick, first_r2_target
+        nonlocal step, metrics, first_r2_target
         while True:
             g = _step_generator(opts.seed, step, rank)
             lr = _lr(settings, step, total_steps)
@@ -698,12 +793,7 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
                 bar.set_postfix(
                     {k: f"{v.item():.3f}" for k, v in terms.items() if getattr(preset.loss, k)}, refresh=False
                 )
-                if total_steps:
-                    bar.update(1)
-                else:
-                    now = time.monotonic()
-                    bar.update(round(now - tick))
-                    tick += round(now - tick)
+                bar.update(1)
             last_step = finished()
             if step % opts.eval_every == 0 or last_step:
                 r2 = (
@@ -744,6 +834,7 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     try:
         _loop()
     except KeyboardInterrupt:
+        bar.close()
         if world == 1 and step > 0:
             checkpoint(metrics)
             bar.write(f"interrupted: saved step {step}; --resume continues from there")

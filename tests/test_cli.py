@@ -13,8 +13,9 @@ COMMANDS = ["train", "render", "eval", "listen", "bench", "run", "service", "mid
 
 
 def run(*args, env=None, **kw):
-    return subprocess.run([*SYND, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, **kw)
+    return subprocess.run(
+        [*SYND, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, **kw
+    )
 
 
 def test_help_lists_every_subcommand_and_each_has_its_own_help():
@@ -93,9 +94,11 @@ def test_render_never_overwrites_the_song(tmp_path, tiny_bundle):
 
 
 def test_train_flags_are_checked(tmp_path):
-    for flags, match in ((["--steps", "0"], "must be more than 0"),
-                         (["--minutes", "-1"], "must be more than 0"),
-                         (["--eval-every", "0"], "must be more than 0")):
+    for flags, match in (
+        (["--steps", "0"], "must be more than 0"),
+        (["--minutes", "-1"], "must be more than 0"),
+        (["--eval-every", "0"], "must be more than 0"),
+    ):
         proc = run("train", str(tmp_path), "--out", str(tmp_path / "m"), *flags)
         assert proc.returncode == 2 and match in proc.stderr
     proc = run("train", str(tmp_path), "--out", str(tmp_path / "m"), "--device", "cuda")

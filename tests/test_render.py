@@ -1,6 +1,5 @@
 """`synd render`: real encoded videos read back with PyAV, interruptions, several songs."""
 
-import os
 import resource
 import signal
 import subprocess
@@ -31,8 +30,13 @@ def test_render_writes_video_with_stereo_audio_of_equal_length(tiny_bundle, tmp_
     song = tmp_path / "song.wav"
     clip = music_clip(5, seconds=2.0)
     write_wav(song, np.stack([clip, clip * 0.5], axis=1), 24000)
-    result = render_song(song, tmp_path / "song.mp4", tiny_bundle, Look(),
-                         RenderOptions(size=(160, 96), fps=24, progress=False))
+    result = render_song(
+        song,
+        tmp_path / "song.mp4",
+        tiny_bundle,
+        Look(),
+        RenderOptions(size=(160, 96), fps=24, progress=False),
+    )
     info = read_video_info(result.path)
     assert (info["width"], info["height"]) == (160, 96)
     assert info["n_frames"] == result.frames == 48
@@ -50,8 +54,9 @@ def test_render_shows_the_frame_loop(tiny_bundle, tmp_path):
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(6, seconds=1.0), 24000)
     look = Look(feedback=0.9)
-    result = render_song(song, tmp_path / "v.mp4", tiny_bundle, look,
-                         RenderOptions(size=(128, 128), fps=30, progress=False))
+    result = render_song(
+        song, tmp_path / "v.mp4", tiny_bundle, look, RenderOptions(size=(128, 128), fps=30, progress=False)
+    )
     feats = FeatureExtractor(tiny_bundle.features).offline(load_audio(song, 24000))
     loop = FrameLoop(tiny_bundle, 128, 128, look=look)
     expected = [to_rgb_uint8(f).astype(np.float32) for f in loop.run(feats)]
@@ -65,8 +70,10 @@ def test_render_is_deterministic_and_the_seed_matters(tiny_bundle, tmp_path):
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(7, seconds=1.0), 24000)
     opts = RenderOptions(size=(96, 64), fps=30, progress=False, seed=3)
-    videos = [render_song(song, tmp_path / f"{name}.mp4", tiny_bundle, Look(), o).path
-              for name, o in (("a", opts), ("b", opts), ("c", RenderOptions(**{**opts.__dict__, "seed": 4})))]
+    videos = [
+        render_song(song, tmp_path / f"{name}.mp4", tiny_bundle, Look(), o).path
+        for name, o in (("a", opts), ("b", opts), ("c", RenderOptions(**{**opts.__dict__, "seed": 4})))
+    ]
     a, b, c = ([f for f in read_frames(v)] for v in videos)
     assert len(a) == len(b) == 30
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -76,8 +83,13 @@ def test_render_is_deterministic_and_the_seed_matters(tiny_bundle, tmp_path):
 def test_start_and_duration_pick_the_excerpt(tiny_bundle, tmp_path):
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(8, seconds=3.0), 24000)
-    result = render_song(song, tmp_path / "part.mkv", tiny_bundle, Look(),
-                         RenderOptions(size=(64, 64), fps=25, start=1.0, duration=1.2, progress=False))
+    result = render_song(
+        song,
+        tmp_path / "part.mkv",
+        tiny_bundle,
+        Look(),
+        RenderOptions(size=(64, 64), fps=25, start=1.0, duration=1.2, progress=False),
+    )
     info = read_video_info(result.path)
     assert info["format"].startswith("matroska") and info["n_frames"] == 30
     audio, rate = read_audio(result.path)
@@ -125,9 +137,24 @@ def test_several_songs_in_one_call_and_a_bad_one_does_not_stop_the_rest(tmp_path
     broken = tmp_path / "broken.mp3"
     broken.write_bytes(b"not audio at all")
     out = tmp_path / "videos"
-    proc = subprocess.run([*SYND, "render", str(songs[0]), str(broken), str(songs[1]), "--model",
-                           str(model), "--size", "64x48", "-o", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            *SYND,
+            "render",
+            str(songs[0]),
+            str(broken),
+            str(songs[1]),
+            "--model",
+            str(model),
+            "--size",
+            "64x48",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     assert "broken.mp3" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["song 0.mp4", "song 1.mp4"]
@@ -144,8 +171,11 @@ def test_an_interrupted_render_leaves_nothing_at_the_destination(tmp_path, tiny_
     write_wav(song, np.tile(music_clip(3, seconds=6.0), 20), 24000)  # two minutes
     out = tmp_path / "long.mp4"
     out.write_bytes(b"an older video")  # must survive untouched
-    proc = subprocess.Popen([*SYND, "render", str(song), "--model", str(model), "--size",
-                             "320x240", "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*SYND, "render", str(song), "--model", str(model), "--size", "320x240", "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not leftovers(tmp_path) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -169,14 +199,32 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tiny_bundle):
     model = _tiny_model(tmp_path, tiny_bundle)
     song = tmp_path / "song.wav"
     write_wav(song, music_clip(4, seconds=4.0), 24000)  # 192 kB: under the limit
-    proc = subprocess.run([*SYND, "render", str(song), "--model", str(model), "--size", "640x480",
-                           "--crf", "0", "--speed", "ultrafast"],
-                          capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size)
+    proc = subprocess.run(
+        [
+            *SYND,
+            "render",
+            str(song),
+            "--model",
+            str(model),
+            "--size",
+            "640x480",
+            "--crf",
+            "0",
+            "--speed",
+            "ultrafast",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limit_file_size,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert any("song.mp4" in line and "too large" in line for line in lines), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "song.mp4").exists() and leftovers(tmp_path) == []
+
+
 def test_hue_rotation_turns_colours_and_keeps_grey(tiny_bundle):
     import torch
 

@@ -25,8 +25,16 @@ def tiny_preset(tmp_path):
 
 
 def options(preset, clip_dir, out, **kw):
-    defaults = dict(inputs=[clip_dir], preset=preset, out=out, steps=6, eval_every=3,
-                    sample_every=6, checkpoint_every=3, progress=False)
+    defaults = dict(
+        inputs=[clip_dir],
+        preset=preset,
+        out=out,
+        steps=6,
+        eval_every=3,
+        sample_every=6,
+        checkpoint_every=3,
+        progress=False,
+    )
     return TrainOptions(**{**defaults, **kw})
 
 
@@ -76,8 +84,7 @@ def test_training_learns_to_hear(tiny_preset, clip_dir, tmp_path):
     """Held-out R^2 rises well above zero within a couple of hundred tiny steps."""
     out = tmp_path / "m.safetensors"
     preset = replace(tiny_preset, train=replace(tiny_preset.train, batch=8))
-    train(options(preset, clip_dir, out, steps=200, eval_every=50, sample_every=1000,
-                  checkpoint_every=1000))
+    train(options(preset, clip_dir, out, steps=200, eval_every=50, sample_every=1000, checkpoint_every=1000))
     _, meta = read_checkpoint(state_path(out))
     r2 = [h["r2"] for h in meta["training"]["history"]]
     assert r2[0] < 0.3 < max(r2[1:]), r2  # at step 50 it barely reads the sound; later it does
@@ -107,10 +114,33 @@ def test_torchrun_with_two_cpu_processes(tiny_preset, clip_dir, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "synd", "train",
-         str(clip_dir), "--preset", str(tiny_preset.path), "--out", str(out), "--steps", "4",
-         "--eval-every", "2", "--checkpoint-every", "2", "--sample-every", "4"],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "synd",
+            "train",
+            str(clip_dir),
+            "--preset",
+            str(tiny_preset.path),
+            "--out",
+            str(out),
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--sample-every",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     tensors, meta = read_checkpoint(state_path(out))
     assert meta["training"]["world"] == 2
@@ -158,9 +188,13 @@ def test_short_and_silent_audio_is_skipped_not_fatal(tiny_preset, clip_dir, tmp_
 def test_bad_training_settings_are_clear(tmp_path):
     from synd.presets import PresetError
 
-    for table, match in (("size = 30", "multiple of 8"), ("size = 512", r"size must be .* \[16, 256\]"),
-                         ("batch = 0", "batch must be"), ("unroll = 0", "unroll must be"),
-                         ("pool = 2\nbatch = 4", "pool .* at least")):
+    for table, match in (
+        ("size = 30", "multiple of 8"),
+        ("size = 512", r"size must be .* \[16, 256\]"),
+        ("batch = 0", "batch must be"),
+        ("unroll = 0", "unroll must be"),
+        ("pool = 2\nbatch = 4", "pool .* at least"),
+    ):
         path = tmp_path / "bad.toml"
         path.write_text(f"[train]\n{table}\n")
         with pytest.raises(PresetError, match=match):
