@@ -22,7 +22,8 @@ import math
 import os
 import stat
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any
 
@@ -77,6 +78,23 @@ MAX_RATE = 768000
 #: and lossy decoders do a little; far beyond it is not sound, and near float32's limit
 #: the resampler's overshoot would overflow to Inf.
 MAX_LEVEL = 16.0
+
+
+class _DropWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+@contextmanager
+def warnings_said() -> Iterator[None]:
+    """Mute this module's warnings for a block: a song decoded a second time (the
+    soundtrack, after the features) would repeat what the first decoding said."""
+    muted = _DropWarnings()
+    log.addFilter(muted)
+    try:
+        yield
+    finally:
+        log.removeFilter(muted)
 
 
 class AudioError(Exception):

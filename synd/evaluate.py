@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synd.audio import load_audio
+from synd.audio import load_audio, warnings_said
 from synd.bundle import ModelBundle
 from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
@@ -268,7 +268,8 @@ def evaluate(
     from synd.progress import Progress
 
     raws = [song_features(f, bundle, fps) for f in files]
-    sounds = [load_audio(f, JUDGE_RATE) for f in files]
+    with warnings_said():  # the features' decoding already warned about these files
+        sounds = [load_audio(f, JUDGE_RATE) for f in files]
     bar = Progress(sum(len(r) for r in raws), "eval", "frame", enabled=progress)
     try:
         tracks = [

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synd.audio import load_audio
+from synd.audio import load_audio, warnings_said
 from synd.bundle import ModelBundle
 from synd.features import FeatureExtractor
 from synd.files import make_parent, names_folder
@@ -211,23 +211,6 @@ class _Encoder:
         self._thread.join(timeout=10)
 
 
-class _DropWarnings(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING
-
-
-@contextmanager
-def _said_once():
-    """Mute synd.audio's warnings: a song decoded a second time (the soundtrack, after the
-    features) would repeat what the first decoding said about the file."""
-    audio_log, muted = logging.getLogger("synd.audio"), _DropWarnings()
-    audio_log.addFilter(muted)
-    try:
-        yield
-    finally:
-        audio_log.removeFilter(muted)
-
-
 @contextmanager
 def encoder_friendly_threads(device: torch.device):
     """Leave half the CPU cores to the encoder while a render runs on the CPU.
@@ -291,7 +274,7 @@ def render_song(
     check_size(options.size, options.codec)
     width, height = options.size
     features = song_features(song, bundle, options.fps, options.start, options.duration)
-    with _said_once():  # the features' decoding already warned about this file
+    with warnings_said():  # the features' decoding already warned about this file
         audio = load_audio(song, MUX_RATE, start=options.start, duration=options.duration, stereo=True)
     seconds = len(features) / options.fps
     gw, gh = generation_size(width, height, options.detail)

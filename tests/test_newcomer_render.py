@@ -235,6 +235,10 @@ def test_a_truncated_songs_warning_is_printed_once(song_and_model):
     warnings = [line for line in proc.stderr.splitlines() if "truncated" in line]
     assert len(warnings) == 1, proc.stderr
     assert video_facts(cwd / "cut.mp4")[2] > 30
+    # eval decodes the song twice too (features, then the judge's soundtrack)
+    proc = synd("eval", "cut.flac", "--model", "tiny.safetensors", "--size", "64x36", "--quiet", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "truncated" in line] == warnings, proc.stderr
 
 
 # -- synd train ------------------------------------------------------------------------------
