@@ -12,6 +12,7 @@ frame) -> `features_to_audio` (waveform) -> WAV, glued together by `listen`.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import re
@@ -32,6 +33,8 @@ from synd.features import FeatureConfig, linear_bands, mel_filterbank
 from synd.frameloop import hue_rotation
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.video import read_frames, read_video_info
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -180,6 +183,12 @@ def read_pictures(
         raise _not_pictures(p, f"not a video: {_reason(exc)}") from exc
     except ValueError as exc:  # a media file without a video stream
         raise _not_pictures(p, "it has no video stream") from exc
+    if not info.get("made_by_synd"):
+        log.warning(
+            "'%s' was not made by synd (it has no synd tag): reading it anyway, but pictures "
+            "synd did not paint say nothing of a sound",
+            p.name,
+        )
     rate = fps or info.get("fps")
     if not rate:
         raise ListenError(p, "the video does not say its frame rate: give one (fps)")

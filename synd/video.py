@@ -74,6 +74,9 @@ _NTSC_TOLERANCE = 2e-3
 # removed folder is otherwise noticed only at the end, after encoding everything).
 _CHECK_EVERY = 32
 
+#: The tag every video synd writes carries (container metadata "comment").
+MADE_BY = "made by synd"
+
 
 # Packed formats that FrameScaler.array makes with OpenCV: pixel format -> cvtColor code
 # from RGB (-1: none needed). OpenCV's own thread pool is switched off: the live engine
@@ -309,6 +312,7 @@ class VideoWriter:
                 pass
             self._tmp, self._done = tmp, False
             self._container = av.open(str(self._tmp), "w", format=fmt)
+            self._container.metadata["comment"] = MADE_BY  # what `synd listen` looks for
             self._vstream = self._add_video_stream(encoder, crf, preset, threads, fmt)
             self._astream = None
             channels = self._audio.shape[0] if self._audio is not None else live_audio
@@ -606,10 +610,14 @@ def read_video_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns:
         dict with width, height, fps (float), frame_rate (Fraction), n_frames,
         video_duration and audio_duration (seconds; audio_duration is None without audio),
-        audio_rate, audio_channels, video_codec, audio_codec, pix_fmt, format.
+        audio_rate, audio_channels, video_codec, audio_codec, pix_fmt, format, and
+        made_by_synd (the file carries `MADE_BY`: synd's VideoWriter wrote it).
     """
     with av.open(str(path)) as container:
-        info: dict[str, Any] = {"format": container.format.name}
+        info: dict[str, Any] = {
+            "format": container.format.name,
+            "made_by_synd": container.metadata.get("comment") == MADE_BY,
+        }
         vstream = container.streams.video[0] if container.streams.video else None
         astream = container.streams.audio[0] if container.streams.audio else None
         if vstream is None:

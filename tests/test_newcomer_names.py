@@ -143,6 +143,35 @@ def test_listen_says_what_it_takes(home, tmp_path, song):
         assert message.endswith("or a folder of such frames (png, jpg, jpeg, webp, bmp)"), message
 
 
+def test_listen_warns_about_a_video_synd_did_not_make(tmp_path, caplog):
+    import av
+
+    from synd.video import VideoWriter
+
+    frame = np.zeros((36, 64, 3), np.uint8)
+    ours = tmp_path / "ours.mp4"
+    with VideoWriter(ours, 64, 36, 30) as writer:
+        for _ in range(5):
+            writer.write(frame)
+    theirs = tmp_path / "theirs.mp4"
+    with av.open(str(theirs), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
+        for _ in range(5):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    with caplog.at_level("WARNING", logger="synd.listen"):
+        read_pictures(ours)
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="synd.listen"):
+        pictures, fps = read_pictures(theirs)
+    assert fps == 30.0 and len(list(pictures)) == 5  # read anyway
+    assert [r.getMessage() for r in caplog.records] == [
+        "'theirs.mp4' was not made by synd (it has no synd tag): reading it anyway, but pictures "
+        "synd did not paint say nothing of a sound"
+    ]
+
+
 # --------------------------------------------------------- item 9: the README is true
 
 
