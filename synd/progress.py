@@ -134,7 +134,7 @@ class Progress:
         done = f"{self.n}/{self.total}" if self.total is not None and not self.budget else f"{self.n}"
         parts = [
             f"{done} {units}",
-            f"{rate:.3g} {units}/s" if rate is not None else f"? {units}/s",
+            f"{rate:.{0 if rate >= 100 else 2}f} {units}/s" if rate is not None else f"? {units}/s",
             f"{clock(self.elapsed if self.budget else time.monotonic() - self._t0)} elapsed",
         ]
         left = self.remaining
@@ -182,14 +182,16 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
-        """The last numbers: redrawn and left on a terminal, a last plain line elsewhere."""
+        """The last numbers: redrawn and left on a terminal, a last plain line elsewhere.
+        Closed while an error propagates (a `finally`, a `with`), it adds no plain line:
+        the error's own one line says what happened."""
         if self._closed:
             return
         self._closed = True
         if self._bar is not None:
             self._draw()
             self._bar.close()
-        elif self.enabled:
+        elif self.enabled and sys.exc_info()[0] is None:
             self._print_line()
 
     def __enter__(self) -> Progress:
