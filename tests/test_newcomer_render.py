@@ -122,38 +122,15 @@ def test_odd_size_is_refused_before_rendering_with_the_nearest_that_works(song_a
     assert "160x90" in proc.stderr and "even" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (cwd / "odd.mp4").exists()
+
     # ProRes keeps full vertical colour: only the width must be even, and 160x91 works.
-    proc = synd(
-        "render",
-        "song.wav",
-        "-o",
-        "odd.mov",
-        "--model",
-        "tiny.safetensors",
-        "--size",
-        "161x91",
-        "--codec",
-        "prores",
-        "--duration",
-        "0.5",
-        cwd=cwd,
-    )
+    def prores(size: str) -> subprocess.CompletedProcess:
+        args = ("-o", "odd.mov", "--model", "tiny.safetensors", "--codec", "prores", "--duration", "0.5")
+        return synd("render", "song.wav", *args, "--size", size, cwd=cwd)
+
+    proc = prores("161x91")
     assert proc.returncode == 1 and "160x91" in proc.stderr and "rendering" not in proc.stderr
-    proc = synd(
-        "render",
-        "song.wav",
-        "-o",
-        "odd.mov",
-        "--model",
-        "tiny.safetensors",
-        "--size",
-        "160x91",
-        "--codec",
-        "prores",
-        "--duration",
-        "0.5",
-        cwd=cwd,
-    )
+    proc = prores("160x91")
     assert proc.returncode == 0, proc.stderr
     assert video_facts(cwd / "odd.mov")[:2] == (160, 91)
 

@@ -3,6 +3,7 @@ another apt/dpkg to release its lock instead of failing, and `make run` on a hea
 machine records a video beside the NDI source and says in one log line where the file
 goes and how to watch the source."""
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,18 @@ SETUP = ROOT / "scripts" / "setup.sh"
 HEADLESS = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": ""}
 
 needs_flock = pytest.mark.skipif(shutil.which("flock") is None, reason="flock (util-linux) is not installed")
+
+
+@contextlib.contextmanager
+def held_lock(path: Path, seconds: float) -> Iterator[subprocess.Popen]:
+    """A real lock on `path`, held by `flock` for `seconds` (as apt or dpkg would hold
+    one), and let go at the end of the block."""
+    holder = hold_lock(path, seconds)
+    try:
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def hold_lock(path: Path, seconds: float) -> subprocess.Popen:
@@ -61,12 +75,8 @@ def wait_for_apt(lock: Path, limit: float) -> tuple[subprocess.CompletedProcess,
 @needs_flock
 def test_set_up_waits_for_a_held_apt_lock_and_gives_up_at_its_limit(tmp_path):
     lock = tmp_path / "lock-frontend"
-    holder = hold_lock(lock, 120)
-    try:
+    with held_lock(lock, 120) as holder:
         done, took = wait_for_apt(lock, limit=3)
-    finally:
-        holder.kill()
-        holder.wait()
     assert done.returncode != 0, done.stdout + done.stderr
     assert 2.5 <= took < 30, took
     assert (
@@ -81,12 +91,8 @@ def test_set_up_waits_for_a_held_apt_lock_and_gives_up_at_its_limit(tmp_path):
 @needs_flock
 def test_set_up_goes_on_once_the_apt_lock_is_released(tmp_path):
     lock = tmp_path / "lock-frontend"
-    holder = hold_lock(lock, 2)
-    try:
+    with held_lock(lock, 2):
         done, took = wait_for_apt(lock, limit=60)
-    finally:
-        holder.kill()
-        holder.wait()
     assert done.returncode == 0, done.stderr
     assert 1.0 <= took < 30, took
     assert "waiting for another package manager" in done.stderr
