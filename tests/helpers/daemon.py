@@ -78,8 +78,13 @@ def stop_daemon(proc, signum=signal.SIGTERM, timeout=10):
     """Send `signum` and wait for the end: (return code, stderr, seconds it took)."""
     began = time.monotonic()
     proc.send_signal(signum)
+    log = getattr(proc, "log", None)
+    if log is None:  # started elsewhere (stderr to a file, or piped without a reader)
+        _, err = proc.communicate(timeout=timeout)
+        return proc.returncode, err or "", time.monotonic() - began
     proc.wait(timeout=timeout)
     took = time.monotonic() - began
-    proc.log.join(10)
-    proc.stdout.read()
-    return proc.returncode, proc.log.text(), took
+    log.join(10)
+    if proc.stdout is not None:
+        proc.stdout.read()
+    return proc.returncode, log.text(), took
