@@ -30,14 +30,18 @@ apt_lock_holder() {
   done
 }
 
+_apt_lock_ms() {  # milliseconds since the epoch (whole seconds would let a 3 s limit end after 2)
+  date +%s%3N
+}
+
 wait_for_apt_lock() {
   local holder began now waited said=-1
-  began=$(date +%s)
+  began=$(_apt_lock_ms)
   while holder=$(apt_lock_holder) && [ -n "$holder" ]; do
-    now=$(date +%s)
-    waited=$((now - began))
+    now=$(_apt_lock_ms)
+    waited=$(((now - began) / 1000))
     apt_lock_left=$((SYND_APT_WAIT - waited))
-    if ((apt_lock_left <= 0)); then
+    if ((now - began >= SYND_APT_WAIT * 1000)); then
       echo "setup: gave up after ${SYND_APT_WAIT} s: process $holder;" \
         "let it finish (or stop it), then run make again" >&2
       return 1
@@ -53,9 +57,9 @@ wait_for_apt_lock() {
     fi
     sleep 1
   done
-  now=$(date +%s)
-  apt_lock_left=$((SYND_APT_WAIT - (now - began)))
+  now=$(_apt_lock_ms)
+  apt_lock_left=$((SYND_APT_WAIT - (now - began) / 1000))
   ((apt_lock_left > 0)) || apt_lock_left=1
-  ((said < 0)) || echo "setup: the package manager is free after $((now - began)) s" >&2
+  ((said < 0)) || echo "setup: the package manager is free after $(((now - began) / 1000)) s" >&2
   return 0
 }
