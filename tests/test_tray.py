@@ -47,6 +47,13 @@ def start_logged(args, log, env=None):
     return proc
 
 
+def start_tray_daemon(song, tmp_path, osc, log, env):
+    """`synd run --tray` on `song` in a loop, recording to tmp_path/out.mp4, OSC at `osc`."""
+    args = ["run", "--tray", "--preset", "prism", "--input", str(song), "--loop"]
+    args += ["--output", f"record:{tmp_path / 'out.mp4'}", "--osc", osc, "--midi", "off"]
+    return start_logged(args, log, env=env)
+
+
 def test_synd_tray_attaches_to_a_running_daemon_and_quits_alone(tmp_path, song):
     """Offscreen Qt has no tray: `synd tray` opens its window, connects over OSC, says
     when the daemon goes away; SIGINT ends the tray and leaves the daemon running."""
@@ -134,25 +141,7 @@ def test_the_real_tray_icon_opens_its_menu_and_chooses_a_preset(xvfb, trayer, tm
     port = free_udp_port()
     assert vivid(xvfb.grab(), trayer.geometry) == 0  # the empty tray has no icon colours
     log = tmp_path / "run.log"
-    proc = start_logged(
-        [
-            "run",
-            "--tray",
-            "--preset",
-            "prism",
-            "--input",
-            str(song),
-            "--loop",
-            "--output",
-            f"record:{tmp_path / 'out.mp4'}",
-            "--osc",
-            f"127.0.0.1:{port}",
-            "--midi",
-            "off",
-        ],
-        log,
-        env=xvfb.env,
-    )
+    proc = start_tray_daemon(song, tmp_path, f"127.0.0.1:{port}", log, xvfb.env)
     try:
         wait_line(log, "tray: icon shown", proc, timeout=120)
         icon = wait_until(lambda: trayer.icons(), 10, message="an icon docked in trayer")[0]
@@ -194,25 +183,7 @@ def test_without_a_tray_on_x_the_control_window_opens_and_is_photographed(xvfb, 
 
     assert tray_owner(xvfb) == 0
     log = tmp_path / "run.log"
-    proc = start_logged(
-        [
-            "run",
-            "--tray",
-            "--preset",
-            "prism",
-            "--input",
-            str(song),
-            "--loop",
-            "--output",
-            f"record:{tmp_path / 'out.mp4'}",
-            "--osc",
-            "off",
-            "--midi",
-            "off",
-        ],
-        log,
-        env=xvfb.env,
-    )
+    proc = start_tray_daemon(song, tmp_path, "off", log, xvfb.env)
     try:
         note = wait_line(log, "system tray", proc, timeout=120)
         assert note.endswith("no system tray here: showing the control window instead (closing it quits)")
