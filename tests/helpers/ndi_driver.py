@@ -12,7 +12,7 @@ Modes:
     cli        `synd run --input AUDIO --loop --output ndi@WxH@FPS:NAME`, the real
                command as a subprocess, watched by one receiver.
     content    the engine in process (FileInput, the shipped "prism" model) feeding an
-               NdiOutput and a collecting output; the receiver saves what it gets, the
+               NdiOutput and a FrameTap (every frame offered); the receiver saves what it gets, the
                engine frames with the same audio times go to DIR/engine.npz.
     reconnect  the engine in process feeding an NdiOutput; one receiver watches and
                leaves, nobody watches for a while, a second receiver comes; engine
@@ -206,7 +206,10 @@ def mode_cli(args, out: Path) -> dict:
     }
 
 
-def make_engine(args, outputs):
+def make_engine(args, outputs, taps=()):
+    """An engine on `args.audio` feeding `outputs` (each behind its own OutputRunner)
+    and `taps` (objects with `offer`, `stats`, `start`, `stop`, called on the engine's
+    own thread)."""
     from synd.bridges.base import OutputRunner
     from synd.capture import FileInput
     from synd.catalog import resolve_look
@@ -215,36 +218,35 @@ def make_engine(args, outputs):
     bundle, look = resolve_look("prism", None)
     bundle.generator.eval()
     source = FileInput(args.audio, rate=bundle.features.sample_rate, loop=True)
-    runners = [OutputRunner(o) for o in outputs]
+    runners = [OutputRunner(o) for o in outputs] + list(taps)
     engine = Engine(
         bundle, look, source, runners, EngineOptions(fps=args.fps, size=tuple(args.size), detail=args.detail)
     )
     return engine, runners, source
 
 
-def collecting_output(fps: float):
-    """An output that keeps every frame it is sent, by timecode (its audio time). Two
-    frames share a timecode only when no audio arrived between them; the newer is kept."""
-    from synd.bridges.base import Output
+class FrameTap:
+    """Keeps every frame the engine offers, by timecode (its audio time), on the engine's
+    own thread: unlike an output behind a mailbox it cannot miss a frame on a busy
+    machine. Two frames share a timecode only when no audio arrived between them; the
+    newer is kept."""
 
-    class CollectOutput(Output):
-        name = "collect"
-        default_size = (64, 36)
+    name = "tap"
 
-        def __init__(self, **kw):
-            super().__init__(None, fps, **kw)
-            self.frames = {}
+    def __init__(self):
+        self.frames = {}
 
-        def open(self):
-            pass
+    def offer(self, frame):
+        self.frames[round(frame.audio_time * 1e7)] = frame
 
-        def send(self, frame):
-            self.frames[round(frame.audio_time * 1e7)] = frame
+    def stats(self):
+        return {"kept": len(self.frames)}
 
-        def close(self):
-            pass
+    def start(self):
+        pass
 
-    return CollectOutput()
+    def stop(self, timeout=None):
+        pass
 
 
 def start(engine, runners, source) -> None:
@@ -292,8 +294,8 @@ def mode_content(args, out: Path) -> dict:
     from synd.bridges.ndi import NdiOutput
 
     ndi = NdiOutput(size=tuple(args.size), fps=args.fps, source_name=args.name)
-    collect = collecting_output(args.fps)
-    engine, runners, source = make_engine(args, [ndi, collect])
+    collect = FrameTap()
+    engine, runners, source = make_engine(args, [ndi], taps=[collect])
     start(engine, runners, source)
     try:
         if not runners[0].wait_open(10):
