@@ -4,8 +4,9 @@ Every frame's base image is a blend of the previous output and a pattern:
 `base = feedback * previous + (1 - feedback) * pattern`. The generator paints the
 current sound onto it. The pattern is a fixed, seeded one, or for a model with a scene
 (`synd.model.SceneHead`) the colour field the scene paints from the sound now and its
-slow average over `SLOW_SECONDS`. Render and live run this same loop, so a render shows
-what the daemon would show for the same audio.
+slow average over `SLOW_SECONDS`. The frame shown is then lit by the stage
+(`synd.stage`, `Look.stage`): sound-driven light and colour over broad areas. Render and
+live run this same loop, so a render shows what the daemon would show for the same audio.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from synd.bundle import ModelBundle
 from synd.model import FoldedGenerator, make_coords, scene_basis
 from synd.presets import Look
+from synd.stage import Stage
 
 #: Time constant of the slow average of the features that steers a scene (seconds).
 SLOW_SECONDS = 2.0
@@ -115,6 +117,16 @@ class FrameLoop:
             self._basis = scene_basis(coords)
             self._decay = slow_decay(fps)
             self._slow: torch.Tensor | None = None
+        self.stage = self._make_stage(fps)
+
+    def _make_stage(self, fps: float) -> Stage | None:
+        """The stage (`synd.stage`) when the features have bands to drive it, else None."""
+        features = self.bundle.features
+        if features.kind == "wave" or features.bands < 3:
+            return None
+        n = len(self.bundle.stats.mean)
+        size = (self.height, self.width)
+        return Stage(n, features.bands, *size, self.bundle.config.native_size, fps, self.device)
 
     def condition(self, raw: np.ndarray) -> torch.Tensor:
         """Normalise, smooth and scale one raw feature vector -> (1, F) tensor."""
@@ -143,7 +155,10 @@ class FrameLoop:
         pattern = self.scene_field(cond) if self.scene is not None else self.pattern
         base = fb * self.previous + (1.0 - fb) * pattern
         frame = self.paint(base, cond)
-        self.previous = frame
+        self.previous = frame  # feedback takes the generator's own picture, never the lit one
+        if self.stage is not None and self.given is not None:
+            look = self.look
+            frame = self.stage.light(frame, self.given.cpu().numpy(), look.stage, look.intensity)
         if self.look.hue:
             if self._hue[0] != self.look.hue:  # built once per hue value, not per frame
                 self._hue = (self.look.hue, hue_rotation(self.look.hue).to(self.device))

@@ -44,6 +44,8 @@ class Look:
     hue: float = field(default=0.0, metadata=_in(-1.0, 1.0))  # hue rotation in turns
     # feature smoothing between frames (0 = none, 0.9 = very slow)
     smoothing: float = field(default=0.3, metadata=_in(0.0, 0.99))
+    # sound-driven light and colour over the picture (synd.stage; 0 = off, 1 = full)
+    stage: float = field(default=0.0, metadata=_in(0.0, 1.0))
 
     def __post_init__(self):
         check_fields(self, "look.")
