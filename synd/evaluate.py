@@ -3,9 +3,11 @@
 The frames are made exactly as `synd render` makes them (the shared frame loop at the
 generation size of `--size`, with the preset's look) but are not encoded. From them:
 
-* ``sound_r2``: R^2 of the model's own decoder reading back, from the 8-bit frames, the
-  normalised features each frame was painted from (after the look's smoothing; a hue
-  turn is undone first). The first `WARMUP_FRAMES` of each track are left out.
+* ``sound_r2``: R^2 of the model's own decoder reading back, from the 8-bit pictures the
+  generator painted, the normalised features each was painted from (after the look's
+  smoothing). The look's own transforms of the painted picture, a hue turn and the
+  stage's light (`synd.stage`), are known and left out: the decoder reads the generator,
+  the judge what is shown. The first `WARMUP_FRAMES` of each track are left out.
 * ``probe_r2``: R^2 of a fresh ridge-regression probe reading the normalised features
   from 16x16 thumbnails: is the sound visible at large scale, not only in fine texture?
   Fitted on the first half of each track, scored on the second.
@@ -156,9 +158,10 @@ def evaluate_track(
         batch.clear()
 
     def frames():
-        """The rendered frames, measured on the way to the decoder."""
+        """The rendered frames, measured; the decoder gets the painted pictures."""
         for i, row in enumerate(raw):
             rgb = guard(to_rgb_uint8(loop.step(row)))
+            painted = to_rgb_uint8(loop.previous)
             assert loop.given is not None  # step() sets it
             given.append(loop.given.cpu().numpy())
             batch.append(rgb)
@@ -171,11 +174,9 @@ def evaluate_track(
                 measure()
             if progress is not None:
                 progress.update()
-            yield rgb
+            yield painted
 
-    decoded = bundle.stats.normalize(
-        decode_pictures(bundle, frames(), bfloat16=False, detail=detail, hue=look.hue)
-    )
+    decoded = bundle.stats.normalize(decode_pictures(bundle, frames(), bfloat16=False, detail=detail))
     onset = raw[:, bundle.features.names.index("onset")] if n else np.zeros(0)
     return TrackEval(
         name=name,

@@ -86,7 +86,7 @@ class RunningRange:
     so far), then 1/`memory` (an exponential average over about `memory` samples).
     """
 
-    def __init__(self, size: int, memory: float, floor: float = 1e-2):
+    def __init__(self, size: int, memory: float, floor: float = 1e-3):
         self.memory = max(1.0, float(memory))
         self.floor = floor
         self.n = 0
