@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import torch
 
-from synd.model import make_coords, scene_basis
+from synd.model import SCENE_CENTRES, make_coords, scene_basis
 
 #: Seconds of sound the drives are standardised against.
 MEMORY_S = 20.0
@@ -126,10 +126,11 @@ class Stage:
         device: torch.device,
     ):
         self.drives = drive_matrix(n_features, bands)
-        basis = scene_basis(make_coords(height, width, native_size))[0]  # (K, H, W)
         self.shape = (height, width)
-        self.basis = basis.reshape(len(basis), -1).to(device)  # (K, HW)
-        self.mix = blob_mix(len(basis))
+        self.native_size = native_size
+        self.device = device
+        self._basis: torch.Tensor | None = None  # (K, HW), built on the first lit frame
+        self.mix = blob_mix(len(SCENE_CENTRES))
         self.light_decay = math.exp(-1.0 / (fps * LIGHT_S))
         self.tint_decay = math.exp(-1.0 / (fps * TINT_S))
         memory = MEMORY_S * fps
@@ -166,7 +167,10 @@ class Stage:
         offsets = self.offsets(features, strength * intensity)
         if strength <= 0.0:
             return frame
-        field = torch.from_numpy(offsets.T.copy()).to(self.basis) @ self.basis  # (3, HW)
+        if self._basis is None:  # 12 weights a pixel: not kept for a stage that stays off
+            coords = make_coords(*self.shape, self.native_size).to(self.device)
+            self._basis = scene_basis(coords)[0].reshape(len(SCENE_CENTRES), -1)
+        field = torch.from_numpy(offsets.T.copy()).to(self._basis) @ self._basis  # (3, HW)
         contrast = 1.0 - (1.0 - CONTRAST_AT_FULL) * min(1.0, strength)
         lit = 0.5 + contrast * (frame - 0.5) + field.view(1, 3, *self.shape)
         return lit.clamp(0.0, 1.0)
