@@ -139,16 +139,19 @@ class Stage:
         self._light: np.ndarray | None = None
         self._tint: np.ndarray | None = None
 
-    def offsets(self, features: np.ndarray, gain: float) -> np.ndarray:
-        """(K, 3) sRGB offsets of the blobs for normalised features (F,), updating the
-        running state; `gain` scales the swing (strength times intensity)."""
+    def advance(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Take normalised features (F,): the standardised light and tint drives (3,) each."""
         d = self.drives @ np.asarray(features, np.float64)
         if self._light is None or self._tint is None:
             self._light, self._tint = d.copy(), d.copy()
         self._light = self.light_decay * self._light + (1.0 - self.light_decay) * d
         self._tint = self.tint_decay * self._tint + (1.0 - self.tint_decay) * d
-        light = self.light_range(self._light)
-        tint = self.tint_range(self._tint)
+        return self.light_range(self._light), self.tint_range(self._tint)
+
+    def offsets(self, features: np.ndarray, gain: float) -> np.ndarray:
+        """(K, 3) sRGB offsets of the blobs for normalised features (F,), advancing the
+        running state; `gain` scales the swing (strength times intensity)."""
+        light, tint = self.advance(features)
         lab = np.stack(
             [
                 LIGHTNESS * light @ self.mix[:, :, 0],
@@ -162,11 +165,12 @@ class Stage:
     def light(
         self, frame: torch.Tensor, features: np.ndarray, strength: float, intensity: float
     ) -> torch.Tensor:
-        """The frame (1, 3, H, W) in [0, 1] lit by the stage; the state advances even at
-        strength 0, so turning the stage up mid-song starts from the song's range."""
-        offsets = self.offsets(features, strength * intensity)
+        """The frame (1, 3, H, W) in [0, 1] lit by the stage. Off (strength 0), only the
+        drives advance, so turning the stage up mid-song starts from the song's range."""
         if strength <= 0.0:
+            self.advance(features)
             return frame
+        offsets = self.offsets(features, strength * intensity)
         if self._basis is None:  # 12 weights a pixel: not kept for a stage that stays off
             coords = make_coords(*self.shape, self.native_size).to(self.device)
             self._basis = scene_basis(coords)[0].reshape(len(SCENE_CENTRES), -1)

@@ -1,7 +1,5 @@
 """The stage: sound-driven light and colour over the generator's picture (synd.stage)."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -10,7 +8,7 @@ from scipy.signal import lfilter
 from synd.frameloop import FrameLoop, to_rgb_uint8
 from synd.judge import lab
 from synd.presets import Look
-from synd.stage import CLIP, LIGHT_S, RunningRange, Stage, drive_matrix
+from synd.stage import CLIP, CONTRAST_AT_FULL, LIGHT_S, RunningRange, Stage, drive_matrix
 
 
 def test_drives_weigh_the_bands_only_and_a_uniform_change_moves_only_the_level():
@@ -82,11 +80,12 @@ def test_a_steady_sound_gives_a_neutral_still_stage():
 
 
 def test_intensity_zero_is_a_neutral_stage(tiny_bundle):
+    """No sound drive: the shown frame is the painted one at the stage's contrast, unlit."""
     rng = np.random.default_rng(2)
     feats = rng.normal(-5.0, 2.0, size=(30, tiny_bundle.features.dim)).astype(np.float32)
-    loop = stage_loop(tiny_bundle, 1.0)
-    loop.look = replace(loop.look, intensity=0.0)
-    stage = loop.stage
-    assert stage is not None
-    for row in feats:
-        assert np.abs(stage.offsets(row, 0.0)).max() < 1e-6
+    loop = FrameLoop(tiny_bundle, 36, 64, look=Look(stage=1.0, intensity=0.0))
+    with torch.inference_mode():
+        for row in feats:
+            shown = loop.step(row)
+            unlit = (0.5 + CONTRAST_AT_FULL * (loop.previous - 0.5)).clamp(0, 1)
+            assert (shown - unlit).abs().max() < 1e-5
