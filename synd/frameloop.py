@@ -2,7 +2,8 @@
 
 Every frame's base image is a blend of the previous output and a pattern:
 `base = feedback * previous + (1 - feedback) * pattern`. The generator paints the
-current sound onto it. The pattern is a fixed, seeded one, or for a model with a scene
+current sound onto it. The pattern is a fixed, seeded one; with `Look.flow` a smooth
+field that moves in the music's own time (`synd.flow`); or for a model with a scene
 (`synd.model.SceneHead`) the colour field the scene paints from the sound now and its
 slow average over `SLOW_SECONDS`. The frame shown is then lit by the stage
 (`synd.stage`, `Look.stage`): sound-driven light and colour over broad areas. Render and
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from synd.bundle import ModelBundle
+from synd.flow import Flow
 from synd.model import FoldedGenerator, make_coords, scene_basis
 from synd.presets import Look
 from synd.stage import Stage
@@ -118,6 +120,7 @@ class FrameLoop:
             self._decay = slow_decay(fps)
             self._slow: torch.Tensor | None = None
         self.stage = self._make_stage(fps)
+        self.flow = self._make_flow(fps, seed)
 
     def _make_stage(self, fps: float) -> Stage | None:
         """The stage (`synd.stage`) when the features have bands to drive it, else None."""
@@ -127,6 +130,15 @@ class FrameLoop:
         n = len(self.bundle.stats.mean)
         size = (self.height, self.width)
         return Stage(n, features.bands, *size, self.bundle.config.native_size, fps, self.device)
+
+    def _make_flow(self, fps: float, seed: int) -> Flow | None:
+        """The flowing pattern (`synd.flow`) for a model without a scene whose features
+        have bands and a loudness, else None (a scene is its own moving pattern)."""
+        features = self.bundle.features
+        if self.scene is not None or features.kind == "wave" or features.bands < 3 or not features.loudness:
+            return None
+        names = features.names
+        return Flow(names, features.bands, self.height, self.width, fps, self.device, seed)
 
     def condition(self, raw: np.ndarray) -> torch.Tensor:
         """Normalise, smooth and scale one raw feature vector -> (1, F) tensor."""
@@ -147,12 +159,21 @@ class FrameLoop:
             self._slow = self._decay * self._slow + (1.0 - self._decay) * cond
         return self.scene(cond, self._slow, self._basis).contiguous(memory_format=torch.channels_last)
 
+    def _pattern(self, raw: np.ndarray) -> torch.Tensor:
+        """The pattern this frame starts from: flowing with the music (`Look.flow`) or
+        the fixed one. The flow's running range follows the sound even while it is off."""
+        if self.flow is None or self.given is None:
+            return self.pattern
+        rate = float(self.look.flow)
+        self.flow.advance(np.asarray(raw, np.float32), self.given.cpu().numpy(), rate)
+        return self.flow.pattern() if rate > 0 else self.pattern
+
     @torch.inference_mode()
     def step(self, raw: np.ndarray) -> torch.Tensor:
         """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
         fb = float(self.look.feedback)
         cond = self.condition(raw)
-        pattern = self.scene_field(cond) if self.scene is not None else self.pattern
+        pattern = self.scene_field(cond) if self.scene is not None else self._pattern(raw)
         base = fb * self.previous + (1.0 - fb) * pattern
         frame = self.paint(base, cond)
         self.previous = frame  # feedback takes the generator's own picture, never the lit one

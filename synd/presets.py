@@ -46,6 +46,8 @@ class Look:
     smoothing: float = field(default=0.3, metadata=_in(0.0, 0.99))
     # sound-driven light and colour over the picture (synd.stage; 0 = off, 1 = full)
     stage: float = field(default=0.0, metadata=_in(0.0, 1.0))
+    # how fast the base pattern flows with the music (synd.flow; 0 = a fixed pattern)
+    flow: float = field(default=0.0, metadata=_in(0.0, 4.0))
 
     def __post_init__(self):
         check_fields(self, "look.")

@@ -1,0 +1,103 @@
+"""The flow: a base pattern that moves in the music's own time.
+
+Every frame starts from a base image, the previous frame blended with a pattern
+(`synd.frameloop`); the generator paints the sound onto it. A fixed pattern gives a fixed
+composition: the picture changes colour with the music but never moves. With
+`Look.flow` above 0 the pattern flows instead:
+
+* The pattern is the same kind of smooth random colour field as the fixed one (a few
+  cells per side, bicubic, through a sigmoid), but each cell's value is a sum of
+  `SINES` slow sines of **sound time** `tau`, with random frequencies and phases: a
+  smooth, never-repeating change with no lattice in it.
+* `tau` advances with the music, not the clock: at `BASE_SPEED` per second for a song at
+  its usual level, faster when it is loud against itself (its level standardised over
+  the last `synd.stage.MEMORY_S` seconds, as the stage does), a push on every onset,
+  and not at all on digital silence (`SILENT_DB`), so a silent input holds a still
+  picture. `Look.flow` multiplies the speed.
+
+So loud passages flow, quiet ones drift, hits push the shapes along and the song's
+course shows as a composition that keeps changing. The cost is one bicubic upsampling of
+a 4x4 field a frame (about 1 ms at 384x216).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synd.stage import MEMORY_S, RunningRange, drive_matrix
+
+#: Sines per cell value; their frequencies (cycles per unit of sound time).
+SINES = 3
+FREQUENCIES = (0.15, 0.45)
+#: Sound time per second at the song's usual level, and how much the level (standardised,
+#: per unit) and an onset (standardised, above the usual) add to it.
+BASE_SPEED = 0.7
+LEVEL_SPEED = 0.5
+ONSET_SPEED = 1.2
+#: Below this loudness (dBFS) the flow stands still (digital silence, a muted input);
+#: it reaches full speed `GATE_DB` above it.
+SILENT_DB = -60.0
+GATE_DB = 20.0
+#: The cells of the pattern along its shorter side (the fixed pattern's 4).
+CELLS = 4
+#: Spread of the cell values before the sigmoid (the fixed pattern's).
+SPREAD = 2.0
+
+
+class Flow:
+    """The flowing pattern of one frame loop (its own sound time and running range)."""
+
+    def __init__(
+        self,
+        names: list[str],
+        bands: int,
+        height: int,
+        width: int,
+        fps: float,
+        device: torch.device,
+        seed: int = 0,
+    ):
+        """`names` are the model's feature names (`FeatureConfig.names`): the flow needs
+        `bands` band columns and a `loudness` column; an `onset` column adds pushes."""
+        if "loudness" not in names:
+            raise ValueError("the flow needs a loudness feature")
+        self.level = drive_matrix(len(names), bands)[0]
+        self.loudness = names.index("loudness")
+        self.onset = names.index("onset") if "onset" in names else None
+        self.fps = float(fps)
+        self.shape = (height, width)
+        self.device = device
+        self.range = RunningRange(2, MEMORY_S * fps)
+        g = np.random.default_rng(seed)
+        cells = (CELLS, CELLS)
+        shape = (SINES, 3, *cells)
+        self.freq = torch.tensor(2 * math.pi * g.uniform(*FREQUENCIES, size=shape), dtype=torch.float32)
+        self.phase = torch.tensor(g.uniform(0, 2 * math.pi, size=shape), dtype=torch.float32)
+        # Each value is a sum of SINES unit-amplitude sines: scaled to a spread of SPREAD.
+        self.amplitude = SPREAD * math.sqrt(2.0 / SINES)
+        #: Sound time: seconds of music at its usual level since the start.
+        self.tau = 0.0
+
+    def speed(self, raw: np.ndarray, normalised: np.ndarray) -> float:
+        """Sound time per second for one frame's raw and normalised features (advancing
+        the running range): 0 on digital silence, `BASE_SPEED` at the song's usual level."""
+        level = float(self.level @ normalised)
+        onset = float(normalised[self.onset]) if self.onset is not None else 0.0
+        lz, oz = self.range(np.array([level, onset]))
+        gate = float(np.clip((raw[self.loudness] - SILENT_DB) / GATE_DB, 0.0, 1.0))
+        push = ONSET_SPEED * max(oz, 0.0) if self.onset is not None else 0.0
+        return gate * max(0.0, BASE_SPEED + LEVEL_SPEED * lz + push)
+
+    def advance(self, raw: np.ndarray, normalised: np.ndarray, rate: float) -> None:
+        """Move sound time on by one frame at `rate` times the music's speed."""
+        self.tau += rate * self.speed(raw, normalised) / self.fps
+
+    def pattern(self) -> torch.Tensor:
+        """The pattern at the current sound time: (1, 3, H, W) in (0, 1), channels-last."""
+        cells = self.amplitude * torch.sin(self.freq * self.tau + self.phase).sum(0, keepdim=True)
+        up = F.interpolate(cells.to(self.device), size=self.shape, mode="bicubic", align_corners=False)
+        return torch.sigmoid(up).contiguous(memory_format=torch.channels_last)

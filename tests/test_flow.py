@@ -1,0 +1,99 @@
+"""The flow: a base pattern that moves in the music's own time (synd.flow)."""
+
+import numpy as np
+import torch
+
+from synd.flow import BASE_SPEED, SILENT_DB, Flow
+from synd.frameloop import FrameLoop
+from synd.judge import _autocorrelation, lab
+from synd.presets import Look
+
+BANDS = 8
+NAMES = [f"mel{i}" for i in range(BANDS)] + ["loudness", "onset"]
+FPS = 30.0
+
+
+def make_flow(height=72, width=128, seed=0) -> Flow:
+    return Flow(NAMES, BANDS, height, width, FPS, torch.device("cpu"), seed=seed)
+
+
+def frame(level: float, db: float = -20.0, onset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Raw and normalised features of one frame whose bands all sit at `level`."""
+    raw = np.r_[np.full(BANDS, level), db, onset]
+    return raw, raw.copy()
+
+
+def speeds(flow: Flow, frames) -> np.ndarray:
+    return np.array([flow.speed(*f) for f in frames])
+
+
+def test_loud_passages_flow_faster_than_quiet_ones_and_onsets_push():
+    rng = np.random.default_rng(0)
+    flow = make_flow()
+    song = [frame(rng.normal(0.0, 0.3)) for _ in range(int(20 * FPS))]
+    usual = speeds(flow, song).mean()
+    assert 0.7 * BASE_SPEED < usual < 1.5 * BASE_SPEED
+    loud = speeds(flow, [frame(1.0 + rng.normal(0.0, 0.1)) for _ in range(30)]).mean()
+    quiet = speeds(flow, [frame(-1.0 + rng.normal(0.0, 0.1)) for _ in range(30)]).mean()
+    assert loud > 2.0 * quiet
+    steady = speeds(flow, [frame(0.0) for _ in range(60)])
+    hit = flow.speed(*frame(0.0, onset=5.0))
+    assert hit > 1.5 * steady[-1]
+
+
+def test_digital_silence_holds_the_pattern_still():
+    flow = make_flow()
+    for _ in range(300):
+        flow.advance(*frame(0.0), rate=1.0)
+    moving = flow.tau
+    assert moving > 5.0
+    before = flow.pattern()
+    for _ in range(600):  # 20 s of silence: the running range forgets the music, still no flow
+        flow.advance(*frame(-3.0, db=-100.0), rate=1.0)
+    assert flow.tau == moving
+    assert torch.equal(flow.pattern(), before)
+    assert flow.speed(*frame(0.0, db=SILENT_DB)) == 0.0
+
+
+def test_the_pattern_changes_smoothly_with_sound_time_and_has_no_lattice():
+    flow = make_flow()
+    pictures = []
+    for tau in np.arange(0.0, 30.0, 1 / FPS):
+        flow.tau = float(tau)
+        pictures.append(flow.pattern()[0].permute(1, 2, 0).numpy())
+    pictures = np.stack(pictures)
+    step = np.abs(np.diff(pictures, axis=0)).mean(axis=(1, 2, 3))
+    # One frame at the usual speed: a small move (about 4 of 255), and never a jump.
+    assert step.max() < 0.04 and step.max() < 2.0 * np.median(step)
+    far = np.abs(pictures[::90][1:] - pictures[::90][:-1]).mean(axis=(1, 2, 3))
+    assert far.mean() > 10 * step.mean()  # ...while seconds apart the composition differs
+    luma = lab(pictures[::60].astype(np.float64))[..., 0]
+    ac = _autocorrelation()
+    assert max(ac.tiling(x) for x in luma) < 0.4
+
+
+def test_the_rate_scales_the_flow_and_zero_stops_it():
+    a, b, still = make_flow(), make_flow(), make_flow()
+    for _ in range(90):
+        f = frame(0.0)
+        a.advance(*f, rate=1.0)
+        b.advance(*f, rate=2.0)
+        still.advance(*f, rate=0.0)
+    assert b.tau == 2.0 * a.tau and still.tau == 0.0
+
+
+def test_in_the_frame_loop_the_flow_moves_the_picture_and_off_it_is_the_fixed_pattern(tiny_bundle):
+    rng = np.random.default_rng(2)
+    mean, std = tiny_bundle.stats.mean, tiny_bundle.stats.std
+    level = rng.normal(0.0, 0.5, size=(150, 1))
+    feats = (mean + std * (level + 0.2 * rng.normal(size=(150, len(mean))))).astype(np.float32)
+    fixed, flowing = FrameLoop(tiny_bundle, 36, 64), FrameLoop(tiny_bundle, 36, 64, look=Look(flow=1.0))
+    assert flowing.flow is not None
+
+    def drift(loop) -> float:
+        with torch.inference_mode():
+            frames = [loop.step(row) for row in feats]
+        return float((frames[-1] - frames[60]).abs().mean())
+
+    assert drift(flowing) > 3.0 * drift(fixed)
+    assert torch.equal(fixed.pattern, FrameLoop(tiny_bundle, 36, 64).pattern)
