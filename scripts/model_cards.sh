@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PRESETS=("$@")
-[ ${#PRESETS[@]} -gt 0 ] || PRESETS=(classic sharp prism drift)
+[ ${#PRESETS[@]} -gt 0 ] || PRESETS=(classic sharp prism)
 # Held-out tracks: seeds disjoint from the training corpus (seed 0, 48 tracks).
 [ -f data/heldout/corpus.json ] || $BIN/python -m synd.corpus data/heldout --tracks 8 --duration 30 --seed 9000
 for preset in "${PRESETS[@]}"; do

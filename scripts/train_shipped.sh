@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PRESETS=("$@")
-[ ${#PRESETS[@]} -gt 0 ] || PRESETS=(classic sharp prism drift)
+[ ${#PRESETS[@]} -gt 0 ] || PRESETS=(classic sharp prism)
 
 mkdir -p runs
 # Training tracks; the held-out ones (scripts/model_cards.sh) come from disjoint seeds.

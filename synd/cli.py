@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive(int), help="sequences per step and process")
     p.add_argument("--resume", action="store_true", help="continue from OUT.train.safetensors")
     p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model's weights (a name or .safetensors file; fine-tuning): "
+        "it must have the preset's network and features",
+    )
+    p.add_argument(
         "--device", default=None, help="auto, cpu, cuda, cuda:1 or mps (default from config: auto)"
     )
     p.add_argument("--seed", type=int, default=0)
@@ -431,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n"
         "  synd run                                 system audio -> preview window and NDI\n"
         "  synd run --input mic --output preview,record:set.mp4\n"
-        "  synd run --input song.flac --play --preset drift\n"
+        "  synd run --input song.flac --play --preset lava\n"
         "  synd run --tray                          a tray icon and control window\n"
         "  synd run --output ndi@1920x1080@30,preview@640x360 --ndi-name Stage\n"
         "  synd run -o fps=60 -o delay_ms=80",
@@ -673,6 +679,7 @@ def cmd_train(args) -> int:
             steps=args.steps,
             minutes=args.minutes,
             resume=args.resume,
+            init=args.init,
             device=args.device or config.device,
             seed=args.seed,
             holdout=args.holdout,

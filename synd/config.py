@@ -2,7 +2,7 @@
 
 Example:
 
-    preset = "drift"      # default look for render, run and train
+    preset = "lava"       # default look for render, run and train
     device = "auto"       # auto, cpu, cuda or mps
 
     [run]                 # the live daemon, `synd run`
@@ -23,7 +23,7 @@ Example:
 
 Every key is optional; an unknown key or a wrong type is an error naming the file,
 so a typo never silently falls back to a default. `synd run -o key=value` overrides a
-key for one run (`-o fps=60`, `-o preset=drift`, `-o osc.listen=off`).
+key for one run (`-o fps=60`, `-o preset=lava`, `-o osc.listen=off`).
 
 The OSC, MIDI and tray keys once lived in `[run]` (`osc`, `osc_remote`, `midi_api`,
 `tray`, ...); those names still work for one release, each with a one-line notice

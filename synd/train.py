@@ -32,9 +32,9 @@ from torch import nn
 
 from synd import losses as L
 from synd.audio import AUDIO_SUFFIXES, AudioError, load_audio
-from synd.bundle import ModelBundle, bundle_from_checkpoint
+from synd.bundle import ModelBundle, bundle_from_checkpoint, load_model
 from synd.catalog import TRAINING_STATE
-from synd.checkpoint import read_checkpoint
+from synd.checkpoint import CheckpointError, read_checkpoint
 from synd.device import pick_device
 from synd.features import FeatureExtractor, FeatureStats
 from synd.files import names_folder
@@ -64,6 +64,7 @@ class TrainOptions:
     steps: int | None = None
     minutes: float | None = None
     resume: bool = False
+    init: str | None = None  # start from this model's weights and normalisation (fine-tune)
     device: str = "auto"
     seed: int = 0
     holdout: float = 0.1
@@ -558,6 +559,21 @@ def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch
     return tensors, meta
 
 
+def _init_model(name: str, preset: Preset) -> ModelBundle:
+    """The model `--init` starts from; TrainError unless it has the preset's network and
+    features (its weights would not fit, or would hear other inputs)."""
+    try:
+        start = load_model(name)
+    except CheckpointError as e:
+        raise TrainError(f"--init: {e}") from None
+    config = ModelConfig.from_dict({"feature_dim": preset.features.dim, **preset.architecture})
+    if start.config != config:
+        raise TrainError(f"--init '{name}': its network differs from the one preset '{preset.name}' trains")
+    if start.features != preset.features:
+        raise TrainError(f"--init '{name}': it hears other features than preset '{preset.name}'")
+    return start
+
+
 def _check_writable(out: Path) -> None:
     """Fail now, not after the first 250 steps, when the model cannot be written."""
     try:
@@ -621,6 +637,9 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
         if (before.get("names"), before.get("files")) != (corpus.summary["names"], corpus.summary["files"]):
             raise TrainError(f"cannot resume '{spath}': the audio differs from the interrupted run")
         stats = FeatureStats.from_dict(saved[1]["normalization"])
+    elif opts.init:
+        start = _init_model(opts.init, preset)
+        stats = start.stats  # the weights learned these inputs: keep their scale
     else:
         stats = FeatureStats.fit(np.concatenate(corpus.train))
     tracks = [stats.normalize(x) for x in corpus.train]
@@ -650,8 +669,12 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
             "preset": preset.to_dict(),
             "loss_weights": preset.loss.to_dict(),
             "data": corpus.summary,
+            **({"init": opts.init} if opts.init and saved is None else {}),
         },
     )
+    if opts.init and saved is None:
+        bundle.generator.load_state_dict(start.generator.state_dict())
+        bundle.decoder.load_state_dict(start.decoder.state_dict())
     pool = ChainPool(
         settings.pool, settings.size, config.native_size, train_tracks, settings, scene=config.has_scene
     )

@@ -38,7 +38,7 @@ def test_console_script_is_installed():
 def test_presets_lists_names_with_descriptions():
     out = run("presets").stdout.splitlines()
     names = [line.split()[0] for line in out]
-    assert {"classic", "sharp", "prism", "drift"} <= set(names)
+    assert {"classic", "sharp", "prism", "lava", "tide"} <= set(names)
     assert all(len(line.split(maxsplit=1)) == 2 for line in out)
 
 

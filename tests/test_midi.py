@@ -534,7 +534,7 @@ def test_missing_mapping_file_and_learn_targets(tmp_path):
     with pytest.raises(ValueError, match="cannot learn 'sparkle'"):
         M.MidiControl(None, mapping=M.Mapping()).learn("sparkle")
     midi = M.MidiControl(None, mapping=M.Mapping())
-    for target in ("rotate", "lock", "cut", "preset/next", "preset/drift"):
+    for target in ("rotate", "lock", "cut", "preset/next", "preset/lava"):
         midi.learn(target)
         assert midi.learning == target
     midi.learn(None)

@@ -111,13 +111,13 @@ def test_a_wrong_preset_name_lists_the_presets(home, song, tmp_path, command):
         "train": ["train", str(tmp_path), "--out", str(tmp_path / "m")],
     }[command]
     line = one_error_line(synd(home, *args, "--preset", "prizm"))
-    assert line == "synd: error: no preset named 'prizm' (presets: classic, drift, mine, prism, sharp)"
+    assert line == "synd: error: no preset named 'prizm' (presets: classic, lava, mine, prism, sharp, tide)"
     assert not (tmp_path / "out").exists()  # `synd run` failed before opening anything
 
 
 def test_a_wrong_model_name_lists_the_models(home, song):
     line = one_error_line(synd(home, "render", str(song), "--model", "prizm"))
-    assert line == "synd: error: no model named 'prizm' (models: classic, drift, prism, sharp)"
+    assert line == "synd: error: no model named 'prizm' (models: classic, prism, sharp)"
 
 
 def test_listen_says_what_it_takes(home, tmp_path, song):

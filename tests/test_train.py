@@ -202,3 +202,33 @@ def test_bad_training_settings_are_clear(tmp_path):
     path.write_text("[architecture]\nwidht = 4\n")
     with pytest.raises(PresetError, match=r"model config: unknown keys \[.widht.\]"):
         load_preset(str(path))
+
+
+def test_init_starts_from_a_models_weights_and_normalisation(tiny_preset, clip_dir, tmp_path):
+    """--init fine-tunes: one step from a trained model stays next to it (a fresh start is
+    far away), hears with its normalisation, and says where it started."""
+    first = tmp_path / "first.safetensors"
+    train(options(tiny_preset, clip_dir, first, steps=6))
+    slow = replace(tiny_preset, train=replace(tiny_preset.train, lr=1e-4))
+    tuned, fresh = tmp_path / "tuned.safetensors", tmp_path / "fresh.safetensors"
+    train(options(slow, clip_dir, tuned, steps=1, init=str(first)))
+    train(options(slow, clip_dir, fresh, steps=1, seed=1))
+    a, b, c = (load_model(str(p)) for p in (first, tuned, fresh))
+
+    def distance(x, y) -> float:
+        sx, sy = x.generator.state_dict(), y.generator.state_dict()
+        return max(float((sx[k] - sy[k]).abs().max()) for k in sx)
+
+    assert distance(a, b) <= 2e-4 < 0.01 < distance(a, c)
+    assert (b.stats.mean == a.stats.mean).all() and (b.stats.std == a.stats.std).all()
+    assert b.meta["init"] == str(first) and "init" not in c.meta
+
+
+def test_init_refuses_a_model_of_another_network(tiny_preset, clip_dir, tmp_path):
+    first = tmp_path / "first.safetensors"
+    train(options(tiny_preset, clip_dir, first, steps=1))
+    wider = replace(tiny_preset, architecture={**tiny_preset.architecture, "width": 6})
+    with pytest.raises(TrainError, match="network differs"):
+        train(options(wider, clip_dir, tmp_path / "w.safetensors", steps=1, init=str(first)))
+    with pytest.raises(TrainError, match="--init"):
+        train(options(tiny_preset, clip_dir, tmp_path / "x.safetensors", steps=1, init="no-such-model"))
