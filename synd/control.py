@@ -12,6 +12,7 @@ their range):
     crossfade        0..1     slot A (0) to slot B (1)
     feedback         0..0.99  how much of the previous frame each frame starts from
     hue              0..1     hue turn of the whole picture (1 = a full turn)
+    flow             0..2     how fast the pattern flows with the music (synd.flow; 0 = fixed)
     gain             0..8     input gain before the features (sensitivity; 1 = as captured)
     transition_time  0..60    seconds a preset change or `fade` takes (0 = cut)
     rotate           0..3600  seconds between automatic preset changes (0 = off)
@@ -73,6 +74,7 @@ PARAMS: dict[str, Param] = {
     "crossfade": Param(0.0, 1.0, 0.0, "slot A (0) to slot B (1)"),
     "feedback": Param(0.0, 0.99, 0.85, "how much of the previous frame each frame starts from"),
     "hue": Param(0.0, 1.0, 0.0, "hue turn of the whole picture (1 = a full turn)"),
+    "flow": Param(0.0, 2.0, 0.0, "how fast the pattern flows with the music (0 = a fixed pattern)"),
     "gain": Param(0.0, 8.0, 1.0, "input gain before the features (sensitivity)"),
     "transition_time": Param(0.0, 60.0, 2.0, "seconds a preset change or fade takes (0 = cut)"),
     "rotate": Param(0.0, 3600.0, 0.0, "seconds between automatic preset changes (0 = off)"),
@@ -123,7 +125,7 @@ class Controller:
         self._subscribers: dict[str, list[Callable[..., None]]] = {e: [] for e in EVENTS}
         look = engine.look
         self._values: dict[str, float] = {name: p.default for name, p in PARAMS.items()}
-        self._values.update(intensity=look.intensity, feedback=look.feedback, hue=look.hue)
+        self._values.update(intensity=look.intensity, feedback=look.feedback, hue=look.hue, flow=look.flow)
         self._triggers: dict[str, bool] = {name: False for name in TRIGGERS}
         self.preset = current or engine.model_name
         engine.on_beat = lambda strength: self._emit("beat", strength)
@@ -163,7 +165,7 @@ class Controller:
         v = param.clamp(value, name)
         with self._lock:
             self._values[name] = v
-        if name in ("intensity", "feedback", "hue"):
+        if name in ("intensity", "feedback", "hue", "flow"):
             self.engine.set_look(**{name: v})
         elif name == "crossfade":
             self.engine.set_crossfade(v)

@@ -140,7 +140,8 @@ def test_parameters_are_clamped_checked_and_queryable(live):
     with pytest.raises(ValueError, match="slot must be a or b"):
         control.load("c", "first")
     control.set("hue", 0.25)
-    wait_for(lambda: engine.look.hue == 0.25 and engine.gain == 0.0, timeout=20)
+    assert control.set("flow", 9) == 2.0  # the flowing pattern's speed, clamped
+    wait_for(lambda: engine.look.hue == 0.25 and engine.gain == 0.0 and engine.look.flow == 2.0, timeout=20)
     assert control.get("intensity") == 2.0 and engine.look.intensity == 2.0
 
 

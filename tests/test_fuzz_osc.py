@@ -126,6 +126,8 @@ def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live
     if liblo_tools():
         oscsend(port, "/synd/hue", "f", 0.625)
         wait_for(lambda: live.controller.get("hue") == pytest.approx(0.625), 10, "hue")
+        oscsend(port, "/synd/flow", "f", 1.5)
+        wait_for(lambda: engine.look.flow == pytest.approx(1.5), 10, "flow")
     assert live.client.ask("/synd/intensity") == ("/synd/intensity", [pytest.approx(0.25)])
     rss_after = rss_bytes()
 

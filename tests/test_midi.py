@@ -464,6 +464,7 @@ def test_the_shipped_mapping_fits_an_8_knob_8_pad_controller():
         25: "gain",
         26: "transition_time",
         27: "rotate",
+        28: "flow",
     }
     pads = {b.note: b.target for b in m.bind if b.note is not None}
     assert pads == {

@@ -15,8 +15,8 @@ def test_shipped_presets_are_different_looks():
     assert len(set(losses)) == len(losses)  # no two models train the same way
     assert presets["sharp"].loss.noise > 0
     assert presets["prism"].loss.colorfulness > 0 and presets["prism"].loss.color_variance > 0
-    looks = [tuple(sorted(vars(p.look).items())) for p in presets.values()]
-    assert len(set(looks)) == len(looks)  # ...and no two presets show the same look
+    looks = [(p.model, tuple(sorted(vars(p.look).items()))) for p in presets.values()]
+    assert len(set(looks)) == len(looks)  # ...and no two presets show the same model the same way
     for p in presets.values():
         assert p.description
         # A preset on another preset's model learns that model's way (`synd train --preset`).
