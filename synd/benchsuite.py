@@ -105,7 +105,7 @@ class SuiteOptions:
     sections: tuple[str, ...] = SECTIONS
     quick: bool = False
     device: str = "cpu"
-    preset: str = "prism"  # the default live preset: the headline numbers are its
+    preset: str = "lava"  # the default live preset: the headline numbers are its
     model: str | None = None  # a model to measure instead of the preset's (name or file)
     presets: list[str] = field(default_factory=list)  # empty: every shipped preset
     detail: int = GENERATION_SHORT_SIDE

@@ -87,7 +87,7 @@ def _add_look_args(p: argparse.ArgumentParser, settings: bool = True) -> None:
     """--preset/--model, --set look.KEY=VALUE and --device: shared by render, eval, listen
     and bench (`settings=False`: no --set, where the look does not matter)."""
     look = p.add_mutually_exclusive_group()
-    look.add_argument("--preset", help="look to use (default from config: prism)")
+    look.add_argument("--preset", help="look to use (default from config: lava)")
     look.add_argument("--model", help="model name or .safetensors file (look from its preset)")
     if settings:
         p.add_argument(
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`torchrun --nproc_per_node N -m synd train ...`.",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="AUDIO_OR_DIR")
-    p.add_argument("--preset", default=None, help="look to learn (default from config: prism)")
+    p.add_argument("--preset", default=None, help="look to learn (default from config: lava)")
     p.add_argument(
         "--out",
         required=True,

@@ -19,7 +19,7 @@ from synd.model import ModelConfig
 from synd.paths import is_plain_name, resolve, search_dirs
 from synd.tables import check_fields, check_value, parse_assignment, typed_table
 
-DEFAULT_PRESET = "prism"
+DEFAULT_PRESET = "lava"
 #: A preset is a few hundred bytes of TOML; anything far bigger is not one.
 MAX_PRESET_BYTES = 1 << 20
 
@@ -47,7 +47,7 @@ class Look:
     # sound-driven light and colour over the picture (synd.stage; 0 = off, 1 = full)
     stage: float = field(default=0.0, metadata=_in(0.0, 1.0))
     # how fast the base pattern flows with the music (synd.flow; 0 = a fixed pattern)
-    flow: float = field(default=0.0, metadata=_in(0.0, 4.0))
+    flow: float = field(default=0.0, metadata=_in(0.0, 2.0))
 
     def __post_init__(self):
         check_fields(self, "look.")

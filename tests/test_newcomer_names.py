@@ -117,7 +117,7 @@ def test_a_wrong_preset_name_lists_the_presets(home, song, tmp_path, command):
 
 def test_a_wrong_model_name_lists_the_models(home, song):
     line = one_error_line(synd(home, "render", str(song), "--model", "prizm"))
-    assert line == "synd: error: no model named 'prizm' (models: classic, prism, sharp)"
+    assert line == "synd: error: no model named 'prizm' (models: classic, lava, prism, sharp)"
 
 
 def test_listen_says_what_it_takes(home, tmp_path, song):

@@ -62,7 +62,7 @@ def test_names_cannot_leave_the_preset_folders():
 
 def test_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    assert load_config().preset == "prism"
+    assert load_config().preset == "lava"
     (tmp_path / "synd").mkdir()
     (tmp_path / "synd" / "config.toml").write_text('preset = "drift"\n')
     assert load_config().preset == "drift"

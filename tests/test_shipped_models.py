@@ -12,7 +12,7 @@ from synd.frameloop import FrameLoop
 from synd.presets import DEFAULT_PRESET, list_presets, load_preset
 from synd.report import check_target
 
-SHIPPED = ["classic", "sharp", "prism"]  # the models; lava and tide show classic's
+SHIPPED = ["classic", "sharp", "prism", "lava"]  # the models; tide shows lava's
 SR = 24000
 
 
