@@ -46,9 +46,10 @@ def loud_and_quiet_frames(video, settle: int = 12):
         if len(recent) == 0:
             continue
         change = np.abs(f - frames[i - 1]).mean()
+        settled = audio[int((i - settle) * per) : int(i * per)] if i >= settle else recent
         if float(np.sqrt((recent**2).mean())) > 0.05:
             loud.append(change)
-        elif i >= settle and float(np.sqrt((audio[int((i - settle) * per) : int(i * per)] ** 2).mean())) < 1e-4:
+        elif i >= settle and float(np.sqrt((settled**2).mean())) < 1e-4:
             quiet.append(change)
     return loud, quiet
 
