@@ -473,14 +473,19 @@ LEARNED_R2 = 0.5
 
 
 def shipped_training() -> str | None:
-    """How long the shipped models trained, from their own metadata: '3000 steps, 10 to
-    39 minutes each on a CPU'; None when there are none to read."""
+    """How long the shipped models trained from scratch, from their own metadata: '3000
+    steps, 10 to 39 minutes each on a CPU'; None when there are none to read. A model
+    fine-tuned from another (`--init`, recorded as `init`) is left out: its minutes say
+    nothing of a run from scratch."""
     from synd.paths import shipped_dir
 
     runs = []
     for path in sorted(shipped_dir("models").glob("*.safetensors")):
         try:
-            summary = read_checkpoint(path)[1].get("summary") or {}
+            meta = read_checkpoint(path)[1]
+            if meta.get("init"):
+                continue
+            summary = meta.get("summary") or {}
             runs.append((int(summary["steps"]), float(summary["wall_seconds"]) / 60, summary.get("device")))
         except Exception:  # noqa: BLE001 - a missing or odd file only leaves out a number
             continue
