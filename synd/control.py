@@ -11,8 +11,9 @@ their range):
     intensity        0..2     how strongly the sound drives the picture (1 = as trained)
     crossfade        0..1     slot A (0) to slot B (1)
     feedback         0..0.99  how much of the previous frame each frame starts from
-    hue              0..1     hue turn of the whole picture (1 = a full turn)
+    hue              0..1     hue turn on top of the preset's own colours (1 = a full turn)
     flow             0..2     how fast the pattern flows with the music (synd.flow; 0 = fixed)
+    lines            0..1     the picture drawn as glowing contour lines (synd.lines; 0 = off)
     gain             0..8     input gain before the features (sensitivity; 1 = as captured)
     transition_time  0..60    seconds a preset change or `fade` takes (0 = cut)
     rotate           0..3600  seconds between automatic preset changes (0 = off)
@@ -73,8 +74,9 @@ PARAMS: dict[str, Param] = {
     "intensity": Param(0.0, 2.0, 1.0, "how strongly the sound drives the picture (1 = as trained)"),
     "crossfade": Param(0.0, 1.0, 0.0, "slot A (0) to slot B (1)"),
     "feedback": Param(0.0, 0.99, 0.85, "how much of the previous frame each frame starts from"),
-    "hue": Param(0.0, 1.0, 0.0, "hue turn of the whole picture (1 = a full turn)"),
+    "hue": Param(0.0, 1.0, 0.0, "hue turn on top of the preset's own colours (1 = a full turn)"),
     "flow": Param(0.0, 2.0, 0.0, "how fast the pattern flows with the music (0 = a fixed pattern)"),
+    "lines": Param(0.0, 1.0, 0.0, "the picture drawn as glowing contour lines (0 = off, 1 = lines only)"),
     "gain": Param(0.0, 8.0, 1.0, "input gain before the features (sensitivity)"),
     "transition_time": Param(0.0, 60.0, 2.0, "seconds a preset change or fade takes (0 = cut)"),
     "rotate": Param(0.0, 3600.0, 0.0, "seconds between automatic preset changes (0 = off)"),
@@ -125,20 +127,23 @@ class Controller:
         self._subscribers: dict[str, list[Callable[..., None]]] = {e: [] for e in EVENTS}
         look = engine.look
         self._values: dict[str, float] = {name: p.default for name, p in PARAMS.items()}
-        self._values.update(intensity=look.intensity, feedback=look.feedback, hue=look.hue, flow=look.flow)
+        self._values.update(
+            intensity=look.intensity, feedback=look.feedback, flow=look.flow, lines=look.lines
+        )
         self._triggers: dict[str, bool] = {name: False for name in TRIGGERS}
         self.preset = current or engine.model_name
         engine.on_beat = lambda strength: self._emit("beat", strength)
 
     def _load(self, name: str) -> tuple:
-        """(bundle, look) for `name`, with the performer's intensity and hue carried over:
-        a new preset brings its own feedback and smoothing, not a jump in level or colour."""
+        """(bundle, look) for `name`, with the performer's intensity carried over: a new
+        preset brings its own feedback, smoothing and palette (the performer's hue turn is
+        applied on top of it by the engine), not a jump in level."""
         from dataclasses import replace
 
         bundle, look = self._load_look(name)
         with self._lock:
-            live = {"intensity": self._values["intensity"], "hue": self._values["hue"]}
-        return bundle, replace(look, **live)
+            intensity = self._values["intensity"]
+        return bundle, replace(look, intensity=intensity)
 
     # -- events ------------------------------------------------------------------------
 
@@ -165,7 +170,7 @@ class Controller:
         v = param.clamp(value, name)
         with self._lock:
             self._values[name] = v
-        if name in ("intensity", "feedback", "hue", "flow"):
+        if name in ("intensity", "feedback", "hue", "flow", "lines"):
             self.engine.set_look(**{name: v})
         elif name == "crossfade":
             self.engine.set_crossfade(v)

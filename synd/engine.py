@@ -100,6 +100,8 @@ class Engine:
         self.on_beat: Callable[[float], None] | None = None
         self.crossfade = 0.0
         self.gain = 1.0
+        #: The performer's hue turn, on top of each slot's own (its preset's palette).
+        self.hue_turn = 0.0
         self.flags = {"blackout": False, "freeze": False, "lock": False}
         # The last step before any output: whatever made the picture (a model, a fade, a
         # beat cut, blackout toggles), it never flashes faster than the safe rate.
@@ -134,9 +136,9 @@ class Engine:
         bundle.generator.eval()
         gw, gh = generation_size(*self.options.size, short=self.options.detail)
         paint = live_painter(bundle.generator, gh, gw, self.options.runtime)
-        return make_slot(
+        slot = make_slot(
             bundle,
-            look,
+            replace(look, hue=turned(look.hue, self.hue_turn)),
             name,
             self.source.sample_rate,
             self.options.fps,
@@ -146,6 +148,8 @@ class Engine:
             runtime_name(paint),
             self.options.mix,
         )
+        slot.own_hue = look.hue
+        return slot
 
     @property
     def showing(self) -> str:
@@ -184,14 +188,19 @@ class Engine:
         self._commands.put(fn)
 
     def set_look(self, **changes) -> None:
-        """Change look settings (intensity, feedback, hue, smoothing) of both slots, from
-        any thread."""
+        """Change look settings (intensity, feedback, flow, lines, smoothing) of both
+        slots, from any thread. `hue` is the performer's turn on top of each slot's own
+        (a preset keeps its palette, turned by the same amount)."""
         replace(self.look, **changes)  # validates now, in the caller's thread
+        turn = changes.pop("hue", None)
 
         def apply() -> None:
+            if turn is not None:
+                self.hue_turn = turn
             for slot in self.slots.values():
                 if slot is not None:
-                    slot.loop.look = replace(slot.loop.look, **changes)
+                    hue = turned(slot.own_hue, self.hue_turn)
+                    slot.loop.look = replace(slot.loop.look, hue=hue, **changes)
 
         self.command(apply)
 
@@ -575,6 +584,11 @@ def _trim_heap() -> None:
             _MALLOC_TRIM = False
     if _MALLOC_TRIM:
         _MALLOC_TRIM(0)
+
+
+def turned(own: float, turn: float) -> float:
+    """A preset's own hue turned by the performer's `turn` (hue is periodic: 0-1)."""
+    return (own + turn) % 1.0
 
 
 _MALLOC_TRIM: Callable[[int], int] | Literal[False] | None = None  # None: not looked for yet

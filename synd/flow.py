@@ -35,9 +35,9 @@ SINES = 3
 FREQUENCIES = (0.15, 0.45)
 #: Sound time per second at the song's usual level, and how much the level (standardised,
 #: per unit) and an onset (standardised, above the usual) add to it.
-BASE_SPEED = 0.7
+BASE_SPEED = 0.5
 LEVEL_SPEED = 0.5
-ONSET_SPEED = 1.2
+ONSET_SPEED = 3.0
 #: Below this loudness (dBFS) the flow stands still (digital silence, a muted input);
 #: it reaches full speed `GATE_DB` above it.
 SILENT_DB = -60.0

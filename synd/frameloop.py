@@ -5,8 +5,9 @@ Every frame's base image is a blend of the previous output and a pattern:
 current sound onto it. The pattern is a fixed, seeded one; with `Look.flow` a smooth
 field that moves in the music's own time (`synd.flow`); or for a model with a scene
 (`synd.model.SceneHead`) the colour field the scene paints from the sound now and its
-slow average over `SLOW_SECONDS`. The frame shown is then lit by the stage
-(`synd.stage`, `Look.stage`): sound-driven light and colour over broad areas. Render and
+slow average over `SLOW_SECONDS`. The frame shown may be drawn as glowing contour lines
+(`synd.lines`, `Look.lines`) and is then lit by the stage (`synd.stage`, `Look.stage`):
+sound-driven light and colour over broad areas. Render and
 live run this same loop, so a render shows what the daemon would show for the same audio.
 """
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from synd.bundle import ModelBundle
 from synd.flow import Flow
+from synd.lines import ContourLines
 from synd.model import FoldedGenerator, make_coords, scene_basis
 from synd.presets import Look
 from synd.stage import Stage
@@ -121,6 +123,7 @@ class FrameLoop:
             self._slow: torch.Tensor | None = None
         self.stage = self._make_stage(fps)
         self.flow = self._make_flow(fps, seed)
+        self._lines: ContourLines | None = None  # built the first time the look asks for lines
 
     def _make_stage(self, fps: float) -> Stage | None:
         """The stage (`synd.stage`) when the features have bands to drive it, else None."""
@@ -177,6 +180,10 @@ class FrameLoop:
         base = fb * self.previous + (1.0 - fb) * pattern
         frame = self.paint(base, cond)
         self.previous = frame  # feedback takes the generator's own picture, never the lit one
+        if self.look.lines > 0:
+            if self._lines is None:
+                self._lines = ContourLines(self.height, self.device)
+            frame = self._lines.draw(frame, float(self.look.lines))
         if self.stage is not None and self.given is not None:
             look = self.look
             frame = self.stage.light(frame, self.given.cpu().numpy(), look.stage, look.intensity)

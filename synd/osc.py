@@ -18,6 +18,8 @@ i 0/1, and an empty slot as the empty string.
 | /synd/crossfade       | f     | 0..1, slot A to slot B                              | f           |
 | /synd/feedback        | f     | 0..0.99, share of the previous frame                | f           |
 | /synd/hue             | f     | 0..1, hue turn of the whole picture                 | f           |
+| /synd/flow            | f     | 0..2, how fast the pattern flows with the music     | f           |
+| /synd/lines           | f     | 0..1, the picture drawn as glowing contour lines    | f           |
 | /synd/gain            | f     | 0..8, input gain (sensitivity)                      | f           |
 | /synd/transition_time | f     | 0..60 s, length of a preset change or fade          | f           |
 | /synd/rotate          | f     | 0..3600 s between automatic preset changes, 0 off   | f           |

@@ -48,6 +48,8 @@ class Look:
     stage: float = field(default=0.0, metadata=_in(0.0, 1.0))
     # how fast the base pattern flows with the music (synd.flow; 0 = a fixed pattern)
     flow: float = field(default=0.0, metadata=_in(0.0, 2.0))
+    # the picture drawn as glowing contour lines (synd.lines; 0 = off, 1 = lines only)
+    lines: float = field(default=0.0, metadata=_in(0.0, 1.0))
 
     def __post_init__(self):
         check_fields(self, "look.")

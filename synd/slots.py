@@ -52,6 +52,8 @@ class Slot:
     #: blends (both built off the engine thread).
     folded: FoldedGenerator | None = None
     spare: FoldedGenerator | None = None
+    #: The preset's own hue turn (its palette); the performer's hue turns it further.
+    own_hue: float = 0.0
 
     def hear(self, samples: np.ndarray) -> np.ndarray:
         """Push audio through this slot's extractor; returns the new feature rows."""

@@ -88,9 +88,15 @@ def test_look_changes_and_model_swaps_are_applied_between_frames(tiny_bundle, so
     wait_for(lambda: engine.model_name == "other", 20)
     assert engine.frames > before  # painting went on during the load
     assert results == [None] and engine.look.hue == 0.5 and engine.bundle is other
+    # The performer's hue turns each preset's own palette; a preset loaded later is turned too.
+    engine.set_look(hue=0.25)
+    wait_for(lambda: engine.look.hue == 0.75, 10)
+    engine.load_model(lambda: (copy.deepcopy(tiny_bundle), Look(hue=0.9)), "third")
+    wait_for(lambda: engine.model_name == "third", 20)
+    assert engine.look.hue == pytest.approx(0.15)
     engine.load_model(lambda: (_ for _ in ()).throw(OSError("corrupt file")), "broken")
     time.sleep(0.3)
-    assert engine.model_name == "other"  # a failed load keeps the running model
+    assert engine.model_name == "third"  # a failed load keeps the running model
     stop_all(engine, runners, source)
     with pytest.raises(ValueError):
         engine.set_look(feedback=2.0)

@@ -1,0 +1,92 @@
+"""Contour lines: the painted picture drawn as glowing lines on the dark.
+
+`Look.lines` (0-1) redraws the generator's picture as a neon topographic map: each colour
+channel, slightly blurred, is cut at `LEVELS` evenly spaced values and a thin glowing line
+is drawn where it crosses one, in that channel's colour (red, green and blue lines;
+yellow, cyan or magenta where two run together). The lines sit where the picture's
+shapes have their edges and slopes, so they follow the same sound-driven flow as the
+fields they trace: as the fields slide and merge, the lines crowd, part and close into
+rings. Between them the picture shows faintly (`FILL`). A channel that is nearly constant
+over the frame draws no lines (`QUIET_SPREAD`): its faint grain would make a lattice.
+
+The line's width is measured in pixels, not in channel value: the distance to the
+nearest level is divided by the channel's slope, so a steep edge and a gentle slope draw
+lines equally thin. Widths and the blur scale with the frame's height, so the look is
+the same at 384x216 live and 1920x1080 in a render (never thinner than `MIN_WIDTH_PX`).
+Only the shown frame is drawn as lines; the generator's feedback keeps its own picture.
+About 2 ms a frame at 384x216.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: Evenly spaced values of each channel (0-1) where a line is drawn.
+LEVELS = 6
+#: Line half-width and the blur before the levels are found, in pixels of a 360-line frame.
+WIDTH_PX = 1.2
+BLUR_PX = 3.0
+#: How much of the picture shows between the lines at full strength.
+FILL = 0.45
+#: A channel that spreads over less than this many levels across the frame is texture, not
+#: shape (a near-constant channel with a faint grain would draw a lattice of lines): its
+#: lines fade out between these two spreads (standard deviations, in levels).
+QUIET_SPREAD = (0.15, 0.4)
+#: A wider, fainter glow around each line (its brightness and width, times the line's).
+HALO = 0.4
+HALO_WIDTH = 4.0
+#: The reference height the pixel sizes above are given for.
+REFERENCE_HEIGHT = 360
+#: The thinnest line drawn (pixels): thinner ones fall between pixels and shimmer as they move.
+MIN_WIDTH_PX = 1.0
+
+
+def _gaussian(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+class ContourLines:
+    """Draws frames of one size as contour lines (the blur kernel built once)."""
+
+    def __init__(self, height: int, device: torch.device | str = "cpu"):
+        scale = height / REFERENCE_HEIGHT
+        self.width = max(MIN_WIDTH_PX, WIDTH_PX * scale)
+        k = _gaussian(BLUR_PX * scale, torch.device(device))
+        self._kx = k.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+        self._ky = k.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        rx, ry = self._kx.shape[-1] // 2, self._ky.shape[-2] // 2
+        x = F.conv2d(F.pad(x, (rx, rx, 0, 0), mode="replicate"), self._kx, groups=3)
+        return F.conv2d(F.pad(x, (0, 0, ry, ry), mode="replicate"), self._ky, groups=3)
+
+    def draw(self, frame: torch.Tensor, strength: float) -> torch.Tensor:
+        """`frame` (1, 3, H, W) in [0, 1] blended toward its contour lines by `strength`
+        (0: unchanged, 1: lines on the faint picture)."""
+        if strength <= 0.0:
+            return frame
+        s = self._blur(frame.float().contiguous()) * LEVELS
+        # Central differences (one-sided at the border): the slope in levels per pixel.
+        p = F.pad(s, (1, 1, 1, 1), mode="replicate")
+        gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
+        gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+        slope = torch.sqrt(gx * gx + gy * gy) + 1e-4
+        # Distance (pixels) to the nearest crossing of a level (at the halves: a channel at
+        # exactly 0 or 1, a flat black or white area, draws no line).
+        distance = torch.abs(torch.remainder(s, 1.0) - 0.5) / slope
+        glow = torch.exp(-((distance / self.width) ** 2))
+        if HALO > 0:
+            glow = glow + HALO * torch.exp(-((distance / (HALO_WIDTH * self.width)) ** 2))
+        lo, hi = QUIET_SPREAD
+        shaped = ((s.std(dim=(-2, -1), keepdim=True) - lo) / (hi - lo)).clamp(0.0, 1.0)
+        glow = glow * shaped * shaped * (3.0 - 2.0 * shaped)  # smoothstep: no line pops in
+        lines = (glow + FILL * frame).clamp(0.0, 1.0)
+        if strength >= 1.0:
+            return lines
+        return frame + strength * (lines - frame)
