@@ -57,14 +57,24 @@ class ContourLines:
     def __init__(self, height: int, device: torch.device | str = "cpu"):
         scale = height / REFERENCE_HEIGHT
         self.width = max(MIN_WIDTH_PX, WIDTH_PX * scale)
-        k = _gaussian(BLUR_PX * scale, torch.device(device))
-        self._kx = k.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
-        self._ky = k.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
+        # The blur runs at half the size (a quarter of the work) and is scaled back up:
+        # the blurred channels are smooth, so nothing of them is lost on the way.
+        k = _gaussian(0.5 * BLUR_PX * scale, torch.device(device))
+        self._kx = k.view(1, 1, 1, -1)
+        self._ky = k.view(1, 1, -1, 1)
 
     def _blur(self, x: torch.Tensor) -> torch.Tensor:
-        rx, ry = self._kx.shape[-1] // 2, self._ky.shape[-2] // 2
-        x = F.conv2d(F.pad(x, (rx, rx, 0, 0), mode="replicate"), self._kx, groups=3)
-        return F.conv2d(F.pad(x, (0, 0, ry, ry), mode="replicate"), self._ky, groups=3)
+        """Separable Gaussian blur of (1, 3, H, W), computed at half the size. The channels
+        are folded into the batch: one single-channel convolution is about 5x faster on a
+        CPU than a grouped one."""
+        n, c, h, w = x.shape
+        r = self._kx.shape[-1] // 2
+        y = F.avg_pool2d(x, 2, ceil_mode=True)
+        y = y.reshape(n * c, 1, *y.shape[-2:])
+        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), self._kx)
+        y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), self._ky)
+        y = y.reshape(n, c, *y.shape[-2:])
+        return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
 
     def draw(self, frame: torch.Tensor, strength: float) -> torch.Tensor:
         """`frame` (1, 3, H, W) in [0, 1] blended toward its contour lines by `strength`
@@ -80,11 +90,15 @@ class ContourLines:
         # Distance (pixels) to the nearest crossing of a level (at the halves: a channel at
         # exactly 0 or 1, a flat black or white area, draws no line).
         distance = torch.abs(torch.remainder(s, 1.0) - 0.5) / slope
-        glow = torch.exp(-((distance / self.width) ** 2))
+        # Exponents are capped: far from a line exp() would underflow through denormal
+        # numbers, which a CPU handles 10-20x slower (exp(-30) is already invisible).
+        q = (distance / self.width) ** 2
+        glow = torch.exp(-q.clamp(max=30.0))
         if HALO > 0:
-            glow = glow + HALO * torch.exp(-((distance / (HALO_WIDTH * self.width)) ** 2))
+            glow = glow + HALO * torch.exp(-(q / HALO_WIDTH**2).clamp(max=30.0))
         lo, hi = QUIET_SPREAD
-        shaped = ((s.std(dim=(-2, -1), keepdim=True) - lo) / (hi - lo)).clamp(0.0, 1.0)
+        spread = F.avg_pool2d(s, 4, ceil_mode=True).std(dim=(-2, -1), keepdim=True)  # blurred: 4x4 is plenty
+        shaped = ((spread - lo) / (hi - lo)).clamp(0.0, 1.0)
         glow = glow * shaped * shaped * (3.0 - 2.0 * shaped)  # smoothstep: no line pops in
         lines = (glow + FILL * frame).clamp(0.0, 1.0)
         if strength >= 1.0:
