@@ -141,7 +141,17 @@ def test_parameters_are_clamped_checked_and_queryable(live):
         control.load("c", "first")
     control.set("hue", 0.25)
     assert control.set("flow", 9) == 2.0  # the flowing pattern's speed, clamped
-    wait_for(lambda: engine.look.hue == 0.25 and engine.gain == 0.0 and engine.look.flow == 2.0, timeout=20)
+    assert control.set("lines", -1) == 0.0  # contour lines, clamped
+    control.set("lines", 0.5)
+    wait_for(
+        lambda: (
+            engine.look.hue == 0.25
+            and engine.gain == 0.0
+            and engine.look.flow == 2.0
+            and engine.look.lines == 0.5
+        ),
+        timeout=20,
+    )
     assert control.get("intensity") == 2.0 and engine.look.intensity == 2.0
 
 
