@@ -162,8 +162,7 @@ def evaluate_track(
         for i, row in enumerate(raw):
             rgb = guard(to_rgb_uint8(loop.step(row)))
             painted = to_rgb_uint8(loop.previous)
-            assert loop.given is not None  # step() sets it
-            given.append(loop.given.cpu().numpy())
+            given.append(loop.condition_numpy())
             batch.append(rgb)
             if judge is not None:
                 judge.add(rgb)

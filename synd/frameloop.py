@@ -152,6 +152,12 @@ class FrameLoop:
         self.given = f
         return (f * float(self.look.intensity)).unsqueeze(0)
 
+    def condition_numpy(self) -> np.ndarray:
+        """The normalised features of the last `condition()` as a numpy vector (F,): what
+        the flow and the stage follow (one copy from the device a frame, shared)."""
+        assert self.given is not None, "condition() first"
+        return self.given.cpu().numpy()
+
     def scene_field(self, cond: torch.Tensor) -> torch.Tensor:
         """The scene's colour field for conditioned features `cond` (1, F), updating the
         slow average."""
@@ -162,13 +168,13 @@ class FrameLoop:
             self._slow = self._decay * self._slow + (1.0 - self._decay) * cond
         return self.scene(cond, self._slow, self._basis).contiguous(memory_format=torch.channels_last)
 
-    def _pattern(self, raw: np.ndarray) -> torch.Tensor:
+    def _pattern(self, raw: np.ndarray, given: np.ndarray) -> torch.Tensor:
         """The pattern this frame starts from: flowing with the music (`Look.flow`) or
         the fixed one. The flow's running range follows the sound even while it is off."""
-        if self.flow is None or self.given is None:
+        if self.flow is None:
             return self.pattern
         rate = float(self.look.flow)
-        self.flow.advance(np.asarray(raw, np.float32), self.given.cpu().numpy(), rate)
+        self.flow.advance(np.asarray(raw, np.float32), given, rate)
         return self.flow.pattern() if rate > 0 else self.pattern
 
     @torch.inference_mode()
@@ -176,7 +182,8 @@ class FrameLoop:
         """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
         fb = float(self.look.feedback)
         cond = self.condition(raw)
-        pattern = self.scene_field(cond) if self.scene is not None else self._pattern(raw)
+        given = self.condition_numpy()
+        pattern = self.scene_field(cond) if self.scene is not None else self._pattern(raw, given)
         base = fb * self.previous + (1.0 - fb) * pattern
         frame = self.paint(base, cond)
         self.previous = frame  # feedback takes the generator's own picture, never the lit one
@@ -184,9 +191,9 @@ class FrameLoop:
             if self._lines is None:
                 self._lines = ContourLines(self.height, self.device)
             frame = self._lines.draw(frame, float(self.look.lines))
-        if self.stage is not None and self.given is not None:
+        if self.stage is not None:
             look = self.look
-            frame = self.stage.light(frame, self.given.cpu().numpy(), look.stage, look.intensity)
+            frame = self.stage.light(frame, given, look.stage, look.intensity)
         if self.look.hue:
             if self._hue[0] != self.look.hue:  # built once per hue value, not per frame
                 self._hue = (self.look.hue, hue_rotation(self.look.hue).to(self.device))
