@@ -7,8 +7,8 @@ field that moves in the music's own time (`synd.flow`); or for a model with a sc
 (`synd.model.SceneHead`) the colour field the scene paints from the sound now and its
 slow average over `SLOW_SECONDS`. The frame shown may be drawn as glowing contour lines
 (`synd.lines`, `Look.lines`) and is then lit by the stage (`synd.stage`, `Look.stage`):
-sound-driven light and colour over broad areas. Render and
-live run this same loop, so a render shows what the daemon would show for the same audio.
+sound-driven light and colour over broad areas. Render and live run this same loop, so a
+render shows what the daemon would show for the same audio.
 """
 
 from __future__ import annotations

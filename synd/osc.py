@@ -17,7 +17,7 @@ i 0/1, and an empty slot as the empty string.
 | /synd/intensity       | f     | 0..2, how strongly the sound drives the picture     | f           |
 | /synd/crossfade       | f     | 0..1, slot A to slot B                              | f           |
 | /synd/feedback        | f     | 0..0.99, share of the previous frame                | f           |
-| /synd/hue             | f     | 0..1, hue turn of the whole picture                 | f           |
+| /synd/hue             | f     | 0..1, hue turn on top of the preset's own colours   | f           |
 | /synd/flow            | f     | 0..2, how fast the pattern flows with the music     | f           |
 | /synd/lines           | f     | 0..1, the picture drawn as glowing contour lines    | f           |
 | /synd/gain            | f     | 0..8, input gain (sensitivity)                      | f           |
