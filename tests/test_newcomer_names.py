@@ -111,7 +111,8 @@ def test_a_wrong_preset_name_lists_the_presets(home, song, tmp_path, command):
         "train": ["train", str(tmp_path), "--out", str(tmp_path / "m")],
     }[command]
     line = one_error_line(synd(home, *args, "--preset", "prizm"))
-    assert line == "synd: error: no preset named 'prizm' (presets: classic, lava, mine, prism, sharp, tide)"
+    presets = "classic, lava, mine, neon, prism, sharp, tide"
+    assert line == f"synd: error: no preset named 'prizm' (presets: {presets})"
     assert not (tmp_path / "out").exists()  # `synd run` failed before opening anything
 
 
