@@ -11,8 +11,9 @@ over the frame draws no lines (`QUIET_SPREAD`): its faint grain would make a lat
 
 The line's width is measured in pixels, not in channel value: the distance to the
 nearest level is divided by the channel's slope, so a steep edge and a gentle slope draw
-lines equally thin. Widths and the blur scale with the frame's height, so the look is
-the same at 384x216 live and 1920x1080 in a render (never thinner than `MIN_WIDTH_PX`).
+lines equally thin. Widths and the blur scale with the height of the painted frame, so
+the look is the same whatever the painted size (`--detail`; never thinner than
+`MIN_WIDTH_PX`); render and live draw at the painted size and scale the result up.
 Only the shown frame is drawn as lines; the generator's feedback keeps its own picture.
 About 2 ms a frame at 384x216.
 """
@@ -58,7 +59,7 @@ class ContourLines:
         scale = height / REFERENCE_HEIGHT
         self.width = max(MIN_WIDTH_PX, WIDTH_PX * scale)
         # The blur runs at half the size (a quarter of the work) and is scaled back up:
-        # the blurred channels are smooth, so nothing of them is lost on the way.
+        # the blurred channels are smooth, so little of them is lost on the way.
         k = _gaussian(0.5 * BLUR_PX * scale, torch.device(device))
         self._kx = k.view(1, 1, 1, -1)
         self._ky = k.view(1, 1, -1, 1)
