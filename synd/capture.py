@@ -26,11 +26,22 @@ after PortAudio is initialised delivers its first block only after ~1.7-2 s; lat
 after ~40 ms. The supervisor therefore allows `FIRST_DATA_S` before calling a fresh
 stream dead.
 
+Hang pitfall, same set-up: when the sound server dies (or freezes) under a running
+stream, aborting or closing that stream can block forever (PortAudio joins its callback
+thread, which waits on a lock inside the ALSA pulse plugin that libpulse never
+releases). Streams are therefore closed on a worker thread under a timeout, a stream
+whose close got stuck is remembered (`_STUCK`), PortAudio is then never terminated
+again (neither to refresh the device list nor at exit: sounddevice's own exit handler,
+which terminates PortAudio and so closes that stream once more, is replaced by
+`_terminate_at_exit`), and nothing that stopping waits for is held across a PortAudio
+call.
+
 Errors are `CaptureError`s with one-line messages.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import inspect
 import json
@@ -73,11 +84,18 @@ STALL_S = 1.0  # no callback for this long after data flowed: the stream is dead
 FIRST_DATA_S = 5.0  # grace for the first block of a fresh stream (see module docstring)
 RETRY_S = 1.0  # reopen attempts while disconnected
 OUT_AHEAD_S = 0.2  # how far file playback may run ahead of the wall clock
+EXIT_S = 1.0  # what terminating PortAudio at exit may take before the process ends anyway
 # PortAudio is process-global: re-initialising it (to refresh the device list) while a
 # stream is open would free that stream under our feet. Streams opened here are tracked
-# and every PortAudio call that could race a re-initialisation holds _PA_LOCK.
+# and every PortAudio call that could race a re-initialisation holds _PA_LOCK. Stopping
+# an input never waits for _PA_LOCK.
 _PA_LOCK = threading.RLock()
 _OPEN_STREAMS: set = set()
+# Streams whose abort/close did not finish in time (a dead sound server): PortAudio would
+# wait for them forever when terminated, so it is not terminated any more.
+_STUCK: set = set()
+_EXITING = threading.Event()  # set at interpreter exit: no more PortAudio calls
+_EXIT_HOOKED = False
 # PULSE_SOURCE is read from the process environment when a stream opens.
 _ENV_LOCK = threading.Lock()
 
@@ -217,7 +235,53 @@ def _sounddevice() -> Any:
         raise CaptureError(
             f"PortAudio is not available ({exc}); install it (Debian: libportaudio2)"
         ) from None
+    _hook_exit(sd)
     return sd
+
+
+def _hook_exit(sd: Any) -> None:
+    """Put `_terminate_at_exit` in place of sounddevice's own exit handler (once)."""
+    global _EXIT_HOOKED
+    if _EXIT_HOOKED:
+        return
+    _EXIT_HOOKED = True
+    handler = getattr(sd, "_exit_handler", None)
+    if handler is not None:
+        atexit.unregister(handler)
+    atexit.register(_terminate_at_exit, sd)
+
+
+def _terminate_at_exit(sd: Any) -> None:
+    """Terminate PortAudio at interpreter exit unless that could hang the exit.
+
+    sounddevice's handler calls Pa_Terminate, which closes every open stream: with a
+    stream whose close is stuck (see `_STUCK`) it waited for ever, and the process never
+    ended (seen after a PulseAudio restart). Here PortAudio is left to the operating
+    system when a close is stuck or the supervisor holds PortAudio for longer than
+    `EXIT_S`; otherwise sounddevice's handler runs on a daemon thread for at most
+    `EXIT_S`.
+    """
+    _EXITING.set()
+    if _STUCK:
+        log.debug("leaving PortAudio to the system at exit: %d stream(s) could not be closed", len(_STUCK))
+        return
+    if not _PA_LOCK.acquire(timeout=EXIT_S):
+        log.debug("leaving PortAudio to the system at exit: it is busy")
+        return
+    try:
+        handler = getattr(sd, "_exit_handler", None)
+        if handler is None:
+            return
+        worker = threading.Thread(target=handler, name="synd-portaudio-exit", daemon=True)
+        try:
+            worker.start()
+        except RuntimeError:  # no new threads at this stage of the exit: leave it to the system
+            return
+        worker.join(EXIT_S)
+        if worker.is_alive():
+            log.debug("terminating PortAudio did not finish within %.1f s: exiting anyway", EXIT_S)
+    finally:
+        _PA_LOCK.release()
 
 
 def refresh_devices() -> bool:
@@ -225,12 +289,13 @@ def refresh_devices() -> bool:
 
     PortAudio lists devices once, when it is initialised (at ``import sounddevice``): a
     sound server started later stays invisible until this is called. Skipped (returns
-    False) while a stream opened by this module is still open, because terminating
-    PortAudio would close it.
+    False) while a stream opened by this module is still open (terminating PortAudio
+    would close it; for a stream whose close got stuck, that would hang) and once the
+    interpreter exits.
     """
     sd = _sounddevice()
     with _PA_LOCK, quiet_stderr("PortAudio", log):
-        if _OPEN_STREAMS:
+        if _OPEN_STREAMS or _EXITING.is_set():
             return False
         try:
             while sd._initialized > 0:
@@ -243,11 +308,14 @@ def refresh_devices() -> bool:
 
 
 def _close_stream(stream: Any, timeout: float) -> bool:
-    """abort() then close() in a worker thread; True if it finished within `timeout`.
+    """abort() then close() in a daemon worker thread; True if it finished within `timeout`.
 
-    stop() can hang (seen with an input and an output stream open); abort() did not, but
-    a stream whose server died is not to be trusted either, hence the thread.
+    stop() can hang (seen with an input and an output stream open), and so can abort()
+    of a stream whose sound server died or froze (for ever: see the module docstring):
+    such a stream is left to its worker and counted in `_STUCK` until it closes.
     """
+    if stream is None:
+        return True
 
     def work() -> None:
         with contextlib.suppress(Exception):
@@ -255,11 +323,16 @@ def _close_stream(stream: Any, timeout: float) -> bool:
         with contextlib.suppress(Exception):
             stream.close()
         _OPEN_STREAMS.discard(stream)
+        _STUCK.discard(stream)
 
     worker = threading.Thread(target=work, name="synd-capture-close", daemon=True)
     worker.start()
     worker.join(max(0.0, timeout))
     if worker.is_alive():
+        _STUCK.add(stream)
+        if not worker.is_alive():  # it finished just now: not stuck after all
+            _STUCK.discard(stream)
+            return True
         log.debug("closing the audio stream did not finish within %.1f s", timeout)
         return False
     return True
@@ -654,6 +727,7 @@ class DeviceInput(LiveInput):
         self._stop_evt = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()  # start/stop against each other
+        self._swap = threading.Lock()  # taking `_stream` (never held across a PortAudio call)
 
     def _pick_rate(self, target: _Target) -> int:
         """The feature rate if the device takes it, else its default rate (resampled)."""
@@ -699,12 +773,17 @@ class DeviceInput(LiveInput):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _open(self, target: _Target) -> None:
-        """Open and start a stream on `target` (supervisor or start(); raises)."""
+    def _open(self, target: _Target) -> bool:
+        """Open and start a stream on `target` (supervisor or start(); raises).
+
+        False when stop() came meanwhile: the new stream is closed again at once.
+        """
         sd = self._sd
         self._gen += 1
         self._opened_at = time.monotonic()  # before any callback can run
         with _PA_LOCK, _pulse_source(target.pulse_source), quiet_stderr("PortAudio", log) as self._said:
+            if _EXITING.is_set():
+                raise CaptureError("the process is exiting")
             stream = sd.InputStream(
                 device=target.device,
                 samplerate=self.ring.rate,
@@ -720,9 +799,28 @@ class DeviceInput(LiveInput):
             except BaseException:
                 _close_stream(stream, 1.0)
                 raise
-        self._stream = stream
+        if self._stop_evt.is_set():  # stop() came while we were opening
+            self._gen += 1
+            _close_stream(stream, 1.0)
+            return False
+        with self._swap:
+            self._stream = stream
         self._target = target
         self.description = target.description
+        if self._stop_evt.is_set():  # stop() came just now and may have missed the stream
+            _close_stream(self._take_stream(stream), 1.0)
+            return False
+        return True
+
+    def _take_stream(self, stream: Any = None) -> Any:
+        """Take the current stream (only if it is `stream`, when given); None if gone."""
+        with self._swap:
+            current = self._stream
+            if current is None or (stream is not None and current is not stream):
+                return None
+            self._stream = None
+            self._gen += 1  # late callbacks of this stream abort
+            return current
 
     def start(self) -> None:
         """Open the device and start capturing (CaptureError if it cannot be opened)."""
@@ -731,28 +829,43 @@ class DeviceInput(LiveInput):
                 return
             self._stop_evt.clear()
             try:
-                self._open(self._target)
+                opened = self._open(self._target)
             except Exception as exc:  # noqa: BLE001 - PortAudio's many failures, as one CaptureError
                 raise CaptureError(
                     f"cannot open {self.description}: {explain(exc, getattr(self, '_said', None))}"
                 ) from None
+            if not opened:  # stopped while starting
+                return
             self.connected = True
             self._supervisor = threading.Thread(target=self._supervise, name="synd-capture", daemon=True)
             self._supervisor.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop capturing; returns within `timeout` even if PortAudio hangs."""
+        """Stop capturing; returns within `timeout` even if PortAudio hangs.
+
+        Wherever the supervisor is (waiting, re-initialising PortAudio, opening a stream,
+        stuck in a close), stopping waits for it at most half of `timeout`: a stream it
+        opens after that is closed by the supervisor itself, and a close that hangs is
+        left to a daemon thread (see `_close_stream`).
+        """
         deadline = time.monotonic() + timeout
-        with self._lock:
-            self._stop_evt.set()
-            if self._supervisor is not None:
-                self._supervisor.join(max(0.0, (deadline - time.monotonic()) / 2))
-                self._supervisor = None
-            stream, self._stream = self._stream, None
-            self._gen += 1  # late callbacks of this stream abort
-            if stream is not None:
-                _close_stream(stream, deadline - time.monotonic())
+        self._stop_evt.set()
+        # start() holds _lock while opening a stream: never wait for it beyond `timeout`
+        # (the stop event makes that start close its stream again).
+        if not self._lock.acquire(timeout=max(0.0, timeout / 2)):
+            log.debug("stopping %s: a start is still opening the stream", self.description)
             self.connected = False
+            return
+        try:
+            supervisor, self._supervisor = self._supervisor, None
+            if supervisor is not None and supervisor is not threading.current_thread():
+                supervisor.join(max(0.0, (deadline - time.monotonic()) / 2))
+                if supervisor.is_alive():
+                    log.debug("stopping %s: the supervisor is still reopening; not waiting", self.description)
+            _close_stream(self._take_stream(), max(0.0, deadline - time.monotonic()))
+            self.connected = False
+        finally:
+            self._lock.release()
 
     def _dead_reason(self, stream: Any, now: float) -> str | None:
         try:
@@ -770,7 +883,11 @@ class DeviceInput(LiveInput):
         return None
 
     def _supervise(self) -> None:
-        """Watch the stream; after a loss, reopen it every RETRY_S until stopped."""
+        """Watch the stream; after a loss, reopen it every RETRY_S until stopped.
+
+        Every wait is on the stop event, and the stop event is checked between the steps
+        of a reopen, so a stop is never kept waiting by a retry.
+        """
         lost = False
         next_try = 0.0
         while not self._stop_evt.wait(CHECK_S):
@@ -792,10 +909,8 @@ class DeviceInput(LiveInput):
                         )
                         lost = True
                     self.connected = False
-                    self._stream = None
-                    self._gen += 1
-                    _close_stream(stream, 1.0)
-                    next_try = now + RETRY_S
+                    _close_stream(self._take_stream(stream), 1.0)
+                    next_try = time.monotonic() + RETRY_S
                 elif now >= next_try:
                     next_try = now + RETRY_S
                     self._reopen()
@@ -803,13 +918,16 @@ class DeviceInput(LiveInput):
                 log.debug("capture: reopening %s failed: %s", self.description, exc)
 
     def _reopen(self) -> None:
+        """Find the device again and open it, giving up as soon as stop() is called."""
+        if self._stop_evt.is_set():
+            return
         refresh_devices()
+        if self._stop_evt.is_set():
+            return
         target = _resolve(self._sd, self.kind, self.device)
-        self._open(target)
-        if self._stop_evt.is_set():  # stop() came while we were opening
-            stream, self._stream = self._stream, None
-            self._gen += 1
-            _close_stream(stream, 1.0)
+        if self._stop_evt.is_set():
+            return
+        self._open(target)  # closes the stream again itself when stop() came meanwhile
 
     def status(self) -> dict:
         """connected, device, overflows, overruns, skipped, reconnects (thread-safe)."""

@@ -5,6 +5,10 @@ a server killed and restarted mid-capture), and file inputs."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -24,6 +28,7 @@ from synd.capture import (
     refresh_devices,
 )
 from tests.helpers.audio import dominant_hz, tone
+from tests.helpers.daemon import StderrLog
 from tests.helpers.pulse import requires_pulse
 from tests.helpers.wait import wait_for
 
@@ -389,6 +394,56 @@ def test_stop_never_hangs(pulse):
     time.sleep(1.2)  # retrying
     assert timed_stop(dead2) < 2.5
     assert timed_stop(dead2) < 0.5
+
+
+# Capture in a process of its own: it starts, says so, stops when told, says so, exits.
+CAPTURE_CHILD = """
+import logging, sys, time
+logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+from synd.capture import DeviceInput
+inp = DeviceInput("system", rate=24000)
+inp.start()
+while inp.ring.written == 0:
+    time.sleep(0.02)
+print("capturing", flush=True)
+sys.stdin.readline()
+inp.stop()
+print("stopped", flush=True)
+"""
+
+
+@requires_pulse
+def test_a_stream_stuck_on_a_frozen_server_does_not_keep_the_process_alive(pulse):
+    """A sound server that freezes under a running stream (SIGSTOP here; a PulseAudio
+    killed mid-capture did the same now and then) blocks the stream's abort for ever
+    inside the ALSA pulse plugin. stop() returns anyway, and so does the process: it used
+    to hang at exit, in sounddevice's exit handler terminating PortAudio, which waited for
+    that same stream."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CAPTURE_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    err = StderrLog(proc)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "capturing", err.text()
+        os.kill(pulse.proc.pid, signal.SIGSTOP)
+        # the supervisor notices the stall and its close of the stream gets stuck
+        err.wait(lambda text: "closing the audio stream did not finish" in text, timeout=60)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.wait(timeout=10)  # the bound the daemon tests give a stop
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        pulse.kill()  # SIGKILL ends a stopped server too
+    err.join(5)
+    assert proc.returncode == 0, err.text()
+    assert proc.stdout.read().strip() == "stopped"
 
 
 def test_no_audio_device_at_all(tmp_path, monkeypatch):
