@@ -20,6 +20,7 @@ class LossWeights:
     sound: float = 1.0  # decoder must read the features back out of the picture
     image: float = 0.5  # stay near the seeded base pattern (hinged), as the original
     noise: float = 0.0  # total variation: flat regions, sharp edges
+    stripes: float = 0.0  # fine structure along whole rows or columns (a stripe lattice)
     colorfulness: float = 0.0  # soft-histogram entropy: many different colours
     color_variance: float = 0.0  # spread within each colour channel
     temporal: float = 0.0  # frame-to-frame consistency (penalises change)
@@ -63,6 +64,18 @@ def noise_loss(image: torch.Tensor) -> torch.Tensor:
     dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
     dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
     return dx + dy
+
+
+def stripes_loss(image: torch.Tensor) -> torch.Tensor:
+    """Fine stripes: the mean absolute second difference of the picture's column profile
+    (its mean over rows) plus that of its row profile. A stripe keeps its sign down the
+    whole column, so it survives the mean; the edges of soft fields curve and average
+    away, and second differences leave broad gradients alone."""
+
+    def curvature(profile: torch.Tensor) -> torch.Tensor:
+        return (profile[..., 2:] - 2.0 * profile[..., 1:-1] + profile[..., :-2]).abs().mean()
+
+    return curvature(image.mean(dim=-2)) + curvature(image.mean(dim=-1))
 
 
 def soft_color_histogram(

@@ -36,6 +36,9 @@ class ModelConfig:
     decoder_width: int = 32
     native_size: int = 256  # short side (pixels) over which coordinates span [-1, 1]
     scene: int = 0  # 0: none; else the hidden size of the sound-driven scene (SceneHead)
+    # The finest coordinate wave the generator sees (`fourier_features`); finer ones are
+    # zeros. 4 (all): a generator may bake the finest into a fixed stripe lattice.
+    fourier_max: int = 4
 
     @property
     def has_scene(self) -> bool:
@@ -84,10 +87,16 @@ def make_coords(
 FOURIER_FREQS = (0.5, 1.0, 2.0, 4.0)
 
 
-def fourier_features(coords: torch.Tensor) -> torch.Tensor:
+def fourier_features(coords: torch.Tensor, max_freq: float = FOURIER_FREQS[-1]) -> torch.Tensor:
     """sin/cos of the coordinates at a few frequencies: spatial building blocks (stripes,
-    rings, checkers) that the sound can modulate, as in compositional pattern networks."""
-    waves = [f(math.pi * k * coords) for k in FOURIER_FREQS for f in (torch.sin, torch.cos)]
+    rings, checkers) that the sound can modulate, as in compositional pattern networks.
+    Frequencies above `max_freq` are zeros (the channel layout, and so the weights' shape,
+    stays the same for every choice)."""
+    waves = [
+        f(math.pi * k * coords) if k <= max_freq else torch.zeros_like(coords)
+        for k in FOURIER_FREQS
+        for f in (torch.sin, torch.cos)
+    ]
     return torch.cat(waves, dim=1)
 
 
@@ -209,7 +218,8 @@ class Generator(nn.Module):
 
     def position_term(self, coords: torch.Tensor) -> torch.Tensor:
         """The first layer's response to position (coordinates and their Fourier features)."""
-        return self.stem_position(torch.cat([coords, fourier_features(coords)], dim=1))
+        waves = fourier_features(coords, self.cfg.fourier_max)
+        return self.stem_position(torch.cat([coords, waves], dim=1))
 
     def encode(
         self, image: torch.Tensor, position: torch.Tensor, films: list[torch.Tensor]

@@ -175,6 +175,7 @@ class UnrolledStep(nn.Module):
                 "sound",
                 "image",
                 "noise",
+                "stripes",
                 "colorfulness",
                 "color_variance",
                 "temporal",
@@ -222,6 +223,8 @@ class UnrolledStep(nn.Module):
             last_pattern = pattern
             if w.noise:
                 terms["noise"] = terms["noise"] + L.noise_loss(frame)
+            if w.stripes:
+                terms["stripes"] = terms["stripes"] + L.stripes_loss(frame)
             if w.colorfulness:
                 terms["colorfulness"] = terms["colorfulness"] + L.colorfulness_loss(frame)
             if w.color_variance:
@@ -554,6 +557,14 @@ def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch
     )
     if meta.get("preset", {}).get("name") != opts.preset.name:
         changed.insert(0, "preset")
+    # Settings such as fourier_max change no weight's shape, so loading would not notice.
+    # (A run from before a setting existed has its default.)
+    try:
+        before = ModelConfig.from_dict(meta["architecture"])
+    except (KeyError, TypeError, ValueError):
+        before = None
+    if before != _preset_config(opts.preset):
+        changed.insert(0, "architecture")
     if tr["seed"] != opts.seed:
         changed.append("seed")
     if changed:
@@ -564,6 +575,11 @@ def _read_resume_state(spath: Path, opts: TrainOptions) -> tuple[dict[str, torch
     return tensors, meta
 
 
+def _preset_config(preset: Preset) -> ModelConfig:
+    """The network `preset` trains."""
+    return ModelConfig.from_dict({"feature_dim": preset.features.dim, **preset.architecture})
+
+
 def _init_model(name: str, preset: Preset) -> ModelBundle:
     """The model `--init` starts from; TrainError unless it has the preset's network and
     features (its weights would not fit, or would hear other inputs)."""
@@ -571,8 +587,7 @@ def _init_model(name: str, preset: Preset) -> ModelBundle:
         start = load_model(name)
     except CheckpointError as e:
         raise TrainError(f"--init: {e}") from None
-    config = ModelConfig.from_dict({"feature_dim": preset.features.dim, **preset.architecture})
-    if start.config != config:
+    if start.config != _preset_config(preset):
         raise TrainError(f"--init '{name}': its network differs from the one preset '{preset.name}' trains")
     if start.features != preset.features:
         raise TrainError(f"--init '{name}': it hears other features than preset '{preset.name}'")
@@ -651,7 +666,7 @@ def _train(opts: TrainOptions, device: torch.device, rank: int, world: int, main
     holdout = [stats.normalize(x) for x in corpus.holdout]
 
     try:
-        config = ModelConfig.from_dict({"feature_dim": preset.features.dim, **preset.architecture})
+        config = _preset_config(preset)
     except (TypeError, ValueError) as e:
         raise TrainError(f"preset '{preset.name}' [architecture]: {e}") from None
     fps = preset.features.fps

@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from safetensors.torch import save_file
 
 from synd.bundle import load_model
 from synd.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from synd.model import make_coords
 
 
 def test_round_trip_keeps_weights_and_metadata(tiny_bundle, tmp_path):
@@ -159,3 +161,23 @@ def test_odd_names_give_one_line_errors(tmp_path):
         with pytest.raises(CheckpointError) as err:
             load_model(name)
         assert "\n" not in str(err.value) and len(str(err.value)) < 1200
+
+
+def test_set_architecture_hides_the_finest_wave_and_keeps_the_weights(tiny_bundle, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from set_architecture import set_architecture
+
+    path = tmp_path / "m.safetensors"
+    tiny_bundle.save(path, extra_meta={"preset": {"name": "tiny", "architecture": {}}})
+    assert set_architecture(str(path), {"fourier_max": 2}).fourier_max == 2
+    changed = load_model(str(path))
+    assert changed.config.fourier_max == 2 and changed.meta["preset"]["architecture"] == {"fourier_max": 2}
+    for a, b in zip(tiny_bundle.generator.state_dict().values(), changed.generator.state_dict().values()):
+        assert torch.equal(a, b)
+    coords = make_coords(16, 16, changed.config.native_size)
+    before, after = tiny_bundle.generator.position_term(coords), changed.generator.position_term(coords)
+    assert not torch.allclose(before, after)
+    with pytest.raises(SystemExit, match="cannot change width"):
+        set_architecture(str(path), {"width": 4})

@@ -45,6 +45,21 @@ def test_noise_loss_smooths_the_image():
     assert L.noise_loss(out) < 0.6 * L.noise_loss(img)
 
 
+def test_stripes_loss_finds_a_stripe_lattice_not_soft_fields():
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    fields = 0.5 + 0.3 * torch.sin(6 * x + 4 * torch.sin(5 * y))  # soft, curving shapes
+    stripes = 0.5 + 0.3 * torch.sin(2 * torch.pi * x * 64 / 6)  # vertical, 6 px apart
+    gradient = x  # a broad ramp: no fine structure at all
+    as_image = lambda t: t.expand(1, 3, 64, 64)  # noqa: E731
+    faint = as_image(fields + 0.1 * (stripes - 0.5))  # the fields with faint stripes over them
+    assert L.stripes_loss(as_image(gradient)).item() < 1e-6
+    assert L.stripes_loss(faint).item() > 5 * L.stripes_loss(as_image(fields)).item()
+    # Turned a quarter: horizontal stripes cost the same.
+    assert abs(L.stripes_loss(faint.transpose(-1, -2)).item() - L.stripes_loss(faint).item()) < 1e-6
+    out = descend(faint, L.stripes_loss, steps=60, lr=0.05)
+    assert L.stripes_loss(out) < 0.5 * L.stripes_loss(faint)
+
+
 def distinct_colours(img: torch.Tensor, bins: int = 4) -> int:
     q = (img.clamp(0, 0.999) * bins).long()
     codes = q[:, 0] * bins * bins + q[:, 1] * bins + q[:, 2]

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from synd.measure import generator_macs
-from synd.model import Generator, ModelConfig, SoundDecoder, make_coords
+from synd.model import FOURIER_FREQS, Generator, ModelConfig, SoundDecoder, fourier_features, make_coords
 
 
 @pytest.fixture
@@ -86,6 +86,27 @@ def test_coordinates_of_a_crop_match_the_full_frame():
     assert torch.allclose(crop, full[..., 32:96, 96:160], atol=1e-6)
     wide = make_coords(144, 256, 256)
     assert wide[0, 1].abs().max() < 1.0 < wide[0, 0].abs().max()  # short side spans [-1, 1]
+
+
+def test_coordinate_waves_finer_than_fourier_max_are_zeros(cfg):
+    coords = make_coords(36, 64, 256)
+    full, capped = fourier_features(coords), fourier_features(coords, 2)
+    assert capped.shape == full.shape  # the same weights fit either
+    for i, k in enumerate(FOURIER_FREQS):
+        for wave in range(2):  # sin, cos: 3 channels (x, y, radius) each
+            c = slice((2 * i + wave) * 3, (2 * i + wave + 1) * 3)
+            if k <= 2:
+                assert torch.equal(capped[:, c], full[:, c]) and full[:, c].abs().max() > 0.5
+            else:
+                assert not capped[:, c].any()
+    torch.manual_seed(5)
+    g = Generator(cfg)
+    capped_g = Generator(ModelConfig.from_dict({**cfg.to_dict(), "fourier_max": 2}))
+    capped_g.load_state_dict(g.state_dict())
+    assert not torch.allclose(g.position_term(coords), capped_g.position_term(coords))
+    # A model file from before the setting: every wave, as it was trained.
+    old = {k: v for k, v in cfg.to_dict().items() if k != "fourier_max"}
+    assert ModelConfig.from_dict(old).fourier_max == FOURIER_FREQS[-1]
 
 
 def test_config_round_trip_and_validation(cfg):

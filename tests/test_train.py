@@ -160,6 +160,10 @@ def test_resume_refuses_changed_settings(tiny_preset, clip_dir, tmp_path):
         train(options(bigger, clip_dir, out, steps=6, resume=True))
     with pytest.raises(TrainError, match="seed differ"):
         train(options(tiny_preset, clip_dir, out, steps=6, resume=True, seed=5))
+    # Hiding a coordinate wave changes no weight's shape: only the check can tell.
+    wave = replace(tiny_preset, architecture={**tiny_preset.architecture, "fourier_max": 2})
+    with pytest.raises(TrainError, match="architecture differ"):
+        train(options(wave, clip_dir, out, steps=6, resume=True))
     (clip_dir / "song0.wav").rename(clip_dir / "renamed.wav")
     with pytest.raises(TrainError, match="audio differs"):
         train(options(tiny_preset, clip_dir, out, steps=6, resume=True))
