@@ -14,6 +14,7 @@ their range):
     hue              0..1     hue turn on top of the preset's own colours (1 = a full turn)
     flow             0..2     how fast the pattern flows with the music (synd.flow; 0 = fixed)
     lines            0..1     the picture drawn as glowing contour lines (synd.lines; 0 = off)
+    sections         -0.5..0.5  how far the palette turns with the song's loud and quiet passages
     gain             0..8     input gain before the features (sensitivity; 1 = as captured)
     transition_time  0..60    seconds a preset change or `fade` takes (0 = cut)
     rotate           0..3600  seconds between automatic preset changes (0 = off)
@@ -77,6 +78,9 @@ PARAMS: dict[str, Param] = {
     "hue": Param(0.0, 1.0, 0.0, "hue turn on top of the preset's own colours (1 = a full turn)"),
     "flow": Param(0.0, 2.0, 0.0, "how fast the pattern flows with the music (0 = a fixed pattern)"),
     "lines": Param(0.0, 1.0, 0.0, "the picture drawn as glowing contour lines (0 = off, 1 = lines only)"),
+    "sections": Param(
+        -0.5, 0.5, 0.0, "how far the palette turns with the song's passages (the sign: which way; 0 = fixed)"
+    ),
     "gain": Param(0.0, 8.0, 1.0, "input gain before the features (sensitivity)"),
     "transition_time": Param(0.0, 60.0, 2.0, "seconds a preset change or fade takes (0 = cut)"),
     "rotate": Param(0.0, 3600.0, 0.0, "seconds between automatic preset changes (0 = off)"),
@@ -89,6 +93,9 @@ TRIGGERS: dict[str, str] = {
 }
 
 EVENTS = ("beat", "changed", "learn")
+
+#: The parameters a preset brings with it (the rest are the performer's and carry over).
+PRESET_PARAMS = ("feedback", "flow", "lines", "sections")
 
 #: What a MIDI control can be bound to by learning.
 LEARNABLE = (*PARAMS, *TRIGGERS, "preset/next", "preset/previous", "preset/random", "cut")
@@ -127,22 +134,28 @@ class Controller:
         self._subscribers: dict[str, list[Callable[..., None]]] = {e: [] for e in EVENTS}
         look = engine.look
         self._values: dict[str, float] = {name: p.default for name, p in PARAMS.items()}
-        self._values.update(
-            intensity=look.intensity, feedback=look.feedback, flow=look.flow, lines=look.lines
-        )
+        self._values.update(intensity=look.intensity, **{k: getattr(look, k) for k in PRESET_PARAMS})
         self._triggers: dict[str, bool] = {name: False for name in TRIGGERS}
         self.preset = current or engine.model_name
         engine.on_beat = lambda strength: self._emit("beat", strength)
 
-    def _load(self, name: str) -> tuple:
+    def _load(self, name: str, shown: bool = False) -> tuple:
         """(bundle, look) for `name`, with the performer's intensity carried over: a new
-        preset brings its own feedback, smoothing and palette (the performer's hue turn is
-        applied on top of it by the engine), not a jump in level."""
+        preset brings its own feedback, flow, lines, sections, smoothing and palette (the
+        performer's hue turn is applied on top of it by the engine), not a jump in level. For the
+        preset going on screen (`shown`), the parameters it brings are reported to the
+        surfaces, so a tray, OSC query or MIDI pickup shows what is on screen."""
         from dataclasses import replace
 
         bundle, look = self._load_look(name)
+        brought = {k: float(getattr(look, k)) for k in PRESET_PARAMS}
         with self._lock:
             intensity = self._values["intensity"]
+            if shown:
+                self._values.update(brought)
+        if shown:
+            for k, v in brought.items():
+                self._emit("changed", k, v)
         return bundle, replace(look, intensity=intensity)
 
     # -- events ------------------------------------------------------------------------
@@ -170,7 +183,7 @@ class Controller:
         v = param.clamp(value, name)
         with self._lock:
             self._values[name] = v
-        if name in ("intensity", "feedback", "hue", "flow", "lines"):
+        if name in ("intensity", "feedback", "hue", "flow", "lines", "sections"):
             self.engine.set_look(**{name: v})
         elif name == "crossfade":
             self.engine.set_crossfade(v)
@@ -220,7 +233,8 @@ class Controller:
                 self._emit("changed", "preset", previous)
 
         self._emit("changed", "preset", name)  # before the load: a failure reports after it
-        self.engine.switch_to(lambda: self._load(name), name, self._values["transition_time"], done)
+        seconds = self._values["transition_time"]
+        self.engine.switch_to(lambda: self._load(name, shown=True), name, seconds, done)
         return name
 
     def _pick(self, which: str) -> str:

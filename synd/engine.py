@@ -188,7 +188,7 @@ class Engine:
         self._commands.put(fn)
 
     def set_look(self, **changes) -> None:
-        """Change look settings (intensity, feedback, flow, lines, smoothing) of both
+        """Change look settings (intensity, feedback, flow, lines, sections, ...) of both
         slots, from any thread. `hue` is the performer's turn on top of each slot's own
         (a preset keeps its palette, turned by the same amount)."""
         replace(self.look, **changes)  # validates now, in the caller's thread

@@ -16,8 +16,10 @@ composition: the picture changes colour with the music but never moves. With
   picture. `Look.flow` multiplies the speed.
 
 So loud passages flow, quiet ones drift, hits push the shapes along and the song's
-course shows as a composition that keeps changing. The cost is one bicubic upsampling of
-a 4x4 field a frame (about 1 ms at 384x216).
+course shows as a composition that keeps changing. The flow also keeps `section`, how
+loud the passage is against the song's recent past (averaged over a few seconds of sound
+time), which turns the palette with the song's passages (`Look.sections`). The cost is
+one bicubic upsampling of a 4x4 field a frame (about 1 ms at 384x216).
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ ONSET_SPEED = 3.0
 #: it reaches full speed `GATE_DB` above it.
 SILENT_DB = -60.0
 GATE_DB = 20.0
+#: Time constant of `Flow.section` in sound time without the level's part (about 4 s
+#: at the usual level, less with many hits): a passage, not a bar.
+SECTION_TAU = 2.0
+#: The shortest time constant of `Flow.section`, in seconds of wall time: a hit starts
+#: the palette's turn and the turn glides, where the hardest hits would otherwise turn
+#: it within 2-3 frames.
+SECTION_GLIDE_S = 1.0
 #: The cells of the pattern along its shorter side (the fixed pattern's 4).
 CELLS = 4
 #: Spread of the cell values before the sigmoid (the fixed pattern's).
@@ -81,15 +90,25 @@ class Flow:
         self.amplitude = SPREAD * math.sqrt(2.0 / SINES)
         #: Sound time: seconds of music at its usual level since the start.
         self.tau = 0.0
+        #: How loud the passage is against the song's recent past (standardised level,
+        #: averaged over SECTION_TAU of sound time; held on digital silence), about -2..2.
+        self.section = 0.0
 
     def speed(self, raw: np.ndarray, normalised: np.ndarray) -> float:
         """Sound time per second for one frame's raw and normalised features (advancing
-        the running range): 0 on digital silence, `BASE_SPEED` at the song's usual level."""
+        the running range and `section`): 0 on digital silence, `BASE_SPEED` at the song's
+        usual level."""
         level = float(self.level @ normalised)
         onset = float(normalised[self.onset]) if self.onset is not None else 0.0
         lz, oz = self.range(np.array([level, onset]))
         gate = float(np.clip((raw[self.loudness] - SILENT_DB) / GATE_DB, 0.0, 1.0))
         push = ONSET_SPEED * max(oz, 0.0) if self.onset is not None else 0.0
+        # `section` moves on the hits (a palette turning between them would be motion out
+        # of time with the music) and holds still in silence; not faster when loud, or
+        # loud frames would weigh more in its average than quiet ones.
+        rate = min(gate * (BASE_SPEED + push) / SECTION_TAU, 1.0 / SECTION_GLIDE_S)
+        keep = math.exp(-rate / self.fps)
+        self.section = keep * self.section + (1.0 - keep) * float(lz)
         return gate * max(0.0, BASE_SPEED + LEVEL_SPEED * lz + push)
 
     def advance(self, raw: np.ndarray, normalised: np.ndarray, rate: float) -> None:

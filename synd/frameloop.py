@@ -194,11 +194,20 @@ class FrameLoop:
         if self.stage is not None:
             look = self.look
             frame = self.stage.light(frame, given, look.stage, look.intensity)
-        if self.look.hue:
-            if self._hue[0] != self.look.hue:  # built once per hue value, not per frame
-                self._hue = (self.look.hue, hue_rotation(self.look.hue).to(self.device))
+        hue = self.hue()
+        if hue:
+            if self._hue[0] != hue:  # rebuilt only when the hue changes
+                self._hue = (hue, hue_rotation(hue).to(self.device))
             frame = torch.einsum("ij,bjhw->bihw", self._hue[1], frame).clamp(0, 1)
         return frame
+
+    def hue(self) -> float:
+        """The hue turn of this frame: the look's own, turned with the song's passages
+        (`Look.sections` times a soft-limited `Flow.section`) when the loop has a flow."""
+        turn = float(self.look.hue)
+        if self.look.sections and self.flow is not None:
+            turn += float(self.look.sections) * math.tanh(self.flow.section)
+        return turn
 
     def run(self, features: np.ndarray):
         """Yield one frame per row of `features` (n, F)."""

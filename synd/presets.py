@@ -50,6 +50,10 @@ class Look:
     flow: float = field(default=0.0, metadata=_in(0.0, 2.0))
     # the picture drawn as glowing contour lines (synd.lines; 0 = off, 1 = lines only)
     lines: float = field(default=0.0, metadata=_in(0.0, 1.0))
+    # how far the palette turns with the song's passages, in turns of the hue circle: a
+    # loud one turns it one way, a quiet one the other; the sign picks which (needs the
+    # flow's level, synd.flow.Flow.section; 0 = a fixed palette)
+    sections: float = field(default=0.0, metadata=_in(-0.5, 0.5))
 
     def __post_init__(self):
         check_fields(self, "look.")

@@ -103,6 +103,22 @@ def test_a_preset_switch_fades_in_the_requested_time(live):
     assert control.get("preset") == "third"
 
 
+def test_a_preset_brings_its_own_feedback_flow_and_lines_and_the_surfaces_hear_of_it(live, tiny_bundle):
+    engine, _, _, _ = live
+    looks = {"first": Look(), "second": Look(feedback=0.6, flow=0.7, lines=0.3, sections=0.2)}
+    control = Controller(engine, list(looks), lambda name: (tiny_bundle, looks[name]), current="first")
+    heard = {}
+    control.subscribe("changed", lambda name, value: heard.__setitem__(name, value))
+    control.set("transition_time", 0)
+    control.set("flow", 2.0)  # the performer's ride on the first preset
+    control.select_preset("second")
+    wait_for(lambda: engine.model_name == "second" and engine.look.flow == 0.7, timeout=20)
+    for name, value in (("feedback", 0.6), ("flow", 0.7), ("lines", 0.3), ("sections", 0.2)):
+        assert control.get(name) == pytest.approx(value), name
+        assert heard[name] == pytest.approx(value), name
+    assert control.state()["flow"] == pytest.approx(0.7)
+
+
 def test_blackout_and_freeze(live):
     engine, control, out, _ = live
     wait_for(lambda: len(out.frames) > 10, timeout=20)
@@ -143,12 +159,14 @@ def test_parameters_are_clamped_checked_and_queryable(live):
     assert control.set("flow", 9) == 2.0  # the flowing pattern's speed, clamped
     assert control.set("lines", -1) == 0.0  # contour lines, clamped
     control.set("lines", 0.5)
+    assert control.set("sections", 2) == 0.5  # the palette's turn with the passages, clamped
     wait_for(
         lambda: (
             engine.look.hue == 0.25
             and engine.gain == 0.0
             and engine.look.flow == 2.0
             and engine.look.lines == 0.5
+            and engine.look.sections == 0.5
         ),
         timeout=20,
     )

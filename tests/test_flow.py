@@ -97,3 +97,58 @@ def test_in_the_frame_loop_the_flow_moves_the_picture_and_off_it_is_the_fixed_pa
 
     assert drift(flowing) > 3.0 * drift(fixed)
     assert torch.equal(fixed.pattern, FrameLoop(tiny_bundle, 36, 64).pattern)
+
+
+def test_section_follows_the_passage_level_slowly_and_holds_on_silence():
+    rng = np.random.default_rng(3)
+    flow = make_flow()
+    for _ in range(int(20 * FPS)):  # a verse at the song's usual level
+        flow.advance(*frame(rng.normal(0.0, 0.3)), rate=1.0)
+    verse = flow.section
+    assert abs(verse) < 0.5
+    flow.advance(*frame(1.5), rate=1.0)  # one loud frame is a hit, not a section
+    assert abs(flow.section - verse) < 0.1
+    for _ in range(int(4 * FPS)):  # 4 s of a loud chorus
+        flow.advance(*frame(1.5 + rng.normal(0.0, 0.1)), rate=1.0)
+    assert flow.section > verse + 1.0
+    for _ in range(int(8 * FPS)):  # a quiet bridge turns it the other way
+        flow.advance(*frame(-1.5 + rng.normal(0.0, 0.1)), rate=1.0)
+    bridge = flow.section
+    assert bridge < verse - 0.5
+    for _ in range(int(10 * FPS)):  # silence: the palette holds where the music left it
+        flow.advance(*frame(-3.0, db=-100.0), rate=1.0)
+    assert flow.section == bridge
+
+
+def test_on_the_strongest_hits_section_glides_instead_of_snapping():
+    rng = np.random.default_rng(4)
+    flow = make_flow()
+    for _ in range(int(20 * FPS)):  # a quiet verse with small hits...
+        flow.advance(*frame(-1.0 + rng.normal(0.0, 0.3), onset=abs(rng.normal(0.0, 1.0))), rate=1.0)
+    before = flow.section
+    path = []
+    for _ in range(int(FPS)):  # ...then a loud passage that enters on huge ones
+        flow.advance(*frame(2.0, onset=8.0), rate=1.0)
+        path.append(flow.section)
+    turn = path[-1] - before
+    assert turn > 1.5  # it gets there within the second...
+    # ...but glides (a time constant of SECTION_GLIDE_S at least, 1 s: about 15% of the
+    # turn in the first 3 frames); without that floor they would make about 40% of it, a
+    # snap of the palette on the hit.
+    assert path[2] - before < 0.3 * turn
+    assert np.all(np.diff(path) > 0)  # one way, no overshoot back
+
+
+def test_in_the_frame_loop_sections_turn_the_palette_around_the_looks_own_hue(tiny_bundle):
+    look = Look(flow=1.0, hue=0.3, sections=0.2)
+    loop, fixed = (
+        FrameLoop(tiny_bundle, 36, 64, look=look),
+        FrameLoop(tiny_bundle, 36, 64, look=Look(hue=0.3)),
+    )
+    assert loop.hue() == fixed.hue() == 0.3  # the song has not been heard yet
+    loop.flow.section = 1.0
+    assert 0.3 + 0.1 < loop.hue() < 0.3 + 0.2  # soft-limited: never beyond look.sections
+    loop.flow.section = -50.0
+    assert abs(loop.hue() - 0.1) < 1e-3
+    loop.step(tiny_bundle.stats.mean.astype(np.float32))
+    assert abs(loop._hue[0] - loop.hue()) < 1e-6  # the frame was turned by that hue

@@ -130,6 +130,8 @@ def test_a_flood_of_hostile_packets_stops_neither_the_engine_nor_the_server(live
         wait_for(lambda: engine.look.flow == pytest.approx(1.5), 10, "flow")
         oscsend(port, "/synd/lines", "f", 0.75)
         wait_for(lambda: engine.look.lines == pytest.approx(0.75), 10, "lines")
+        oscsend(port, "/synd/sections", "f", 0.25)
+        wait_for(lambda: engine.look.sections == pytest.approx(0.25), 10, "sections")
     assert live.client.ask("/synd/intensity") == ("/synd/intensity", [pytest.approx(0.25)])
     rss_after = rss_bytes()
 
