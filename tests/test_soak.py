@@ -76,15 +76,21 @@ class Surface:
         self.sock.sendto(osc(address, *args), self.to)
         self.sent += 1
 
-    def ask(self, address: str) -> list:
-        """A query's reply (arguments); replies to earlier commands are skipped."""
-        self.send(address)
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            msg = OscMessage(self.sock.recvfrom(65536)[0])
-            if msg.address == address:
-                return list(msg.params)
-        raise AssertionError(f"no reply to {address}")
+    def ask(self, address: str, tries: int = 1) -> list:
+        """A query's reply (arguments); replies to earlier commands are skipped. The
+        query is sent up to `tries` times, each given 2 s (the first queries come while
+        the daemon still loads its presets' models on a busy machine)."""
+        for _ in range(tries):
+            self.send(address)
+            deadline = time.monotonic() + 2.0
+            try:
+                while time.monotonic() < deadline:
+                    msg = OscMessage(self.sock.recvfrom(65536)[0])
+                    if msg.address == address:
+                        return list(msg.params)
+            except TimeoutError:
+                continue
+        raise AssertionError(f"no reply to {address} after {tries} tries")
 
     def close(self) -> None:
         self.sock.close()
@@ -176,12 +182,14 @@ def test_a_long_show_keeps_memory_frame_time_and_every_frame_accounted(pulse, tm
         surface = Surface(port)
         try:
             deadline = time.monotonic() + 60
-            while "frame rate:" not in log_path.read_text():
+            # The OSC server binds after the engine starts: a query sent before its
+            # "listening" line would go to a closed port and be lost.
+            while "OSC: listening on" not in log_path.read_text():
                 assert proc.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "the daemon did not start"
                 time.sleep(0.2)
-            presets = [str(p) for p in surface.ask("/synd/presets")]
-            models = [str(m) for m in surface.ask("/synd/models")]
+            presets = [str(p) for p in surface.ask("/synd/presets", tries=5)]
+            models = [str(m) for m in surface.ask("/synd/models", tries=5)]
             assert presets and models
             began = time.monotonic()
             show(surface, presets, models, SOAK_S, proc.pid, samples)
