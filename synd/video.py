@@ -32,6 +32,7 @@ __all__ = [
     "codec_available",
     "read_audio",
     "read_frames",
+    "read_timed_frames",
     "read_video_info",
 ]
 
@@ -666,10 +667,21 @@ def read_video_info(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
     """Decode the first video stream of ``path`` into (height, width, 3) uint8 RGB frames."""
+    for _, frame in read_timed_frames(path):
+        yield frame
+
+
+def read_timed_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarray]]:
+    """Decode the first video stream of ``path`` into (time in seconds, RGB frame) pairs.
+
+    The time is the frame's place on the file's timeline: a live recording leaves a gap
+    where frames were dropped (see `VideoWriter.write`), so the n-th frame need not be at
+    n / fps.
+    """
     with av.open(str(path)) as container:
         container.streams.video[0].thread_type = "AUTO"  # frame threads: ~2x on 2 cores
         for frame in container.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
+            yield float(frame.time or 0.0), frame.to_ndarray(format="rgb24")
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:

@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -32,7 +31,7 @@ from synd.bridges.base import (
 )
 from synd.bridges.record import RecordOutput
 from synd.bridges.registry import OutputEntry
-from synd.video import VideoWriter, read_audio, read_frames, read_video_info
+from synd.video import VideoWriter, read_audio, read_frames, read_timed_frames, read_video_info
 
 HAVE_QT = importlib.util.find_spec("PyQt6") is not None
 
@@ -411,8 +410,7 @@ def record_live(
 
 def decoded_frame_times(path: Path) -> list[tuple[float, float]]:
     """(time in s, mean brightness) of every decoded video frame."""
-    with av.open(str(path)) as c:
-        return [(float(f.time), float(f.to_ndarray(format="rgb24").mean())) for f in c.decode(video=0)]
+    return [(t, float(f.mean())) for t, f in read_timed_frames(path)]
 
 
 def check_sound(path: Path, quiet_until: float = 1.4) -> tuple[dict, np.ndarray, int]:
