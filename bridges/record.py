@@ -11,11 +11,21 @@ audio, gapless (the runner carries the audio of dropped frames), written as it a
 and resampled to 48 kHz when captured at another rate. The audio starts one engine frame
 before the first recorded frame's ``audio_time``, so every picture is on screen while
 the sound it was painted from plays.
+
+The frames' audio can run ahead of or behind their pictures: a capture starved on a
+busy machine brings no sound for a while (the engine paints silence meanwhile) and then
+its backlog at once, the engine skips a backlog longer than half a second, and a sound
+card's clock drifts against the computer's (a few seconds a day). The audio written
+through frame `seq` should end where that frame's display interval ends; when it is off
+by more than `SYNC_TOLERANCE_S` the recorder puts it back in step, dropping the oldest
+part of the block (sound that came late) or padding silence before it (sound that was
+lost), and says at the end how much it dropped and added.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -27,7 +37,14 @@ from synd.bridges.base import Frame, Output
 from synd.files import make_parent
 from synd.video import CODECS, VideoWriter, codec_available
 
-__all__ = ["RecordOutput"]
+__all__ = ["RecordOutput", "SYNC_TOLERANCE_S"]
+
+log = logging.getLogger("synd.bridges")
+
+#: How far the recorded sound may run ahead of or behind its pictures before the
+#: recorder puts it back in step: well above the engine's per-frame jitter (a capture
+#: block or two), below what a viewer notices as out of sync (about 0.1 s).
+SYNC_TOLERANCE_S = 0.08
 
 _EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv")
 
@@ -69,6 +86,9 @@ class RecordOutput(Output):
         self._seq0: int | None = None
         self._last_pts = -1
         self._resampler: StreamResampler | None = None
+        self._written = 0  # audio samples (at AUDIO_RATE) handed to the writer
+        self._dropped = 0  # ... and dropped or padded to keep them in step with the pictures
+        self._padded = 0
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -120,7 +140,7 @@ class RecordOutput(Output):
         # audio ends (at equal rates simply seq - seq0).
         pts = math.floor((frame.seq - self._seq0) * self.fps / self.engine_fps + 1e-6)
         try:
-            writer.write_audio(self._resample(audio, frame.sample_rate))
+            writer.write_audio(self._in_step(self._resample(audio, frame.sample_rate), frame.seq))
             if pts > self._last_pts:  # a frame of a faster engine may share a slot: skip it
                 writer.write(frame.rgb, pts=pts)
                 self._last_pts = pts
@@ -145,6 +165,31 @@ class RecordOutput(Output):
             writer.abort()
             return
         writer.close()  # raises VideoError when no frame was written
+        if self._dropped or self._padded:
+            log.info(
+                "record: kept the sound in step with the pictures (%.2f s of late sound dropped, "
+                "%.2f s of silence added for lost sound)",
+                self._dropped / self.AUDIO_RATE,
+                self._padded / self.AUDIO_RATE,
+            )
+
+    def _in_step(self, audio: np.ndarray, seq: int) -> np.ndarray:
+        """`audio` (at AUDIO_RATE), trimmed or padded so that the sound written so far ends
+        where engine frame `seq`'s interval ends, when it is off by more than
+        `SYNC_TOLERANCE_S`."""
+        assert self._seq0 is not None
+        due = round((seq - self._seq0 + 1) * self.AUDIO_RATE / self.engine_fps)
+        off = self._written + audio.size - due
+        if abs(off) > SYNC_TOLERANCE_S * self.AUDIO_RATE:
+            if off > 0:  # ahead: the oldest samples came late
+                cut = min(off, audio.size)
+                audio = audio[cut:]
+                self._dropped += cut
+            else:  # behind: sound was lost on the way
+                audio = np.concatenate([np.zeros(-off, np.float32), audio])
+                self._padded += -off
+        self._written += audio.size
+        return audio
 
 
 def _mono(audio: np.ndarray) -> np.ndarray:

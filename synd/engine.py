@@ -458,7 +458,7 @@ class Engine:
         t_guard = time.monotonic()
         rgb = self.guard(rgb)
         frame = Frame(
-            seq=self.frames,
+            seq=self.frames + self.dropped,  # the tick on the engine's clock: skipped ones leave a gap
             audio_time=self._samples / rate,
             captured_at=captured_at,
             rgb=rgb,

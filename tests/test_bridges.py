@@ -4,15 +4,18 @@ window (offscreen, in a subprocess: the Qt platform is fixed per process)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,7 @@ from synd.bridges.base import (
     parse_outputs,
     register_output,
 )
-from synd.bridges.record import RecordOutput
+from synd.bridges.record import SYNC_TOLERANCE_S, RecordOutput
 from synd.bridges.registry import OutputEntry
 from synd.video import VideoWriter, read_audio, read_frames, read_timed_frames, read_video_info
 
@@ -395,15 +398,21 @@ def live_frame(seq: int, fps: float = 30.0) -> Frame:
 
 
 def record_live(
-    runner: OutputRunner, seconds: float, first: int = 0, stop_at: float | None = None, fps: float = 30.0
+    runner: OutputRunner,
+    seconds: float,
+    first: int = 0,
+    stop_at: float | None = None,
+    fps: float = 30.0,
+    frame_at: Callable[[int, float], Frame] = live_frame,
 ) -> int:
-    """Feed frames in real time; stop the runner at `stop_at` s while frames keep coming."""
+    """Feed frames (`frame_at(seq, fps)`) in real time; stop the runner at `stop_at` s
+    while frames keep coming."""
     start = time.monotonic()
     n = round(seconds * fps)
     for seq in range(first, n):
         if stop_at is not None and seq == round(stop_at * fps):
             runner.stop(10)
-        runner.offer(live_frame(seq, fps))
+        runner.offer(frame_at(seq, fps))
         time.sleep(max(0.0, start + (seq - first + 1) / fps - time.monotonic()))
     return n
 
@@ -488,6 +497,50 @@ def test_dropped_frames_leave_gaps_and_the_audio_stays_whole_and_in_sync(tmp_pat
     assert abs(info["audio_duration"] - info["video_duration"]) <= 1 / 30, info
     assert abs(len(mono) / rate - info["video_duration"]) <= 1 / 30
     check_sync(path, mono, rate)
+
+
+STALL = range(12, 24)  # engine frames painted while the capture brought no sound
+
+
+def starved_capture(seq: int, fps: float) -> Frame:
+    """A capture starved for 0.4 s (the engine paints silence), then its backlog at once."""
+    frame = live_frame(seq, fps)
+    if seq in STALL:
+        return dataclasses.replace(frame, audio=np.zeros_like(frame.audio))
+    if seq == STALL.stop:
+        return dataclasses.replace(frame, audio=np.concatenate([live_frame(s).audio for s in [*STALL, seq]]))
+    return frame
+
+
+def lossy_capture(seq: int, fps: float) -> Frame:
+    """A capture that lost half of each block for 0.4 s (a backlog the engine skipped)."""
+    frame = live_frame(seq, fps)
+    if seq in STALL:
+        return dataclasses.replace(frame, audio=frame.audio[frame.audio.size // 2 :])
+    return frame
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("capture, late, lost", [(starved_capture, 0.4, 0.0), (lossy_capture, 0.0, 0.2)])
+def test_sound_that_comes_late_or_is_lost_is_put_back_in_step(tmp_path, caplog, capture, late, lost):
+    """Frame 45 (1.5 s) is painted from the loud burst: it is on screen when the burst
+    plays, though the sound before it came 0.4 s late, or 0.2 s of it never came. The
+    recorder corrects what is more than its tolerance out of step, and says how much."""
+    path = tmp_path / "set.mp4"
+    out = create_output("record", {"path": str(path), "size": (160, 90)}, engine_fps=30)
+    runner = OutputRunner(out).start()
+    assert runner.wait_open(10)
+    with caplog.at_level(logging.INFO, logger="synd.bridges"):
+        record_live(runner, 2.5, frame_at=capture)
+        assert runner.stop(10) and runner.stats()["dropped"] == 0
+    info = read_video_info(path)
+    mono = read_audio(path)[0][:, 0]
+    assert abs(info["audio_duration"] - info["video_duration"]) <= 1 / 30, info
+    check_sync(path, mono, 48000)
+    said = re.search(r"([\d.]+) s of late sound dropped, ([\d.]+) s of silence added", caplog.text)
+    assert said, caplog.text
+    for corrected, wrong in zip(map(float, said.groups()), (late, lost)):
+        assert wrong - SYNC_TOLERANCE_S - 0.01 <= corrected <= wrong + 0.01, caplog.text
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import pytest
 
 from synd.audio import write_wav
 from synd.bridges.base import OutputRunner
+from synd.capture import FileInput
 from synd.engine import Engine, EngineOptions
 from synd.presets import Look
 from tests.helpers.audio import music_clip
@@ -161,6 +162,34 @@ def test_frames_carry_silence_while_the_input_sends_nothing(tiny_bundle):
     assert abs(carried - frames[-1].audio_time) < 2 / 30
     silent = [f for f in frames if f.audio.size and not np.any(f.audio)]
     assert len(silent) > 10  # the quiet stretch was carried as zeros
+
+
+def test_frames_skipped_by_a_late_engine_leave_gaps_in_the_sequence(tiny_bundle, song):
+    """`Frame.seq` numbers the engine's clock ticks, so a recording places each picture
+    at its time: a frame painted late makes the engine skip ticks, and the next frame's
+    number jumps by as many."""
+    source = FileInput(song, rate=24000)
+    out = Collect(fps=30.0)
+    runner = OutputRunner(out)
+    engine = Engine(tiny_bundle, Look(), source, [runner], EngineOptions(size=(96, 64)))
+    paint = engine._picture
+
+    def slow_now_and_then():
+        if engine.frames % 10 == 5:
+            time.sleep(0.15)  # four and a half frame periods
+        return paint()
+
+    engine._picture = slow_now_and_then
+    source.start()
+    runner.start()
+    engine.start()
+    wait_for(lambda: engine.frames > 40, timeout=30)
+    stop_all(engine, [runner], source)
+    assert engine.dropped >= 8
+    assert engine.last_frame.seq == engine.frames - 1 + engine.dropped
+    seqs = [f.seq for f in out.frames]
+    jumps = [b - a for a, b in zip(seqs, seqs[1:])]
+    assert all(j >= 1 for j in jumps) and max(jumps) >= 4, jumps
 
 
 def test_preset_changes_faster_than_loads_build_only_the_newest(tiny_bundle, song):
