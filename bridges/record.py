@@ -15,7 +15,7 @@ the sound it was painted from plays.
 The frames' audio can run ahead of or behind their pictures: a capture starved on a
 busy machine brings no sound for a while (the engine paints silence meanwhile) and then
 its backlog at once, the engine skips a backlog longer than half a second, and a sound
-card's clock drifts against the computer's (a few seconds a day). The audio written
+card's clock can drift against the computer's. The audio written
 through frame `seq` should end where that frame's display interval ends; when it is off
 by more than `SYNC_TOLERANCE_S` the recorder puts it back in step, dropping the oldest
 part of the block (sound that came late) or padding silence before it (sound that was

@@ -183,7 +183,7 @@ class Controller:
         v = param.clamp(value, name)
         with self._lock:
             self._values[name] = v
-        if name in ("intensity", "feedback", "hue", "flow", "lines", "sections"):
+        if name in ("intensity", "hue", *PRESET_PARAMS):
             self.engine.set_look(**{name: v})
         elif name == "crossfade":
             self.engine.set_crossfade(v)
