@@ -10,10 +10,11 @@ composition: the picture changes colour with the music but never moves. With
   `SINES` slow sines of **sound time** `tau`, with random frequencies and phases: a
   smooth, never-repeating change with no lattice in it.
 * `tau` advances with the music, not the clock: at `BASE_SPEED` per second for a song at
-  its usual level, faster when it is loud against itself (its level standardised over
-  the last `synd.stage.MEMORY_S` seconds, as the stage does), a push on every onset,
-  and not at all on digital silence (`SILENT_DB`), so a silent input holds a still
-  picture. `Look.flow` multiplies the speed.
+  its usual loudness and onset strength, faster when it is loud against itself and
+  surging on every hit (loudness and onset strength standardised over the last
+  `synd.stage.MEMORY_S` seconds, as the stage does), slower between the hits, and not
+  at all on digital silence (`SILENT_DB`), so a silent input holds a still picture.
+  `Look.flow` multiplies the speed.
 
 So loud passages flow, quiet ones drift, hits push the shapes along and the song's
 course shows as a composition that keeps changing. The flow also keeps `section`, how
@@ -35,11 +36,13 @@ from synd.stage import MEMORY_S, RunningRange, drive_matrix
 #: Sines per cell value; their frequencies (cycles per unit of sound time).
 SINES = 3
 FREQUENCIES = (0.15, 0.45)
-#: Sound time per second at the song's usual level, and how much the level (standardised,
-#: per unit) and an onset (standardised, above the usual) add to it.
-BASE_SPEED = 0.5
-LEVEL_SPEED = 0.5
-ONSET_SPEED = 3.0
+#: Sound time per second at the song's usual loudness and onset strength, and how much the
+#: loudness and the onset strength (each standardised against the song, per unit) add to
+#: it. The onset counts down to `ONSET_FLOOR`, so the flow slows between the hits.
+BASE_SPEED = 1.0
+LOUDNESS_SPEED = 0.25
+ONSET_SPEED = 2.0
+ONSET_FLOOR = -0.5
 #: Below this loudness (dBFS) the flow stands still (digital silence, a muted input);
 #: it reaches full speed `GATE_DB` above it.
 SILENT_DB = -60.0
@@ -80,7 +83,7 @@ class Flow:
         self.fps = float(fps)
         self.shape = (height, width)
         self.device = device
-        self.range = RunningRange(2, MEMORY_S * fps)
+        self.range = RunningRange(3, MEMORY_S * fps)
         g = np.random.default_rng(seed)
         cells = (CELLS, CELLS)
         shape = (SINES, 3, *cells)
@@ -97,19 +100,21 @@ class Flow:
     def speed(self, raw: np.ndarray, normalised: np.ndarray) -> float:
         """Sound time per second for one frame's raw and normalised features (advancing
         the running range and `section`): 0 on digital silence, `BASE_SPEED` at the song's
-        usual level."""
+        usual loudness and onset strength, a surge on each hit, slower between them."""
         level = float(self.level @ normalised)
         onset = float(normalised[self.onset]) if self.onset is not None else 0.0
-        lz, oz = self.range(np.array([level, onset]))
+        lz, oz, loud = self.range(np.array([level, onset, normalised[self.loudness]]))
         gate = float(np.clip((raw[self.loudness] - SILENT_DB) / GATE_DB, 0.0, 1.0))
-        push = ONSET_SPEED * max(oz, 0.0) if self.onset is not None else 0.0
+        pace = BASE_SPEED + (ONSET_SPEED * max(oz, ONSET_FLOOR) if self.onset is not None else 0.0)
         # `section` moves on the hits (a palette turning between them would be motion out
         # of time with the music) and holds still in silence; not faster when loud, or
         # loud frames would weigh more in its average than quiet ones.
-        rate = min(gate * (BASE_SPEED + push) / SECTION_TAU, 1.0 / SECTION_GLIDE_S)
+        rate = min(gate * max(0.0, pace) / SECTION_TAU, 1.0 / SECTION_GLIDE_S)
         keep = math.exp(-rate / self.fps)
         self.section = keep * self.section + (1.0 - keep) * float(lz)
-        return gate * max(0.0, BASE_SPEED + LEVEL_SPEED * lz + push)
+        # The loudness (the judge's and a viewer's sense of a loud passage), not the band
+        # level: a wall of guitars is loud though its bands sit where a drum break's do.
+        return gate * max(0.0, pace + LOUDNESS_SPEED * float(loud))
 
     def advance(self, raw: np.ndarray, normalised: np.ndarray, rate: float) -> None:
         """Move sound time on by one frame at `rate` times the music's speed."""

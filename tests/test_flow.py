@@ -18,9 +18,10 @@ def make_flow(height=72, width=128, seed=0) -> Flow:
 
 
 def frame(level: float, db: float = -20.0, onset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Raw and normalised features of one frame whose bands all sit at `level`."""
+    """Raw and normalised features of one frame whose bands all sit at `level` and whose
+    loudness is `db` (raw) and `level` (normalised)."""
     raw = np.r_[np.full(BANDS, level), db, onset]
-    return raw, raw.copy()
+    return raw, np.r_[np.full(BANDS, level), level, onset]
 
 
 def speeds(flow: Flow, frames) -> np.ndarray:
@@ -39,6 +40,23 @@ def test_loud_passages_flow_faster_than_quiet_ones_and_onsets_push():
     steady = speeds(flow, [frame(0.0) for _ in range(60)])
     hit = flow.speed(*frame(0.0, onset=5.0))
     assert hit > 1.5 * steady[-1]
+
+
+def test_the_flow_follows_the_loudness_and_slows_between_the_hits():
+    rng = np.random.default_rng(1)
+    flow = make_flow()
+
+    def noted(level, loudness, onset):
+        raw, normalised = frame(level, onset=onset)
+        normalised[BANDS] = loudness
+        return raw, normalised
+
+    for _ in range(int(20 * FPS)):  # a song: loudness and onsets vary, the bands do not
+        flow.speed(*noted(0.0, rng.normal(0.0, 1.0), rng.normal(0.0, 1.0)))
+    # Loud against the song with the same bands: faster; quiet: slower.
+    assert flow.speed(*noted(0.0, 2.0, 0.0)) > 1.3 * flow.speed(*noted(0.0, -2.0, 0.0))
+    # Between the hits (onsets weaker than usual) the flow slows below its usual pace.
+    assert flow.speed(*noted(0.0, 0.0, -2.0)) < 0.5 * BASE_SPEED
 
 
 def test_digital_silence_holds_the_pattern_still():
