@@ -47,8 +47,8 @@ ONSET_FLOOR = -0.5
 #: it reaches full speed `GATE_DB` above it.
 SILENT_DB = -60.0
 GATE_DB = 20.0
-#: Time constant of `Flow.section` in sound time without the level's part (about 4 s
-#: at the usual level, less with many hits): a passage, not a bar.
+#: Time constant of `Flow.section` in sound time without the loudness's part (about 3 s
+#: of music, less with many hits; held between the weakest): a passage, not a bar.
 SECTION_TAU = 2.0
 #: The shortest time constant of `Flow.section`, in seconds of wall time: a hit starts
 #: the palette's turn and the turn glides, where the hardest hits would otherwise turn
