@@ -14,6 +14,9 @@ their range):
     hue              0..1     hue turn on top of the preset's own colours (1 = a full turn)
     flow             0..2     how fast the pattern flows with the music (synd.flow; 0 = fixed)
     lines            0..1     the picture drawn as glowing contour lines (synd.lines; 0 = off)
+    ink              0..1     the picture printed in two inks, vivid on black (synd.ink; 0 = off)
+    mirror           0..16    the picture folded into that many mirrored wedges (synd.polar; 0 = off)
+    tunnel           0..1     the picture wrapped into a tunnel streaming outwards (synd.polar; 0 = off)
     sections         -0.5..0.5  how far the palette turns with the song's loud and quiet passages
     gain             0..8     input gain before the features (sensitivity; 1 = as captured)
     transition_time  0..60    seconds a preset change or `fade` takes (0 = cut)
@@ -78,6 +81,11 @@ PARAMS: dict[str, Param] = {
     "hue": Param(0.0, 1.0, 0.0, "hue turn on top of the preset's own colours (1 = a full turn)"),
     "flow": Param(0.0, 2.0, 0.0, "how fast the pattern flows with the music (0 = a fixed pattern)"),
     "lines": Param(0.0, 1.0, 0.0, "the picture drawn as glowing contour lines (0 = off, 1 = lines only)"),
+    "ink": Param(0.0, 1.0, 0.0, "the picture printed in two inks, its bright half vivid on black (0 = off)"),
+    "mirror": Param(0.0, 16.0, 0.0, "the picture folded into this many mirrored wedges (0 = off, 4-16)"),
+    "tunnel": Param(
+        0.0, 1.0, 0.0, "the picture wrapped into a tunnel streaming outwards with the music (0 = off)"
+    ),
     "sections": Param(
         -0.5, 0.5, 0.0, "how far the palette turns with the song's passages (the sign: which way; 0 = fixed)"
     ),
@@ -95,7 +103,7 @@ TRIGGERS: dict[str, str] = {
 EVENTS = ("beat", "changed", "learn")
 
 #: The parameters a preset brings with it (the rest are the performer's and carry over).
-PRESET_PARAMS = ("feedback", "flow", "lines", "sections")
+PRESET_PARAMS = ("feedback", "flow", "lines", "ink", "mirror", "tunnel", "sections")
 
 #: What a MIDI control can be bound to by learning.
 LEARNABLE = (*PARAMS, *TRIGGERS, "preset/next", "preset/previous", "preset/random", "cut")

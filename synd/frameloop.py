@@ -21,8 +21,10 @@ import torch.nn.functional as F
 
 from synd.bundle import ModelBundle
 from synd.flow import Flow
+from synd.ink import Ink
 from synd.lines import ContourLines
 from synd.model import FoldedGenerator, make_coords, scene_basis
+from synd.polar import TUNNEL_PER_SOUND_S, TURN_PER_SOUND_S, Polar
 from synd.presets import Look
 from synd.stage import Stage
 
@@ -123,7 +125,10 @@ class FrameLoop:
             self._slow: torch.Tensor | None = None
         self.stage = self._make_stage(fps)
         self.flow = self._make_flow(fps, seed)
-        self._lines: ContourLines | None = None  # built the first time the look asks for lines
+        # Built the first time the look asks for them.
+        self._lines: ContourLines | None = None
+        self._ink: Ink | None = None
+        self._polar: Polar | None = None
 
     def _make_stage(self, fps: float) -> Stage | None:
         """The stage (`synd.stage`) when the features have bands to drive it, else None."""
@@ -187,6 +192,16 @@ class FrameLoop:
         base = fb * self.previous + (1.0 - fb) * pattern
         frame = self.paint(base, cond)
         self.previous = frame  # feedback takes the generator's own picture, never the lit one
+        if self.look.mirror > 0 or self.look.tunnel > 0:
+            if self._polar is None:
+                self._polar = Polar(self.height, self.width, self.device)
+            tau = self.flow.tau if self.flow is not None else 0.0
+            frame = self._polar.fold(frame, float(self.look.mirror), TURN_PER_SOUND_S * tau)
+            frame = self._polar.tunnel(frame, float(self.look.tunnel), TUNNEL_PER_SOUND_S * tau)
+        if self.look.ink > 0:
+            if self._ink is None:
+                self._ink = Ink(self.height, self.device)
+            frame = self._ink.draw(frame, float(self.look.ink))
         if self.look.lines > 0:
             if self._lines is None:
                 self._lines = ContourLines(self.height, self.device)

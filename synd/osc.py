@@ -20,6 +20,9 @@ i 0/1, and an empty slot as the empty string.
 | /synd/hue             | f     | 0..1, hue turn on top of the preset's own colours   | f           |
 | /synd/flow            | f     | 0..2, how fast the pattern flows with the music     | f           |
 | /synd/lines           | f     | 0..1, the picture drawn as glowing contour lines    | f           |
+| /synd/ink             | f     | 0..1, the picture printed vivid on black            | f           |
+| /synd/mirror          | f     | 0..16, mirrored wedges of a kaleidoscope, 0 off     | f           |
+| /synd/tunnel          | f     | 0..1, the picture wrapped into a streaming tunnel   | f           |
 | /synd/gain            | f     | 0..8, input gain (sensitivity)                      | f           |
 | /synd/transition_time | f     | 0..60 s, length of a preset change or fade          | f           |
 | /synd/rotate          | f     | 0..3600 s between automatic preset changes, 0 off   | f           |

@@ -50,6 +50,13 @@ class Look:
     flow: float = field(default=0.0, metadata=_in(0.0, 2.0))
     # the picture drawn as glowing contour lines (synd.lines; 0 = off, 1 = lines only)
     lines: float = field(default=0.0, metadata=_in(0.0, 1.0))
+    # the picture printed in two inks: its bright half vivid on black (synd.ink; 0 = off)
+    ink: float = field(default=0.0, metadata=_in(0.0, 1.0))
+    # the picture folded into this many mirrored wedges, turning with the music
+    # (synd.polar; 0 = off, else an even number 4-16)
+    mirror: float = field(default=0.0, metadata=_in(0.0, 16.0))
+    # the picture wrapped into a tunnel streaming outwards with the music (synd.polar; 0 = off)
+    tunnel: float = field(default=0.0, metadata=_in(0.0, 1.0))
     # how far the palette turns with the song's passages, in turns of the hue circle: a
     # loud one turns it one way, a quiet one the other; the sign picks which (needs the
     # flow's level, synd.flow.Flow.section; 0 = a fixed palette)

@@ -105,7 +105,16 @@ def test_a_preset_switch_fades_in_the_requested_time(live):
 
 def test_a_preset_brings_its_own_feedback_flow_and_lines_and_the_surfaces_hear_of_it(live, tiny_bundle):
     engine, _, _, _ = live
-    looks = {"first": Look(), "second": Look(feedback=0.6, flow=0.7, lines=0.3, sections=0.2)}
+    brings = {
+        "feedback": 0.6,
+        "flow": 0.7,
+        "lines": 0.3,
+        "ink": 0.4,
+        "mirror": 6.0,
+        "tunnel": 0.5,
+        "sections": 0.2,
+    }
+    looks = {"first": Look(), "second": Look(**brings)}
     control = Controller(engine, list(looks), lambda name: (tiny_bundle, looks[name]), current="first")
     heard = {}
     control.subscribe("changed", lambda name, value: heard.__setitem__(name, value))
@@ -113,7 +122,7 @@ def test_a_preset_brings_its_own_feedback_flow_and_lines_and_the_surfaces_hear_o
     control.set("flow", 2.0)  # the performer's ride on the first preset
     control.select_preset("second")
     wait_for(lambda: engine.model_name == "second" and engine.look.flow == 0.7, timeout=20)
-    for name, value in (("feedback", 0.6), ("flow", 0.7), ("lines", 0.3), ("sections", 0.2)):
+    for name, value in brings.items():
         assert control.get(name) == pytest.approx(value), name
         assert heard[name] == pytest.approx(value), name
     assert control.state()["flow"] == pytest.approx(0.7)
@@ -160,6 +169,7 @@ def test_parameters_are_clamped_checked_and_queryable(live):
     assert control.set("lines", -1) == 0.0  # contour lines, clamped
     control.set("lines", 0.5)
     assert control.set("sections", 2) == 0.5  # the palette's turn with the passages, clamped
+    assert control.set("mirror", 40) == 16.0  # the kaleidoscope's wedges, clamped
     wait_for(
         lambda: (
             engine.look.hue == 0.25
@@ -167,6 +177,7 @@ def test_parameters_are_clamped_checked_and_queryable(live):
             and engine.look.flow == 2.0
             and engine.look.lines == 0.5
             and engine.look.sections == 0.5
+            and engine.look.mirror == 16.0
         ),
         timeout=20,
     )
