@@ -1,8 +1,9 @@
 """A Gaussian blur for the looks that redraw the painted picture (`synd.lines`, `synd.ink`).
 
-The blur runs at half the size (a quarter of the work) and is scaled back up: what it
-blurs is smooth afterwards, so little is lost on the way. The channels are folded into
-the batch: one single-channel convolution is about 5x faster on a CPU than a grouped one.
+The blur runs at half the size (a quarter of the work), or smaller for a wide blur, and
+is scaled back up: what it blurs is smooth afterwards, so little is lost on the way. The
+channels are folded into the batch: one single-channel convolution is about 5x faster on
+a CPU than a grouped one.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ def gaussian_kernel(sigma: float, device: torch.device | str = "cpu") -> torch.T
     return k / k.sum()
 
 
-class HalfSizeBlur:
-    """Separable Gaussian blur of (N, C, H, W) frames, `sigma` pixels at full size."""
+class ShrunkBlur:
+    """Separable Gaussian blur of (N, C, H, W) frames, `sigma` pixels at full size,
+    computed at 1/`shrink` of the size."""
 
-    def __init__(self, sigma: float, device: torch.device | str = "cpu"):
-        k = gaussian_kernel(0.5 * sigma, device)
+    def __init__(self, sigma: float, device: torch.device | str = "cpu", shrink: int = 2):
+        k = gaussian_kernel(sigma / shrink, device)
         self._kx = k.view(1, 1, 1, -1)
         self._ky = k.view(1, 1, -1, 1)
+        self.shrink = shrink
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         r = self._kx.shape[-1] // 2
-        y = F.avg_pool2d(x, 2, ceil_mode=True)
+        y = F.avg_pool2d(x, self.shrink, ceil_mode=True)
         y = y.reshape(n * c, 1, *y.shape[-2:])
         y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), self._kx)
         y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), self._ky)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from synd.blur import HalfSizeBlur, slope
+from synd.blur import ShrunkBlur, slope
 
 #: The ramp across the edge and the blur before the cut, in pixels of a 360-line frame.
 EDGE_PX = 1.5
@@ -41,19 +41,24 @@ class Ink:
     def __init__(self, height: int, device: torch.device | str = "cpu"):
         scale = height / REFERENCE_HEIGHT
         self.edge = max(1.0, EDGE_PX * scale)
-        self._blur = HalfSizeBlur(BLUR_PX * scale, device)
+        # A wide blur: a quarter of the size holds all of it.
+        self._blur = ShrunkBlur(BLUR_PX * scale, device, shrink=4)
 
     def draw(self, frame: torch.Tensor, strength: float) -> torch.Tensor:
         """`frame` (1, 3, H, W) in [0, 1] blended toward its two-ink print by `strength`."""
         if strength <= 0.0:
             return frame
-        frame = frame.float()
-        c = self._blur(frame.amax(1, keepdim=True) - frame.amin(1, keepdim=True))
+        frame = frame.float().contiguous()  # channels-last broadcasts slowly against (1, 1, H, W)
+        top = frame.amax(1, keepdim=True)
+        c = self._blur(top - frame.amin(1, keepdim=True))
         cut = c[..., ::4, ::4].median()  # a 16th of the pixels is plenty for a median
-        lit = (0.5 + (c - cut) / torch.clamp(slope(c) * self.edge, min=MIN_RAMP)).clamp(0.0, 1.0)
-        top = frame.amax(1, keepdim=True).clamp(min=0.05)
-        vivid = (1.0 - (1.0 - frame / top) * SATURATION).clamp(0.0, 1.0)
-        ink = DARK + lit * (vivid - DARK)
+        ramp = torch.clamp(slope(c) * self.edge, min=MIN_RAMP)
+        lit = (c - cut).div_(ramp).add_(0.5).clamp_(0.0, 1.0)
+        # ink = DARK + lit * (vivid - DARK), vivid = clamp(1 - S + S * frame / top, 0, 1),
+        # with lit folded into the clamp (lit * vivid = clamp(lit * (...), 0, lit)): the
+        # fewest passes over the frame, as this runs on every live frame.
+        ink = torch.addcmul(lit * (1.0 - SATURATION), frame, lit * SATURATION / top.clamp_(min=0.05))
+        ink = torch.clamp(ink, min=torch.zeros_like(lit), max=lit).add_(DARK * (1.0 - lit))
         if strength >= 1.0:
             return ink
         return frame + strength * (ink - frame)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from synd.blur import HalfSizeBlur, slope
+from synd.blur import ShrunkBlur, slope
 
 #: Evenly spaced values of each channel (0-1) where a line is drawn.
 LEVELS = 6
@@ -51,7 +51,7 @@ class ContourLines:
     def __init__(self, height: int, device: torch.device | str = "cpu"):
         scale = height / REFERENCE_HEIGHT
         self.width = max(MIN_WIDTH_PX, WIDTH_PX * scale)
-        self._blur = HalfSizeBlur(BLUR_PX * scale, device)
+        self._blur = ShrunkBlur(BLUR_PX * scale, device)
 
     def draw(self, frame: torch.Tensor, strength: float) -> torch.Tensor:
         """`frame` (1, 3, H, W) in [0, 1] blended toward its contour lines by `strength`

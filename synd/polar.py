@@ -71,14 +71,15 @@ class Polar:
         # The tunnel's depth: black at the centre, full light from TUNNEL_DARK outwards.
         fade = (self.radius / TUNNEL_DARK).clamp(0.0, 1.0)
         self._depth = (fade * fade * (3.0 - 2.0 * fade)).unsqueeze(0).unsqueeze(0)
+        self._tunnel: torch.Tensor | None = None  # built the first time a tunnel is drawn
 
-    def _sample(self, frame: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
-        """`frame` read at grid_sample coordinates (-1..1 across; beyond, mirrored back)."""
-        grid = torch.stack((gx, gy), dim=-1).unsqueeze(0)
-        out = F.grid_sample(
+    @staticmethod
+    def _sample(frame: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """`frame` read at `grid` (1, H, W, 2): grid_sample coordinates, -1..1 across; beyond,
+        mirrored back."""
+        return F.grid_sample(
             frame.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False
         )
-        return out.contiguous(memory_format=torch.channels_last)
 
     def fold(self, frame: torch.Tensor, mirror: float, turn: float) -> torch.Tensor:
         """`frame` (1, 3, H, W) folded into `wedges(mirror)` wedges turned by `turn`
@@ -94,23 +95,31 @@ class Polar:
         # The source: from the middle of the left edge (x = -1) out along angle t, the
         # corner's distance reaching the right edge.
         r = 2.0 * self.radius
-        return self._sample(frame, r * torch.cos(t) - 1.0, r * torch.sin(t) * self.aspect)
+        grid = torch.stack((r * torch.cos(t) - 1.0, r * torch.sin(t) * self.aspect), dim=-1).unsqueeze(0)
+        return self._sample(frame, grid).contiguous(memory_format=torch.channels_last)
+
+    def _tunnel_grid(self) -> torch.Tensor:
+        """Where the tunnel reads the picture before it moves: (1, H, W, 2) grid_sample
+        coordinates, the rim at the picture's right edge (x = 1), the centre leftwards."""
+        # Around the circle: the picture's height down one sector and back up the next.
+        # Its width spans as many e-folds of distance as keep the shapes' proportions
+        # (a pixel as wide along the radius as around the circle, sector * aspect).
+        sector = 2.0 * math.pi / TUNNEL_SECTORS
+        gx = 1.0 + self._log_radius * (2.0 / (sector * self.aspect))
+        t = torch.remainder(self.angle, 2.0 * sector)
+        gy = torch.minimum(t, 2.0 * sector - t) * (2.0 / sector) - 1.0
+        return torch.stack((gx, gy), dim=-1).unsqueeze(0)
 
     def tunnel(self, frame: torch.Tensor, strength: float, travel: float) -> torch.Tensor:
         """`frame` (1, 3, H, W) blended toward its tunnel by `strength`, the rings moved
         outwards by `travel` half-widths of the picture."""
         if strength <= 0.0:
             return frame
-        # The rim at the right edge (x = 1), the centre towards the left; moving the
-        # source leftwards streams the rings outwards.
-        # Around the circle: the picture's height down one sector and back up the next.
-        # Its width spans as many e-folds of distance as keep the shapes' proportions
-        # (a pixel as wide along the radius as around the circle, sector * aspect).
-        sector = 2.0 * math.pi / TUNNEL_SECTORS
-        gx = 1.0 + self._log_radius * (2.0 / (sector * self.aspect)) - travel
-        t = torch.remainder(self.angle, 2.0 * sector)
-        gy = torch.minimum(t, 2.0 * sector - t) * (2.0 / sector) - 1.0
-        out = self._sample(frame, gx, gy) * self._depth
+        if self._tunnel is None:
+            self._tunnel = self._tunnel_grid()
+        grid = self._tunnel.clone()
+        grid[..., 0] -= travel  # moving the source leftwards streams the rings outwards
+        out = self._sample(frame, grid).mul_(self._depth).contiguous(memory_format=torch.channels_last)
         if strength >= 1.0:
             return out
         return frame + strength * (out - frame)
