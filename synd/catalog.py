@@ -49,9 +49,10 @@ def preset_names() -> list[str]:
 
 def choices() -> list[str]:
     """What a model slot can load by name: the presets, then the models that no preset
-    of the same name shadows."""
+    of the same name shadows (a retired preset's model is not offered either)."""
     names = preset_names()
-    return names + [name for name, _ in model_files() if name not in names]
+    taken = {p.name for p in list_presets(retired=True)}
+    return names + [name for name, _ in model_files() if name not in taken]
 
 
 def model_look(bundle: ModelBundle) -> Look:

@@ -3,10 +3,17 @@
 A preset names its model, the features it hears, the network size, the loss weights it
 was trained with, the look applied at render/live time and the training settings.
 Unknown keys are errors, so a typo never silently falls back to a default.
+
+A preset with `retired = "why"` is a look synd no longer offers: it is left out of the
+preset list (`synd presets`, the daemon's next/previous/random and rotation, the tray's
+menus, the names OSC and MIDI accept), but still loads when named on the command line or
+in the config file, so a recipe another model is trained from (`classic` is `lava`'s
+starting point) and anyone's habit keep working.
 """
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,6 +25,8 @@ from synd.losses import LossWeights
 from synd.model import ModelConfig
 from synd.paths import is_plain_name, resolve, search_dirs
 from synd.tables import check_fields, check_value, parse_assignment, typed_table
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "lava"
 #: A preset is a few hundred bytes of TOML; anything far bigger is not one.
@@ -50,7 +59,7 @@ class Look:
     flow: float = field(default=0.0, metadata=_in(0.0, 2.0))
     # the picture drawn as glowing contour lines (synd.lines; 0 = off, 1 = lines only)
     lines: float = field(default=0.0, metadata=_in(0.0, 1.0))
-    # the picture printed in two inks: its bright half vivid on black (synd.ink; 0 = off)
+    # the picture printed in two inks: its colourful half vivid on black (synd.ink; 0 = off)
     ink: float = field(default=0.0, metadata=_in(0.0, 1.0))
     # the picture folded into this many mirrored wedges, turning with the music
     # (synd.polar; 0 = off, else an even number 4-16)
@@ -109,6 +118,8 @@ class Preset:
     look: Look = field(default_factory=Look)
     train: TrainSettings = field(default_factory=TrainSettings)
     path: Path | None = None
+    #: Why this look is no longer offered ("" = offered); see the module docstring.
+    retired: str = ""
 
     def to_dict(self) -> dict:
         d = {
@@ -182,7 +193,7 @@ def parse_preset(text: str, path: Path) -> Preset:
         raise PresetError(f"{where}: invalid TOML ({one_line(e)})") from None
     except RecursionError:
         raise PresetError(f"{where}: invalid TOML (nested too deeply)") from None
-    allowed = {"name", "description", "model", "features", "architecture", "loss", "look", "train"}
+    allowed = {"name", "description", "model", "retired", "features", "architecture", "loss", "look", "train"}
     unknown = set(doc) - allowed
     if unknown:
         raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
@@ -198,6 +209,7 @@ def parse_preset(text: str, path: Path) -> Preset:
         description=_string(doc, "description", "", where),
         model=model,
         path=path,
+        retired=_string(doc, "retired", "", where),
         **parse_preset_tables(doc, path),
     )
 
@@ -242,7 +254,10 @@ def load_preset(name: str, allow_paths: bool = True) -> Preset:
     except (OSError, ValueError) as e:  # e.g. a name too long for the file system
         reason = getattr(e, "strerror", None) or e
         raise PresetError(f"preset '{shown_name(name)}': {reason}") from None
-    return parse_preset(read_preset_text(path), path)
+    preset = parse_preset(read_preset_text(path), path)
+    if preset.retired:
+        log.info("preset %s is retired as a look (%s); loaded as asked", preset.name, preset.retired)
+    return preset
 
 
 def _names() -> str:
@@ -253,8 +268,9 @@ def _names() -> str:
     return f"presets: {', '.join(shown_name(n, limit=40) for n in names)}"
 
 
-def list_presets(errors: list[str] | None = None) -> list[Preset]:
-    """All presets found, user presets shadowing shipped ones of the same name.
+def list_presets(errors: list[str] | None = None, retired: bool = False) -> list[Preset]:
+    """The presets offered, user presets shadowing shipped ones of the same name; with
+    `retired`, the retired ones too.
 
     A broken file is left out (and still shadows a shipped preset of its name, as
     `load_preset` would find it first); its error is appended to `errors` if given.
@@ -268,7 +284,8 @@ def list_presets(errors: list[str] | None = None) -> list[Preset]:
                 found[path.stem] = None
                 if errors is not None:
                     errors.append(str(e))
-    return sorted((p for p in found.values() if p is not None), key=lambda p: p.name)
+    shown = (p for p in found.values() if p is not None and (retired or not p.retired))
+    return sorted(shown, key=lambda p: p.name)
 
 
 def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:

@@ -32,13 +32,13 @@ def test_help_lists_every_subcommand_and_each_has_its_own_help():
 def test_console_script_is_installed():
     synd = Path(sys.executable).with_name("synd")
     proc = subprocess.run([str(synd), "presets"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "prism" in proc.stdout
+    assert proc.returncode == 0 and "lava" in proc.stdout
 
 
 def test_presets_lists_names_with_descriptions():
     out = run("presets").stdout.splitlines()
     names = [line.split()[0] for line in out]
-    assert {"classic", "sharp", "prism", "lava", "tide"} <= set(names)
+    assert {"lava", "tide", "neon", "mandala", "poster", "wormhole"} == set(names)  # retired ones left out
     assert all(len(line.split(maxsplit=1)) == 2 for line in out)
 
 
@@ -50,7 +50,7 @@ def test_info_json_reports_models_presets_audio_and_outputs():
     assert info["outputs"]["syphon"].startswith("unavailable: Syphon exists only on macOS")
     assert info["outputs"]["spout"].startswith("unavailable: Spout exists only on Windows")
     assert info["outputs"]["record"] == "available"
-    assert {p["name"] for p in info["presets"]} >= {"classic", "prism"}
+    assert {p["name"] for p in info["presets"]} >= {"lava", "tide"}
     text = run("info").stdout
     assert "outputs:" in text and "presets:" in text
 

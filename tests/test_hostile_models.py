@@ -510,7 +510,7 @@ def test_bad_preset_files_are_refused(home, case):
 def test_a_pipe_in_the_presets_folder_does_not_hang_the_listing(home):
     os.mkfifo(home.presets / "pipe.toml")
     errors: list[str] = []
-    assert {"prism", "classic"} <= {p.name for p in list_presets(errors)}
+    assert {"lava", "tide"} <= {p.name for p in list_presets(errors)}
     assert len(errors) == 1 and "not a regular file" in errors[0]
     # By path it is not found at all: only regular files count as preset files.
     refused(lambda: load_preset(str(home.presets / "pipe.toml")), "pipe.toml", PresetError, "no preset file")
@@ -589,8 +589,8 @@ def test_names_from_osc_and_midi_only_reach_the_model_and_preset_folders(home):
             control.select_preset(name)  # what a MIDI pad bound to preset/NAME calls
     assert engine.loads == []
     commands.run("/synd/model/b", ["mine"])  # the control: a listed name does get through
-    commands.run("/synd/preset", ["prism"])
-    assert engine.loads == ["mine", "prism"]
+    commands.run("/synd/preset", ["lava"])
+    assert engine.loads == ["mine", "lava"]
     OUTCOMES[f"OSC/MIDI names ({len(HOSTILE_NAMES)} hostile, x4 routes)"] = (
         "all refused before any load; listed names load"
     )

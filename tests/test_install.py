@@ -37,7 +37,7 @@ def test_wheel_install_finds_shipped_presets_and_models(tmp_path):
     code = (
         "import synd.paths as p, synd.presets as s, synd.info as i;"
         "print(p.shipped_dir('presets'));"
-        "print(sorted(x.name for x in s.list_presets()));"
+        "print(sorted(x.name for x in s.list_presets(retired=True)));"
         "print(sorted(m['name'] for m in i.list_models() if 'error' not in m))"
     )
     env = {

@@ -7,9 +7,13 @@ from synd.presets import PresetError, list_presets, load_preset
 
 
 def test_shipped_presets_are_different_looks():
-    presets = {p.name: p for p in list_presets()}
-    assert {"classic", "sharp", "prism", "lava", "tide"} <= set(presets)
-    assert "drift" not in presets  # retired: it strobed (15 flashes a second unguarded)
+    presets = {p.name: p for p in list_presets(retired=True)}
+    offered = {p.name for p in list_presets()}
+    assert offered == {"lava", "tide", "neon", "mandala", "poster", "wormhole"}
+    # Retired: looks that missed the targets, still loadable by name (classic is lava's base).
+    assert {"classic", "sharp", "prism"} <= set(presets) - offered
+    assert all(presets[name].retired for name in ("classic", "sharp", "prism"))
+    assert "drift" not in presets  # deleted: it strobed (15 flashes a second unguarded)
     own = [p for p in presets.values() if p.model == p.name]  # presets that train a model
     losses = [tuple(sorted(p.loss.to_dict().items())) for p in own]
     assert len(set(losses)) == len(losses)  # no two models train the same way
@@ -24,6 +28,9 @@ def test_shipped_presets_are_different_looks():
             p.model in presets and presets[p.model].loss == p.loss and presets[p.model].features == p.features
         )
     assert presets["lava"].look.flow > 0 and presets["tide"].look.flow > 0
+    # The geometric, high-contrast and tunnel looks: lava's flowing fields, re-drawn.
+    assert presets["mandala"].look.mirror == 6 and presets["mandala"].look.flow > 0
+    assert presets["poster"].look.ink == 1 and presets["wormhole"].look.tunnel == 1
 
 
 def test_unknown_keys_and_bad_values_are_errors(tmp_path):

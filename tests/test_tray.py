@@ -49,7 +49,7 @@ def start_logged(args, log, env=None):
 
 def start_tray_daemon(song, tmp_path, osc, log, env):
     """`synd run --tray` on `song` in a loop, recording to tmp_path/out.mp4, OSC at `osc`."""
-    args = ["run", "--tray", "--preset", "prism", "--input", str(song), "--loop"]
+    args = ["run", "--tray", "--preset", "tide", "--input", str(song), "--loop"]
     args += ["--output", f"record:{tmp_path / 'out.mp4'}", "--osc", osc, "--midi", "off"]
     return start_logged(args, log, env=env)
 
@@ -158,13 +158,11 @@ def test_the_real_tray_icon_opens_its_menu_and_chooses_a_preset(xvfb, trayer, tm
         mx, my, mw, mh = xvfb.geometry(menu)
         print(f"icon {icon}, {drawn} icon pixels, menu {mw}x{mh}")
         assert mw >= 100 and mh >= 8 * 18  # title, 4 submenus, 2 toggles, window, quit
-        assert ask(port, "/synd/preset") == ["prism"]
-        xvfb.key("p")  # the Presets submenu (its mnemonic); classic is first
+        assert ask(port, "/synd/preset") == ["tide"]
+        xvfb.key("p")  # the Presets submenu (its mnemonic); lava is first
         xvfb.key("Return")
-        wait_until(
-            lambda: ask(port, "/synd/preset") == ["classic"], 10, message="the preset chosen in the menu"
-        )
-        wait_line(log, "model: classic", proc, timeout=30)
+        wait_until(lambda: ask(port, "/synd/preset") == ["lava"], 10, message="the preset chosen in the menu")
+        wait_line(log, "model: lava", proc, timeout=30)
         wait_until(lambda: menu not in xvfb.windows(), 5, message="the menu closed")
     finally:
         code, err, _ = stop_daemon(proc, signal.SIGTERM) if proc.poll() is None else (proc.returncode, "", 0)
