@@ -49,6 +49,8 @@ def test_choices_are_presets_then_unshadowed_models(user_dirs):
     assert names[: len(presets)] == presets
     assert names[-1] == "zzz-own"
     assert len(names) == len(set(names))
+    # A retired look's model ships (classic is lava's base) but is not offered either.
+    assert SHIPPED_MODEL in dict(model_files()) and SHIPPED_MODEL not in names
 
 
 def test_look_for_a_user_preset_names_its_model_and_look(user_dirs):

@@ -253,7 +253,7 @@ def _show_with_blackout_strobe(tmp_path, guard: str) -> tuple[list, str, list]:
     )
     try:
         _status_reply(port)
-        oscsend(port, "/synd/model/b", "s", "classic")
+        oscsend(port, "/synd/model/b", "s", "tide")
         began = time.monotonic()
         for k in range(50):
             oscsend(port, "/synd/blackout/toggle")

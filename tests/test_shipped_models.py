@@ -54,7 +54,7 @@ def test_default_preset_meets_every_eval_target_on_unseen_music(unseen_music):
 
 
 def test_every_shipped_preset_has_its_model():
-    for preset in list_presets():
+    for preset in list_presets(retired=True):  # retired looks keep shipping their models
         if preset.name in SHIPPED:
             assert load_model(preset.model).meta["preset"]["name"] == preset.name
 
@@ -64,7 +64,7 @@ def test_feedback_neither_freezes_nor_explodes(name, unseen_music):
     """Two minutes of frames chained with the preset's feedback: the picture keeps moving
     with the music, keeps its structure, and calms down in silence."""
     bundle = load_model(name)
-    preset = next(p for p in list_presets() if p.name == name)
+    preset = next(p for p in list_presets(retired=True) if p.name == name)
     extractor = FeatureExtractor(bundle.features)
     music = np.concatenate(unseen_music * 2)  # 2 minutes
     raw = extractor.offline(music)
