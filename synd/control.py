@@ -81,7 +81,7 @@ PARAMS: dict[str, Param] = {
     "hue": Param(0.0, 1.0, 0.0, "hue turn on top of the preset's own colours (1 = a full turn)"),
     "flow": Param(0.0, 2.0, 0.0, "how fast the pattern flows with the music (0 = a fixed pattern)"),
     "lines": Param(0.0, 1.0, 0.0, "the picture drawn as glowing contour lines (0 = off, 1 = lines only)"),
-    "ink": Param(0.0, 1.0, 0.0, "the picture printed in two inks, its bright half vivid on black (0 = off)"),
+    "ink": Param(0.0, 1.0, 0.0, "the picture printed in two inks, its colourful half vivid on black (0 off)"),
     "mirror": Param(0.0, 16.0, 0.0, "the picture folded into this many mirrored wedges (0 = off, 4-16)"),
     "tunnel": Param(
         0.0, 1.0, 0.0, "the picture wrapped into a tunnel streaming outwards with the music (0 = off)"

@@ -5,8 +5,8 @@ point, never along a line: moving the picture sideways never lays it onto itself
 neither draws a lattice. Both move in the music's own time (`synd.flow`'s sound time):
 faster in loud passages, pushed on the hits, still in silence, while the fields inside
 them flow and merge as they do in `lava`. Only the shown frame is re-mapped; the
-generator's feedback keeps its own picture. One bilinear resampling a frame (about 2 ms
-at 384x216).
+generator's feedback keeps its own picture. One bilinear resampling a frame (1-1.5 ms
+at 384x216 on one core).
 
 * **Kaleidoscope** (`Look.mirror`: 0 = off, else an even number of wedges, 4-16): one
   wedge of the picture, cut from the middle of its left edge out to its right edge, is
@@ -16,9 +16,9 @@ at 384x216).
   width laid along the distance from the centre on a log scale (each ring as wide as its
   distance, so the shapes keep their proportions from the rim to the vanishing point)
   and its height around `TUNNEL_SECTORS` sectors of the circle, every other one mirrored
-  so they meet without a seam.
-  The rings stream outwards `TUNNEL_PER_SOUND_S` of the picture's half-width a unit of
-  sound time, and the centre fades to black: a tunnel the music flies through.
+  so they meet without a seam. The rings stream outwards `TUNNEL_PER_SOUND_S` of the
+  picture's half-width a unit of sound time, and the centre fades to black: a tunnel
+  the music flies through.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-#: Turn of the kaleidoscope's wedges (radians) per unit of sound time: about a wedge of 8
-#: every 10 s at the usual pace, slow enough that the outer edge moves under a pixel a frame.
+#: Turn of the kaleidoscope's wedges (radians) per unit of sound time: a full turn in
+#: about 100 s at the usual pace, slow enough that a 640x360 frame's corners move under
+#: a pixel a frame (the hits push it on, as they push the fields).
 TURN_PER_SOUND_S = 0.06
 #: The fewest and most wedges; `Look.mirror` is rounded to an even number between them.
 MIN_WEDGES = 4
