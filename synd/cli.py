@@ -278,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and flash_hazard_s. The README explains each number.",
         epilog="examples:\n"
         "  synd eval song.flac\n"
-        "  synd eval --preset sharp ~/music/*.mp3 --json sharp.json "
-        "--report sharp-report/\n"
+        "  synd eval --preset poster ~/music/*.mp3 --json poster.json "
+        "--report poster-report/\n"
         "  synd eval --video projectm.mp4 --video synd.mp4 --audio "
         "song.flac --report side-by-side/",
     )
