@@ -13,6 +13,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+#: The frame height the looks' pixel sizes (line widths, blurs) are given for; at other
+#: heights they scale with it, so a look is the same whatever size it is painted at.
+REFERENCE_HEIGHT = 360
+
 
 def gaussian_kernel(sigma: float, device: torch.device | str = "cpu") -> torch.Tensor:
     """A normalised 1-D Gaussian of standard deviation `sigma` (pixels), 3 sigma each side."""

@@ -65,3 +65,25 @@ def other_model(bundle: ModelBundle, seed: int) -> ModelBundle:
             p.add_(torch.randn_like(p) * 0.3)
     other.meta = {**other.meta, "name": f"other{seed}"}
     return other
+
+
+def shown_beside_plain(bundle: ModelBundle, look, frames: int = 12, seed: int = 4):
+    """Pairs (plain, shown) of frames from two frame loops on the same random features:
+    one with `lava`-like flow only, one with `look` (a look that redraws the shown frame:
+    lines, ink, a kaleidoscope). Asserts, frame by frame, that the picture fed back stays
+    the same in both: a redraw of the shown frame never reaches the generator."""
+    from synd.frameloop import FrameLoop
+    from synd.presets import Look
+
+    rng = np.random.default_rng(seed)
+    mean, std = bundle.stats.mean, bundle.stats.std
+    feats = (mean + std * rng.normal(size=(frames, len(mean)))).astype(np.float32)
+    plain = FrameLoop(bundle, 36, 64, look=Look(flow=1.0))
+    drawn = FrameLoop(bundle, 36, 64, look=look)
+    pairs = []
+    with torch.inference_mode():
+        for row in feats:
+            pair = (plain.step(row), drawn.step(row))
+            assert torch.equal(plain.previous, drawn.previous)
+            pairs.append(pair)
+    return pairs, drawn
