@@ -91,6 +91,8 @@ class Flow:
         self.phase = torch.tensor(g.uniform(0, 2 * math.pi, size=shape), dtype=torch.float32)
         # Each value is a sum of SINES unit-amplitude sines: scaled to a spread of SPREAD.
         self.amplitude = SPREAD * math.sqrt(2.0 / SINES)
+        self._rows = bicubic_weights(CELLS, height).to(device)
+        self._columns = bicubic_weights(CELLS, width).to(device)
         #: Sound time: seconds of music at its usual level since the start.
         self.tau = 0.0
         #: How loud the passage is against the song's recent past (standardised level,
@@ -122,6 +124,15 @@ class Flow:
 
     def pattern(self) -> torch.Tensor:
         """The pattern at the current sound time: (1, 3, H, W) in (0, 1), channels-last."""
-        cells = self.amplitude * torch.sin(self.freq * self.tau + self.phase).sum(0, keepdim=True)
-        up = F.interpolate(cells.to(self.device), size=self.shape, mode="bicubic", align_corners=False)
-        return torch.sigmoid(up).contiguous(memory_format=torch.channels_last)
+        cells = self.amplitude * torch.sin(self.freq * self.tau + self.phase).sum(0)
+        # Bicubic upsampling is separable: rows, then columns, straight into (H, W, 3).
+        up = torch.einsum("hi,cij->hjc", self._rows, cells.to(self.device))
+        up = torch.einsum("hjc,wj->hwc", up, self._columns).contiguous()
+        return torch.sigmoid_(up).unsqueeze(0).permute(0, 3, 1, 2)  # channels-last (1, 3, H, W)
+
+
+def bicubic_weights(cells: int, size: int) -> torch.Tensor:
+    """(size, cells): row k holds the weights `F.interpolate(..., mode="bicubic",
+    align_corners=False)` gives each of `cells` values at output position k."""
+    eye = torch.eye(cells).view(cells, 1, cells, 1)
+    return F.interpolate(eye, size=(size, 1), mode="bicubic", align_corners=False)[:, 0, :, 0].T.contiguous()

@@ -1,9 +1,11 @@
 """The flow: a base pattern that moves in the music's own time (synd.flow)."""
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
-from synd.flow import BASE_SPEED, SILENT_DB, Flow
+from synd.flow import BASE_SPEED, CELLS, SILENT_DB, Flow, bicubic_weights
 from synd.frameloop import FrameLoop
 from synd.judge import _autocorrelation, lab
 from synd.presets import Look
@@ -26,6 +28,20 @@ def frame(level: float, db: float = -20.0, onset: float = 0.0) -> tuple[np.ndarr
 
 def speeds(flow: Flow, frames) -> np.ndarray:
     return np.array([flow.speed(*f) for f in frames])
+
+
+@pytest.mark.parametrize("size", [(72, 128), (37, 61), (216, 384)])
+def test_the_pattern_is_the_bicubic_upsampling_of_its_cells(size):
+    """The separable upsampling paints exactly what `F.interpolate` would, at any size
+    (odd ones too), in channels-last layout."""
+    flow = Flow(NAMES, BANDS, *size, FPS, torch.device("cpu"), seed=3)
+    flow.tau = 7.3
+    cells = flow.amplitude * torch.sin(flow.freq * flow.tau + flow.phase).sum(0, keepdim=True)
+    expected = torch.sigmoid(F.interpolate(cells, size=size, mode="bicubic", align_corners=False))
+    got = flow.pattern()
+    assert got.shape == (1, 3, *size) and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert bicubic_weights(CELLS, size[0]).shape == (size[0], CELLS)
 
 
 def test_loud_passages_flow_faster_than_quiet_ones_and_onsets_push():
