@@ -21,9 +21,8 @@ About 6 ms a frame at 384x216 on one core, 3 ms on two.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from synd.blur import REFERENCE_HEIGHT, ShrunkBlur, slope
+from synd.blur import REFERENCE_HEIGHT, ShrunkBlur, slope_squared
 
 #: Evenly spaced values of each channel (0-1) where a line is drawn.
 LEVELS = 6
@@ -56,21 +55,24 @@ class ContourLines:
         (0: unchanged, 1: lines on the faint picture)."""
         if strength <= 0.0:
             return frame
-        s = self._blur(frame.float().contiguous()) * LEVELS
-        # Distance (pixels) to the nearest crossing of a level (at the halves: a channel at
-        # exactly 0 or 1, a flat black or white area, draws no line).
-        distance = torch.abs(torch.remainder(s, 1.0) - 0.5) / slope(s)
+        s = self._blur(frame.float().contiguous()).mul_(LEVELS)
+        # q: the squared distance (in line widths) to the nearest crossing of a level, the
+        # distance being measured in pixels: how far the channel is from the level (at the
+        # halves: a channel at exactly 0 or 1, a flat black or white area, draws no line)
+        # over its slope. `s` is a blur of values in [0, 1], never negative, so frac() is
+        # the remainder (and 10x faster). In place throughout: this runs on every frame.
+        off = torch.frac(s).sub_(0.5)
+        q = off.mul_(off).div_(slope_squared(s).add_(1e-8)).mul_(1.0 / self.width**2)
         # Exponents are capped: far from a line exp() would underflow through denormal
         # numbers, which a CPU handles 10-20x slower (exp(-30) is already invisible).
-        q = (distance / self.width) ** 2
-        glow = torch.exp(-q.clamp(max=30.0))
+        glow = torch.clamp(q, max=30.0).neg_().exp_()
         if HALO > 0:
-            glow = glow + HALO * torch.exp(-(q / HALO_WIDTH**2).clamp(max=30.0))
+            glow.add_(q.mul_(-1.0 / HALO_WIDTH**2).clamp_(min=-30.0).exp_(), alpha=HALO)
         lo, hi = QUIET_SPREAD
-        spread = F.avg_pool2d(s, 4, ceil_mode=True).std(dim=(-2, -1), keepdim=True)  # blurred: 4x4 is plenty
+        spread = s[..., ::4, ::4].std(dim=(-2, -1), keepdim=True)  # blurred already: every 4th pixel will do
         shaped = ((spread - lo) / (hi - lo)).clamp(0.0, 1.0)
-        glow = glow * shaped * shaped * (3.0 - 2.0 * shaped)  # smoothstep: no line pops in
-        lines = (glow + FILL * frame).clamp(0.0, 1.0)
+        glow.mul_(shaped * shaped * (3.0 - 2.0 * shaped))  # smoothstep: no line pops in
+        lines = glow.add_(frame, alpha=FILL).clamp_(0.0, 1.0)
         if strength >= 1.0:
             return lines
         return frame + strength * (lines - frame)
