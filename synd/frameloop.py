@@ -79,7 +79,9 @@ def to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) or (3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB, the one conversion."""
     if frame.dim() == 4:
         frame = frame[0]
-    return (frame.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+    # One new tensor, then in place: this runs on every frame (clamped to [0, 1] first).
+    rounded = frame.mul(255.0).add_(0.5).clamp_(0.5, 255.5)
+    return rounded.to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 class FrameLoop:
@@ -189,7 +191,9 @@ class FrameLoop:
         cond = self.condition(raw)
         given = self.condition_numpy()
         pattern = self.scene_field(cond) if self.scene is not None else self._pattern(raw, given)
-        base = fb * self.previous + (1.0 - fb) * pattern
+        # In the generator's own output layout (channels-last for torch, plain for ONNX
+        # Runtime, which would otherwise copy it): a mixed-layout blend is several times slower.
+        base = torch.lerp(self.previous, pattern, 1.0 - fb)
         frame = self.paint(base, cond)
         self.previous = frame  # feedback takes the generator's own picture, never the lit one
         if self.look.mirror > 0 or self.look.tunnel > 0:
