@@ -40,7 +40,7 @@ from synd.flash import FlashGuard
 from synd.frameloop import to_rgb_uint8
 from synd.loadqueue import LoadQueue
 from synd.measure import latency_ms
-from synd.onnxgen import live_painter, runtime_name
+from synd.onnxgen import live_painter, painting_threads, runtime_name
 from synd.presets import Look
 from synd.sizes import GENERATION_SHORT_SIDE, generation_size
 from synd.slots import BeatDetector, Mixer, Slot, make_slot
@@ -93,6 +93,8 @@ class Engine:
         self._tick_times: deque[float] = deque(maxlen=300)
         self.frames = 0
         self.dropped = 0
+        #: The engine thread's torch threads (set when it starts).
+        self.torch_threads: int | None = None
         self.error: BaseException | None = None
         self.mixer = Mixer(options.mix)
         self.beats = BeatDetector(options.fps)
@@ -406,6 +408,15 @@ class Engine:
         delay = round(self.options.delay_ms / 1000.0 * self.sample_rate)
         next_tick = time.monotonic()
         last_audio = time.monotonic()
+        if self.runtime == "onnxruntime":
+            # Torch's steps of a frame (the flow, the looks, the conversion) run after ONNX
+            # Runtime's on this thread, on as many cores as it paints with: a torch worker
+            # on the core left to capture and the outputs waits for it at every step's
+            # join (on 2 cores: neon 51 fps with 94 frames dropped in 10 s, 60 and none on
+            # one thread; `synd bench live --preset neon`). The count is this thread's own
+            # (OpenMP's is per thread); a crossfade's second painter takes it over.
+            torch.set_num_threads(painting_threads())
+        self.torch_threads = torch.get_num_threads()
         try:
             with torch.inference_mode():
                 while not self._stop.is_set():
@@ -554,6 +565,7 @@ class Engine:
             "outputs": {o.name: o.stats() for o in self.outputs},
             "flash_guard": self.guard.enabled,
             "guarded_frames": self.guard.changed,
+            "torch_threads": self.torch_threads,
         }
 
 

@@ -86,16 +86,22 @@ def cached_export(generator: Generator, height: int, width: int) -> bytes:
     return data
 
 
+def painting_threads() -> int:
+    """ONNX Runtime's threads for the live engine: one core fewer than the machine has.
+
+    On 2 cores a second painting thread gained little on average and made every tenth
+    frame late, waiting for a worker that the other threads had descheduled; the free
+    core is for audio capture and the outputs."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def onnx_session(model: bytes, threads: int | None = None):
     """An ONNX Runtime CPU session for `model` (bytes) with `threads` painting threads
-    (default: one core fewer than the machine has) and no spinning workers."""
+    (default: `painting_threads()`) and no spinning workers."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    # By default one core stays free for audio capture and the outputs: on 2 cores a
-    # second painting thread gained little on average and made every tenth frame
-    # late, waiting for a worker that the other threads had descheduled.
-    options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 2) - 1)
+    options.intra_op_num_threads = threads or painting_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

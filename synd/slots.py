@@ -106,7 +106,11 @@ class Mixer:
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="synd-mix")
+            # Made on the engine thread: B paints with the torch threads A paints with.
+            threads = torch.get_num_threads()
+            self._worker = ThreadPoolExecutor(
+                1, thread_name_prefix="synd-mix", initializer=torch.set_num_threads, initargs=(threads,)
+            )
         return self._worker
 
     def _weights(self, a: Slot, b: Slot, x: float) -> torch.Tensor:

@@ -5,11 +5,13 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from synd.audio import write_wav
 from synd.bridges.base import OutputRunner
 from synd.capture import FileInput
 from synd.engine import Engine, EngineOptions
+from synd.onnxgen import painting_threads
 from synd.presets import Look
 from tests.helpers.audio import music_clip
 from tests.helpers.engine import Collect, run_engine, stop_all
@@ -108,9 +110,19 @@ def test_status_reports_fps_latency_and_outputs(tiny_bundle, song, runtime):
     if runtime == "onnx":
         pytest.importorskip("onnxruntime")
     out = Collect()
-    engine, runners, source = run_engine(tiny_bundle, song, [out], 1.5, runtime=runtime)
-    status = engine.status()
-    stop_all(engine, runners, source)
+    before = torch.get_num_threads()
+    torch.set_num_threads(painting_threads() + 1)  # more than ONNX Runtime paints with
+    try:
+        engine, runners, source = run_engine(tiny_bundle, song, [out], 1.5, runtime=runtime)
+        status = engine.status()
+        stop_all(engine, runners, source)
+        # With ONNX Runtime painting, torch's steps on the engine thread use as many
+        # threads as it does; other threads keep theirs.
+        expected = painting_threads() if runtime == "onnx" else painting_threads() + 1
+        assert status["torch_threads"] == expected
+        assert torch.get_num_threads() == painting_threads() + 1
+    finally:
+        torch.set_num_threads(before)
     assert status["runtime"] == {"onnx": "onnxruntime", "torch": "torch"}[runtime]
     assert status["fps"] > 10 and status["frames"] > 10
     assert status["latency_ms_median"] is not None and status["latency_ms_median"] >= 0
