@@ -5,10 +5,12 @@ Every frame's base image is a blend of the previous output and a pattern:
 current sound onto it. The pattern is a fixed, seeded one; with `Look.flow` a smooth
 field that moves in the music's own time (`synd.flow`); or for a model with a scene
 (`synd.model.SceneHead`) the colour field the scene paints from the sound now and its
-slow average over `SLOW_SECONDS`. The frame shown may be drawn as glowing contour lines
-(`synd.lines`, `Look.lines`) and is then lit by the stage (`synd.stage`, `Look.stage`):
-sound-driven light and colour over broad areas. Render and live run this same loop, so a
-render shows what the daemon would show for the same audio.
+slow average over `SLOW_SECONDS`. The frame shown may be destriped (`synd.destripe`,
+`Look.destripe`), folded or wrapped into a tunnel (`synd.polar`), inked (`synd.ink`) or
+drawn as glowing contour lines (`synd.lines`, `Look.lines`), and is then lit by the
+stage (`synd.stage`, `Look.stage`): sound-driven light and colour over broad areas.
+Render and live run this same loop, so a render shows what the daemon would show for
+the same audio.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from synd.bundle import ModelBundle
+from synd.destripe import Destripe
 from synd.flow import Flow
 from synd.ink import Ink
 from synd.lines import ContourLines
@@ -129,6 +132,7 @@ class FrameLoop:
         self.flow = self._make_flow(fps, seed)
         # Built the first time the look asks for them.
         self._lines: ContourLines | None = None
+        self._destripe: Destripe | None = None
         self._ink: Ink | None = None
         self._polar: Polar | None = None
 
@@ -196,6 +200,10 @@ class FrameLoop:
         base = torch.lerp(self.previous, pattern, 1.0 - fb)
         frame = self.paint(base, cond)
         self.previous = frame  # feedback takes the generator's own picture, never the lit one
+        if self.look.destripe > 0:
+            if self._destripe is None:
+                self._destripe = Destripe(self.height, self.width, self.device)
+            frame = self._destripe.draw(frame, float(self.look.destripe))
         if self.look.mirror > 0 or self.look.tunnel > 0:
             if self._polar is None:
                 self._polar = Polar(self.height, self.width, self.device)

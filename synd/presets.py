@@ -66,6 +66,9 @@ class Look:
     mirror: float = field(default=0.0, metadata=_in(0.0, 16.0))
     # the picture wrapped into a tunnel streaming outwards with the music (synd.polar; 0 = off)
     tunnel: float = field(default=0.0, metadata=_in(0.0, 1.0))
+    # the generator's fine full-height stripes taken out of the shown frame (synd.destripe;
+    # 0 = off, 1 = all of them)
+    destripe: float = field(default=0.0, metadata=_in(0.0, 1.0))
     # how far the palette turns with the song's passages, in turns of the hue circle: a
     # loud one turns it one way, a quiet one the other; the sign picks which (needs the
     # flow's level, synd.flow.Flow.section; 0 = a fixed palette)
