@@ -81,7 +81,6 @@ class Flow:
         self.loudness = names.index("loudness")
         self.onset = names.index("onset") if "onset" in names else None
         self.fps = float(fps)
-        self.shape = (height, width)
         self.device = device
         self.range = RunningRange(3, MEMORY_S * fps)
         g = np.random.default_rng(seed)
