@@ -203,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="change one preset setting, e.g. -o loss.noise=0.3 -o train.steps=5000 "
         "(tables: features, architecture, loss, look, train)",
     )
+    p.add_argument(
+        "--decoder-only",
+        action="store_true",
+        help="keep the generator (every picture stays the same) and fine-tune the decoder "
+        "of --init (default: the preset's model) to read whole frames as looks show them",
+    )
+    p.add_argument(
+        "--looks",
+        metavar="PRESET,...",
+        help="with --decoder-only: the presets whose looks paint the frames "
+        "(default: every offered preset of that model)",
+    )
     p.add_argument("--eval-every", type=_positive(int), default=250, metavar="N")
     p.add_argument("--sample-every", type=_positive(int), default=500, metavar="N")
     p.add_argument("--checkpoint-every", type=_positive(int), default=250, metavar="N")
@@ -666,6 +678,10 @@ def cmd_train(args) -> int:
     from synd.train import TrainOptions, learning_warning, model_path, summary_table, train
 
     config = load_config()
+    if args.decoder_only:
+        return _train_decoder(args, load_preset(args.preset or config.preset))
+    if args.looks:
+        raise ValueError("--looks goes with --decoder-only")
     preset = apply_overrides(load_preset(args.preset or config.preset), args.set)
     overrides = {k: v for k, v in (("size", args.size), ("batch", args.batch)) if v is not None}
     if overrides:
@@ -696,6 +712,48 @@ def cmd_train(args) -> int:
         warning = learning_warning(result)
         if warning:
             log.warning("%s", warning)
+    return 0
+
+
+def _train_decoder(args, preset) -> int:
+    """`synd train --decoder-only`: the decoder of a model learns to read whole frames."""
+    from synd.bundle import load_model
+    from synd.presets import list_presets, load_preset
+    from synd.readback import ReadbackOptions, tune_decoder
+    from synd.train import model_path
+
+    asked = (("--resume", args.resume), ("--size", args.size), ("--set", args.set))
+    unused = [flag for flag, on in asked if on]
+    if unused:
+        raise ValueError(f"--decoder-only keeps the model's network and settings: drop {', '.join(unused)}")
+    bundle = load_model(args.init or preset.model)
+    if args.looks:
+        looks = [load_preset(name.strip()) for name in args.looks.split(",") if name.strip()]
+    else:
+        looks = [p for p in list_presets() if p.model == bundle.name] or [preset]
+    out = model_path(args.out, args.inputs, bundle.name)
+    result = tune_decoder(
+        ReadbackOptions(
+            inputs=args.inputs,
+            bundle=bundle,
+            looks=looks,
+            out=out,
+            minutes=args.minutes,
+            steps=args.steps,
+            holdout=args.holdout,
+            batch=args.batch or 16,
+            eval_every=args.eval_every,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+    )
+    verb = "wrote" if result["written"] else "kept (not written)"
+    print(
+        f"{verb} {out}: the decoder of '{bundle.name}' reads held-out whole frames of "
+        f"{', '.join(result['looks'])} at R^2 {result['holdout_r2_before']} -> {result['holdout_r2_after']} "
+        f"({result['steps']} steps, {result['wall_seconds']} s)",
+        flush=True,
+    )
     return 0
 
 

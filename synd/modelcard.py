@@ -141,6 +141,7 @@ def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_
         + ".",
         f"- Minutes until the held-out R^2 (crops) first reached 0.9: "
         f"{summary.get('metrics', {}).get('minutes_to_r2_0.9')}.",
+        *_readback_lines(meta.get("readback")),
         f"- Loss weights: {json.dumps({k: v for k, v in meta.get('loss_weights', {}).items() if v})}",
         f"- Features: {bundle.features.kind}, {bundle.features.bands} bands + loudness + onset, "
         f"{bundle.features.sample_rate} Hz, n_fft {bundle.features.n_fft}.",
@@ -165,6 +166,19 @@ def render_markdown(bundle: ModelBundle, card: dict, data_note: str = "", train_
         "",
     ]
     return "\n".join(lines)
+
+
+def _readback_lines(readback: dict | None) -> list[str]:
+    """The card's line on a decoder fine-tuned on whole frames (`synd.readback`), if it was."""
+    if not isinstance(readback, dict):
+        return []
+    return [
+        f"- Then the decoder alone (the generator kept, so every picture is unchanged) read whole "
+        f"frames painted through the looks {', '.join(readback.get('looks', []))}: "
+        f"{readback.get('train_frames')} frames of {readback.get('files')} files, "
+        f"{readback.get('steps')} steps, {readback.get('wall_seconds')} s; held-out frames read at "
+        f"R^2 {readback.get('holdout_r2_before')} before, {readback.get('holdout_r2_after')} after."
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
