@@ -15,7 +15,7 @@ MUSIC=$($BIN/python -c 'from synd.music import TRAIN; print("; ".join(f"{p.name}
 for preset in "${PRESETS[@]}"; do
   if [ "$preset" = lava ]; then
     data="107 excerpts (40 s) of recorded game music from the Debian packages $MUSIC (make music: python -m synd.music train data/music/train), and the 48 synthesized tracks classic learned from (python -m synd.corpus data/corpus --tracks 48 --duration 30 --seed 0); every 10th file held out during training"
-    train="fine-tuned from classic: synd train data/music/train data/corpus --preset lava --init classic --minutes 10, alone on a 2-core CPU"
+    train="fine-tuned from classic: synd train data/music/train data/corpus --preset lava --init classic --minutes 10, then its decoder alone on whole frames: synd train data/music/train data/corpus --preset lava --decoder-only --out lava.safetensors --minutes 10, each alone on a 2-core CPU"
   else
     data="$SYNTH"
     train="all four shipped models trained at once on a 2-core CPU, one thread each (PARALLEL=1 scripts/train_shipped.sh)"
