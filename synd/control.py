@@ -13,6 +13,7 @@ their range):
     feedback         0..0.99  how much of the previous frame each frame starts from
     hue              0..1     hue turn on top of the preset's own colours (1 = a full turn)
     flow             0..2     how fast the pattern flows with the music (synd.flow; 0 = fixed)
+    loudness_pace    0..2     how much a loud passage speeds the flow (the hits push it by 2)
     lines            0..1     the picture drawn as glowing contour lines (synd.lines; 0 = off)
     ink              0..1     the picture printed in two inks, vivid on black (synd.ink; 0 = off)
     mirror           0..16    the picture folded into that many mirrored wedges (synd.polar; 0 = off)
@@ -80,6 +81,9 @@ PARAMS: dict[str, Param] = {
     "feedback": Param(0.0, 0.99, 0.85, "how much of the previous frame each frame starts from"),
     "hue": Param(0.0, 1.0, 0.0, "hue turn on top of the preset's own colours (1 = a full turn)"),
     "flow": Param(0.0, 2.0, 0.0, "how fast the pattern flows with the music (0 = a fixed pattern)"),
+    "loudness_pace": Param(
+        0.0, 2.0, 0.25, "how much a loud passage speeds the flow (per standard deviation of its loudness)"
+    ),
     "lines": Param(0.0, 1.0, 0.0, "the picture drawn as glowing contour lines (0 = off, 1 = lines only)"),
     "ink": Param(0.0, 1.0, 0.0, "the picture printed in two inks, its colourful half vivid on black (0 off)"),
     "mirror": Param(0.0, 16.0, 0.0, "the picture folded into this many mirrored wedges (0 = off, 4-16)"),
@@ -103,7 +107,7 @@ TRIGGERS: dict[str, str] = {
 EVENTS = ("beat", "changed", "learn")
 
 #: The parameters a preset brings with it (the rest are the performer's and carry over).
-PRESET_PARAMS = ("feedback", "flow", "lines", "ink", "mirror", "tunnel", "sections")
+PRESET_PARAMS = ("feedback", "flow", "loudness_pace", "lines", "ink", "mirror", "tunnel", "sections")
 
 #: What a MIDI control can be bound to by learning.
 LEARNABLE = (*PARAMS, *TRIGGERS, "preset/next", "preset/previous", "preset/random", "cut")

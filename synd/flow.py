@@ -10,9 +10,10 @@ composition: the picture changes colour with the music but never moves. With
   `SINES` slow sines of **sound time** `tau`, with random frequencies and phases: a
   smooth, never-repeating change with no lattice in it.
 * `tau` advances with the music, not the clock: at `BASE_SPEED` per second for a song at
-  its usual loudness and onset strength, faster when it is loud against itself and
-  surging on every hit (loudness and onset strength standardised over the last
-  `synd.stage.MEMORY_S` seconds, as the stage does), slower between the hits, and not
+  its usual loudness and onset strength, faster when it is loud against itself (by
+  `Look.loudness_pace` per standard deviation) and surging on every hit (loudness and
+  onset strength standardised over the last `synd.stage.MEMORY_S` seconds, as the
+  stage does), slower between the hits, and not
   at all on digital silence (`SILENT_DB`), so a silent input holds a still picture.
   `Look.flow` multiplies the speed.
 
@@ -37,10 +38,10 @@ from synd.stage import MEMORY_S, RunningRange, drive_matrix
 SINES = 3
 FREQUENCIES = (0.15, 0.45)
 #: Sound time per second at the song's usual loudness and onset strength, and how much the
-#: loudness and the onset strength (each standardised against the song, per unit) add to
-#: it. The onset counts down to `ONSET_FLOOR`, so the flow slows between the hits.
+#: onset strength (standardised against the song, per unit) adds to it. The onset counts
+#: down to `ONSET_FLOOR`, so the flow slows between the hits. What the loudness adds is
+#: the look's (`Look.loudness_pace`, 0.25 unless a preset says otherwise).
 BASE_SPEED = 1.0
-LOUDNESS_SPEED = 0.25
 ONSET_SPEED = 2.0
 ONSET_FLOOR = -0.5
 #: Below this loudness (dBFS) the flow stands still (digital silence, a muted input);
@@ -98,10 +99,11 @@ class Flow:
         #: averaged over SECTION_TAU of sound time; held on digital silence), about -2..2.
         self.section = 0.0
 
-    def speed(self, raw: np.ndarray, normalised: np.ndarray) -> float:
+    def speed(self, raw: np.ndarray, normalised: np.ndarray, loudness: float) -> float:
         """Sound time per second for one frame's raw and normalised features (advancing
         the running range and `section`): 0 on digital silence, `BASE_SPEED` at the song's
-        usual loudness and onset strength, a surge on each hit, slower between them."""
+        usual loudness and onset strength, a surge on each hit, slower between them, and
+        `loudness` more per standard deviation the passage is louder than the song's usual."""
         level = float(self.level @ normalised)
         onset = float(normalised[self.onset]) if self.onset is not None else 0.0
         lz, oz, loud = self.range(np.array([level, onset, normalised[self.loudness]]))
@@ -115,11 +117,12 @@ class Flow:
         self.section = keep * self.section + (1.0 - keep) * float(lz)
         # The loudness (the judge's and a viewer's sense of a loud passage), not the band
         # level: a wall of guitars is loud though its bands sit where a drum break's do.
-        return gate * max(0.0, pace + LOUDNESS_SPEED * float(loud))
+        return gate * max(0.0, pace + loudness * float(loud))
 
-    def advance(self, raw: np.ndarray, normalised: np.ndarray, rate: float) -> None:
-        """Move sound time on by one frame at `rate` times the music's speed."""
-        self.tau += rate * self.speed(raw, normalised) / self.fps
+    def advance(self, raw: np.ndarray, normalised: np.ndarray, rate: float, loudness: float) -> None:
+        """Move sound time on by one frame at `rate` times the music's speed (`speed`,
+        with `loudness` its share of the loudness)."""
+        self.tau += rate * self.speed(raw, normalised, loudness) / self.fps
 
     def pattern(self) -> torch.Tensor:
         """The pattern at the current sound time: (1, 3, H, W) in (0, 1), channels-last."""

@@ -185,7 +185,7 @@ class FrameLoop:
         if self.flow is None:
             return self.pattern
         rate = float(self.look.flow)
-        self.flow.advance(np.asarray(raw, np.float32), given, rate)
+        self.flow.advance(np.asarray(raw, np.float32), given, rate, float(self.look.loudness_pace))
         return self.flow.pattern() if rate > 0 else self.pattern
 
     @torch.inference_mode()

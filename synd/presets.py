@@ -57,6 +57,9 @@ class Look:
     stage: float = field(default=0.0, metadata=_in(0.0, 1.0))
     # how fast the base pattern flows with the music (synd.flow; 0 = a fixed pattern)
     flow: float = field(default=0.0, metadata=_in(0.0, 2.0))
+    # how much a loud passage speeds the flow: sound seconds a second added per standard
+    # deviation of the song's loudness over its last 20 s (synd.flow; the hits' push is 2)
+    loudness_pace: float = field(default=0.25, metadata=_in(0.0, 2.0))
     # the picture drawn as glowing contour lines (synd.lines; 0 = off, 1 = lines only)
     lines: float = field(default=0.0, metadata=_in(0.0, 1.0))
     # the picture printed in two inks: its colourful half vivid on black (synd.ink; 0 = off)

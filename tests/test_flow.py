@@ -13,6 +13,8 @@ from synd.presets import Look
 BANDS = 8
 NAMES = [f"mel{i}" for i in range(BANDS)] + ["loudness", "onset"]
 FPS = 30.0
+#: The flow's share of the loudness in a look that does not set its own.
+PACE = Look().loudness_pace
 
 
 def make_flow(height=72, width=128, seed=0) -> Flow:
@@ -27,7 +29,7 @@ def frame(level: float, db: float = -20.0, onset: float = 0.0) -> tuple[np.ndarr
 
 
 def speeds(flow: Flow, frames) -> np.ndarray:
-    return np.array([flow.speed(*f) for f in frames])
+    return np.array([flow.speed(*f, PACE) for f in frames])
 
 
 @pytest.mark.parametrize("size", [(72, 128), (37, 61), (216, 384)])
@@ -54,7 +56,7 @@ def test_loud_passages_flow_faster_than_quiet_ones_and_onsets_push():
     quiet = speeds(flow, [frame(-1.0 + rng.normal(0.0, 0.1)) for _ in range(30)]).mean()
     assert loud > 2.0 * quiet
     steady = speeds(flow, [frame(0.0) for _ in range(60)])
-    hit = flow.speed(*frame(0.0, onset=5.0))
+    hit = flow.speed(*frame(0.0, onset=5.0), PACE)
     assert hit > 1.5 * steady[-1]
 
 
@@ -68,25 +70,46 @@ def test_the_flow_follows_the_loudness_and_slows_between_the_hits():
         return raw, normalised
 
     for _ in range(int(20 * FPS)):  # a song: loudness and onsets vary, the bands do not
-        flow.speed(*noted(0.0, rng.normal(0.0, 1.0), rng.normal(0.0, 1.0)))
+        flow.speed(*noted(0.0, rng.normal(0.0, 1.0), rng.normal(0.0, 1.0)), PACE)
     # Loud against the song with the same bands: faster; quiet: slower.
-    assert flow.speed(*noted(0.0, 2.0, 0.0)) > 1.3 * flow.speed(*noted(0.0, -2.0, 0.0))
+    assert flow.speed(*noted(0.0, 2.0, 0.0), PACE) > 1.3 * flow.speed(*noted(0.0, -2.0, 0.0), PACE)
     # Between the hits (onsets weaker than usual) the flow slows below its usual pace.
-    assert flow.speed(*noted(0.0, 0.0, -2.0)) < 0.5 * BASE_SPEED
+    assert flow.speed(*noted(0.0, 0.0, -2.0), PACE) < 0.5 * BASE_SPEED
+
+
+@pytest.mark.parametrize("pace", [0.0, 0.25, 0.5, 1.0])
+def test_the_looks_loudness_pace_sets_how_much_a_loud_passage_speeds_the_flow(pace):
+    """The same song heard by flows that give the loudness different shares: the speed
+    gained by a passage two standard deviations louder than the song's usual is 2 x pace
+    for every pace, and none without one."""
+    rng = np.random.default_rng(3)
+    flow = make_flow()
+    for _ in range(int(20 * FPS)):
+        raw, normalised = frame(0.0, onset=rng.normal(0.0, 1.0))
+        normalised[BANDS] = rng.normal(0.0, 1.0)
+        flow.speed(raw, normalised, pace)
+    raw, normalised = frame(0.0)
+    normalised[BANDS] = 0.0
+    # Each call moves the running range on by one frame: after 600 frames one more moves
+    # the usual and the spread by about 1/600, a 2-sigma passage's measure by ~0.3 %.
+    usual = flow.speed(raw, normalised, pace)
+    normalised[BANDS] = 2.0
+    loud = flow.speed(raw, normalised, pace)
+    assert loud - usual == pytest.approx(2.0 * pace, rel=0.05, abs=0.01)
 
 
 def test_digital_silence_holds_the_pattern_still():
     flow = make_flow()
     for _ in range(300):
-        flow.advance(*frame(0.0), rate=1.0)
+        flow.advance(*frame(0.0), rate=1.0, loudness=PACE)
     moving = flow.tau
     assert moving > 0.8 * BASE_SPEED * 10.0  # 10 s of music at its usual level
     before = flow.pattern()
     for _ in range(600):  # 20 s of silence: the running range forgets the music, still no flow
-        flow.advance(*frame(-3.0, db=-100.0), rate=1.0)
+        flow.advance(*frame(-3.0, db=-100.0), rate=1.0, loudness=PACE)
     assert flow.tau == moving
     assert torch.equal(flow.pattern(), before)
-    assert flow.speed(*frame(0.0, db=SILENT_DB)) == 0.0
+    assert flow.speed(*frame(0.0, db=SILENT_DB), PACE) == 0.0
 
 
 def test_the_pattern_changes_smoothly_with_sound_time_and_has_no_lattice():
@@ -110,9 +133,9 @@ def test_the_rate_scales_the_flow_and_zero_stops_it():
     a, b, still = make_flow(), make_flow(), make_flow()
     for _ in range(90):
         f = frame(0.0)
-        a.advance(*f, rate=1.0)
-        b.advance(*f, rate=2.0)
-        still.advance(*f, rate=0.0)
+        a.advance(*f, rate=1.0, loudness=PACE)
+        b.advance(*f, rate=2.0, loudness=PACE)
+        still.advance(*f, rate=0.0, loudness=PACE)
     assert b.tau == 2.0 * a.tau and still.tau == 0.0
 
 
@@ -137,20 +160,20 @@ def test_section_follows_the_passage_level_slowly_and_holds_on_silence():
     rng = np.random.default_rng(3)
     flow = make_flow()
     for _ in range(int(20 * FPS)):  # a verse at the song's usual level
-        flow.advance(*frame(rng.normal(0.0, 0.3)), rate=1.0)
+        flow.advance(*frame(rng.normal(0.0, 0.3)), rate=1.0, loudness=PACE)
     verse = flow.section
     assert abs(verse) < 0.5
-    flow.advance(*frame(1.5), rate=1.0)  # one loud frame is a hit, not a section
+    flow.advance(*frame(1.5), rate=1.0, loudness=PACE)  # one loud frame is a hit, not a section
     assert abs(flow.section - verse) < 0.1
     for _ in range(int(4 * FPS)):  # 4 s of a loud chorus
-        flow.advance(*frame(1.5 + rng.normal(0.0, 0.1)), rate=1.0)
+        flow.advance(*frame(1.5 + rng.normal(0.0, 0.1)), rate=1.0, loudness=PACE)
     assert flow.section > verse + 1.0
     for _ in range(int(8 * FPS)):  # a quiet bridge turns it the other way
-        flow.advance(*frame(-1.5 + rng.normal(0.0, 0.1)), rate=1.0)
+        flow.advance(*frame(-1.5 + rng.normal(0.0, 0.1)), rate=1.0, loudness=PACE)
     bridge = flow.section
     assert bridge < verse - 0.5
     for _ in range(int(10 * FPS)):  # silence: the palette holds where the music left it
-        flow.advance(*frame(-3.0, db=-100.0), rate=1.0)
+        flow.advance(*frame(-3.0, db=-100.0), rate=1.0, loudness=PACE)
     assert flow.section == bridge
 
 
@@ -158,11 +181,13 @@ def test_on_the_strongest_hits_section_glides_instead_of_snapping():
     rng = np.random.default_rng(4)
     flow = make_flow()
     for _ in range(int(20 * FPS)):  # a quiet verse with small hits...
-        flow.advance(*frame(-1.0 + rng.normal(0.0, 0.3), onset=abs(rng.normal(0.0, 1.0))), rate=1.0)
+        flow.advance(
+            *frame(-1.0 + rng.normal(0.0, 0.3), onset=abs(rng.normal(0.0, 1.0))), rate=1.0, loudness=PACE
+        )
     before = flow.section
     path = []
     for _ in range(int(FPS)):  # ...then a loud passage that enters on huge ones
-        flow.advance(*frame(2.0, onset=8.0), rate=1.0)
+        flow.advance(*frame(2.0, onset=8.0), rate=1.0, loudness=PACE)
         path.append(flow.section)
     turn = path[-1] - before
     assert turn > 1.5  # it gets there within the second...
