@@ -189,8 +189,15 @@ class FrameLoop:
         return self.flow.pattern() if rate > 0 else self.pattern
 
     @torch.inference_mode()
-    def step(self, raw: np.ndarray) -> torch.Tensor:
-        """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
+    def paint_next(self, raw: np.ndarray) -> torch.Tensor:
+        """The generator's picture (1, 3, H, W) for one raw feature vector, which the
+        feedback keeps (`previous`): `step` without the look's shown-frame effects (the
+        destriping, fold, tunnel, ink, lines, light and hue turn), for readers of the
+        painted picture (`synd.readback`). The loop's state moves on exactly as in `step`."""
+        return self._paint(raw)[0]
+
+    def _paint(self, raw: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """`paint_next`'s picture and the normalised features it was painted from."""
         fb = float(self.look.feedback)
         cond = self.condition(raw)
         given = self.condition_numpy()
@@ -200,6 +207,12 @@ class FrameLoop:
         base = torch.lerp(self.previous, pattern, 1.0 - fb)
         frame = self.paint(base, cond)
         self.previous = frame  # feedback takes the generator's own picture, never the lit one
+        return frame, given
+
+    @torch.inference_mode()
+    def step(self, raw: np.ndarray) -> torch.Tensor:
+        """One frame (1, 3, H, W) in [0, 1] for one raw feature vector."""
+        frame, given = self._paint(raw)
         if self.look.destripe > 0:
             if self._destripe is None:
                 self._destripe = Destripe(self.height, self.width, self.device)

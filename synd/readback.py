@@ -89,9 +89,9 @@ def paint_window(
     loop = render_loop(bundle, look, PAINT_SIZE, fps=bundle.features.fps)
     kept, given = [], []
     for i in range(max(0, start - SETTLE_FRAMES), start + span):
-        loop.step(raw[i])
+        painted = loop.paint_next(raw[i])  # the shown frame's effects are not read: skipped
         if i >= start and (i - start) % every == 0:
-            kept.append(to_rgb_uint8(loop.previous))  # the painted picture, as synd eval reads it
+            kept.append(to_rgb_uint8(painted))  # the painted picture, as synd eval reads it
             given.append(loop.condition_numpy())
     return Painted(np.stack(kept), np.stack(given).astype(np.float32), name)
 
