@@ -13,8 +13,8 @@ composition: the picture changes colour with the music but never moves. With
   its usual loudness and onset strength, faster when it is loud against itself (by
   `Look.loudness_pace` per standard deviation) and surging on every hit (loudness and
   onset strength standardised over the last `synd.stage.MEMORY_S` seconds, as the
-  stage does), slower between the hits, and not
-  at all on digital silence (`SILENT_DB`), so a silent input holds a still picture.
+  stage does), slower between the hits, and not at all on digital silence
+  (`SILENT_DB`), so a silent input holds a still picture.
   `Look.flow` multiplies the speed.
 
 So loud passages flow, quiet ones drift, hits push the shapes along and the song's
