@@ -52,7 +52,8 @@ def look_frames(preset: str, song: Path) -> np.ndarray:
     loop = render_loop(bundle, look, (640, 360))
     guard = FlashGuard(FPS)
     rows = song_features(song, bundle, FPS)
-    return np.stack([cv2.resize(guard(to_rgb_uint8(loop.step(r))), SIZE, interpolation=cv2.INTER_AREA) for r in rows])
+    shown = (guard(to_rgb_uint8(loop.step(r))) for r in rows)
+    return np.stack([cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in shown])
 
 
 def drives(feats: np.ndarray) -> np.ndarray:
@@ -122,7 +123,8 @@ def main() -> None:
             max(s[k] for s in scores) if k == "flashes_max" else float(np.mean([s[k] for s in scores]))
             for k in KEYS
         ]
-        print(f"| {contrast:g} | {gain:g} | {light:g} | " + " | ".join(f"{c:.2f}" for c in cells) + " |", flush=True)
+        row = [f"{v:g}" for v in (contrast, gain, light)] + [f"{c:.2f}" for c in cells]
+        print("| " + " | ".join(row) + " |", flush=True)
 
 
 if __name__ == "__main__":
